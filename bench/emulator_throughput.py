@@ -1,0 +1,221 @@
+"""Benchmark: is the emulator ever what limits a run?
+
+Measured in one run, against baselines from the same run (the machine is shared):
+1. throughput of valid POST /v2/deployments: the emulator over a bare JSON endpoint
+   on the same server stack (Starlette + uvicorn), both driven by wrk;
+2. the emulator's p99 service time at 40 requests/s (its own metrics);
+3. placement cost with 10,000 active deployments over an empty platform.
+
+Usage: make bench  (or .venv/bin/python bench/emulator_throughput.py --seconds 8)
+Needs wrk (Debian: apt-get install wrk). Writes bench/out/emulator.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+WORLD = BENCH / "world-unbounded.toml"
+OUT = BENCH / "out" / "emulator.json"
+TARGETS = {"ratio": 0.6, "emulator_rps": 2500, "p99_ms_at_40rps": 10.0, "placement_ratio": 1.2}
+
+
+class Server:
+    """Server runs a command that prints its base URL on its first line of stdout."""
+
+    def __init__(self, *command: str) -> None:
+        self.command = command
+
+    def __enter__(self) -> str:
+        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
+        return self.process.stdout.readline().strip()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+
+def bare_server() -> Server:
+    return Server(sys.executable, str(Path(__file__)), "--serve-bare")
+
+
+def emulator_server(*options: str) -> Server:
+    return Server(sys.executable, "-m", "edgebench.cli", "emulator", "--port", "0", *options)
+
+
+def wrk(url: str, seconds: float, connections: int) -> float:
+    """wrk returns requests/s of 2xx answers; any other answer fails the benchmark."""
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{round(seconds)}s",
+        "-s",
+        str(BENCH / "post_deploys.lua"),
+    ]
+    output = subprocess.run(
+        [*command, f"{url}/v2/deployments"], capture_output=True, text=True, check=True
+    )
+    if "Non-2xx" in output.stdout or "Socket errors" in output.stdout:
+        raise SystemExit(f"wrk saw failed requests against {url}:\n{output.stdout}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", output.stdout).group(1))
+
+
+def throughput(seconds: float, rounds: int, connections: int) -> dict:
+    bare, emulated = [], []
+    emulator_options = ("--rate-limit", "0", "--world", str(WORLD))
+    for _ in range(rounds):
+        with bare_server() as url:
+            wrk(url, 2, connections)  # warm-up
+            bare.append(wrk(url, seconds, connections))
+        with emulator_server(*emulator_options) as url:
+            wrk(url, 2, connections)
+            emulated.append(wrk(url, seconds, connections))
+        print(f"  round: bare {bare[-1]:,.0f}/s, emulator {emulated[-1]:,.0f}/s", flush=True)
+    bare_rps, emulator_rps = statistics.median(bare), statistics.median(emulated)
+    return {
+        "bare_rps": round(bare_rps),
+        "emulator_rps": round(emulator_rps),
+        "ratio": round(emulator_rps / bare_rps, 3),
+    }
+
+
+def service_time_at(rate: float, seconds: float) -> dict:
+    """service_time_at paces valid deploys at `rate` per second and reads the emulator's p99."""
+    bodies = [json.loads(line) for line in _lua_bodies()]
+    # The limit is off: a paced client that catches up after a stall would be refused.
+    options = ("--world", str(WORLD), "--rate-limit", "0")
+    with emulator_server(*options) as url, httpx.Client(base_url=url) as client:
+        headers = {"Authorization": "token bench"}
+        started = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            time.sleep(max(0.0, started + i / rate - time.perf_counter()))
+            response = client.post("/v2/deployments", json=bodies[i % len(bodies)], headers=headers)
+            response.raise_for_status()
+        service = client.get("/_emulator/metrics").json()["service_time_ms"]
+    return {"p50_ms": service["p50"], "p99_ms": service["p99"], "max_ms": service["max"]}
+
+
+def _lua_bodies() -> list[str]:
+    return re.findall(r"'(\{.*?\})'", (BENCH / "post_deploys.lua").read_text())
+
+
+def placement_cost(active: int, batch: int, rounds: int) -> dict:
+    """placement_cost times Platform.deploy on an empty platform and on one with `active`."""
+    from emulator import DeployRequest, Distribution, load_world
+    from emulator._geo import Position
+
+    world = load_world(WORLD)
+    never_ending = Distribution.fixed(1e12)
+    world = world.__class__(**{**_fields(world), "lifecycle": _lifecycle(world, never_ending)})
+    rng = random.Random(1)
+    requests = [
+        DeployRequest("my-game", "1.0.0", (Position(rng.uniform(-60, 70), rng.uniform(-180, 180)),))
+        for _ in range(batch)
+    ]
+    empty, loaded = [], []
+    for _ in range(rounds):
+        for prefill, samples in ((0, empty), (active, loaded)):
+            samples.append(_deploy_cost(world, requests, prefill))
+    # Each round's two runs are back to back: their ratio cancels the machine's drift.
+    ratios = [with_active / alone for alone, with_active in zip(empty, loaded, strict=True)]
+    return {
+        "empty_us": round(statistics.median(empty) * 1e6, 2),
+        f"active_{active}_us": round(statistics.median(loaded) * 1e6, 2),
+        "placement_ratio": round(statistics.median(ratios), 3),
+    }
+
+
+def _deploy_cost(world, requests: list, prefill: int) -> float:
+    """_deploy_cost is seconds per deploy (with its lifecycle) on a platform in steady state."""
+    from emulator import Platform
+
+    platform = Platform(world)
+    for request in requests:  # the same grid cells are ranked (cached) in both cases
+        platform.deploy(request, now=0)
+    platform.reset()
+    for i in range(prefill):
+        platform.deploy(requests[i % len(requests)], now=0)
+    settled = 1_000.0  # every prefilled deployment is READY, none due to end
+    platform.advance(settled)
+    # CPU time of this process: the machine is shared, wall time would count the neighbours.
+    started = time.process_time()
+    for i, request in enumerate(requests):
+        now = settled + i * 1e-2
+        platform.deploy(request, now=now)
+        platform.advance(now)
+    return (time.process_time() - started) / len(requests)
+
+
+def _fields(world) -> dict:
+    return {name: getattr(world, name) for name in world.__dataclass_fields__}
+
+
+def _lifecycle(world, lifetime):
+    from dataclasses import replace
+
+    return replace(world.lifecycle, lifetime_s=lifetime)
+
+
+def serve_bare() -> None:
+    sys.path.insert(0, str(BENCH))
+    from bare_app import app
+
+    from emulator import serve
+
+    serve(app, "127.0.0.1", 0, on_ready=lambda url: print(url, flush=True))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="bare/emulator pairs (median kept)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare:
+        serve_bare()
+        return 0
+    if shutil.which("wrk") is None:
+        print("Error: wrk not found; install it (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    print("throughput (wrk, valid POST /v2/deployments, rate limit off):", flush=True)
+    results = throughput(args.seconds, args.rounds, args.connections)
+    print("service time at 40 requests/s:", flush=True)
+    results |= service_time_at(40, 10)
+    print("placement cost:", flush=True)
+    results |= placement_cost(active=10_000, batch=10_000, rounds=7)
+    return report(results)
+
+
+def report(results: dict) -> int:
+    checks = {
+        "ratio": results["ratio"] >= TARGETS["ratio"],
+        "emulator_rps": results["emulator_rps"] >= TARGETS["emulator_rps"],
+        "p99_ms_at_40rps": results["p99_ms"] <= TARGETS["p99_ms_at_40rps"],
+        "placement_ratio": results["placement_ratio"] <= TARGETS["placement_ratio"],
+    }
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps({"results": results, "targets": TARGETS, "met": checks}, indent=2))
+    for key, value in results.items():
+        print(f"  {key:>22}: {value}")
+    for key, met in checks.items():
+        print(f"  target {key} {'met' if met else 'MISSED'} ({TARGETS[key]})")
+    print(f"wrote {OUT}")
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Turns `edgebench emulator` options into an EmulatorConfig and serves it."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import click
+
+from emulator import (
+    ConfigError,
+    Distribution,
+    EmulatorConfig,
+    Faults,
+    RateLimits,
+    create_app,
+    load_world,
+    serve,
+)
+
+
+def emulator_config(
+    world: Path | None,
+    rate_limit: int,
+    status_rate_limit: int,
+    shared_deploy_budget: bool,
+    time_scale: float,
+    seed: int,
+    tokens_file: Path | None,
+    fault_error_share: float,
+    fault_drop_share: float,
+    fault_latency_ms: float,
+) -> EmulatorConfig:
+    limits = RateLimits(
+        deploy=rate_limit,
+        status=status_rate_limit,
+        shared_deploy_budget=shared_deploy_budget,
+        enabled=rate_limit > 0,
+    )
+    latency = Distribution("exponential", fault_latency_ms) if fault_latency_ms else None
+    faults = Faults(latency, fault_error_share, fault_drop_share)
+    if faults.error_share + faults.drop_share > 1:
+        raise ConfigError("--fault-error-share", "plus --fault-drop-share exceeds 1", "lower them")
+    return EmulatorConfig(
+        world=load_world(world),
+        seed=seed,
+        time_scale=time_scale,
+        rate_limits=limits,
+        accepted_tokens=read_tokens(tokens_file) if tokens_file else None,
+        faults=faults,
+    )
+
+
+def read_tokens(path: Path) -> frozenset[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(
+            "--tokens-file", f"cannot read {path}: {exc.strerror}", "pass a readable file"
+        ) from None
+    tokens = frozenset(line.strip() for line in lines if line.strip())
+    if not tokens:
+        raise ConfigError("--tokens-file", f"{path} has no tokens", "write one token a line")
+    return tokens
+
+
+def run_emulator(config: EmulatorConfig, host: str, port: int) -> None:
+    def announce(url: str) -> None:
+        limits = config.rate_limits
+        limit = f"{limits.deploy}/s per deploy endpoint" if limits.enabled else "off"
+        click.echo(url)
+        click.echo(
+            f"edgebench emulator: world {config.world.source} "
+            f"({len(config.world.locations)} locations), rate limit {limit}, "
+            f"time scale {config.time_scale:g}x, seed {config.seed}. Ctrl-C stops it.",
+            err=True,
+        )
+
+    # uvicorn re-raises Ctrl-C after its graceful shutdown: stopping is the normal end.
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(create_app(config), host, port, on_ready=announce)

@@ -1,0 +1,93 @@
+"""The `edgebench` command: it only wires the rooms (emulator, traffic, analysis) together."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from edgebench import __version__
+
+
+class InputError(click.ClickException):
+    """InputError is bad input from the user: `Error: <what, where, fix>` and exit code 2."""
+
+    exit_code = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgebench")
+def main() -> None:
+    """Load-test and capacity-benchmark Edgegap's deployment API."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8787,
+    show_default=True,
+    help="0: any free port.",
+)
+@click.option(
+    "--world",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="World file (TOML). Default: the shipped world of 39 cities.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.IntRange(min=0),
+    default=40,
+    show_default=True,
+    help="Deploy requests/s per token on each deploy endpoint; 0 turns every limit off.",
+)
+@click.option("--status-rate-limit", type=click.IntRange(min=0), default=20, show_default=True)
+@click.option(
+    "--shared-deploy-budget",
+    is_flag=True,
+    help="Both deploy endpoints draw on one budget (default: one each).",
+)
+@click.option(
+    "--time-scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Platform seconds per wall second (60: a 15-minute match lasts 15 s).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random draw.")
+@click.option(
+    "--tokens-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Accept only the tokens in this file (one a line). Default: any non-empty token.",
+)
+@click.option(
+    "--fault-error-share", type=click.FloatRange(0, 1), default=0.0, help="Share answered 500."
+)
+@click.option(
+    "--fault-drop-share",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Share of dropped connections.",
+)
+@click.option(
+    "--fault-latency-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Mean extra latency (exponential).",
+)
+def emulator(**options) -> None:
+    """Serve the Edgegap API emulator until Ctrl-C; prints its base URL first."""
+    from edgebench._emulator_cli import emulator_config, run_emulator
+    from emulator import EmulatorError
+
+    try:
+        config = emulator_config(**{k: v for k, v in options.items() if k not in ("host", "port")})
+        run_emulator(config, options["host"], options["port"])
+    except EmulatorError as exc:
+        raise InputError(str(exc)) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

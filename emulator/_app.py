@@ -1,0 +1,362 @@
+"""The emulator as an ASGI app: Edgegap's routes over the capacity model.
+
+Every API request goes through the same steps, in this order:
+injected faults -> auth (401) -> rate limit (429) -> body checks (400) -> the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from emulator._clock import PlatformClock
+from emulator._errors import ConfigError
+from emulator._faults import Faults, draw_fault
+from emulator._geo import warm_up
+from emulator._metrics import Metrics
+from emulator._platform import Platform, Status, StopOutcome
+from emulator._ratelimit import RateLimiter, RateLimits
+from emulator._validation import BadRequest, parse_deploy, parse_fleet_deploy
+from emulator._views import deployment_summary, list_item, status_body
+from emulator._webhooks import WebhookSender
+from emulator._world import World, load_world
+
+TICK_MAX_S = 0.05
+ALLOCATION_FAILED = "Couldn't Allocate Server"
+INVALID_APPLICATION = "Invalid Application or Application Version"
+Handler = Callable[[Request, float], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """EmulatorConfig is everything an emulator instance is built from.
+
+    EmulatorConfig(time_scale=60)  # a platform minute per wall second
+    """
+
+    world: World = field(default_factory=load_world)
+    seed: int = 0
+    time_scale: float = 1.0
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    accepted_tokens: frozenset[str] | None = None
+    faults: Faults = field(default_factory=Faults)
+    max_body_bytes: int = 64 * 1024
+    webhook_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.time_scale > 0:
+            raise ConfigError("time_scale", "must be above 0", "e.g. 1 (real time) or 60")
+        if self.max_body_bytes <= 0:
+            raise ConfigError("max_body_bytes", "must be above 0", "e.g. 65536")
+
+
+def json_response(status: int, body: object, headers: dict | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def error(status: int, message: str, **details: str) -> Response:
+    body: dict = {"message": message}
+    if details:
+        body["details"] = details
+    return json_response(status, body)
+
+
+class DroppedConnection(Response):
+    """DroppedConnection starts a response and never finishes it: the server closes the socket."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=0)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", b"64")],
+        }
+        await send(start)
+
+
+def parse_token(header: str | None) -> str | None:
+    """parse_token reads `Authorization: token <value>`; None when missing or malformed."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() != "token" or not value or any(c.isspace() for c in value):
+        return None
+    return value
+
+
+class Emulator:
+    """Emulator holds one emulated platform's state and answers its routes."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.clock = PlatformClock(config.time_scale)
+        self.platform = Platform(config.world, seed=config.seed)
+        self.limiter = RateLimiter(config.rate_limits)
+        self.metrics = Metrics()
+        self.faults = config.faults
+        self.webhooks = WebhookSender(self.metrics, config.webhook_timeout_s)
+        self._fault_rng = random.Random(f"faults-{config.seed}")
+        self.deployments_created = 0
+
+    def reset(self) -> None:
+        self.platform.reset()
+        self.limiter.reset()
+        self.metrics.reset()
+        self.clock.restart()
+        self._fault_rng = random.Random(f"faults-{self.config.seed}")
+        self.deployments_created = 0
+
+    # Time -----------------------------------------------------------------
+
+    def advance(self) -> float:
+        """advance brings the platform to now and sends the webhooks that became due."""
+        now = self.clock.now()
+        self.platform.advance(now)
+        self._send_webhooks()
+        return now
+
+    def _send_webhooks(self) -> None:
+        for event, dep, when in self.platform.drain_outbox():
+            body = orjson.dumps(status_body(dep, self.clock, when))
+            self.webhooks.submit(dep.webhooks[event], body)
+
+    async def tick_forever(self) -> None:
+        """tick_forever runs transitions on time even when no request comes."""
+        while True:
+            self.advance()
+            due = self.platform.next_event_at()
+            wait = TICK_MAX_S
+            if due is not None:
+                wait = min(wait, self.clock.wall_delay(due - self.clock.now()))
+            await asyncio.sleep(max(0.001, wait))
+
+    # Requests ---------------------------------------------------------------
+
+    def api(self, route: str, group: str, handler: Handler) -> Callable:
+        async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            response = await self._respond(request, group, handler)
+            status = response.status_code or "dropped"
+            self.metrics.record(route, status, time.perf_counter() - started)
+            return response
+
+        return endpoint
+
+    async def _respond(self, request: Request, group: str, handler: Handler) -> Response:
+        if self.faults.active:
+            delay, fault = draw_fault(self.faults, self._fault_rng)
+            if delay:
+                await asyncio.sleep(delay)
+            if fault == "error":
+                return error(500, "Internal Server Error (injected fault)")
+            if fault == "drop":
+                return DroppedConnection()
+        token = parse_token(request.headers.get("authorization"))
+        if token is None:
+            return error(401, "Unauthorized - Missing Token", header="Authorization: token <value>")
+        if self.config.accepted_tokens is not None and token not in self.config.accepted_tokens:
+            return error(401, "Unauthorized - Invalid Token")
+        retry_after = self.limiter.check(token, group)
+        if retry_after is not None:
+            headers = {"Retry-After": str(retry_after)}
+            return json_response(429, {"message": "Too Many Requests"}, headers)
+        now = self.advance()
+        try:
+            return await handler(request, now)
+        except BadRequest as exc:
+            return error(400, f"Invalid request: {exc}", field=exc.field, reason=exc.reason)
+        finally:
+            self._send_webhooks()
+
+    async def read_json(self, request: Request) -> object:
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise BadRequest("content-type", "must be application/json")
+        limit = self.config.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if _whole_number(declared) is not None and int(declared) > limit:
+            raise BadRequest("body", f"is larger than {limit} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest("body", f"is larger than {limit} bytes")
+            chunks.append(chunk)
+        try:
+            return orjson.loads(b"".join(chunks))
+        except orjson.JSONDecodeError:
+            raise BadRequest("body", "is not valid JSON") from None
+
+    async def deploy(self, request: Request, now: float) -> Response:
+        return self._create(parse_deploy(await self.read_json(request)), now)
+
+    async def fleet_deploy(self, request: Request, now: float) -> Response:
+        deploy_request = parse_fleet_deploy(await self.read_json(request))
+        for i, host_id in enumerate(deploy_request.private_host_ids or ()):
+            if host_id not in self.config.world.private_hosts:
+                message = "Invalid request: unknown private host"
+                return error(400, message, field=f"private_host_ids[{i}]", reason="unknown host")
+        return self._create(deploy_request, now)
+
+    def _create(self, deploy_request, now: float) -> Response:
+        if not self.config.world.knows(deploy_request.application, deploy_request.version):
+            return error(400, INVALID_APPLICATION, field="application", reason="not registered")
+        dep = self.platform.deploy(deploy_request, now)
+        self.deployments_created += 1
+        if dep.status is Status.ERROR:
+            message = f"{ALLOCATION_FAILED}: {dep.error_detail}"
+            return json_response(422, {"request_id": dep.request_id, "message": message})
+        return json_response(202, {"request_id": dep.request_id})
+
+    async def status(self, request: Request, now: float) -> Response:
+        dep = self.platform.get(request.path_params["request_id"])
+        if dep is None:
+            return error(404, "Deployment not found")
+        return json_response(200, status_body(dep, self.clock, now))
+
+    async def stop(self, request: Request, now: float) -> Response:
+        request_id = request.path_params["request_id"]
+        outcome = self.platform.stop(request_id, now)
+        if outcome is StopOutcome.UNKNOWN:
+            return error(404, "Deployment not found")
+        if outcome is StopOutcome.GONE:
+            return error(410, "Deployment is already terminated")
+        if outcome is StopOutcome.STOPPING:
+            return json_response(202, {"message": "Deployment will be stopped once it is ready"})
+        summary = deployment_summary(self.platform.get(request_id), self.clock, now)
+        body = {"message": "Instance is terminating", "deployment_summary": summary}
+        return json_response(200, body)
+
+    async def list_deployments(self, request: Request, now: float) -> Response:
+        page = _positive_int(request, "page", 1)
+        limit = _positive_int(request, "limit", 100)
+        active = self.platform.active()
+        chosen = active[(page - 1) * limit : page * limit]
+        body = {"data": [list_item(dep, self.clock) for dep in chosen], "total_count": len(active)}
+        return json_response(200, body)
+
+    # Control ------------------------------------------------------------------
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        self.advance()
+        by_location = self.platform.active_by_location()
+        body = self.metrics.snapshot() | {
+            "active_deployments": {
+                "total": len(self.platform.active()),
+                "holding_capacity": sum(by_location.values()),
+                "by_location": by_location,
+                "by_private_host": self.platform.active_by_host(),
+            },
+            "allocation_failures": dict(self.platform.failures),
+            "deployments_created": self.deployments_created,
+            "platform_time_s": round(self.clock.now(), 3),
+            "time_scale": self.config.time_scale,
+            "faults": self.faults.describe(),
+        }
+        return json_response(200, body)
+
+    async def reset_endpoint(self, request: Request) -> Response:
+        self.reset()
+        return json_response(200, {"message": "emulator reset"})
+
+    async def faults_endpoint(self, request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                changes = orjson.loads(await request.body())
+                if not isinstance(changes, dict):
+                    raise ConfigError("body", "must be a JSON object", 'e.g. {"error_share": 0.1}')
+                self.faults = self.faults.updated(changes)
+            except orjson.JSONDecodeError:
+                return error(400, "Invalid request: body is not valid JSON")
+            except ConfigError as exc:
+                return error(400, f"Invalid request: {exc}", field=exc.key, reason=exc.problem)
+        return json_response(200, self.faults.describe())
+
+    def routes(self) -> list[Route]:
+        api = self.api
+        return [
+            Route(
+                "/v2/deployments",
+                api("POST /v2/deployments", "deploy", self.deploy),
+                methods=["POST"],
+            ),
+            Route(
+                "/v2/private-fleets/deployments",
+                api("POST /v2/private-fleets/deployments", "fleet-deploy", self.fleet_deploy),
+                methods=["POST"],
+            ),
+            Route(
+                "/v1/status/{request_id}",
+                api("GET /v1/status/{request_id}", "status", self.status),
+                methods=["GET"],
+            ),
+            Route(
+                "/v1/stop/{request_id}",
+                api("DELETE /v1/stop/{request_id}", "stop", self.stop),
+                methods=["DELETE"],
+            ),
+            Route(
+                "/v1/deployments",
+                api("GET /v1/deployments", "list", self.list_deployments),
+                methods=["GET"],
+            ),
+            Route("/_emulator/metrics", self.metrics_endpoint, methods=["GET"]),
+            Route("/_emulator/reset", self.reset_endpoint, methods=["POST"]),
+            Route("/_emulator/faults", self.faults_endpoint, methods=["GET", "POST"]),
+        ]
+
+
+def _positive_int(request: Request, name: str, default: int) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    number = _whole_number(text)
+    if number is None or number < 1:
+        raise BadRequest(name, "must be a whole number >= 1")
+    return number
+
+
+def _whole_number(text: str) -> int | None:
+    """_whole_number parses plain ASCII digits (at most 18 of them), else None."""
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
+    return None
+
+
+def create_app(config: EmulatorConfig | None = None) -> Starlette:
+    """create_app builds the emulator's ASGI app; `app.state.emulator` is its state.
+
+    >>> app = create_app(EmulatorConfig(seed=7))
+    """
+    warm_up()
+    emulator = Emulator(config or EmulatorConfig())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        await emulator.webhooks.start()
+        ticker = asyncio.create_task(emulator.tick_forever())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            await emulator.webhooks.stop()
+
+    app = Starlette(routes=emulator.routes(), lifespan=lifespan)
+    app.state.emulator = emulator
+    return app

@@ -1,0 +1,99 @@
+"""Distributions of durations (boot delay, match length, extra latency).
+
+A distribution is written in TOML as an inline table:
+
+    boot_s = { distribution = "lognormal", median = 3.0, sigma = 0.25 }
+    lifetime_s = { distribution = "uniform", low = 600, high = 1200 }
+    terminate_s = { distribution = "fixed", value = 1.0 }
+    latency_ms = { distribution = "exponential", mean = 20 }
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from emulator._errors import ConfigError
+
+_PARAMETERS = {
+    "fixed": ("value",),
+    "uniform": ("low", "high"),
+    "lognormal": ("median", "sigma"),
+    "exponential": ("mean",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """Distribution draws non-negative durations from a seeded random source."""
+
+    kind: str
+    a: float
+    b: float = 0.0
+
+    @classmethod
+    def fixed(cls, value: float) -> Distribution:
+        return cls("fixed", value)
+
+    def sample(self, rng: random.Random) -> float:
+        if self.kind == "fixed":
+            return self.a
+        if self.kind == "uniform":
+            return rng.uniform(self.a, self.b)
+        if self.kind == "lognormal":
+            return rng.lognormvariate(math.log(self.a), self.b)
+        return rng.expovariate(1.0 / self.a) if self.a > 0 else 0.0
+
+    def scaled(self, factor: float) -> Distribution:
+        """scaled multiplies every drawn value by factor (sigma is a shape, not a scale)."""
+        if self.kind == "lognormal":
+            return Distribution(self.kind, self.a * factor, self.b)
+        return Distribution(self.kind, self.a * factor, self.b * factor)
+
+
+def parse_distribution(value: object, where: str) -> Distribution:
+    """parse_distribution reads a TOML table into a Distribution, or raises ConfigError."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _checked(Distribution.fixed(float(value)), where)
+    if not isinstance(value, dict):
+        raise ConfigError(where, "must be a number or a table", _example())
+    kind = value.get("distribution", "fixed")
+    if kind not in _PARAMETERS:
+        raise ConfigError(
+            f"{where}.distribution", f"unknown distribution {kind!r}", f"use one of {_kinds()}"
+        )
+    names = _PARAMETERS[kind]
+    unknown = sorted(set(value) - {"distribution", *names})
+    if unknown:
+        fix = f"a {kind} distribution takes {', '.join(names)}"
+        raise ConfigError(f"{where}.{unknown[0]}", "unknown key", fix)
+    numbers = [_number(value, name, where) for name in names]
+    return _checked(Distribution(kind, *numbers), where)
+
+
+def _number(table: dict, name: str, where: str) -> float:
+    if name not in table:
+        raise ConfigError(f"{where}.{name}", "is missing", _example())
+    number = table[name]
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise ConfigError(f"{where}.{name}", "must be a number", _example())
+    return float(number)
+
+
+def _checked(dist: Distribution, where: str) -> Distribution:
+    if dist.a < 0 or dist.b < 0:
+        raise ConfigError(where, "durations cannot be negative", "use values >= 0")
+    if dist.kind == "uniform" and dist.b < dist.a:
+        raise ConfigError(f"{where}.high", "is below low", "make high >= low")
+    if dist.kind == "lognormal" and dist.a <= 0:
+        raise ConfigError(f"{where}.median", "must be above 0", "use a positive median")
+    return dist
+
+
+def _kinds() -> str:
+    return ", ".join(_PARAMETERS)
+
+
+def _example() -> str:
+    return 'write e.g. { distribution = "lognormal", median = 3.0, sigma = 0.25 }'

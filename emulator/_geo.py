@@ -1,0 +1,169 @@
+"""Positions on the globe: great-circle geometry, and where an IP address is.
+
+IP addresses are located with geoip2fast's bundled data (IPv4 and IPv6 in one
+file) to a country, and the country to its geographic centre as published by
+countryinfo. Both ship their data inside the package: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+EARTH_RADIUS_KM = 6371.0088
+
+# geoip2fast's file with both address families; its module keeps one database
+# per process, so every lookup in edgebench goes through `ip_country` below.
+GEOIP_DATA_FILE = "geoip2fast-ipv6.dat.gz"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Position is a point on the globe in decimal degrees."""
+
+    latitude: float
+    longitude: float
+
+    def unit_vector(self) -> tuple[float, float, float]:
+        lat, lon = math.radians(self.latitude), math.radians(self.longitude)
+        return (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
+
+
+def great_circle_km(a: Position, b: Position) -> float:
+    """great_circle_km is the haversine distance between two positions."""
+    lat1, lat2 = math.radians(a.latitude), math.radians(b.latitude)
+    dlat = lat2 - lat1
+    dlon = math.radians(b.longitude - a.longitude)
+    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def chord_to_km(dot: float) -> float:
+    """chord_to_km turns the dot product of two unit vectors into kilometres."""
+    return EARTH_RADIUS_KM * math.acos(max(-1.0, min(1.0, dot)))
+
+
+def centre(positions: Iterable[Position]) -> Position | None:
+    """centre is the spherical mean of positions: the players' centre of gravity.
+
+    >>> centre([Position(0, 10), Position(0, 20)])
+    Position(latitude=0.0, longitude=15.0)
+    """
+    points = list(positions)
+    if len(points) <= 1:
+        return points[0] if points else None
+    x = y = z = 0.0
+    for point in points:
+        px, py, pz = point.unit_vector()
+        x, y, z = x + px, y + py, z + pz
+    norm = math.sqrt(x * x + y * y + z * z)
+    if norm < 1e-9:
+        # Antipodal players have no centre; the first player's position decides.
+        return points[0]
+    lat = math.degrees(math.asin(z / norm))
+    lon = math.degrees(math.atan2(y, x))
+    return Position(round(lat, 6), round(lon, 6))
+
+
+@functools.cache
+def _geoip():
+    from geoip2fast import GeoIP2Fast
+
+    return GeoIP2Fast(verbose=False, geoip2fast_data_file=GEOIP_DATA_FILE)
+
+
+# Territories geoip2fast knows and countryinfo lacks (centres from their capitals).
+_TERRITORIES = {
+    "AQ": Position(-75.0, 0.0),
+    "AX": Position(60.1, 19.94),
+    "BL": Position(17.9, -62.83),
+    "BQ": Position(12.18, -68.25),
+    "BV": Position(-54.43, 3.38),
+    "CW": Position(12.17, -68.99),
+    "MF": Position(18.08, -63.05),
+    "SX": Position(18.04, -63.07),
+    "TC": Position(21.75, -71.58),
+    "UM": Position(19.3, 166.6),
+    "VG": Position(18.43, -64.62),
+    "VI": Position(18.34, -64.93),
+    "XK": Position(42.6, 20.9),
+}
+
+
+@functools.cache
+def country_positions() -> dict[str, Position]:
+    """country_positions maps ISO 3166 alpha-2 codes to each country's centre."""
+    from countryinfo import all_countries
+
+    positions = dict(_TERRITORIES)
+    for country in all_countries():
+        latlng = country.latlng()
+        code = (country.iso() or {}).get("alpha2")
+        if code and latlng and len(latlng) == 2:
+            positions[code.upper()] = Position(float(latlng[0]), float(latlng[1]))
+    return positions
+
+
+@functools.cache
+def country_regions() -> dict[str, str]:
+    """country_regions maps ISO alpha-2 codes to countryinfo's region (continent)."""
+    from countryinfo import all_countries
+
+    regions = {}
+    for country in all_countries():
+        code = (country.iso() or {}).get("alpha2")
+        if code:
+            regions[code.upper()] = country.region() or ""
+    return regions
+
+
+def warm_up() -> None:
+    """warm_up loads the IP and country data now, so no request pays for it."""
+    _geoip()
+    country_positions()
+
+
+def is_public_address(text: str) -> bool:
+    """is_public_address is true for a globally routable unicast IPv4 or IPv6 address."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return address.is_global and not address.is_multicast
+
+
+@functools.lru_cache(maxsize=65536)
+def ip_country(text: str) -> str | None:
+    """ip_country is the ISO alpha-2 code geoip2fast gives an address, or None."""
+    if not is_public_address(text):
+        return None
+    code = _geoip().lookup(text).country_code
+    return code if len(code) == 2 and code.isalpha() else None
+
+
+def locate_ip(text: str) -> Position | None:
+    """locate_ip is the centre of the address's country, or None when unknown."""
+    code = ip_country(text)
+    return country_positions().get(code) if code else None
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_and_locate_ip(text: str) -> tuple[bool, Position | None]:
+    """parse_and_locate_ip is (is it an IP address at all, where its country is)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False, None
+    return True, locate_ip(text)
+
+
+def geoip_country_codes() -> list[str]:
+    """geoip_country_codes lists the ISO codes geoip2fast's data can answer with."""
+    _geoip()
+    from geoip2fast import geoip2fast as data
+
+    codes = (name.split(":")[0] for name in data.mainListNamesCountry)
+    return sorted(code for code in codes if len(code) == 2 and code.isalpha())

@@ -1,0 +1,348 @@
+"""The capacity model: where deployments go, and what happens to them over time.
+
+Platform is a pure state machine driven by the caller's clock (platform
+seconds): no sockets, no threads, no wall time. The app turns HTTP into calls
+here; tests drive it with a fake clock.
+
+A deployment's life:
+
+    SEEKING --(20% of boot)--> DEPLOYING --(boot)--> READY --(lifetime)--> TERMINATED
+       |                                               |
+       +-- DELETE /v1/stop: stopped once READY         +-- DELETE /v1/stop --> TERMINATING
+                                                                  --(terminate_s)--> TERMINATED
+    no location could take it: ERROR --(error_retention_s)--> TERMINATED
+
+A slot at a location (or private host) is held from SEEKING until TERMINATED.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+
+from emulator._events import EventQueue
+from emulator._geo import EARTH_RADIUS_KM, Position, centre
+from emulator._world import Location, PrivateHost, World
+
+SEEK_SHARE_OF_BOOT = 0.2
+RETAIN_TERMINATED = 100_000
+# Players' centres are ranked against locations on a 0.1-degree grid (about 11 km),
+# so the ranking of a grid cell is computed once and placement stays cheap.
+GRID_PER_DEGREE = 10
+RANKING_CACHE_SIZE = 65_536
+
+
+class Status(StrEnum):
+    """Status is a deployment state, spelt as Edgegap's /v1/status reports it."""
+
+    SEEKING = "Status.SEEKING"
+    DEPLOYING = "Status.DEPLOYING"
+    READY = "Status.READY"
+    ERROR = "Status.ERROR"
+    TERMINATING = "Status.TERMINATING"
+    TERMINATED = "Status.TERMINATED"
+
+
+class Cause(StrEnum):
+    """Cause says why a deployment could not be allocated (a 422)."""
+
+    NO_CAPACITY = "no_capacity"
+    OUT_OF_RANGE = "out_of_range"
+    NO_CACHED_LOCATION = "no_cached_location"
+    UNLOCATABLE_USERS = "unlocatable_users"
+
+
+class StopOutcome(Enum):
+    """StopOutcome is what DELETE /v1/stop answers: 200, 202, 410 or 404."""
+
+    STOPPED = 200
+    STOPPING = 202
+    GONE = 410
+    UNKNOWN = 404
+
+
+@dataclass(frozen=True, slots=True)
+class DeployRequest:
+    """DeployRequest is a validated deploy or fleet-deploy body."""
+
+    application: str
+    version: str
+    positions: tuple[Position, ...]
+    require_cached: bool = False
+    private_host_ids: tuple[str, ...] | None = None
+    tags: tuple[str, ...] = ()
+    webhooks: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class Deployment:
+    """Deployment is one request's server, from SEEKING to TERMINATED."""
+
+    request_id: str
+    application: str
+    version: str
+    created_at: float
+    status: Status
+    location: Location | None = None
+    host: PrivateHost | None = None
+    tags: tuple[str, ...] = ()
+    webhooks: dict[str, str] = field(default_factory=dict)
+    last_status: Status | None = None
+    error_detail: str = ""
+    ready_at: float | None = None
+    removed_at: float | None = None
+    stop_requested: bool = False
+    port: int = 0
+    location_index: int = -1
+    boot_s: float = 0.0
+
+    @property
+    def terminated(self) -> bool:
+        return self.status in (Status.TERMINATING, Status.TERMINATED)
+
+
+# Event kind -> (the status it applies to, the status it leads to).
+_TRANSITIONS = {
+    "deploying": (Status.SEEKING, Status.DEPLOYING),
+    "ready": (Status.DEPLOYING, Status.READY),
+    "end": (Status.READY, Status.TERMINATED),
+    "terminated": (Status.TERMINATING, Status.TERMINATED),
+    "cleanup": (Status.ERROR, Status.TERMINATED),
+}
+# Which webhook a new status triggers.
+WEBHOOK_EVENTS = {
+    Status.READY: "webhook_on_ready",
+    Status.ERROR: "webhook_on_error",
+    Status.TERMINATED: "webhook_on_terminated",
+}
+
+
+class Platform:
+    """Platform places deployments on a World and runs their lifecycle.
+
+    >>> from emulator._world import load_world
+    >>> platform = Platform(load_world(), seed=1)
+    >>> dep = platform.deploy(DeployRequest("my-game", "1.0.0", (Position(45.5, -73.6),)), now=0)
+    >>> dep.status, dep.location.city
+    (<Status.SEEKING: 'Status.SEEKING'>, 'Montreal')
+    """
+
+    def __init__(self, world: World, seed: int = 0, retain_terminated: int = RETAIN_TERMINATED):
+        self.world = world
+        self.seed = seed
+        self.retain_terminated = retain_terminated
+        self._vectors = [loc.position.unit_vector() for loc in world.locations]
+        self._capacities = [loc.capacity for loc in world.locations]
+        self._min_dot = math.cos(min(world.max_distance_km / EARTH_RADIUS_KM, math.pi))
+        self._rankings: dict[tuple[int, int, bool], tuple[int, ...] | Cause] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """reset forgets every deployment and re-seeds every random draw."""
+        self._rng = random.Random(self.seed)
+        self._id_rng = random.Random(f"ids-{self.seed}")
+        self._location_used = [0] * len(self.world.locations)
+        self._host_used = dict.fromkeys(self.world.private_hosts, 0)
+        self._deployments: dict[str, Deployment] = {}
+        self._active: dict[str, Deployment] = {}
+        self._terminated: deque[str] = deque()
+        self._events = EventQueue()
+        self.failures: Counter[str] = Counter()
+        self.outbox: list[tuple[str, Deployment, float]] = []
+
+    # Requests -------------------------------------------------------------
+
+    def deploy(self, request: DeployRequest, now: float) -> Deployment:
+        """deploy places a request: SEEKING where it fits, ERROR (a 422) where nothing does."""
+        dep = Deployment(
+            request_id=self._new_id(),
+            application=request.application,
+            version=request.version,
+            created_at=now,
+            status=Status.SEEKING,
+            tags=request.tags,
+            webhooks=request.webhooks,
+            port=self._rng.randrange(30000, 60000),
+        )
+        self._deployments[dep.request_id] = dep
+        self._active[dep.request_id] = dep
+        target, cause = self._place(request)
+        if cause is not None:
+            self._fail(dep, cause, now)
+        else:
+            self._start(dep, target, now)
+        return dep
+
+    def get(self, request_id: str) -> Deployment | None:
+        return self._deployments.get(request_id)
+
+    def stop(self, request_id: str, now: float) -> StopOutcome:
+        """stop ends a deployment early, as DELETE /v1/stop does."""
+        dep = self._deployments.get(request_id)
+        if dep is None:
+            return StopOutcome.UNKNOWN
+        if dep.terminated:
+            return StopOutcome.GONE
+        if dep.status in (Status.SEEKING, Status.DEPLOYING):
+            dep.stop_requested = True
+            return StopOutcome.STOPPING
+        self._set_status(dep, Status.TERMINATING, now)
+        self._schedule(dep, "terminated", now + self._draw(self.world.lifecycle.terminate_s))
+        return StopOutcome.STOPPED
+
+    def active(self) -> list[Deployment]:
+        """active lists the deployments not yet TERMINATED, oldest first."""
+        return list(self._active.values())
+
+    def active_by_location(self) -> dict[str, int]:
+        """active_by_location counts held slots per city, private hosts included."""
+        counts = Counter()
+        for loc, used in zip(self.world.locations, self._location_used, strict=True):
+            if used:
+                counts[loc.city] += used
+        for host_id, used in self._host_used.items():
+            if used:
+                counts[self.world.private_hosts[host_id].location.city] += used
+        return dict(counts)
+
+    def active_by_host(self) -> dict[str, int]:
+        return {host: used for host, used in self._host_used.items() if used}
+
+    def drain_outbox(self) -> list[tuple[str, Deployment, float]]:
+        """drain_outbox hands over webhook events: (event name, deployment as it was, when)."""
+        events, self.outbox = self.outbox, []
+        return events
+
+    # Time -----------------------------------------------------------------
+
+    def advance(self, now: float) -> None:
+        """advance applies every transition due at or before now, in time order."""
+        for due, dep, kind in self._events.pop_due(now):
+            expected, new_status = _TRANSITIONS[kind]
+            if dep.status is expected:
+                self._enter(dep, new_status, due)
+
+    def next_event_at(self) -> float | None:
+        return self._events.next_due()
+
+    # Internals ------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        while True:
+            request_id = f"{self._id_rng.getrandbits(48):012x}"
+            if request_id not in self._deployments:
+                return request_id
+
+    def _place(self, request: DeployRequest) -> tuple[PrivateHost | int | None, Cause | None]:
+        """_place picks a private host, or the index of a location, or says why neither."""
+        for host_id in request.private_host_ids or ():
+            host = self.world.private_hosts[host_id]
+            if host.active and self._host_used[host_id] < host.capacity:
+                return host, None
+        players = centre(request.positions)
+        if players is None:
+            return None, Cause.UNLOCATABLE_USERS
+        return self._nearest_free_location(players, request.require_cached)
+
+    def _nearest_free_location(
+        self, players: Position, cached_only: bool
+    ) -> tuple[int | None, Cause | None]:
+        ranked = self._ranking(players, cached_only)
+        if isinstance(ranked, Cause):
+            return None, ranked
+        used, capacities = self._location_used, self._capacities
+        for i in ranked:
+            if used[i] < capacities[i]:
+                return i, None
+        return None, Cause.NO_CAPACITY
+
+    def _ranking(self, players: Position, cached_only: bool) -> tuple[int, ...] | Cause:
+        """_ranking lists the locations in range of the players' grid cell, nearest first."""
+        key = (
+            round(players.latitude * GRID_PER_DEGREE),
+            round(players.longitude * GRID_PER_DEGREE),
+            cached_only,
+        )
+        ranked = self._rankings.get(key)
+        if ranked is None:
+            if len(self._rankings) >= RANKING_CACHE_SIZE:
+                self._rankings.clear()
+            cell = Position(key[0] / GRID_PER_DEGREE, key[1] / GRID_PER_DEGREE)
+            ranked = self._rankings[key] = self._rank(cell, cached_only)
+        return ranked
+
+    def _rank(self, cell: Position, cached_only: bool) -> tuple[int, ...] | Cause:
+        px, py, pz = cell.unit_vector()
+        dots = [(x * px + y * py + z * pz, i) for i, (x, y, z) in enumerate(self._vectors)]
+        in_range = [(dot, i) for dot, i in dots if dot >= self._min_dot]
+        if not in_range:
+            return Cause.OUT_OF_RANGE
+        if cached_only:
+            in_range = [(dot, i) for dot, i in in_range if self.world.locations[i].cached]
+            if not in_range:
+                return Cause.NO_CACHED_LOCATION
+        return tuple(i for _, i in sorted(in_range, reverse=True))
+
+    def _start(self, dep: Deployment, target: PrivateHost | int, now: float) -> None:
+        lifecycle = self.world.lifecycle
+        if isinstance(target, PrivateHost):
+            # Private hosts keep the fleet's image: they boot like cached locations.
+            dep.host, dep.location = target, target.location
+            self._host_used[target.id] += 1
+            boot = lifecycle.cached_boot_s
+        else:
+            dep.location, dep.location_index = self.world.locations[target], target
+            self._location_used[target] += 1
+            boot = lifecycle.cached_boot_s if dep.location.cached else lifecycle.boot_s
+        # One pending event per deployment keeps the event heap as small as can be.
+        dep.boot_s = self._draw(boot)
+        self._schedule(dep, "deploying", now + SEEK_SHARE_OF_BOOT * dep.boot_s)
+
+    def _fail(self, dep: Deployment, cause: Cause, now: float) -> None:
+        self.failures[cause.value] += 1
+        dep.error_detail = cause.value
+        self._enter(dep, Status.ERROR, now)
+
+    def _enter(self, dep: Deployment, status: Status, now: float) -> None:
+        self._set_status(dep, status, now)
+        if status is Status.DEPLOYING:
+            self._schedule(dep, "ready", dep.created_at + dep.boot_s)
+        elif status is Status.READY:
+            dep.ready_at = now
+            if dep.stop_requested:
+                self._set_status(dep, Status.TERMINATING, now)
+                terminate_s = self._draw(self.world.lifecycle.terminate_s)
+                self._schedule(dep, "terminated", now + terminate_s)
+            else:
+                self._schedule(dep, "end", now + self._draw(self.world.lifecycle.lifetime_s))
+        elif status is Status.ERROR:
+            self._schedule(dep, "cleanup", now + self.world.lifecycle.error_retention_s)
+        elif status is Status.TERMINATED:
+            self._release(dep, now)
+
+    def _set_status(self, dep: Deployment, status: Status, now: float) -> None:
+        dep.last_status, dep.status = dep.status, status
+        event = WEBHOOK_EVENTS.get(status)
+        if event and event in dep.webhooks:
+            self.outbox.append((event, copy.copy(dep), now))
+
+    def _release(self, dep: Deployment, now: float) -> None:
+        dep.removed_at = now
+        if dep.host is not None:
+            self._host_used[dep.host.id] -= 1
+        elif dep.location_index >= 0:
+            self._location_used[dep.location_index] -= 1
+        self._active.pop(dep.request_id, None)
+        self._terminated.append(dep.request_id)
+        while len(self._terminated) > self.retain_terminated:
+            self._deployments.pop(self._terminated.popleft(), None)
+
+    def _schedule(self, dep: Deployment, kind: str, due: float) -> None:
+        self._events.push(due, (due, dep, kind))
+
+    def _draw(self, distribution) -> float:
+        return distribution.sample(self._rng)

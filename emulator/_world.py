@@ -1,0 +1,291 @@
+"""The world the emulator simulates: locations, private hosts, applications, timings.
+
+A world is a TOML file (the default ships as emulator/data/default-world.toml,
+whose comments document every key). `load_world(path)` reads and checks one;
+each problem raises ConfigError naming the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from emulator._distributions import Distribution, parse_distribution
+from emulator._errors import ConfigError
+from emulator._geo import Position, country_positions, country_regions
+
+HOST_STATUSES = ("ACTIVE", "PENDING")
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Location is an Edgegap site that can run `capacity` deployments at once."""
+
+    city: str
+    country: str
+    position: Position
+    capacity: int
+    cached: bool
+    continent: str = ""
+    administrative_division: str = ""
+    timezone: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateHost:
+    """PrivateHost is a host of a private fleet, placed at one of the world's locations."""
+
+    id: str
+    location: Location
+    capacity: int
+    status: str
+
+    @property
+    def active(self) -> bool:
+        return self.status == "ACTIVE"
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """Lifecycle holds the durations (platform seconds) a deployment goes through."""
+
+    boot_s: Distribution = field(default_factory=lambda: Distribution("lognormal", 3.0, 0.25))
+    cached_boot_s: Distribution = field(
+        default_factory=lambda: Distribution("lognormal", 1.5, 0.25)
+    )
+    lifetime_s: Distribution = field(default_factory=lambda: Distribution("lognormal", 900.0, 0.35))
+    terminate_s: Distribution = field(default_factory=lambda: Distribution.fixed(1.0))
+    error_retention_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    """World is everything the capacity model needs to place deployments."""
+
+    locations: tuple[Location, ...]
+    private_hosts: dict[str, PrivateHost]
+    applications: dict[str, frozenset[str]]
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    max_distance_km: float = 20000.0
+    source: str = "<memory>"
+
+    def knows(self, application: str, version: str) -> bool:
+        return version in self.applications.get(application, ())
+
+
+DEFAULT_WORLD = "default-world.toml"
+
+
+def default_world_path() -> Path:
+    """default_world_path is the world shipped with the emulator."""
+    return Path(str(resources.files("emulator") / "data" / DEFAULT_WORLD))
+
+
+def load_world(path: str | Path | None = None) -> World:
+    """load_world reads a world file (the default world when path is None)."""
+    path = Path(path) if path else default_world_path()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("world", f"file {path} not found", "pass an existing file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("world", f"cannot read {path}: {exc}", "check the file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("world", f"invalid TOML: {exc}", "fix the syntax", str(path)) from None
+    try:
+        return parse_world(raw, source=str(path))
+    except ConfigError as exc:
+        raise exc.in_file(str(path)) from None
+
+
+def parse_world(raw: dict, source: str = "<memory>") -> World:
+    """parse_world checks a decoded TOML document and builds the World."""
+    _no_unknown_keys(
+        raw, "", {"placement", "lifecycle", "applications", "locations", "private_hosts"}
+    )
+    locations = tuple(
+        _location(item, f"locations[{i}]") for i, item in enumerate(_tables(raw, "locations"))
+    )
+    if not locations:
+        raise ConfigError("locations", "the world has no locations", "add [[locations]] tables")
+    _unique([loc.city for loc in locations], "locations", "city")
+    by_city = {loc.city: loc for loc in locations}
+    hosts = [
+        _private_host(item, f"private_hosts[{i}]", by_city)
+        for i, item in enumerate(_tables(raw, "private_hosts", required=False))
+    ]
+    _unique([host.id for host in hosts], "private_hosts", "id")
+    return World(
+        locations=locations,
+        private_hosts={host.id: host for host in hosts},
+        applications=_applications(_tables(raw, "applications")),
+        lifecycle=_lifecycle(raw.get("lifecycle", {})),
+        max_distance_km=_placement(raw.get("placement", {})),
+        source=source,
+    )
+
+
+def _tables(raw: dict, key: str, required: bool = True) -> list[dict]:
+    items = raw.get(key, [])
+    if required and not items:
+        raise ConfigError(key, "is missing", f"add at least one [[{key}]] table")
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ConfigError(key, "must be an array of tables", f"write each as [[{key}]]")
+    return items
+
+
+def _no_unknown_keys(table: dict, where: str, allowed: set[str]) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(key, "unknown key", f"allowed keys are {', '.join(sorted(allowed))}")
+
+
+def _get(table: dict, where: str, key: str, kind: type | tuple, default: object = ...) -> object:
+    if key not in table:
+        if default is ...:
+            raise ConfigError(f"{where}.{key}", "is missing", f"add {key} = ...")
+        return default
+    value = table[key]
+    if isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{where}.{key}", "has the wrong type", f"use a {_kind_name(kind)}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where}.{key}", "has the wrong type", f"use a {_kind_name(kind)}")
+    return value
+
+
+def _kind_name(kind: type | tuple) -> str:
+    names = {str: "string", bool: "boolean (true/false)", int: "whole number", list: "list"}
+    if isinstance(kind, tuple):
+        return "number"
+    return names.get(kind, kind.__name__)
+
+
+_NUMBER = (int, float)
+_LOCATION_KEYS = {
+    "city",
+    "country",
+    "latitude",
+    "longitude",
+    "capacity",
+    "cached",
+    "continent",
+    "administrative_division",
+    "timezone",
+}
+
+
+def _location(table: dict, where: str) -> Location:
+    _no_unknown_keys(table, where, _LOCATION_KEYS)
+    country = _country_code(_get(table, where, "country", str), f"{where}.country")
+    latitude = float(_get(table, where, "latitude", _NUMBER))
+    longitude = float(_get(table, where, "longitude", _NUMBER))
+    if not -90 <= latitude <= 90:
+        raise ConfigError(f"{where}.latitude", "is outside [-90, 90]", "use decimal degrees")
+    if not -180 <= longitude <= 180:
+        raise ConfigError(f"{where}.longitude", "is outside [-180, 180]", "use decimal degrees")
+    return Location(
+        city=_nonempty(_get(table, where, "city", str), f"{where}.city"),
+        country=country,
+        position=Position(latitude, longitude),
+        capacity=_capacity(table, where),
+        cached=bool(_get(table, where, "cached", bool, False)),
+        continent=str(_get(table, where, "continent", str, country_regions().get(country, ""))),
+        administrative_division=str(_get(table, where, "administrative_division", str, "")),
+        timezone=str(_get(table, where, "timezone", str, "")),
+    )
+
+
+def _country_code(code: str, where: str) -> str:
+    if code.upper() not in country_positions():
+        raise ConfigError(where, f"unknown country code {code!r}", "use an ISO 3166 alpha-2 code")
+    return code.upper()
+
+
+def _nonempty(text: str, where: str) -> str:
+    if not text.strip():
+        raise ConfigError(where, "is empty", "give it a name")
+    return text
+
+
+def _capacity(table: dict, where: str) -> int:
+    capacity = _get(table, where, "capacity", int)
+    if capacity < 0:
+        raise ConfigError(f"{where}.capacity", "is negative", "use a whole number >= 0")
+    return capacity
+
+
+def _private_host(table: dict, where: str, by_city: dict[str, Location]) -> PrivateHost:
+    _no_unknown_keys(table, where, {"id", "location", "capacity", "status"})
+    city = _get(table, where, "location", str)
+    if city not in by_city:
+        raise ConfigError(
+            f"{where}.location", f"no location named {city!r}", "use the city of a [[locations]]"
+        )
+    status = _get(table, where, "status", str, "ACTIVE")
+    if status not in HOST_STATUSES:
+        raise ConfigError(f"{where}.status", f"unknown status {status!r}", "use ACTIVE or PENDING")
+    return PrivateHost(
+        id=_nonempty(_get(table, where, "id", str), f"{where}.id"),
+        location=by_city[city],
+        capacity=_capacity(table, where),
+        status=status,
+    )
+
+
+def _unique(values: list[str], key: str, name: str) -> None:
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            raise ConfigError(f"{key}[{i}].{name}", f"{value!r} appears twice", "make it unique")
+        seen.add(value)
+
+
+def _applications(tables: list[dict]) -> dict[str, frozenset[str]]:
+    applications: dict[str, frozenset[str]] = {}
+    for i, table in enumerate(tables):
+        where = f"applications[{i}]"
+        _no_unknown_keys(table, where, {"name", "versions"})
+        name = _nonempty(_get(table, where, "name", str), f"{where}.name")
+        versions = _get(table, where, "versions", list)
+        if not versions or not all(isinstance(v, str) and v for v in versions):
+            raise ConfigError(f"{where}.versions", "must list version names", 'e.g. ["1.0.0"]')
+        applications[name] = applications.get(name, frozenset()) | frozenset(versions)
+    return applications
+
+
+def _lifecycle(table: object) -> Lifecycle:
+    if not isinstance(table, dict):
+        raise ConfigError("lifecycle", "must be a table", "write it as [lifecycle]")
+    keys = {"boot_s", "cached_boot_s", "lifetime_s", "terminate_s", "error_retention_s"}
+    _no_unknown_keys(table, "lifecycle", keys)
+    defaults = Lifecycle()
+    durations = {
+        key: parse_distribution(table[key], f"lifecycle.{key}")
+        for key in keys - {"error_retention_s"}
+        if key in table
+    }
+    retention = float(
+        _get(table, "lifecycle", "error_retention_s", _NUMBER, defaults.error_retention_s)
+    )
+    if retention < 0:
+        raise ConfigError("lifecycle.error_retention_s", "is negative", "use seconds >= 0")
+    return Lifecycle(
+        boot_s=durations.get("boot_s", defaults.boot_s),
+        cached_boot_s=durations.get("cached_boot_s", defaults.cached_boot_s),
+        lifetime_s=durations.get("lifetime_s", defaults.lifetime_s),
+        terminate_s=durations.get("terminate_s", defaults.terminate_s),
+        error_retention_s=retention,
+    )
+
+
+def _placement(table: object) -> float:
+    if not isinstance(table, dict):
+        raise ConfigError("placement", "must be a table", "write it as [placement]")
+    _no_unknown_keys(table, "placement", {"max_distance_km"})
+    distance = float(_get(table, "placement", "max_distance_km", _NUMBER, 20000.0))
+    if distance <= 0:
+        raise ConfigError("placement.max_distance_km", "must be above 0", "use kilometres > 0")
+    return distance
