@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -357,6 +358,10 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
                 await ticker
             await emulator.webhooks.stop()
 
-    app = Starlette(routes=emulator.routes(), lifespan=lifespan)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return error(exc.status_code, exc.detail)
+
+    handlers = {404: http_error, 405: http_error}
+    app = Starlette(routes=emulator.routes(), lifespan=lifespan, exception_handlers=handlers)
     app.state.emulator = emulator
     return app

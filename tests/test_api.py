@@ -249,3 +249,10 @@ def test_injected_errors_and_latency(make_client):
     bad = client.post("/_emulator/faults", json={"error_share": 2})
     assert bad.status_code == 400
     assert "error_share" in bad.json()["message"]
+
+
+def test_unknown_routes_and_methods_answer_json(client):
+    missing = client.get("/v2/nothing", headers=AUTH)
+    assert (missing.status_code, missing.json()) == (404, {"message": "Not Found"})
+    wrong = client.get("/v2/deployments", headers=AUTH)
+    assert (wrong.status_code, wrong.json()) == (405, {"message": "Method Not Allowed"})
