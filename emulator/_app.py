@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -33,7 +33,9 @@ from emulator._views import deployment_summary, list_item, status_body
 from emulator._webhooks import WebhookSender
 from emulator._world import World, load_world
 
-TICK_MAX_S = 0.05
+# The ticker sleeps until the next transition, within these bounds: requests advance
+# the platform themselves, the ticker is for webhooks when no request comes.
+TICK_MIN_S, TICK_MAX_S = 0.005, 0.05
 ALLOCATION_FAILED = "Couldn't Allocate Server"
 INVALID_APPLICATION = "Invalid Application or Application Version"
 Handler = Callable[[Request, float], Awaitable[Response]]
@@ -62,8 +64,30 @@ class EmulatorConfig:
             raise ConfigError("max_body_bytes", "must be above 0", "e.g. 65536")
 
 
-def json_response(status: int, body: object, headers: dict | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+class JSONResponse(Response):
+    """JSONResponse sends bytes already encoded by orjson, with the fewest header steps."""
+
+    def __init__(self, content: bytes, status: int, headers: dict[str, str] | None = None):
+        self.status_code = status
+        self.body = content
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(content)).encode()),
+            *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items()),
+        ]
+
+
+def json_response(status: int, body: object, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(orjson.dumps(body), status, headers)
+
+
+def raw_header(request: Request, name: bytes) -> str | None:
+    """raw_header reads one header straight from the ASGI scope (names arrive lowercased)."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def error(status: int, message: str, **details: str) -> Response:
@@ -143,7 +167,7 @@ class Emulator:
             wait = TICK_MAX_S
             if due is not None:
                 wait = min(wait, self.clock.wall_delay(due - self.clock.now()))
-            await asyncio.sleep(max(0.001, wait))
+            await asyncio.sleep(max(TICK_MIN_S, wait))
 
     # Requests ---------------------------------------------------------------
 
@@ -166,7 +190,7 @@ class Emulator:
                 return error(500, "Internal Server Error (injected fault)")
             if fault == "drop":
                 return DroppedConnection()
-        token = parse_token(request.headers.get("authorization"))
+        token = parse_token(raw_header(request, b"authorization"))
         if token is None:
             return error(401, "Unauthorized - Missing Token", header="Authorization: token <value>")
         if self.config.accepted_tokens is not None and token not in self.config.accepted_tokens:
@@ -184,21 +208,16 @@ class Emulator:
             self._send_webhooks()
 
     async def read_json(self, request: Request) -> object:
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type != "application/json":
+        media_type = (raw_header(request, b"content-type") or "").split(";")[0]
+        if media_type.strip().lower() != "application/json":
             raise BadRequest("content-type", "must be application/json")
         limit = self.config.max_body_bytes
-        declared = request.headers.get("content-length", "")
-        if _whole_number(declared) is not None and int(declared) > limit:
+        declared = _whole_number(raw_header(request, b"content-length") or "")
+        if declared is not None and declared > limit:
             raise BadRequest("body", f"is larger than {limit} bytes")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BadRequest("body", f"is larger than {limit} bytes")
-            chunks.append(chunk)
+        body = await read_body(request, limit)
         try:
-            return orjson.loads(b"".join(chunks))
+            return orjson.loads(body)
         except orjson.JSONDecodeError:
             raise BadRequest("body", "is not valid JSON") from None
 
@@ -224,7 +243,7 @@ class Emulator:
         return json_response(202, {"request_id": dep.request_id})
 
     async def status(self, request: Request, now: float) -> Response:
-        dep = self.platform.get(request.path_params["request_id"])
+        dep = self.platform.get(request.path_params["request_id"], now)
         if dep is None:
             return error(404, "Deployment not found")
         return json_response(200, status_body(dep, self.clock, now))
@@ -238,16 +257,16 @@ class Emulator:
             return error(410, "Deployment is already terminated")
         if outcome is StopOutcome.STOPPING:
             return json_response(202, {"message": "Deployment will be stopped once it is ready"})
-        summary = deployment_summary(self.platform.get(request_id), self.clock, now)
+        summary = deployment_summary(self.platform.get(request_id, now), self.clock, now)
         body = {"message": "Instance is terminating", "deployment_summary": summary}
         return json_response(200, body)
 
     async def list_deployments(self, request: Request, now: float) -> Response:
         page = _positive_int(request, "page", 1)
         limit = _positive_int(request, "limit", 100)
-        active = self.platform.active()
-        chosen = active[(page - 1) * limit : page * limit]
-        body = {"data": [list_item(dep, self.clock) for dep in chosen], "total_count": len(active)}
+        chosen = self.platform.active(now, (page - 1) * limit, page * limit)
+        data = [list_item(dep, self.clock) for dep in chosen]
+        body = {"data": data, "total_count": self.platform.active_count()}
         return json_response(200, body)
 
     # Control ------------------------------------------------------------------
@@ -257,7 +276,7 @@ class Emulator:
         by_location = self.platform.active_by_location()
         body = self.metrics.snapshot() | {
             "active_deployments": {
-                "total": len(self.platform.active()),
+                "total": self.platform.active_count(),
                 "holding_capacity": sum(by_location.values()),
                 "by_location": by_location,
                 "by_private_host": self.platform.active_by_host(),
@@ -319,6 +338,22 @@ class Emulator:
             Route("/_emulator/reset", self.reset_endpoint, methods=["POST"]),
             Route("/_emulator/faults", self.faults_endpoint, methods=["GET", "POST"]),
         ]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """read_body receives the body, refusing it as soon as it outgrows limit."""
+    chunks, size = [], 0
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest("body", f"is larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _positive_int(request: Request, name: str, default: int) -> int:

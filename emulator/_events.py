@@ -24,6 +24,8 @@ class EventQueue:
     >>> queue.push(5.0, "b"); queue.push(1.5, "a"); queue.push(900.0, "c")
     >>> list(queue.pop_due(10.0)), queue.next_due()
     (['a', 'b'], 900.0)
+    >>> queue.push(950.5, "d"); list(queue.pop_due(950.0)), queue.next_due()
+    (['c'], 950.5)
     """
 
     def __init__(self) -> None:
@@ -64,10 +66,11 @@ class EventQueue:
                 return
 
     def next_due(self) -> float | None:
+        """next_due is when the next item may be due: exact, or its bucket's start (earlier)."""
         if self._current:
             return self._current[0][0]
         if self._bucket_order:
-            return min(self._buckets[self._bucket_order[0]])[0]
+            return self._bucket_order[0] * BUCKET_S
         return None
 
     def _open_next_bucket(self) -> None:

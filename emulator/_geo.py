@@ -11,7 +11,7 @@ import functools
 import ipaddress
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -20,9 +20,8 @@ EARTH_RADIUS_KM = 6371.0088
 GEOIP_DATA_FILE = "geoip2fast-ipv6.dat.gz"
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
-    """Position is a point on the globe in decimal degrees."""
+class Position(NamedTuple):
+    """Position is a point on the globe in decimal degrees (a tuple: cheap to make per player)."""
 
     latitude: float
     longitude: float

@@ -13,11 +13,17 @@ A deployment's life:
     no location could take it: ERROR --(error_retention_s)--> TERMINATED
 
 A slot at a location (or private host) is held from SEEKING until TERMINATED.
+
+Boot and match length are drawn when a deployment is placed, so SEEKING ->
+DEPLOYING -> READY need no timed event: a deployment catches up when it is read.
+Timed events exist only where something must happen on time: a match ends (the
+slot frees), a READY webhook is due, a stopped deployment finishes terminating.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import random
 from collections import Counter, deque
@@ -65,7 +71,7 @@ class StopOutcome(Enum):
     UNKNOWN = 404
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DeployRequest:
     """DeployRequest is a validated deploy or fleet-deploy body."""
 
@@ -93,22 +99,21 @@ class Deployment:
     webhooks: dict[str, str] = field(default_factory=dict)
     last_status: Status | None = None
     error_detail: str = ""
-    ready_at: float | None = None
+    ready_at: float = math.inf
     removed_at: float | None = None
     stop_requested: bool = False
     port: int = 0
     location_index: int = -1
-    boot_s: float = 0.0
+    deploying_at: float = math.inf
+    ends_at: float = math.inf
 
     @property
     def terminated(self) -> bool:
         return self.status in (Status.TERMINATING, Status.TERMINATED)
 
 
-# Event kind -> (the status it applies to, the status it leads to).
+# Timed event kind -> (the status it applies to, the status it leads to).
 _TRANSITIONS = {
-    "deploying": (Status.SEEKING, Status.DEPLOYING),
-    "ready": (Status.DEPLOYING, Status.READY),
     "end": (Status.READY, Status.TERMINATED),
     "terminated": (Status.TERMINATING, Status.TERMINATED),
     "cleanup": (Status.ERROR, Status.TERMINATED),
@@ -177,26 +182,38 @@ class Platform:
             self._start(dep, target, now)
         return dep
 
-    def get(self, request_id: str) -> Deployment | None:
-        return self._deployments.get(request_id)
+    def get(self, request_id: str, now: float) -> Deployment | None:
+        """get is the deployment as it is at now, or None when unknown."""
+        dep = self._deployments.get(request_id)
+        if dep is not None:
+            self._catch_up(dep, now)
+        return dep
 
     def stop(self, request_id: str, now: float) -> StopOutcome:
         """stop ends a deployment early, as DELETE /v1/stop does."""
-        dep = self._deployments.get(request_id)
+        dep = self.get(request_id, now)
         if dep is None:
             return StopOutcome.UNKNOWN
         if dep.terminated:
             return StopOutcome.GONE
         if dep.status in (Status.SEEKING, Status.DEPLOYING):
-            dep.stop_requested = True
+            if not dep.stop_requested:
+                dep.stop_requested = True
+                self._schedule(dep, "ready", dep.ready_at)
             return StopOutcome.STOPPING
         self._set_status(dep, Status.TERMINATING, now)
         self._schedule(dep, "terminated", now + self._draw(self.world.lifecycle.terminate_s))
         return StopOutcome.STOPPED
 
-    def active(self) -> list[Deployment]:
-        """active lists the deployments not yet TERMINATED, oldest first."""
-        return list(self._active.values())
+    def active(self, now: float, start: int = 0, stop: int | None = None) -> list[Deployment]:
+        """active lists the deployments not yet TERMINATED, oldest first, as they are at now."""
+        deployments = list(itertools.islice(self._active.values(), start, stop))
+        for dep in deployments:
+            self._catch_up(dep, now)
+        return deployments
+
+    def active_count(self) -> int:
+        return len(self._active)
 
     def active_by_location(self) -> dict[str, int]:
         """active_by_location counts held slots per city, private hosts included."""
@@ -222,6 +239,9 @@ class Platform:
     def advance(self, now: float) -> None:
         """advance applies every transition due at or before now, in time order."""
         for due, dep, kind in self._events.pop_due(now):
+            self._catch_up(dep, due)
+            if kind == "ready":
+                continue
             expected, new_status = _TRANSITIONS[kind]
             if dep.status is expected:
                 self._enter(dep, new_status, due)
@@ -298,9 +318,20 @@ class Platform:
             dep.location, dep.location_index = self.world.locations[target], target
             self._location_used[target] += 1
             boot = lifecycle.cached_boot_s if dep.location.cached else lifecycle.boot_s
-        # One pending event per deployment keeps the event heap as small as can be.
-        dep.boot_s = self._draw(boot)
-        self._schedule(dep, "deploying", now + SEEK_SHARE_OF_BOOT * dep.boot_s)
+        boot_s = self._draw(boot)
+        dep.deploying_at = now + SEEK_SHARE_OF_BOOT * boot_s
+        dep.ready_at = now + boot_s
+        dep.ends_at = dep.ready_at + self._draw(lifecycle.lifetime_s)
+        self._schedule(dep, "end", dep.ends_at)
+        if "webhook_on_ready" in dep.webhooks:
+            self._schedule(dep, "ready", dep.ready_at)
+
+    def _catch_up(self, dep: Deployment, now: float) -> None:
+        """_catch_up applies the untimed steps SEEKING -> DEPLOYING -> READY due by now."""
+        if dep.status is Status.SEEKING and now >= dep.deploying_at:
+            self._set_status(dep, Status.DEPLOYING, dep.deploying_at)
+        if dep.status is Status.DEPLOYING and now >= dep.ready_at:
+            self._enter(dep, Status.READY, dep.ready_at)
 
     def _fail(self, dep: Deployment, cause: Cause, now: float) -> None:
         self.failures[cause.value] += 1
@@ -309,16 +340,9 @@ class Platform:
 
     def _enter(self, dep: Deployment, status: Status, now: float) -> None:
         self._set_status(dep, status, now)
-        if status is Status.DEPLOYING:
-            self._schedule(dep, "ready", dep.created_at + dep.boot_s)
-        elif status is Status.READY:
-            dep.ready_at = now
-            if dep.stop_requested:
-                self._set_status(dep, Status.TERMINATING, now)
-                terminate_s = self._draw(self.world.lifecycle.terminate_s)
-                self._schedule(dep, "terminated", now + terminate_s)
-            else:
-                self._schedule(dep, "end", now + self._draw(self.world.lifecycle.lifetime_s))
+        if status is Status.READY and dep.stop_requested:
+            self._set_status(dep, Status.TERMINATING, now)
+            self._schedule(dep, "terminated", now + self._draw(self.world.lifecycle.terminate_s))
         elif status is Status.ERROR:
             self._schedule(dep, "cleanup", now + self.world.lifecycle.error_retention_s)
         elif status is Status.TERMINATED:

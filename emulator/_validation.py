@@ -13,7 +13,6 @@ The first problem found raises BadRequest naming the field by its JSON path:
 
 from __future__ import annotations
 
-import math
 from urllib.parse import urlsplit
 
 from emulator._geo import Position, parse_and_locate_ip
@@ -58,11 +57,11 @@ def _common(
     application = _string(body, "application")
     version = _string(body, "version")
     users = _array(body, "users", required=True, min_items=1)
-    positions = tuple(
-        position
-        for i, user in enumerate(users)
-        if (position := _user(user, f"users[{i}]")) is not None
-    )
+    positions = []
+    for i, user in enumerate(users):
+        position = _user(user, i)
+        if position is not None:
+            positions.append(position)
     _environment_variables(body)
     tags = _array(body, "tags")
     for i, tag in enumerate(tags):
@@ -71,7 +70,7 @@ def _common(
     return DeployRequest(
         application=application,
         version=version,
-        positions=positions,
+        positions=tuple(positions),
         require_cached=require_cached,
         private_host_ids=private_host_ids,
         tags=tuple(tags),
@@ -107,36 +106,44 @@ def _array(body: dict, key: str, required: bool = False, min_items: int = 0) -> 
     return value
 
 
-def _user(user: object, where: str) -> Position | None:
-    """_user checks one user and returns where it is (None: an IP with no known country)."""
-    user = _object(user, where)
-    user_type = _string(user, "user_type", where)
-    if user_type not in USER_TYPES:
-        raise BadRequest(f"{where}.user_type", f"must be one of {', '.join(USER_TYPES)}")
-    if "user_data" not in user:
-        raise BadRequest(f"{where}.user_data", "is required")
-    data = _object(user["user_data"], f"{where}.user_data")
+def _user(user: object, i: int) -> Position | None:
+    """_user checks users[i] and returns where it is (None: an IP with no known country).
+
+    Field paths are spelt out only on the error path: this runs for every player.
+    """
+    if not isinstance(user, dict):
+        raise BadRequest(f"users[{i}]", "must be a JSON object")
+    user_type = user.get("user_type")
+    if user_type not in USER_TYPES or not isinstance(user_type, str):
+        problem = "is required" if "user_type" not in user else f"must be one of {USER_TYPES}"
+        raise BadRequest(f"users[{i}].user_type", problem)
+    data = user.get("user_data")
+    if not isinstance(data, dict):
+        problem = "is required" if "user_data" not in user else "must be a JSON object"
+        raise BadRequest(f"users[{i}].user_data", problem)
     if user_type == "ip_address":
-        valid, position = parse_and_locate_ip(_string(data, "ip_address", f"{where}.user_data"))
-        if not valid:
-            raise BadRequest(f"{where}.user_data.ip_address", "must be an IPv4 or IPv6 address")
-        return position
-    return Position(
-        _coordinate(data, "latitude", 90, f"{where}.user_data"),
-        _coordinate(data, "longitude", 180, f"{where}.user_data"),
-    )
+        return _ip_position(data, i)
+    return Position(_coordinate(data, "latitude", 90, i), _coordinate(data, "longitude", 180, i))
 
 
-def _coordinate(data: dict, key: str, bound: float, where: str) -> float:
-    field = f"{where}.{key}"
-    if key not in data:
-        raise BadRequest(field, "is required")
-    value = data[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BadRequest(field, "must be a number")
-    if not -bound <= value <= bound:
-        raise BadRequest(field, f"must be within [-{bound}, {bound}]")
-    return float(value)
+def _ip_position(data: dict, i: int) -> Position | None:
+    text = data.get("ip_address")
+    valid, position = parse_and_locate_ip(text) if isinstance(text, str) else (False, None)
+    if not valid:
+        problem = "is required" if "ip_address" not in data else "must be an IPv4 or IPv6 address"
+        raise BadRequest(f"users[{i}].user_data.ip_address", problem)
+    return position
+
+
+def _coordinate(data: dict, key: str, bound: float, i: int) -> float:
+    value = data.get(key)
+    if type(value) is float or type(value) is int:  # bool is an int subclass: excluded here
+        if -bound <= value <= bound:
+            return float(value)
+        problem = f"must be within [-{bound}, {bound}]"
+    else:
+        problem = "is required" if key not in data else "must be a number"
+    raise BadRequest(f"users[{i}].user_data.{key}", problem)
 
 
 def _environment_variables(body: dict) -> None:

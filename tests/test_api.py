@@ -177,7 +177,7 @@ def test_status_is_limited_at_20_per_second(make_client):
 
 
 def test_stop_and_list(make_client, small_world):
-    client = make_client(world=small_world, time_scale=100, rate_limits=RateLimits(enabled=False))
+    client = make_client(world=small_world, time_scale=5, rate_limits=RateLimits(enabled=False))
     body = deploy_body(geo_user(0, 0), application="game", version="1.0")
     request_id = post(client, "/v2/deployments", body).json()["request_id"]
     listing = client.get("/v1/deployments", headers=AUTH).json()

@@ -24,7 +24,7 @@ def test_a_full_world_answers_no_capacity_and_records_an_error(small_world):
     assert failed.status is Status.ERROR
     assert failed.error_detail == Cause.NO_CAPACITY
     assert platform.failures == {"no_capacity": 1}
-    assert platform.get(failed.request_id) is failed
+    assert platform.get(failed.request_id, now=0) is failed
 
 
 def test_placement_uses_the_players_centre(small_world):
@@ -75,9 +75,9 @@ def test_lifecycle_runs_on_the_callers_clock_and_frees_the_slot(small_world):
     dep = platform.deploy(request(Position(0, 10), webhooks=hooks), now=0)  # Beta, boot 2 s
     assert dep.status is Status.SEEKING
     platform.advance(0.4)
-    assert dep.status is Status.DEPLOYING
+    assert platform.get(dep.request_id, now=0.4).status is Status.DEPLOYING
     platform.advance(2.0)
-    assert (dep.status, dep.ready_at) == (Status.READY, 2.0)
+    assert (dep.status, dep.ready_at) == (Status.READY, 2.0)  # its webhook was due
     assert platform.active_by_location() == {"Beta": 1}
     platform.advance(11.99)
     assert dep.status is Status.READY
@@ -102,7 +102,7 @@ def test_stop_answers_as_the_real_api(small_world):
     dep = platform.deploy(request(Position(0, 10)), now=0)
     assert platform.stop(dep.request_id, now=0.5) is StopOutcome.STOPPING
     platform.advance(2.0)
-    assert dep.status is Status.TERMINATING
+    assert dep.status is Status.TERMINATING  # on time, though nobody read it
     assert platform.stop(dep.request_id, now=2.1) is StopOutcome.GONE
     platform.advance(3.0)
     assert dep.status is Status.TERMINATED
@@ -121,7 +121,7 @@ def test_errors_are_cleaned_up_after_retention(small_world):
     failed = platform.deploy(request(Position(0, 60)), now=10)
     platform.advance(15)
     assert failed.status is Status.TERMINATED
-    assert platform.active() == []
+    assert platform.active(now=100) == []
 
 
 def test_same_seed_same_run(small_world):
@@ -138,7 +138,7 @@ def test_reset_forgets_everything(small_world):
     platform = Platform(small_world, seed=2)
     first = platform.deploy(request(), now=0).request_id
     platform.reset()
-    assert platform.active() == []
+    assert platform.active(now=100) == []
     assert platform.deploy(request(), now=0).request_id == first
 
 
@@ -146,4 +146,19 @@ def test_terminated_deployments_are_forgotten_past_the_retention_cap(small_world
     platform = Platform(small_world, retain_terminated=2)
     deps = [platform.deploy(request(Position(0, 60)), now=0) for _ in range(4)]
     platform.advance(10)
-    assert [platform.get(d.request_id) is not None for d in deps] == [False, False, True, True]
+    assert [platform.get(d.request_id, now=10) is not None for d in deps] == [
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
+def test_a_match_nobody_watches_still_ends_on_time_and_frees_its_slot(small_world):
+    platform = Platform(small_world)
+    platform.deploy(request(Position(0, 10)), now=0)  # Beta: boot 2 s, match 10 s
+    platform.advance(11.9)
+    assert platform.active_by_location() == {"Beta": 1}
+    platform.advance(12.0)
+    assert platform.active_by_location() == {}
+    assert platform.active_count() == 0
