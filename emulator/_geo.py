@@ -48,23 +48,26 @@ def chord_to_km(dot: float) -> float:
 def centre(positions: Iterable[Position]) -> Position | None:
     """centre is the spherical mean of positions: the players' centre of gravity.
 
-    >>> centre([Position(0, 10), Position(0, 20)])
-    Position(latitude=0.0, longitude=15.0)
+    >>> middle = centre([Position(0, 10), Position(0, 20)])
+    >>> round(middle.latitude, 6), round(middle.longitude, 6)
+    (0.0, 15.0)
     """
     points = list(positions)
     if len(points) <= 1:
         return points[0] if points else None
     x = y = z = 0.0
-    for point in points:
-        px, py, pz = point.unit_vector()
-        x, y, z = x + px, y + py, z + pz
+    cos, sin, rad = math.cos, math.sin, math.radians  # this runs for every request
+    for latitude, longitude in points:
+        lat, lon = rad(latitude), rad(longitude)
+        cos_lat = cos(lat)
+        x += cos_lat * cos(lon)
+        y += cos_lat * sin(lon)
+        z += sin(lat)
     norm = math.sqrt(x * x + y * y + z * z)
     if norm < 1e-9:
         # Antipodal players have no centre; the first player's position decides.
         return points[0]
-    lat = math.degrees(math.asin(z / norm))
-    lon = math.degrees(math.atan2(y, x))
-    return Position(round(lat, 6), round(lon, 6))
+    return Position(math.degrees(math.asin(z / norm)), math.degrees(math.atan2(y, x)))
 
 
 @functools.cache
