@@ -2,7 +2,9 @@
 
 Measured in one run, against baselines from the same run (the machine is shared):
 1. throughput of valid POST /v2/deployments: the emulator over a bare JSON endpoint
-   on the same server stack (Starlette + uvicorn), both driven by wrk;
+   on the same server stack (Starlette + uvicorn), both driven by wrk at the same time
+   and counted in requests per CPU-second of each server (see measure_together), plus
+   the emulator's own requests/s when it runs alone;
 2. the emulator's p99 service time at 40 requests/s (its own metrics);
 3. placement cost with 10,000 active deployments over an empty platform.
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import shutil
@@ -37,9 +40,17 @@ class Server:
     def __init__(self, *command: str) -> None:
         self.command = command
 
-    def __enter__(self) -> str:
-        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
-        return self.process.stdout.readline().strip()
+    def __enter__(self) -> Server:
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        self.url = self.process.stdout.readline().strip()
+        return self
+
+    def cpu_seconds(self) -> float:
+        """cpu_seconds is the user + system CPU time the server has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def __exit__(self, *exc_info: object) -> None:
         self.process.terminate()
@@ -55,40 +66,61 @@ def emulator_server(*options: str) -> Server:
     return Server(sys.executable, "-m", "edgebench.cli", "emulator", "--port", "0", *options)
 
 
-def wrk(url: str, seconds: float, connections: int) -> float:
-    """wrk returns requests/s of 2xx answers; any other answer fails the benchmark."""
-    command = [
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{round(seconds)}s",
-        "-s",
-        str(BENCH / "post_deploys.lua"),
-    ]
-    output = subprocess.run(
-        [*command, f"{url}/v2/deployments"], capture_output=True, text=True, check=True
-    )
-    if "Non-2xx" in output.stdout or "Socket errors" in output.stdout:
-        raise SystemExit(f"wrk saw failed requests against {url}:\n{output.stdout}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", output.stdout).group(1))
+def start_wrk(url: str, seconds: float, connections: int) -> subprocess.Popen:
+    script = str(BENCH / "post_deploys.lua")
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "-s", script]
+    return subprocess.Popen([*command, f"{url}/v2/deployments"], stdout=subprocess.PIPE, text=True)
+
+
+def wrk_result(process: subprocess.Popen) -> tuple[int, float]:
+    """wrk_result is (requests, requests/s), all 2xx; any other answer fails the benchmark."""
+    output, _ = process.communicate()
+    if process.returncode != 0 or "Non-2xx" in output or "Socket errors" in output:
+        raise SystemExit(f"wrk failed or saw failed requests:\n{output}")
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    return requests, float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+
+
+def measure_together(servers: dict[str, Server], seconds: float, connections: int) -> dict:
+    """measure_together loads every server at once: requests per CPU-second of each.
+
+    Run side by side, the machine's neighbours slow both alike, and CPU time per
+    request does not depend on how the cores were shared out.
+    """
+    for server in servers.values():  # warm-up, one at a time
+        wrk_result(start_wrk(server.url, 2, connections))
+    cpu_before = {name: server.cpu_seconds() for name, server in servers.items()}
+    loads = {name: start_wrk(s.url, seconds, connections) for name, s in servers.items()}
+    results = {name: wrk_result(load) for name, load in loads.items()}
+    return {
+        name: requests / (servers[name].cpu_seconds() - cpu_before[name])
+        for name, (requests, _) in results.items()
+    }
 
 
 def throughput(seconds: float, rounds: int, connections: int) -> dict:
-    bare, emulated = [], []
+    """throughput compares emulator and bare, loaded side by side, and a solo emulator run."""
+    ratios, per_cpu = [], {"bare": [], "emulator": []}
     emulator_options = ("--rate-limit", "0", "--world", str(WORLD))
     for _ in range(rounds):
-        with bare_server() as url:
-            wrk(url, 2, connections)  # warm-up
-            bare.append(wrk(url, seconds, connections))
-        with emulator_server(*emulator_options) as url:
-            wrk(url, 2, connections)
-            emulated.append(wrk(url, seconds, connections))
-        print(f"  round: bare {bare[-1]:,.0f}/s, emulator {emulated[-1]:,.0f}/s", flush=True)
-    bare_rps, emulator_rps = statistics.median(bare), statistics.median(emulated)
+        with bare_server() as bare, emulator_server(*emulator_options) as emulator:
+            rates = measure_together({"bare": bare, "emulator": emulator}, seconds, connections)
+        for name, rate in rates.items():
+            per_cpu[name].append(rate)
+        ratios.append(rates["emulator"] / rates["bare"])
+        print(
+            f"  round: bare {rates['bare']:,.0f}/CPU-s, emulator {rates['emulator']:,.0f}/CPU-s,"
+            f" ratio {ratios[-1]:.3f}",
+            flush=True,
+        )
+    with emulator_server(*emulator_options) as emulator:
+        wrk_result(start_wrk(emulator.url, 2, connections))
+        _, solo_rps = wrk_result(start_wrk(emulator.url, seconds, connections))
     return {
-        "bare_rps": round(bare_rps),
-        "emulator_rps": round(emulator_rps),
-        "ratio": round(emulator_rps / bare_rps, 3),
+        "bare_rps_per_cpu_s": round(statistics.median(per_cpu["bare"])),
+        "emulator_rps_per_cpu_s": round(statistics.median(per_cpu["emulator"])),
+        "ratio": round(statistics.median(ratios), 3),
+        "emulator_rps": round(solo_rps),
     }
 
 
@@ -97,7 +129,7 @@ def service_time_at(rate: float, seconds: float) -> dict:
     bodies = [json.loads(line) for line in _lua_bodies()]
     # The limit is off: a paced client that catches up after a stall would be refused.
     options = ("--world", str(WORLD), "--rate-limit", "0")
-    with emulator_server(*options) as url, httpx.Client(base_url=url) as client:
+    with emulator_server(*options) as server, httpx.Client(base_url=server.url) as client:
         headers = {"Authorization": "token bench"}
         started = time.perf_counter()
         for i in range(int(rate * seconds)):
