@@ -212,8 +212,8 @@ def serve_bare() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="bare/emulator pairs (median kept)")
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=5, help="side-by-side rounds (median kept)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -251,7 +251,7 @@ class Emulator:
         if dep.status is Status.ERROR:
             message = f"{ALLOCATION_FAILED}: {dep.error_detail}"
             return json_response(422, {"request_id": dep.request_id, "message": message})
-        return json_response(202, {"request_id": dep.request_id})
+        return JSONResponse(b'{"request_id":"%s"}' % dep.request_id.encode(), 202)
 
     async def status(self, request: Request, now: float) -> Response:
         dep = self.platform.get(request.path_params["request_id"], now)
