@@ -46,11 +46,10 @@ class Distribution:
             return self.a * math.exp(self.b * rng.gauss())
         return rng.expovariate(1.0 / self.a) if self.a > 0 else 0.0
 
-    def scaled(self, factor: float) -> Distribution:
-        """scaled multiplies every drawn value by factor (sigma is a shape, not a scale)."""
-        if self.kind == "lognormal":
-            return Distribution(self.kind, self.a * factor, self.b)
-        return Distribution(self.kind, self.a * factor, self.b * factor)
+    def describe(self) -> dict[str, str | float]:
+        """describe is the TOML/JSON table this distribution is read from."""
+        names = _PARAMETERS[self.kind]
+        return {"distribution": self.kind} | dict(zip(names, (self.a, self.b), strict=False))
 
 
 def parse_distribution(value: object, where: str) -> Distribution:

@@ -48,7 +48,7 @@ class Faults:
     def describe(self) -> dict:
         latency = self.latency_ms
         return {
-            "latency_ms": None if latency is None else {"distribution": latency.kind},
+            "latency_ms": None if latency is None else latency.describe(),
             "error_share": self.error_share,
             "drop_share": self.drop_share,
         }

@@ -243,6 +243,8 @@ def test_injected_errors_and_latency(make_client):
         "/_emulator/faults",
         json={"error_share": 0, "latency_ms": {"distribution": "fixed", "value": 50}},
     )
+    latency = client.get("/_emulator/faults").json()["latency_ms"]
+    assert latency == {"distribution": "fixed", "value": 50.0}
     started = time.perf_counter()
     assert post(client, "/v2/deployments", deploy_body()).status_code == 202
     assert time.perf_counter() - started >= 0.05
