@@ -89,5 +89,40 @@ def emulator(**options) -> None:
         raise InputError(str(exc)) from None
 
 
+@main.group()
+def scenario() -> None:
+    """Check scenario files and preview the requests they make."""
+
+
+@scenario.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def scenario_check(files: tuple[Path, ...]) -> None:
+    """Validate scenario files: every problem on one line; exit code 2 if any."""
+    from edgebench._scenario_cli import check
+
+    problems = check(files)
+    for line in problems:
+        click.echo(f"Error: {line}", err=True)
+    if problems:
+        raise SystemExit(2)
+
+
+@scenario.command("sample")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("-n", "count", type=click.IntRange(min=1), default=5, show_default=True)
+def scenario_sample(file: Path, count: int) -> None:
+    """Print the first N requests the scenario would send, one JSON line each."""
+    from edgebench._errors import EdgebenchError
+    from edgebench._scenario_cli import sample
+
+    try:
+        for line in sample(file, count):
+            click.echo(line)
+    except EdgebenchError as exc:
+        for line in str(exc).splitlines():
+            click.echo(f"Error: {line}", err=True)
+        raise SystemExit(exc.exit_code) from None
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,7 +25,6 @@ from starlette.types import Receive, Scope, Send
 from emulator._clock import PlatformClock
 from emulator._errors import ConfigError
 from emulator._faults import Faults, draw_fault
-from emulator._geo import warm_up
 from emulator._metrics import Metrics
 from emulator._platform import Platform, Status, StopOutcome
 from emulator._ratelimit import RateLimiter, RateLimits
@@ -33,6 +32,7 @@ from emulator._validation import BadRequest, parse_deploy, parse_fleet_deploy
 from emulator._views import deployment_summary, list_item, status_body
 from emulator._webhooks import WebhookSender
 from emulator._world import World, load_world
+from emulator.geo import warm_up
 
 # The ticker sleeps until the next transition, within these bounds: requests advance
 # the platform themselves, the ticker is for webhooks when no request comes.

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 
 from emulator._events import EventQueue
-from emulator._geo import EARTH_RADIUS_KM, Position, centre
 from emulator._world import Location, PrivateHost, World
+from emulator.geo import EARTH_RADIUS_KM, Position, centre
 
 SEEK_SHARE_OF_BOOT = 0.2
 RETAIN_TERMINATED = 100_000

@@ -1,6 +1,6 @@
 import pytest
 
-from emulator._geo import (
+from emulator.geo import (
     Position,
     centre,
     country_positions,

@@ -1,4 +1,7 @@
-"""Positions on the globe: great-circle geometry, and where an IP address is.
+"""Positions on the globe: great-circle geometry, and where an IP address is (public API).
+
+The traffic generator uses this module too, so that an address it makes for a country
+is placed in that country by the emulator: both read the same data.
 
 IP addresses are located with geoip2fast's bundled data (IPv4 and IPv6 in one
 file) to a country, and the country to its geographic centre as published by
@@ -169,3 +172,28 @@ def geoip_country_codes() -> list[str]:
 
     codes = (name.split(":")[0] for name in data.mainListNamesCountry)
     return sorted(code for code in codes if len(code) == 2 and code.isalpha())
+
+
+@functools.cache
+def country_ipv4_blocks() -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+    """country_ipv4_blocks maps ISO codes to their IPv4 blocks: (first addresses, sizes).
+
+    Read from geoip2fast's own tables (pinned by the lock file), so every address
+    in a block geolocates to that block's country here and in the emulator.
+    """
+    _geoip()
+    from geoip2fast import geoip2fast as data
+
+    names = [name.split(":")[0] for name in data.mainListNamesCountry]
+    firsts: dict[str, list[int]] = {}
+    sizes: dict[str, list[int]] = {}
+    tables = zip(
+        data.mainListFirstIP, data.mainListNetlength, data.mainListIDCountryCodes, strict=True
+    )
+    for first_ips, prefix_lengths, country_ids in tables:
+        for first, prefix, country_id in zip(first_ips, prefix_lengths, country_ids, strict=True):
+            code = names[country_id]
+            if first < 2**32 and prefix <= 32 and len(code) == 2 and code.isalpha():
+                firsts.setdefault(code, []).append(first)
+                sizes.setdefault(code, []).append(2 ** (32 - prefix))
+    return {code: (tuple(firsts[code]), tuple(sizes[code])) for code in firsts}

@@ -1,0 +1,75 @@
+"""Request bodies: what arrival k of a scenario sends, the same on every run and worker.
+
+plan = PayloadPlan(scenario, webhook_base="http://127.0.0.1:8089")
+request = plan.request(k)   # request.endpoint, request.body, request.region, request.players
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from edgebench.players import PlayerFactory
+
+DEPLOY = "POST /v2/deployments"
+FLEET_DEPLOY = "POST /v2/private-fleets/deployments"
+PATHS = {DEPLOY: "/v2/deployments", FLEET_DEPLOY: "/v2/private-fleets/deployments"}
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRequest:
+    """PlannedRequest is one arrival's endpoint and body, and what the records say of it."""
+
+    index: int
+    endpoint: str
+    body: dict
+    region: str
+    players: int
+
+    @property
+    def path(self) -> str:
+        return PATHS[self.endpoint]
+
+
+class PayloadPlan:
+    """PayloadPlan draws arrival k's request from a random source seeded by (seed, k)."""
+
+    def __init__(self, scenario, webhook_base: str | None = None, run_tag: str | None = None):
+        self.scenario = scenario
+        self.players = PlayerFactory(scenario)
+        mix = scenario.mix
+        self._fleet_share = mix.fleet_deploy / (mix.deploy + mix.fleet_deploy)
+        self._tags = [*scenario.requests.tags, *([run_tag] if run_tag else [])]
+        self._webhooks = webhook_base if scenario.requests.webhooks else None
+
+    def rng(self, index: int) -> random.Random:
+        # An integer seed per arrival: reproducible whatever the split across workers.
+        return random.Random(self.scenario.seed * 1_000_003 + index)
+
+    def request(self, index: int) -> PlannedRequest:
+        rng = self.rng(index)
+        fleet = rng.random() < self._fleet_share
+        region, users = self.players.party(rng)
+        body = self._body(users, rng, fleet)
+        endpoint = FLEET_DEPLOY if fleet else DEPLOY
+        return PlannedRequest(index, endpoint, body, region, len(users))
+
+    def _body(self, users: list[dict], rng: random.Random, fleet: bool) -> dict:
+        target, requests = self.scenario.target, self.scenario.requests
+        body: dict = {"application": target.application, "version": target.version, "users": users}
+        if fleet:
+            body["private_host_ids"] = list(self.scenario.mix.private_host_ids)
+        elif requests.require_cached_share and rng.random() < requests.require_cached_share:
+            body["require_cached_locations"] = True
+        if requests.environment_variables:
+            body["environment_variables"] = [
+                variable.model_dump() for variable in requests.environment_variables
+            ]
+        if self._tags:
+            body["tags"] = list(self._tags)
+        if self._webhooks:
+            body |= {
+                f"webhook_on_{event}": {"url": f"{self._webhooks}/{event}"}
+                for event in ("ready", "error", "terminated")
+            }
+        return body

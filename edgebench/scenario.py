@@ -1,0 +1,261 @@
+"""Scenario files: who the players are and how hard to push (format: scenarios/README.md).
+
+    scenario = load_scenario("scenarios/smoke.toml")
+    scenario.rate.stages[0].duration_s   # 10.0
+
+Every problem in a file is reported, one line each, as
+`<file>: <key>: <problem>; <fix>` (ScenarioError.problems).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from edgebench._errors import ScenarioError
+from emulator.geo import country_positions
+
+DEFAULT_LIMIT = 40
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
+)
+
+
+def parse_duration(value: object) -> float:
+    """parse_duration reads seconds from a number or a text like "90s", "2m", "1h30m".
+
+    >>> parse_duration("1m30s"), parse_duration(45)
+    (90.0, 45.0)
+    """
+    if isinstance(value, bool):
+        raise ValueError('must be a duration such as 30 or "30s", "2m", "1h30m"')
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if not match or not any(match.groups()):
+        raise ValueError('must be a duration such as 30 or "30s", "2m", "1h30m"')
+    hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Target(_Strict):
+    """Target says what to deploy and where: no host means the embedded emulator."""
+
+    application: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    host: str | None = None
+    world: str | None = None
+
+
+class Mix(_Strict):
+    """Mix weighs deploy against fleet-deploy requests."""
+
+    deploy: Annotated[float, Field(ge=0)] = 1.0
+    fleet_deploy: Annotated[float, Field(ge=0)] = 0.0
+    private_host_ids: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _weights_and_hosts(self) -> Mix:
+        if self.deploy + self.fleet_deploy <= 0:
+            raise ValueError("deploy + fleet_deploy is 0; give one of them a weight above 0")
+        if self.fleet_deploy > 0 and not self.private_host_ids:
+            raise ValueError("fleet_deploy needs private_host_ids; list the fleet's host ids")
+        if len(set(self.private_host_ids)) != len(self.private_host_ids):
+            raise ValueError("private_host_ids repeats an id; list each host once")
+        return self
+
+
+class City(_Strict):
+    name: str = Field(min_length=1)
+    country: str
+    latitude: Annotated[float, Field(ge=-90, le=90)]
+    longitude: Annotated[float, Field(ge=-180, le=180)]
+
+    _country = field_validator("country")(lambda cls, code: _country_code(code))
+
+
+class Region(_Strict):
+    """Region is a weighted source of players: countries (for IPs) and/or cities."""
+
+    name: str = Field(min_length=1)
+    weight: Annotated[float, Field(ge=0)] = 1.0
+    countries: list[str] = Field(default_factory=list)
+    cities: list[City] = Field(default_factory=list)
+    jitter_km: Annotated[float, Field(ge=0, le=2000)] = 25.0
+    ip_share: Share = 0.5
+
+    @field_validator("countries")
+    @classmethod
+    def _countries(cls, codes: list[str]) -> list[str]:
+        return [_country_code(code) for code in codes]
+
+    @model_validator(mode="after")
+    def _has_players(self) -> Region:
+        if not self.countries and not self.cities:
+            raise ValueError("a region needs countries or cities; add one of them")
+        return self
+
+
+class Players(_Strict):
+    """Players per request: sizes with weights (party or match sizes)."""
+
+    sizes: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [1])
+    weights: list[Annotated[float, Field(ge=0)]] | None = None
+
+    @model_validator(mode="after")
+    def _weights(self) -> Players:
+        if not self.sizes:
+            raise ValueError("sizes is empty; list at least one party size")
+        if self.weights is not None:
+            if len(self.weights) != len(self.sizes):
+                raise ValueError("weights and sizes differ in length; give one weight a size")
+            if sum(self.weights) <= 0:
+                raise ValueError("weights sum to 0; give a size a weight above 0")
+        return self
+
+
+class EnvironmentVariable(_Strict):
+    key: str = Field(min_length=1)
+    value: str
+    is_hidden: bool = False
+
+
+class Requests(_Strict):
+    """Requests holds what each body carries besides the players."""
+
+    require_cached_share: Share = 0.0
+    tags: list[str] = Field(default_factory=list)
+    environment_variables: list[EnvironmentVariable] = Field(default_factory=list)
+    webhooks: bool = False
+
+
+class Stage(_Strict):
+    """Stage is a stretch of the schedule: ramp to a rate, or step/spike/hold at one."""
+
+    kind: Literal["ramp", "step", "spike", "hold"]
+    duration: Seconds
+    rate: Annotated[float, Field(ge=0)]
+
+    @property
+    def duration_s(self) -> float:
+        return self.duration
+
+
+class Rate(_Strict):
+    """Rate: respect the limit (never more than `limit` starts in any second) or exceed it."""
+
+    mode: Literal["respect", "exceed"] = "respect"
+    limit: Annotated[int, Field(ge=1)] = DEFAULT_LIMIT
+    factor: Annotated[float, Field(gt=0)] = 1.0
+    margin_ms: Annotated[float, Field(ge=0, le=500)] = 15.0
+    stages: list[Stage] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _some_traffic(self) -> Rate:
+        if all(stage.rate == 0 for stage in self.stages):
+            raise ValueError("every stage has rate 0; give a stage a rate above 0")
+        return self
+
+
+class Scenario(_Strict):
+    """Scenario is one validated scenario file."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    description: str = ""
+    seed: int = 0
+    duration: Seconds | None = None
+    target: Target
+    mix: Mix = Field(default_factory=Mix)
+    players: Players = Field(default_factory=Players)
+    requests: Requests = Field(default_factory=Requests)
+    rate: Rate
+    regions: list[Region] = Field(min_length=1)
+    source: str = ""
+    digest: str = ""
+
+    @model_validator(mode="after")
+    def _regions_weigh_something(self) -> Scenario:
+        if sum(region.weight for region in self.regions) <= 0:
+            raise ValueError("region weights sum to 0; give a region a weight above 0")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        """duration_s is the run's length: `duration`, else the stages' total."""
+        return self.duration or sum(stage.duration_s for stage in self.rate.stages)
+
+
+def _country_code(code: str) -> str:
+    if code.upper() not in country_positions():
+        raise ValueError(f"unknown country code {code!r}; use an ISO 3166 alpha-2 code such as BR")
+    return code.upper()
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """load_scenario reads and checks a scenario; ScenarioError lists every problem."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+        raw = tomllib.loads(text.decode("utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError([f"{path}: file not found; pass an existing scenario file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([f"{path}: cannot read it ({exc}); check the file"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError([f"{path}: invalid TOML ({exc}); fix the syntax"]) from None
+    raw.setdefault("name", path.stem)
+    raw |= {"source": str(path), "digest": hashlib.sha256(text).hexdigest()}
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError([_problem(path, error) for error in exc.errors()]) from None
+
+
+_FIXES = {
+    "extra_forbidden": "remove it (see scenarios/README.md for the keys)",
+    "missing": "add it",
+    "int_type": "use a whole number",
+    "float_type": "use a number",
+    "string_type": "use a string in quotes",
+    "bool_type": "use true or false",
+    "list_type": "use a list [...]",
+    "model_type": "use a table",
+    "literal_error": "use one of the values listed",
+    "greater_than": "use a larger value",
+    "greater_than_equal": "use a larger value",
+    "less_than_equal": "use a smaller value",
+    "too_short": "add at least one",
+    "string_too_short": "use a non-empty string",
+    "string_pattern_mismatch": "use letters, digits, '.', '_' or '-'",
+}
+
+
+def _problem(path: Path, error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    key = re.sub(r"\.(\d+)", r"[\1]", key)
+    message = error["msg"].removeprefix("Value error, ")
+    if ";" in message:
+        return f"{path}: {key}: {message}"
+    fix = _FIXES.get(error["type"], "see scenarios/README.md")
+    return f"{path}: {key}: {message[0].lower()}{message[1:]}; {fix}"

@@ -1,0 +1,177 @@
+"""The arrival schedule: when each request of a run is due, as a pure function of time.
+
+An open model: requests are due at fixed times whatever the answers do, the
+total across every process and worker being the scenario's rate. Arrival k
+(k = 0, 1, ...) is due when the integral of the rate reaches k + 0.5, so a
+constant 40/s gives arrivals at 12.5 ms, 37.5 ms, ... and exactly 40 in every
+second. Workers share the arrivals by index (worker i of n takes k % n == i),
+so their sum is the schedule, exactly.
+
+In respect mode no `limit + 1` arrivals fall within `1 s + margin`: an arrival
+that would is delayed, which caps the rate just under the limit and leaves the
+margin for jitter between client and server.
+
+    schedule = Schedule.from_scenario(scenario)
+    for arrival in schedule.arrivals(worker_index=0, worker_count=2):
+        ...  # arrival.due_s, arrival.index, arrival.stage, arrival.offered_rate
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+WINDOW_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Segment is a stretch where the rate moves linearly from `rate_start` to `rate_end`."""
+
+    start_s: float
+    end_s: float
+    rate_start: float
+    rate_end: float
+    stage: int
+    arrivals_before: float  # the integral of the rate up to start_s
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def rate_at(self, t: float) -> float:
+        if self.duration_s == 0:
+            return self.rate_end
+        share = (t - self.start_s) / self.duration_s
+        return self.rate_start + (self.rate_end - self.rate_start) * share
+
+    def arrivals_by(self, t: float) -> float:
+        """arrivals_by is the integral of the rate from 0 to t (t within the segment)."""
+        tau = t - self.start_s
+        return self.arrivals_before + (self.rate_start + self.rate_at(t)) / 2 * tau
+
+    def time_of(self, n: float) -> float:
+        """time_of solves arrivals_by(t) == n within the segment."""
+        due = n - self.arrivals_before
+        slope = (self.rate_end - self.rate_start) / self.duration_s if self.duration_s else 0.0
+        if abs(slope) < 1e-12:
+            return self.start_s + due / self.rate_start
+        # r0 * tau + slope / 2 * tau**2 = due, in the form that stays exact when slope is small.
+        root = math.sqrt(max(0.0, self.rate_start**2 + 2 * slope * due))
+        return self.start_s + 2 * due / (self.rate_start + root)
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """Arrival is one scheduled request start."""
+
+    index: int
+    due_s: float
+    stage: int
+    offered_rate: float
+
+
+class Schedule:
+    """Schedule turns stages into rates and arrival times."""
+
+    def __init__(
+        self,
+        segments: list[Segment],
+        duration_s: float,
+        limit: int | None = None,
+        margin_s: float = 0.0,
+    ) -> None:
+        self.segments = segments
+        self.duration_s = duration_s
+        self.limit = limit  # None: no guard (exceed mode)
+        self.margin_s = margin_s
+
+    @classmethod
+    def from_scenario(cls, scenario) -> Schedule:
+        rate = scenario.rate
+        respect = rate.mode == "respect"
+        stages = [(s.kind, s.duration_s, s.rate * rate.factor) for s in rate.stages]
+        cap = float(rate.limit) if respect else math.inf
+        segments = build_segments(stages, scenario.duration_s, cap)
+        limit = rate.limit if respect else None
+        return cls(segments, scenario.duration_s, limit, rate.margin_ms / 1000)
+
+    def rate_at(self, t: float) -> float:
+        """rate_at is the offered rate (requests/s) at elapsed time t."""
+        segment = self.segment_at(t)
+        return segment.rate_at(t) if segment else 0.0
+
+    def segment_at(self, t: float) -> Segment | None:
+        for segment in self.segments:
+            if segment.start_s <= t < segment.end_s:
+                return segment
+        return None
+
+    def expected_total(self) -> int:
+        """expected_total is how many arrivals the rates alone call for (before any guard)."""
+        last = self.segments[-1]
+        return math.floor(last.arrivals_by(last.end_s) + 0.5)
+
+    def arrivals(self, worker_index: int = 0, worker_count: int = 1) -> Iterator[Arrival]:
+        """arrivals yields this worker's share of the run's arrivals, in time order."""
+        for arrival in self._all_arrivals():
+            if arrival.index % worker_count == worker_index:
+                yield arrival
+
+    def _all_arrivals(self) -> Iterator[Arrival]:
+        recent: deque[float] = deque(maxlen=self.limit or 1)
+        span = WINDOW_S + self.margin_s + 1e-9  # a nanosecond past: rounding cannot squeeze one in
+        for index, (planned, segment) in enumerate(self._unguarded()):
+            due = planned
+            if self.limit is not None and len(recent) == self.limit:
+                due = max(due, recent[0] + span)
+            if due >= self.duration_s:
+                return
+            recent.append(due)
+            yield Arrival(index, due, segment.stage, self.rate_at(due))
+
+    def _unguarded(self) -> Iterator[tuple[float, Segment]]:
+        n = 0.5
+        for segment in self.segments:
+            total = segment.arrivals_by(segment.end_s)
+            while n <= total and segment.duration_s > 0:
+                yield max(segment.start_s, segment.time_of(n)), segment
+                n += 1
+
+
+def build_segments(
+    stages: list[tuple[str, float, float]], duration_s: float, cap: float = math.inf
+) -> list[Segment]:
+    """build_segments lays stages end to end, cut or held to fill duration_s.
+
+    ramp goes linearly from the level before it to its rate; step and hold stay at
+    their rate; spike stays at its rate, and the stage after it starts again from
+    the level before the spike. Rates above cap are held at cap.
+    """
+    segments: list[Segment] = []
+    level, start, integral = 0.0, 0.0, 0.0
+    for index, (kind, length, rate) in enumerate(stages):
+        end = min(start + length, duration_s)
+        if end <= start:
+            break
+        begin = level if kind == "ramp" else rate
+        begin, finish = _ramp_part(begin, rate, start, end, start + length)
+        begin, finish = min(begin, cap), min(finish, cap)
+        segment = Segment(start, end, begin, finish, index, integral)
+        segments.append(segment)
+        integral = segment.arrivals_by(end)
+        level = level if kind == "spike" else rate
+        start = end
+    if start < duration_s:
+        held = min(level, cap)
+        segments.append(Segment(start, duration_s, held, held, len(stages) - 1, integral))
+    return segments
+
+
+def _ramp_part(begin: float, rate: float, start: float, end: float, full_end: float):
+    """_ramp_part is a stage's start and end rate, when the run cuts it at `end`."""
+    if full_end == start:
+        return begin, rate
+    return begin, begin + (rate - begin) * (end - start) / (full_end - start)
