@@ -1,0 +1,202 @@
+"""One process's share of a run: a dispatcher that keeps the schedule, users that send.
+
+The dispatcher hands each arrival, when it is due, to an idle Locust user of
+its endpoint; with none idle the start is recorded as dropped (never silently
+skipped). Users send, classify the answer and record it, with the latency from
+the actual send and from the scheduled start (so a stalled generator cannot
+hide latency). Runs inside Locust's gevent world; the locustfile is the shell.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import gevent
+import orjson
+from gevent.queue import Empty, Queue
+
+from edgebench.payloads import DEPLOY, FLEET_DEPLOY, PayloadPlan, PlannedRequest
+from edgebench.records import BACKOFF, DROPPED, RecordWriter, outcome_of
+from edgebench.schedule import Arrival, Schedule
+from edgebench.webhooks import WebhookReceiver
+
+logger = logging.getLogger(__name__)
+
+TOKEN_VARIABLE = "EDGEGAP_API_TOKEN"  # noqa: S105 (the variable's name, not a token)
+LOCAL_TOKEN = "edgebench-local"  # noqa: S105 (sent to a loopback emulator when no token is set)
+PLAN_AHEAD_S = 0.05  # build a body this long before it is due
+
+
+def api_token() -> str | None:
+    """api_token reads EDGEGAP_API_TOKEN, tolerating a doubled "token " prefix."""
+    token = os.environ.get(TOKEN_VARIABLE, "").strip()
+    while token.lower().startswith("token "):
+        token = token[6:].strip()
+    return token or None
+
+
+@dataclass(frozen=True)
+class Share:
+    """Share is this process's part of the run: worker i of n, and the run's time zero."""
+
+    worker_index: int
+    worker_count: int
+    epoch: float  # unix time of schedule time 0, the same in every process
+
+    @property
+    def name(self) -> str:
+        return f"w{self.worker_index}"
+
+
+class TrafficRun:
+    """TrafficRun keeps this process's share of the schedule and records every start."""
+
+    def __init__(self, scenario, results_dir: Path, share: Share, run_tag: str) -> None:
+        self.scenario = scenario
+        self.share = share
+        self.respect = scenario.rate.mode == "respect"
+        self.schedule = Schedule.from_scenario(scenario)
+        self.records = RecordWriter(results_dir / f"requests-{share.name}.jsonl")
+        self.receiver = None
+        if scenario.requests.webhooks:
+            events = RecordWriter(results_dir / f"webhooks-{share.name}.jsonl")
+            self.receiver = WebhookReceiver(events, share.name)
+        base = self.receiver.url if self.receiver else None
+        self.plan = PayloadPlan(scenario, webhook_base=base, run_tag=run_tag)
+        self.queues: dict[str, Queue] = {DEPLOY: Queue(), FLEET_DEPLOY: Queue()}
+        self.idle: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.pause_until = 0.0
+        self._greenlets: list[gevent.Greenlet] = []
+        self.finished = False
+
+    # Lifecycle --------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.receiver:
+            self.receiver.start()
+        self._greenlets = [gevent.spawn(self._dispatch), gevent.spawn(self._flush_forever)]
+
+    def stop(self) -> None:
+        """stop ends dispatching and writes every record; safe to call twice."""
+        gevent.killall(self._greenlets, block=True, timeout=5)
+        if self.receiver:
+            self.receiver.stop()
+        self.records.close()
+
+    # Dispatch -------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        for arrival in self.schedule.arrivals(self.share.worker_index, self.share.worker_count):
+            due = self.share.epoch + arrival.due_s
+            gevent.sleep(max(0.0, due - PLAN_AHEAD_S - time.time()))
+            request = self.plan.request(arrival.index)
+            gevent.sleep(max(0.0, due - time.time()))
+            self._hand_over(arrival, request, due)
+        self.finished = True
+
+    def _hand_over(self, arrival: Arrival, request: PlannedRequest, due: float) -> None:
+        if self.respect and time.time() < self.pause_until:
+            self._record_unsent(arrival, request, due, BACKOFF)
+        elif self.idle[request.endpoint] <= 0:
+            self._record_unsent(arrival, request, due, DROPPED)
+        else:
+            self.idle[request.endpoint] -= 1
+            self.queues[request.endpoint].put((arrival, request, due))
+
+    def take(self, endpoint: str, timeout_s: float = 1.0):
+        """take waits (as an idle user) for the next start of endpoint, or None after timeout_s."""
+        self.idle[endpoint] += 1
+        try:
+            return self.queues[endpoint].get(timeout=timeout_s)
+        except Empty:
+            self.idle[endpoint] -= 1
+            return None
+
+    # Sending ------------------------------------------------------------------
+
+    def send(self, client, arrival: Arrival, request: PlannedRequest, due: float) -> None:
+        """send posts one planned request with a Locust FastHttpUser client and records it."""
+        sent = time.time()
+        started = time.perf_counter()
+        body = orjson.dumps(request.body)
+        headers = {"Content-Type": "application/json"}
+        with client.post(
+            request.path, data=body, headers=headers, name=request.endpoint, catch_response=True
+        ) as response:
+            latency_s = time.perf_counter() - started
+            status = response.status_code or 0
+            outcome = outcome_of(status)
+            self._judge(response, status, outcome)
+            request_id = _request_id(response.content) if status in (202, 422) else None
+        if status == 429 and self.respect:
+            self._back_off(response.headers.get("retry-after"))
+        self._record(arrival, request, due, sent, latency_s, status, outcome, request_id)
+
+    def _judge(self, response, status: int, outcome: str) -> None:
+        if status == 202:
+            response.success()
+        elif status == 0:
+            response.failure(f"transport error: {type(response.error).__name__}")
+        else:
+            response.failure(f"{outcome.replace('_', ' ')} ({status})")
+
+    def _back_off(self, retry_after: str | None) -> None:
+        try:
+            wait = float(retry_after) if retry_after else 1.0
+        except ValueError:
+            wait = 1.0
+        self.pause_until = max(self.pause_until, time.time() + min(wait, 60.0))
+
+    # Records ------------------------------------------------------------------
+
+    def _record(self, arrival, request, due, sent, latency_s, status, outcome, request_id) -> None:
+        done = sent + latency_s
+        self.outcomes[outcome] += 1
+        self.records.add(
+            self._base(arrival, request, due)
+            | {
+                "t_send": round(sent, 6),
+                "status": status,
+                "outcome": outcome,
+                "latency_ms": round(latency_s * 1000, 3),
+                "latency_sched_ms": round((done - due) * 1000, 3),
+                "request_id": request_id,
+            }
+        )
+
+    def _record_unsent(self, arrival, request, due: float, outcome: str) -> None:
+        self.outcomes[outcome] += 1
+        never_sent = dict.fromkeys(("t_send", "status", "latency_ms", "latency_sched_ms"))
+        never_sent |= {"outcome": outcome, "request_id": None}
+        self.records.add(self._base(arrival, request, due) | never_sent)
+
+    def _base(self, arrival: Arrival, request: PlannedRequest, due: float) -> dict:
+        return {
+            "index": arrival.index,
+            "t_sched": round(due, 6),
+            "endpoint": request.endpoint,
+            "region": request.region,
+            "players": request.players,
+            "worker": self.share.name,
+            "stage": arrival.stage,
+            "offered_rate": round(arrival.offered_rate, 4),
+        }
+
+    def _flush_forever(self) -> None:
+        while True:
+            gevent.sleep(1.0)
+            self.records.flush()
+
+
+def _request_id(content: bytes | None) -> str | None:
+    try:
+        value = orjson.loads(content or b"").get("request_id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

@@ -1,0 +1,201 @@
+"""Edgegap deploy traffic for Locust, held to the scenario's global rate.
+
+    edgebench emulator --port 8787 &
+    locust -f locustfiles/edgegap.py --headless --host http://127.0.0.1:8787 \\
+        --scenario scenarios/smoke.toml --csv results/smoke/locust --html results/smoke/locust.html
+
+DeployUser posts /v2/deployments, FleetDeployUser /v2/private-fleets/deployments.
+Nobody picks -u: the shape sizes the user pool from the rate and the observed
+latency, and ends the run with the schedule. Works with --processes N and
+--master/--worker: the arrivals are shared out by worker index.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from datetime import UTC, datetime
+from ipaddress import ip_address
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import gevent
+from locust import FastHttpUser, LoadTestShape, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
+
+from edgebench._errors import EdgebenchError
+from edgebench.manifest import run_facts, write_manifest
+from edgebench.payloads import DEPLOY, FLEET_DEPLOY
+from edgebench.scenario import load_scenario
+from edgebench.schedule import Schedule
+from edgebench.traffic import LOCAL_TOKEN, Share, TrafficRun, api_token
+
+START_LEAD_S = 1.0  # workers start their schedules together, this long after the start
+DRAIN_S = 3.0  # after the last arrival, time for answers before the run stops
+MIN_USERS_PER_CLASS = 2
+STATE: dict = {}
+
+
+@events.init_command_line_parser.add_listener
+def _arguments(parser) -> None:
+    parser.add_argument(
+        "--scenario",
+        default="scenarios/smoke.toml",
+        include_in_web_ui=True,
+        help="Scenario file (TOML) to run",
+    )
+    parser.add_argument(
+        "--results-dir",
+        default="",
+        include_in_web_ui=True,
+        help="Where the run's records go (default: results/<timestamp>-<scenario>)",
+    )
+
+
+@events.init.add_listener
+def _init(environment, **_kwargs) -> None:
+    options = environment.parsed_options
+    try:
+        scenario = load_scenario(options.scenario)
+        host = _loopback_host(environment.host or scenario.target.host)
+    except EdgebenchError as exc:
+        _quit_with(str(exc))
+    environment.host = host
+    token = api_token() or LOCAL_TOKEN
+    EdgegapUser.default_headers = {"Authorization": f"token {token}"}
+    mix = scenario.mix
+    DeployUser.weight = max(1, round(100 * mix.deploy))
+    FleetDeployUser.weight = max(1, round(100 * mix.fleet_deploy))
+    environment.stop_timeout = max(environment.stop_timeout or 0, 10)
+    STATE.update(scenario=scenario, schedule=Schedule.from_scenario(scenario))
+    if not options.results_dir:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        options.results_dir = str(Path("results") / f"{stamp}-{scenario.name}")
+
+
+def _loopback_host(host: str | None) -> str:
+    if not host:
+        raise EdgebenchError(
+            "no host: start the emulator (edgebench emulator) and pass --host, "
+            "or run through `edgebench run`"
+        )
+    name = urlsplit(host).hostname or ""
+    try:
+        loopback = name == "localhost" or ip_address(name).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise EdgebenchError(
+            f"--host {host}: load traffic goes only to loopback addresses (127.0.0.1, ::1); "
+            "runs against the real API need its safety checks first"
+        )
+    return host.rstrip("/")
+
+
+def _quit_with(message: str) -> None:
+    sys.stderr.write(f"Error: {message}\n")
+    sys.exit(2)
+
+
+@events.test_start.add_listener
+def _test_start(environment, **_kwargs) -> None:
+    runner, options = environment.runner, environment.parsed_options
+    scenario, schedule = STATE["scenario"], STATE["schedule"]
+    results_dir = Path(options.results_dir)
+    if not isinstance(runner, WorkerRunner):
+        workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
+        options.edgebench_epoch = time.time() + START_LEAD_S
+        options.edgebench_workers = workers
+        facts = run_facts(scenario, environment.host, api_token() is not None, workers, 0)
+        facts["scenario"]["expected_requests"] = sum(1 for _ in schedule.arrivals())
+        write_manifest(results_dir, **facts, epoch=options.edgebench_epoch)
+    if isinstance(runner, MasterRunner):
+        return
+    index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+    share = Share(index, options.edgebench_workers, options.edgebench_epoch)
+    run = TrafficRun(scenario, results_dir, share, run_tag=f"edgebench-{results_dir.name}")
+    STATE["run"] = run
+    run.start()
+
+
+@events.test_stop.add_listener
+def _test_stop(environment, **_kwargs) -> None:
+    run = STATE.pop("run", None)
+    if run is not None:
+        run.stop()
+    if not isinstance(environment.runner, WorkerRunner):
+        results_dir = Path(environment.parsed_options.results_dir)
+        write_manifest(results_dir, ended_at=time.time())
+        print(f"edgebench: records in {results_dir}", file=sys.stderr)
+
+
+@events.quitting.add_listener
+def _quitting(environment, **_kwargs) -> None:
+    run = STATE.pop("run", None)
+    if run is not None:
+        run.stop()
+
+
+class EdgegapUser(FastHttpUser):
+    """EdgegapUser waits for its endpoint's next due start and sends it."""
+
+    abstract = True
+    endpoint = DEPLOY
+    wait_time = constant(0)
+    network_timeout = 10.0
+    connection_timeout = 10.0
+
+    @task
+    def send_due_request(self) -> None:
+        run = STATE.get("run")
+        if run is None:
+            gevent.sleep(0.1)
+            return
+        item = run.take(self.endpoint)
+        if item is not None:
+            run.send(self.client, *item)
+
+
+class DeployUser(EdgegapUser):
+    """DeployUser sends POST /v2/deployments."""
+
+    endpoint = DEPLOY
+
+
+class FleetDeployUser(EdgegapUser):
+    """FleetDeployUser sends POST /v2/private-fleets/deployments."""
+
+    endpoint = FLEET_DEPLOY
+
+
+def pool_size(rate: float, latency_s: float, shares: list[float]) -> int:
+    """pool_size is how many users keep up with `rate` starts/s at `latency_s` each.
+
+    Twice the concurrency Little's law asks for, and enough that every endpoint
+    with traffic has MIN_USERS_PER_CLASS users whatever its share.
+
+    >>> pool_size(40, 0.01, [1.0]), pool_size(40, 0.5, [1.0]), pool_size(5, 0.01, [0.8, 0.2])
+    (3, 42, 10)
+    """
+    needed = math.ceil(rate * max(latency_s, 0.01) * 2) + 2
+    smallest = min(share for share in shares if share > 0)
+    return max(needed, math.ceil(MIN_USERS_PER_CLASS / smallest))
+
+
+class ScheduleShape(LoadTestShape):
+    """ScheduleShape sizes the pool from rate and latency, and stops after the last start."""
+
+    def tick(self):
+        scenario, schedule = STATE["scenario"], STATE["schedule"]
+        elapsed = self.get_run_time() - START_LEAD_S
+        if elapsed > scenario.duration_s + DRAIN_S:
+            return None
+        rate = max(schedule.rate_at(max(0.0, elapsed + ahead)) for ahead in (0, 1, 2))
+        latency_ms = self.runner.stats.total.get_current_response_time_percentile(0.95)
+        mix = scenario.mix
+        total = mix.deploy + mix.fleet_deploy
+        shares = [mix.deploy / total, mix.fleet_deploy / total]
+        users = pool_size(rate, (latency_ms or 100) / 1000, shares)
+        classes = [c for c, s in ((DeployUser, shares[0]), (FleetDeployUser, shares[1])) if s > 0]
+        return users, users, classes
