@@ -4,8 +4,12 @@ An open model: requests are due at fixed times whatever the answers do, the
 total across every process and worker being the scenario's rate. Arrival k
 (k = 0, 1, ...) is due when the integral of the rate reaches k + 0.5, so a
 constant 40/s gives arrivals at 12.5 ms, 37.5 ms, ... and exactly 40 in every
-second. Workers share the arrivals by index (worker i of n takes k % n == i),
-so their sum is the schedule, exactly.
+second. Workers share the arrivals by index, so their sum is the schedule,
+exactly: in exceed mode worker i of n takes k % n == i; in respect mode the
+arrivals follow a repeating pattern of `limit` slots in which worker i owns
+`budget(i, n)`, so any `limit` consecutive arrivals hold exactly that many of
+each worker's, and each worker can hold its own sends to its budget per window
+without ever starving (see traffic.SendGuard).
 
 In respect mode no `limit + 1` arrivals fall within `1 s + margin`: an arrival
 that would is delayed, which caps the rate just under the limit and leaves the
@@ -116,9 +120,18 @@ class Schedule:
 
     def arrivals(self, worker_index: int = 0, worker_count: int = 1) -> Iterator[Arrival]:
         """arrivals yields this worker's share of the run's arrivals, in time order."""
+        slots = owner_pattern(self.limit, worker_count) if self.limit else None
         for arrival in self._all_arrivals():
-            if arrival.index % worker_count == worker_index:
+            k = arrival.index
+            owner = slots[k % len(slots)] if slots else k % worker_count
+            if owner == worker_index:
                 yield arrival
+
+    def budget(self, worker_index: int, worker_count: int) -> int | None:
+        """budget is how many starts this worker may make in any window (None: no limit)."""
+        if not self.limit:
+            return None
+        return owner_pattern(self.limit, worker_count).count(worker_index)
 
     def _all_arrivals(self) -> Iterator[Arrival]:
         recent: deque[float] = deque(maxlen=self.limit or 1)
@@ -139,6 +152,17 @@ class Schedule:
             while n <= total and segment.duration_s > 0:
                 yield max(segment.start_s, segment.time_of(n)), segment
                 n += 1
+
+
+def owner_pattern(slots: int, workers: int) -> list[int]:
+    """owner_pattern spreads `slots` among workers as evenly as they divide, interleaved.
+
+    >>> owner_pattern(8, 3)
+    [0, 1, 2, 0, 1, 2, 0, 1]
+    >>> owner_pattern(5, 2)
+    [0, 1, 0, 1, 0]
+    """
+    return [slot % workers for slot in range(slots)]
 
 
 def build_segments(

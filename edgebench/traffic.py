@@ -10,19 +10,21 @@ hide latency). Runs inside Locust's gevent world; the locustfile is the shell.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 
 import gevent
 import orjson
+from gevent.lock import Semaphore
 from gevent.queue import Empty, Queue
 
 from edgebench.payloads import DEPLOY, FLEET_DEPLOY, PayloadPlan, PlannedRequest
 from edgebench.records import BACKOFF, DROPPED, RecordWriter, outcome_of
-from edgebench.schedule import Arrival, Schedule
+from edgebench.schedule import WINDOW_S, Arrival, Schedule
 from edgebench.webhooks import WebhookReceiver
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ logger = logging.getLogger(__name__)
 TOKEN_VARIABLE = "EDGEGAP_API_TOKEN"  # noqa: S105 (the variable's name, not a token)
 LOCAL_TOKEN = "edgebench-local"  # noqa: S105 (sent to a loopback emulator when no token is set)
 PLAN_AHEAD_S = 0.05  # build a body this long before it is due
+MIN_USERS_PER_CLASS = 4  # per process: a user held by the send guard is not idle
 
 
 def api_token() -> str | None:
@@ -38,6 +41,42 @@ def api_token() -> str | None:
     while token.lower().startswith("token "):
         token = token[6:].strip()
     return token or None
+
+
+def pool_size(rate: float, latency_s: float, shares: list[float], processes: int = 1) -> int:
+    """pool_size is how many users keep up with `rate` starts/s at `latency_s` each.
+
+    Twice the concurrency Little's law asks for, and enough that every endpoint
+    with traffic has MIN_USERS_PER_CLASS users in every process whatever its share.
+
+    >>> pool_size(40, 0.5, [1.0]), pool_size(40, 0.01, [1.0]), pool_size(5, 0.01, [0.8, 0.2], 2)
+    (42, 4, 40)
+    """
+    needed = math.ceil(rate * max(latency_s, 0.01) * 2) + 2
+    smallest = min(share for share in shares if share > 0)
+    return max(needed, math.ceil(MIN_USERS_PER_CLASS * processes / smallest))
+
+
+class SendGuard:
+    """SendGuard holds a process's sends to `budget` in any window of `window_s`.
+
+    The schedule already spaces the arrivals; the guard keeps that true of the
+    actual sends when a busy machine delays some and they would leave in a bunch.
+    Sends pass one at a time, in order; a held send waits (its latency from the
+    schedule shows the wait).
+    """
+
+    def __init__(self, budget: int, window_s: float, clock=time.time, sleep=gevent.sleep):
+        self.window_s = window_s
+        self._sent: deque[float] = deque(maxlen=max(1, budget))
+        self._clock, self._sleep = clock, sleep
+        self._turn = Semaphore()
+
+    def wait(self) -> None:
+        with self._turn:
+            if len(self._sent) == self._sent.maxlen:
+                self._sleep(max(0.0, self._sent[0] + self.window_s - self._clock()))
+            self._sent.append(self._clock())
 
 
 @dataclass(frozen=True)
@@ -72,6 +111,9 @@ class TrafficRun:
         self.idle: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
         self.pause_until = 0.0
+        budget = self.schedule.budget(share.worker_index, share.worker_count)
+        window_s = WINDOW_S + scenario.rate.margin_ms / 1000
+        self.guard = SendGuard(budget, window_s) if self.respect and budget else None
         self._greenlets: list[gevent.Greenlet] = []
         self.finished = False
 
@@ -122,6 +164,8 @@ class TrafficRun:
 
     def send(self, client, arrival: Arrival, request: PlannedRequest, due: float) -> None:
         """send posts one planned request with a Locust FastHttpUser client and records it."""
+        if self.guard:
+            self.guard.wait()
         sent = time.time()
         started = time.perf_counter()
         body = orjson.dumps(request.body)

@@ -12,7 +12,6 @@ latency, and ends the run with the schedule. Works with --processes N and
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from datetime import UTC, datetime
@@ -29,11 +28,10 @@ from edgebench.manifest import run_facts, write_manifest
 from edgebench.payloads import DEPLOY, FLEET_DEPLOY
 from edgebench.scenario import load_scenario
 from edgebench.schedule import Schedule
-from edgebench.traffic import LOCAL_TOKEN, Share, TrafficRun, api_token
+from edgebench.traffic import LOCAL_TOKEN, Share, TrafficRun, api_token, pool_size
 
 START_LEAD_S = 1.0  # workers start their schedules together, this long after the start
 DRAIN_S = 3.0  # after the last arrival, time for answers before the run stops
-MIN_USERS_PER_CLASS = 2
 STATE: dict = {}
 
 
@@ -94,7 +92,8 @@ def _loopback_host(host: str | None) -> str:
 
 
 def _quit_with(message: str) -> None:
-    sys.stderr.write(f"Error: {message}\n")
+    for line in message.splitlines():
+        sys.stderr.write(f"Error: {line}\n")
     sys.exit(2)
 
 
@@ -169,20 +168,6 @@ class FleetDeployUser(EdgegapUser):
     endpoint = FLEET_DEPLOY
 
 
-def pool_size(rate: float, latency_s: float, shares: list[float]) -> int:
-    """pool_size is how many users keep up with `rate` starts/s at `latency_s` each.
-
-    Twice the concurrency Little's law asks for, and enough that every endpoint
-    with traffic has MIN_USERS_PER_CLASS users whatever its share.
-
-    >>> pool_size(40, 0.01, [1.0]), pool_size(40, 0.5, [1.0]), pool_size(5, 0.01, [0.8, 0.2])
-    (3, 42, 10)
-    """
-    needed = math.ceil(rate * max(latency_s, 0.01) * 2) + 2
-    smallest = min(share for share in shares if share > 0)
-    return max(needed, math.ceil(MIN_USERS_PER_CLASS / smallest))
-
-
 class ScheduleShape(LoadTestShape):
     """ScheduleShape sizes the pool from rate and latency, and stops after the last start."""
 
@@ -196,6 +181,7 @@ class ScheduleShape(LoadTestShape):
         mix = scenario.mix
         total = mix.deploy + mix.fleet_deploy
         shares = [mix.deploy / total, mix.fleet_deploy / total]
-        users = pool_size(rate, (latency_ms or 100) / 1000, shares)
+        processes = getattr(self.runner, "worker_count", 1)
+        users = pool_size(rate, (latency_ms or 100) / 1000, shares, processes)
         classes = [c for c, s in ((DeployUser, shares[0]), (FleetDeployUser, shares[1])) if s > 0]
         return users, users, classes

@@ -1,4 +1,5 @@
 import math
+from collections import Counter
 
 import pytest
 
@@ -66,7 +67,20 @@ def test_workers_share_the_arrivals_exactly(workers):
     everything = list(plan.arrivals())
     shares = [list(plan.arrivals(i, workers)) for i in range(workers)]
     assert sorted((a for s in shares for a in s), key=lambda a: a.index) == everything
-    assert max(len(s) for s in shares) - min(len(s) for s in shares) <= 1
+    owners = {a.index: i for i, share in enumerate(shares) for a in share}
+    budgets = [plan.budget(i, workers) for i in range(workers)]
+    assert sum(budgets) == 40
+    # Any 40 consecutive arrivals hold exactly each worker's budget: a worker that keeps
+    # its own sends within its budget per window keeps the sum within the limit.
+    for start in range(len(everything) - 40):
+        window = Counter(owners[k] for k in range(start, start + 40))
+        assert [window[i] for i in range(workers)] == budgets
+
+
+def test_exceed_mode_shares_round_robin():
+    plan = schedule([("hold", 2, 30)])
+    assert [a.index for a in plan.arrivals(1, 3)][:4] == [1, 4, 7, 10]
+    assert plan.budget(1, 3) is None
 
 
 def test_exceed_mode_from_a_scenario_offers_factor_times_the_rate(tmp_path):

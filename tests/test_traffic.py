@@ -1,0 +1,176 @@
+"""Real Locust processes against the emulator on a free loopback port."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from edgebench.records import read_records
+
+from .test_server import EmulatorProcess
+
+LOCUST = [
+    sys.executable,
+    "-m",
+    "locust",
+    "-f",
+    "locustfiles/edgegap.py",
+    "--headless",
+    "--only-summary",
+]
+
+
+def scenario_file(tmp_path: Path, mode: str, seconds: int, rate: float, **extra: str) -> Path:
+    lines = "\n".join(f"{key} = {value}" for key, value in extra.items())
+    path = tmp_path / f"{mode}.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            name = "{mode}-test"
+            seed = 9
+            [target]
+            application = "my-game"
+            version = "1.0.0"
+            [rate]
+            mode = "{mode}"
+            {lines}
+            stages = [{{ kind = "hold", duration = "{seconds}s", rate = {rate} }}]
+            [[regions]]
+            name = "world"
+            countries = ["US", "BR", "DE", "JP"]
+            """
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def emulator():
+    """emulator is `edgebench emulator` in its own process, as a run uses it."""
+    with EmulatorProcess("--time-scale", "30") as url:
+        yield SimpleNamespace(url=url)
+
+
+def run_locust(server, scenario: Path, results: Path, *args: str, timeout: float = 120):
+    command = [
+        *LOCUST,
+        "--host",
+        server.url,
+        "--scenario",
+        str(scenario),
+        "--results-dir",
+        str(results),
+    ]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def load(results: Path, pattern: str = "requests-*.jsonl") -> list[dict]:
+    records = []
+    for path in sorted(results.glob(pattern)):
+        records.extend(read_records(path)[0])
+    return records
+
+
+def most_in_any_second(times: list[float]) -> int:
+    times = sorted(times)
+    return max(sum(1 for u in times[i : i + 100] if u < t + 1.0) for i, t in enumerate(times))
+
+
+def test_respect_mode_with_two_processes_never_gets_a_429(emulator, tmp_path):
+    scenario = scenario_file(tmp_path, "respect", 20, 40)
+    result = run_locust(emulator, scenario, tmp_path / "run", "--processes", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = load(tmp_path / "run")
+    outcomes = Counter(r["outcome"] for r in records)
+    assert outcomes["rate_limited"] == 0
+    assert outcomes["accepted"] / 20 >= 0.95 * 40
+    assert {r["worker"] for r in records} == {"w0", "w1"}
+    assert sorted(r["index"] for r in records) == list(range(len(records)))
+    assert most_in_any_second([r["t_send"] for r in records]) <= 40
+
+
+def test_exceed_mode_offers_the_factor_and_the_limiter_refuses_the_excess(emulator, tmp_path):
+    scenario = scenario_file(tmp_path, "exceed", 10, 40, factor="1.5")
+    result = run_locust(emulator, scenario, tmp_path / "run")
+    assert result.returncode == 1  # Locust's exit code when requests failed: the 429s
+    records = load(tmp_path / "run")
+    sent = [r["t_send"] for r in records if r["t_send"]]
+    assert len(sent) / 10 == pytest.approx(60, rel=0.03)
+    shares = Counter(r["outcome"] for r in records)
+    assert shares["rate_limited"] / len(records) == pytest.approx(1 / 3, abs=0.05)
+    assert all(r["latency_sched_ms"] >= r["latency_ms"] for r in records if r["t_send"])
+
+
+def test_ctrl_c_mid_run_leaves_a_complete_readable_results_folder(emulator, tmp_path):
+    scenario = scenario_file(tmp_path, "respect", 30, 20)
+    results = tmp_path / "run"
+    command = [
+        *LOCUST,
+        "--host",
+        emulator.url,
+        "--scenario",
+        str(scenario),
+        "--results-dir",
+        str(results),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(6)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr[-2000:]
+    records, skipped = read_records(results / "requests-w0.jsonl")
+    assert skipped == 0
+    assert 40 <= len(records) < 600
+    manifest = (results / "manifest.json").read_text()
+    assert '"ended_at"' in manifest
+    assert '"token_set": false' in manifest
+
+
+def test_webhooks_record_when_each_deployment_became_ready(emulator, tmp_path):
+    scenario = scenario_file(tmp_path, "respect", 5, 10)
+    scenario.write_text(scenario.read_text() + "\n[requests]\nwebhooks = true\n")
+    result = run_locust(emulator, scenario, tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    requests = {r["request_id"]: r for r in load(tmp_path / "run") if r["request_id"]}
+    ready = [w for w in load(tmp_path / "run", "webhooks-*.jsonl") if w["event"] == "ready"]
+    assert len(ready) >= 0.9 * len(requests)
+    for callback in ready:
+        request = requests[callback["request_id"]]
+        # 1.5 to 3 s of platform time to boot, at 30x: well under a second of wall time.
+        assert 0 < callback["t_received"] - request["t_send"] < 2
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("http://10.0.0.7:8080", "load traffic goes only to loopback addresses"),
+        ("https://api.edgegap.com", "load traffic goes only to loopback addresses"),
+    ],
+)
+def test_non_loopback_hosts_are_refused_before_any_traffic(tmp_path, host, message):
+    scenario = scenario_file(tmp_path, "respect", 5, 5)
+    command = [*LOCUST, "--host", host, "--scenario", str(scenario), "--results-dir", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("requests-*"))
+
+
+def test_a_bad_scenario_stops_locust_with_one_line_per_problem(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("name = 'x'\n[rate]\nmode = 'wild'\n")
+    command = [*LOCUST, "--host", "http://127.0.0.1:9", "--scenario", str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert any("rate.mode" in line for line in errors)
+    assert "Traceback" not in result.stderr
