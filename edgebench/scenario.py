@@ -148,6 +148,9 @@ class Requests(_Strict):
     tags: list[str] = Field(default_factory=list)
     environment_variables: list[EnvironmentVariable] = Field(default_factory=list)
     webhooks: bool = False
+    poll_status: bool = False
+    poll_interval: Seconds = 2.0
+    status_limit: Annotated[int, Field(ge=1)] = 20
 
 
 class Stage(_Strict):

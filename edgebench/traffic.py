@@ -9,7 +9,6 @@ hide latency). Runs inside Locust's gevent world; the locustfile is the shell.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
@@ -18,16 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gevent
+import httpx
 import orjson
 from gevent.lock import Semaphore
 from gevent.queue import Empty, Queue
 
 from edgebench.payloads import DEPLOY, FLEET_DEPLOY, PayloadPlan, PlannedRequest
+from edgebench.polling import StatusPoller
 from edgebench.records import BACKOFF, DROPPED, RecordWriter, outcome_of
-from edgebench.schedule import WINDOW_S, Arrival, Schedule
+from edgebench.schedule import WINDOW_S, Arrival, Schedule, owner_pattern
 from edgebench.webhooks import WebhookReceiver
-
-logger = logging.getLogger(__name__)
 
 TOKEN_VARIABLE = "EDGEGAP_API_TOKEN"  # noqa: S105 (the variable's name, not a token)
 LOCAL_TOKEN = "edgebench-local"  # noqa: S105 (sent to a loopback emulator when no token is set)
@@ -95,16 +94,20 @@ class Share:
 class TrafficRun:
     """TrafficRun keeps this process's share of the schedule and records every start."""
 
-    def __init__(self, scenario, results_dir: Path, share: Share, run_tag: str) -> None:
+    def __init__(
+        self, scenario, results_dir: Path, share: Share, run_tag: str, host: str, token: str
+    ) -> None:
         self.scenario = scenario
         self.share = share
         self.respect = scenario.rate.mode == "respect"
         self.schedule = Schedule.from_scenario(scenario)
         self.records = RecordWriter(results_dir / f"requests-{share.name}.jsonl")
-        self.receiver = None
-        if scenario.requests.webhooks:
-            events = RecordWriter(results_dir / f"webhooks-{share.name}.jsonl")
-            self.receiver = WebhookReceiver(events, share.name)
+        requests = scenario.requests
+        self.events = None
+        if requests.webhooks or requests.poll_status:
+            self.events = RecordWriter(results_dir / f"events-{share.name}.jsonl")
+        self.receiver = WebhookReceiver(self.events, share.name) if requests.webhooks else None
+        self.poller = self._poller(host, token, share) if requests.poll_status else None
         base = self.receiver.url if self.receiver else None
         self.plan = PayloadPlan(scenario, webhook_base=base, run_tag=run_tag)
         self.queues: dict[str, Queue] = {DEPLOY: Queue(), FLEET_DEPLOY: Queue()}
@@ -117,19 +120,35 @@ class TrafficRun:
         self._greenlets: list[gevent.Greenlet] = []
         self.finished = False
 
+    def _poller(self, host: str, token: str, share: Share) -> StatusPoller:
+        requests = self.scenario.requests
+        status_slots = owner_pattern(requests.status_limit, share.worker_count)
+        budget = status_slots.count(share.worker_index)
+        window_s = WINDOW_S + self.scenario.rate.margin_ms / 1000
+        client = httpx.Client(
+            base_url=host, headers={"Authorization": f"token {token}"}, timeout=5.0
+        )
+        guard = SendGuard(max(1, budget), window_s)
+        return StatusPoller(client, self.events, share.name, requests.poll_interval, guard)
+
     # Lifecycle --------------------------------------------------------------
 
     def start(self) -> None:
         if self.receiver:
             self.receiver.start()
+        if self.poller:
+            self.poller.start()
         self._greenlets = [gevent.spawn(self._dispatch), gevent.spawn(self._flush_forever)]
 
     def stop(self) -> None:
         """stop ends dispatching and writes every record; safe to call twice."""
         gevent.killall(self._greenlets, block=True, timeout=5)
-        if self.receiver:
-            self.receiver.stop()
-        self.records.close()
+        for part in (self.receiver, self.poller):
+            if part:
+                part.stop()
+        for writer in (self.records, self.events):
+            if writer:
+                writer.close()
 
     # Dispatch -------------------------------------------------------------------
 
@@ -180,6 +199,8 @@ class TrafficRun:
             request_id = _request_id(response.content) if status in (202, 422) else None
         if status == 429 and self.respect:
             self._back_off(response.headers.get("retry-after"))
+        if status == 202 and self.poller and request_id:
+            self.poller.track(request_id, sent)
         self._record(arrival, request, due, sent, latency_s, status, outcome, request_id)
 
     def _judge(self, response, status: int, outcome: str) -> None:
@@ -235,7 +256,9 @@ class TrafficRun:
     def _flush_forever(self) -> None:
         while True:
             gevent.sleep(1.0)
-            self.records.flush()
+            for writer in (self.records, self.events):
+                if writer:
+                    writer.flush()
 
 
 def _request_id(content: bytes | None) -> str | None:

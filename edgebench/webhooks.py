@@ -2,7 +2,7 @@
 
 Each traffic process runs one. Edgegap (or the emulator) POSTs the deployment's
 status to `<url>/ready`, `/error` or `/terminated`; every callback becomes a line
-of `webhooks-<worker>.jsonl`, and the analysis joins them to the requests by
+of `events-<worker>.jsonl`, and the analysis joins them to the requests by
 request_id to get the time to ready. Bodies that are not a status are counted
 and ignored.
 """
@@ -37,7 +37,6 @@ class WebhookReceiver:
 
     def stop(self) -> None:
         self._server.stop(timeout=1)
-        self.events.close()
 
     def _app(self, environ, start_response):
         event = environ.get("PATH_INFO", "").strip("/")
@@ -65,6 +64,7 @@ class WebhookReceiver:
                 "event": event,
                 "request_id": request_id,
                 "current_status": status.get("current_status"),
+                "source": "webhook",
                 "worker": self.worker,
             }
         )

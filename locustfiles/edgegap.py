@@ -113,7 +113,9 @@ def _test_start(environment, **_kwargs) -> None:
         return
     index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
     share = Share(index, options.edgebench_workers, options.edgebench_epoch)
-    run = TrafficRun(scenario, results_dir, share, run_tag=f"edgebench-{results_dir.name}")
+    token = api_token() or LOCAL_TOKEN
+    tag = f"edgebench-{results_dir.name}"
+    run = TrafficRun(scenario, results_dir, share, tag, environment.host, token)
     STATE["run"] = run
     run.start()
 

@@ -140,7 +140,7 @@ def test_webhooks_record_when_each_deployment_became_ready(emulator, tmp_path):
     result = run_locust(emulator, scenario, tmp_path / "run")
     assert result.returncode == 0, result.stderr[-2000:]
     requests = {r["request_id"]: r for r in load(tmp_path / "run") if r["request_id"]}
-    ready = [w for w in load(tmp_path / "run", "webhooks-*.jsonl") if w["event"] == "ready"]
+    ready = [w for w in load(tmp_path / "run", "events-*.jsonl") if w["event"] == "ready"]
     assert len(ready) >= 0.9 * len(requests)
     for callback in ready:
         request = requests[callback["request_id"]]
@@ -174,3 +174,27 @@ def test_a_bad_scenario_stops_locust_with_one_line_per_problem(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert any("rate.mode" in line for line in errors)
     assert "Traceback" not in result.stderr
+
+
+def test_status_polling_measures_time_to_ready_within_the_status_limit(emulator, tmp_path):
+    scenario = scenario_file(tmp_path, "respect", 5, 8)
+    requests = '\n[requests]\npoll_status = true\npoll_interval = "0.2s"\nstatus_limit = 20\n'
+    scenario.write_text(scenario.read_text() + requests)
+    result = run_locust(emulator, scenario, tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    accepted = [r for r in load(tmp_path / "run") if r["outcome"] == "accepted"]
+    events = load(tmp_path / "run", "events-*.jsonl")
+    assert {e["source"] for e in events} == {"poll"}
+    assert len({e["request_id"] for e in events if e["event"] == "ready"}) >= 0.8 * len(accepted)
+
+
+def test_respect_mode_honours_retry_after_when_a_429_comes_anyway(tmp_path):
+    # The API's real limit is lower than the scenario believes: 429s come, and then pauses.
+    with EmulatorProcess("--rate-limit", "10") as url:
+        scenario = scenario_file(tmp_path, "respect", 6, 20)
+        result = run_locust(SimpleNamespace(url=url), scenario, tmp_path / "run")
+    assert result.returncode == 1
+    outcomes = Counter(r["outcome"] for r in load(tmp_path / "run"))
+    assert outcomes["rate_limited"] >= 1
+    assert outcomes["backoff"] >= 20  # starts due during the Retry-After pauses, not sent
+    assert outcomes["accepted"] <= 10 * 6 + 10

@@ -1,0 +1,75 @@
+"""Time to ready by polling GET /v1/status/{request_id}, within the status endpoint's limit.
+
+For targets that cannot call a webhook back (the real API needs a public
+address for that). Each accepted deployment is polled every interval until it
+is READY or ERROR; the process's polls are held to its budget, its share of the
+endpoint's own limit (20/s), with the same send guard as the deploys.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+
+import gevent
+import httpx
+
+from edgebench.records import RecordWriter
+
+DONE = {"Status.READY": "ready", "Status.ERROR": "error"}
+
+
+class StatusPoller:
+    """StatusPoller polls accepted deployments until they are ready, recording when."""
+
+    def __init__(
+        self, client: httpx.Client, events: RecordWriter, worker: str, interval_s: float, guard
+    ) -> None:
+        self.client, self.events, self.worker = client, events, worker
+        self.interval_s = interval_s
+        self.guard = guard
+        self.polls = 0
+        self._due: list[tuple[float, str]] = []
+        self._greenlet: gevent.Greenlet | None = None
+
+    def track(self, request_id: str, sent: float) -> None:
+        heapq.heappush(self._due, (sent + self.interval_s, request_id))
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._poll_forever)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=5)
+        self.client.close()
+
+    def _poll_forever(self) -> None:
+        while True:
+            if not self._due or self._due[0][0] > time.time():
+                gevent.sleep(0.05)
+                continue
+            _, request_id = heapq.heappop(self._due)
+            self.guard.wait()
+            self._poll(request_id)
+
+    def _poll(self, request_id: str) -> None:
+        self.polls += 1
+        try:
+            response = self.client.get(f"/v1/status/{request_id}")
+            status = response.json().get("current_status") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            status = None
+        event = DONE.get(status)
+        if event is None:
+            self.track(request_id, time.time())
+            return
+        self.events.add(
+            {
+                "t_received": round(time.time(), 6),
+                "event": event,
+                "request_id": request_id,
+                "current_status": status,
+                "source": "poll",
+                "worker": self.worker,
+            }
+        )
