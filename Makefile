@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench lock clean
+.PHONY: install run test lint format bench bench-traffic lock clean
 
 install: $(STAMP)
 
@@ -34,6 +34,9 @@ format: install
 
 bench: install
 	$(BIN)/python bench/emulator_throughput.py
+
+bench-traffic: install
+	$(BIN)/python bench/traffic_efficiency.py
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock: install

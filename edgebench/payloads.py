@@ -41,6 +41,7 @@ class PayloadPlan:
         self._fleet_share = mix.fleet_deploy / (mix.deploy + mix.fleet_deploy)
         self._tags = [*scenario.requests.tags, *([run_tag] if run_tag else [])]
         self._webhooks = webhook_base if scenario.requests.webhooks else None
+        self._variables = [v.model_dump() for v in scenario.requests.environment_variables]
 
     def rng(self, index: int) -> random.Random:
         # An integer seed per arrival: reproducible whatever the split across workers.
@@ -61,10 +62,8 @@ class PayloadPlan:
             body["private_host_ids"] = list(self.scenario.mix.private_host_ids)
         elif requests.require_cached_share and rng.random() < requests.require_cached_share:
             body["require_cached_locations"] = True
-        if requests.environment_variables:
-            body["environment_variables"] = [
-                variable.model_dump() for variable in requests.environment_variables
-            ]
+        if self._variables:
+            body["environment_variables"] = self._variables
         if self._tags:
             body["tags"] = list(self._tags)
         if self._webhooks:

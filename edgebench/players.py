@@ -2,7 +2,9 @@
 
 Addresses are drawn from the IPv4 blocks geoip2fast assigns to each country (the
 data the emulator locates players with), so an address made for Brazil is
-placed in Brazil; private, reserved and multicast addresses are never drawn.
+placed in Brazil. Private, reserved and multicast ranges carry their own labels
+in that data, not a country's, so they are never drawn (tests/test_players.py
+checks samples of every kind).
 Coordinates scatter uniformly within `jitter_km` of a city (or of the country's
 centre when a region lists only countries). All draws come from the caller's
 seeded random source.
@@ -11,22 +13,13 @@ seeded random source.
 from __future__ import annotations
 
 import bisect
-import ipaddress
 import itertools
 import math
 import random
+import socket
 from dataclasses import dataclass
 
-from emulator.geo import (
-    EARTH_RADIUS_KM,
-    Position,
-    country_ipv4_blocks,
-    country_positions,
-    ip_country,
-    is_public_address,
-)
-
-ADDRESS_TRIES = 20
+from emulator.geo import EARTH_RADIUS_KM, Position, country_ipv4_blocks, country_positions
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,17 +36,13 @@ class CountryBlocks:
         return cls(code, firsts, tuple(itertools.accumulate(sizes)))
 
     def address(self, rng: random.Random) -> str | None:
-        """address is a public address of the country, or None if it has no usable block."""
+        """address is an address of the country's, or None if it has no block."""
         if not self.cumulative:
             return None
-        for _ in range(ADDRESS_TRIES):
-            point = rng.randrange(self.cumulative[-1])
-            block = bisect.bisect_right(self.cumulative, point)
-            offset = point - (self.cumulative[block - 1] if block else 0)
-            text = str(ipaddress.IPv4Address(self.firsts[block] + offset))
-            if is_public_address(text) and ip_country(text) == self.code:
-                return text
-        return None
+        point = int(rng.random() * self.cumulative[-1])
+        block = bisect.bisect_right(self.cumulative, point)
+        offset = point - (self.cumulative[block - 1] if block else 0)
+        return socket.inet_ntoa((self.firsts[block] + offset).to_bytes(4, "big"))
 
 
 def scatter(centre: Position, radius_km: float, rng: random.Random) -> Position:

@@ -26,6 +26,7 @@ import math
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 WINDOW_S = 1.0
 
@@ -67,9 +68,8 @@ class Segment:
         return self.start_s + 2 * due / (self.rate_start + root)
 
 
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """Arrival is one scheduled request start."""
+class Arrival(NamedTuple):
+    """Arrival is one scheduled request start (a tuple: one is made per request)."""
 
     index: int
     due_s: float
@@ -120,12 +120,11 @@ class Schedule:
 
     def arrivals(self, worker_index: int = 0, worker_count: int = 1) -> Iterator[Arrival]:
         """arrivals yields this worker's share of the run's arrivals, in time order."""
-        slots = owner_pattern(self.limit, worker_count) if self.limit else None
-        for arrival in self._all_arrivals():
-            k = arrival.index
-            owner = slots[k % len(slots)] if slots else k % worker_count
-            if owner == worker_index:
-                yield arrival
+        slots = owner_pattern(self.limit or worker_count, worker_count)
+        period = len(slots)
+        for index, due, segment in self._all_arrivals():
+            if slots[index % period] == worker_index:
+                yield Arrival(index, due, segment.stage, segment.rate_at(due))
 
     def budget(self, worker_index: int, worker_count: int) -> int | None:
         """budget is how many starts this worker may make in any window (None: no limit)."""
@@ -133,7 +132,7 @@ class Schedule:
             return None
         return owner_pattern(self.limit, worker_count).count(worker_index)
 
-    def _all_arrivals(self) -> Iterator[Arrival]:
+    def _all_arrivals(self) -> Iterator[tuple[int, float, Segment]]:
         recent: deque[float] = deque(maxlen=self.limit or 1)
         span = WINDOW_S + self.margin_s + 1e-9  # a nanosecond past: rounding cannot squeeze one in
         for index, (planned, segment) in enumerate(self._unguarded()):
@@ -143,7 +142,7 @@ class Schedule:
             if due >= self.duration_s:
                 return
             recent.append(due)
-            yield Arrival(index, due, segment.stage, self.rate_at(due))
+            yield index, due, segment
 
     def _unguarded(self) -> Iterator[tuple[float, Segment]]:
         n = 0.5

@@ -20,7 +20,7 @@ import gevent
 import httpx
 import orjson
 from gevent.lock import Semaphore
-from gevent.queue import Empty, Queue
+from gevent.queue import Queue
 
 from edgebench.payloads import DEPLOY, FLEET_DEPLOY, PayloadPlan, PlannedRequest
 from edgebench.polling import StatusPoller
@@ -30,8 +30,10 @@ from edgebench.webhooks import WebhookReceiver
 
 TOKEN_VARIABLE = "EDGEGAP_API_TOKEN"  # noqa: S105 (the variable's name, not a token)
 LOCAL_TOKEN = "edgebench-local"  # noqa: S105 (sent to a loopback emulator when no token is set)
-PLAN_AHEAD_S = 0.05  # build a body this long before it is due
 MIN_USERS_PER_CLASS = 4  # per process: a user held by the send guard is not idle
+# Past this many users per process an overloaded target only queues more: starts are
+# dropped (and counted) instead, as an open model should.
+MAX_USERS_PER_PROCESS = 256
 
 
 def api_token() -> str | None:
@@ -46,14 +48,18 @@ def pool_size(rate: float, latency_s: float, shares: list[float], processes: int
     """pool_size is how many users keep up with `rate` starts/s at `latency_s` each.
 
     Twice the concurrency Little's law asks for, and enough that every endpoint
-    with traffic has MIN_USERS_PER_CLASS users in every process whatever its share.
+    with traffic has MIN_USERS_PER_CLASS users in every process whatever its share,
+    but never more than MAX_USERS_PER_PROCESS in a process.
 
     >>> pool_size(40, 0.5, [1.0]), pool_size(40, 0.01, [1.0]), pool_size(5, 0.01, [0.8, 0.2], 2)
     (42, 4, 40)
+    >>> pool_size(4000, 9.0, [1.0], processes=2)
+    512
     """
     needed = math.ceil(rate * max(latency_s, 0.01) * 2) + 2
     smallest = min(share for share in shares if share > 0)
-    return max(needed, math.ceil(MIN_USERS_PER_CLASS * processes / smallest))
+    wanted = max(needed, math.ceil(MIN_USERS_PER_CLASS * processes / smallest))
+    return min(wanted, MAX_USERS_PER_PROCESS * processes)
 
 
 class SendGuard:
@@ -155,10 +161,10 @@ class TrafficRun:
     def _dispatch(self) -> None:
         for arrival in self.schedule.arrivals(self.share.worker_index, self.share.worker_count):
             due = self.share.epoch + arrival.due_s
-            gevent.sleep(max(0.0, due - PLAN_AHEAD_S - time.time()))
-            request = self.plan.request(arrival.index)
-            gevent.sleep(max(0.0, due - time.time()))
-            self._hand_over(arrival, request, due)
+            wait = due - time.time()
+            if wait > 0:
+                gevent.sleep(wait)
+            self._hand_over(arrival, self.plan.request(arrival.index), due)
         self.finished = True
 
     def _hand_over(self, arrival: Arrival, request: PlannedRequest, due: float) -> None:
@@ -170,14 +176,14 @@ class TrafficRun:
             self.idle[request.endpoint] -= 1
             self.queues[request.endpoint].put((arrival, request, due))
 
-    def take(self, endpoint: str, timeout_s: float = 1.0):
-        """take waits (as an idle user) for the next start of endpoint, or None after timeout_s."""
+    def take(self, endpoint: str):
+        """take waits, as an idle user, for the next start of endpoint."""
         self.idle[endpoint] += 1
         try:
-            return self.queues[endpoint].get(timeout=timeout_s)
-        except Empty:
+            return self.queues[endpoint].get()
+        except BaseException:  # a stopping run kills waiting users: they are idle no more
             self.idle[endpoint] -= 1
-            return None
+            raise
 
     # Sending ------------------------------------------------------------------
 

@@ -153,9 +153,7 @@ class EdgegapUser(FastHttpUser):
         if run is None:
             gevent.sleep(0.1)
             return
-        item = run.take(self.endpoint)
-        if item is not None:
-            run.send(self.client, *item)
+        run.send(self.client, *run.take(self.endpoint))
 
 
 class DeployUser(EdgegapUser):
