@@ -19,8 +19,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import gevent
-from locust import FastHttpUser, LoadTestShape, constant, events, task
+from locust import FastHttpUser, LoadTestShape, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from edgebench._errors import EdgebenchError
@@ -139,21 +138,33 @@ def _quitting(environment, **_kwargs) -> None:
 
 
 class EdgegapUser(FastHttpUser):
-    """EdgegapUser waits for its endpoint's next due start and sends it."""
+    """EdgegapUser waits for its endpoint's next due start and sends it.
+
+    The waiting happens in wait_time, where Locust counts a user as idle: a run
+    that stops kills idle users at once instead of waiting for their task.
+    """
 
     abstract = True
     endpoint = DEPLOY
-    wait_time = constant(0)
     network_timeout = 10.0
     connection_timeout = 10.0
 
-    @task
-    def send_due_request(self) -> None:
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._due = None
+
+    def wait_time(self) -> float:
         run = STATE.get("run")
         if run is None:
-            gevent.sleep(0.1)
-            return
-        run.send(self.client, *run.take(self.endpoint))
+            return 0.1
+        self._due = run.take(self.endpoint)
+        return 0.0
+
+    @task
+    def send_due_request(self) -> None:
+        due, self._due = self._due, None
+        if due is not None:
+            STATE["run"].send(self.client, *due)
 
 
 class DeployUser(EdgegapUser):
