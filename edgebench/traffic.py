@@ -149,6 +149,9 @@ class TrafficRun:
     def stop(self) -> None:
         """stop ends dispatching and writes every record; safe to call twice."""
         gevent.killall(self._greenlets, block=True, timeout=5)
+        for queue in self.queues.values():  # handed over, never sent: the run ended first
+            while not queue.empty():
+                self._record_unsent(*queue.get_nowait(), DROPPED)
         for part in (self.receiver, self.poller):
             if part:
                 part.stop()
@@ -175,6 +178,11 @@ class TrafficRun:
         else:
             self.idle[request.endpoint] -= 1
             self.queues[request.endpoint].put((arrival, request, due))
+
+    def give_back(self, endpoint: str, due: tuple) -> None:
+        """give_back returns a start taken by a user that was stopped before sending it."""
+        self.idle[endpoint] -= 1  # as a hand-over: the next user to take it matches this
+        self.queues[endpoint].put(due)
 
     def take(self, endpoint: str):
         """take waits, as an idle user, for the next start of endpoint."""

@@ -160,6 +160,13 @@ class EdgegapUser(FastHttpUser):
         self._due = run.take(self.endpoint)
         return 0.0
 
+    def on_stop(self) -> None:
+        # Stopped between taking a start and sending it (a shrinking pool): pass it on.
+        run = STATE.get("run")
+        if self._due is not None and run is not None:
+            run.give_back(self.endpoint, self._due)
+            self._due = None
+
     @task
     def send_due_request(self) -> None:
         due, self._due = self._due, None

@@ -92,7 +92,7 @@ def test_respect_mode_with_two_processes_never_gets_a_429(emulator, tmp_path):
     assert outcomes["accepted"] / 20 >= 0.95 * 40
     assert {r["worker"] for r in records} == {"w0", "w1"}
     assert sorted(r["index"] for r in records) == list(range(len(records)))
-    assert most_in_any_second([r["t_send"] for r in records]) <= 40
+    assert most_in_any_second([r["t_send"] for r in records if r["t_send"]]) <= 40
 
 
 def test_exceed_mode_offers_the_factor_and_the_limiter_refuses_the_excess(emulator, tmp_path):
