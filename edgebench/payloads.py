@@ -7,7 +7,7 @@ request = plan.request(k)   # request.endpoint, request.body, request.region, re
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from edgebench.players import PlayerFactory
 
@@ -16,8 +16,7 @@ FLEET_DEPLOY = "POST /v2/private-fleets/deployments"
 PATHS = {DEPLOY: "/v2/deployments", FLEET_DEPLOY: "/v2/private-fleets/deployments"}
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedRequest:
+class PlannedRequest(NamedTuple):
     """PlannedRequest is one arrival's endpoint and body, and what the records say of it."""
 
     index: int

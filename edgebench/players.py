@@ -99,6 +99,11 @@ class PlayerFactory:
 
     def party(self, rng: random.Random) -> tuple[str, list[dict]]:
         """party is (region name, users) for one request."""
-        region = rng.choices(self.regions, cum_weights=self._region_weights)[0]
-        size = rng.choices(self._sizes, cum_weights=self._size_weights)[0]
+        region = self.regions[_weighted_index(self._region_weights, rng)]
+        size = self._sizes[_weighted_index(self._size_weights, rng)]
         return region.region.name, [region.user(rng) for _ in range(size)]
+
+
+def _weighted_index(cumulative: list[float], rng: random.Random) -> int:
+    """_weighted_index draws an index by cumulative weights (random.choices, minus its overhead)."""
+    return bisect.bisect_right(cumulative, rng.random() * cumulative[-1])
