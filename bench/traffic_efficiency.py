@@ -5,9 +5,9 @@ target is never the limit), it compares locustfiles/edgegap.py's DeployUser
 (schedule, realistic bodies, records on) with a bare FastHttpUser posting one
 fixed body (bench/bare_fasthttp.py):
 
-1. efficiency: CPU time of the Locust process over the same steady-state window,
-   both at the same offered rate (CPU time does not depend on the neighbours'
-   load, wall time does): bare CPU / edgebench CPU;
+1. efficiency: CPU time of each Locust process over the same steady-state window,
+   both running at once at the same offered rate (so the neighbours' load hits
+   both alike): bare CPU / edgebench CPU for the same number of requests;
 2. unbounded: the bare user's requests/s with no pacing, and what edgebench sends
    when offered that rate (its open model drops the starts it cannot make).
 
@@ -59,68 +59,81 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def locust(args: list[str], window: tuple[float, float], env: dict | None = None) -> dict:
-    """locust runs one headless Locust process and samples its CPU time in a window.
+class LocustRun:
+    """LocustRun is one headless Locust process; its CPU time can be read while it runs."""
 
-    The window (seconds after the start) leaves out Locust's start-up and the ramp,
-    which cost the same whatever the users do.
-    """
-    command = [sys.executable, "-m", "locust", "--headless", "--only-summary", *args]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env=os.environ | (env or {}),
-    )
-    started = time.monotonic()
-    time.sleep(window[0])
-    cpu_start = cpu_seconds(process.pid)
-    time.sleep(window[1] - (time.monotonic() - started))
-    cpu = cpu_seconds(process.pid) - cpu_start
-    output, _ = process.communicate(timeout=120)
-    match = re.search(r"^\s+Aggregated\s+(\d+)\s.*\|\s+([\d.]+)\s+[\d.]+\s*$", output, re.MULTILINE)
-    if not match:
-        raise SystemExit(f"Locust failed:\n{output[-3000:]}")
-    return {"cpu_s": cpu, "requests": int(match.group(1)), "rps": float(match.group(2))}
+    def __init__(self, args: list[str], env: dict | None = None) -> None:
+        command = [sys.executable, "-m", "locust", "--headless", "--only-summary", *args]
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+            env=os.environ | (env or {}),
+        )
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def finish(self) -> float:
+        """finish waits for the end and returns Locust's requests/s for the run."""
+        output, _ = self.process.communicate(timeout=120)
+        pattern = r"^\s+Aggregated\s+(\d+)\s.*\|\s+([\d.]+)\s+[\d.]+\s*$"
+        match = re.search(pattern, output, re.MULTILINE)
+        if not match:
+            raise SystemExit(f"Locust failed:\n{output[-3000:]}")
+        return float(match.group(2))
 
 
-def bare(url: str, rate: float, seconds: float, users: int) -> dict:
+def bare(url: str, rate: float, seconds: float, users: int) -> LocustRun:
     env = {"BENCH_RATE": str(rate), "BENCH_USERS": str(users)}
     args = ["-f", str(BENCH / "bare_fasthttp.py"), "--host", url, "-u", str(users)]
-    return locust([*args, "-r", str(users), "-t", f"{round(seconds)}s"], window(seconds), env)
+    return LocustRun([*args, "-r", str(users), "-t", f"{round(seconds)}s"], env)
 
 
-def edgebench(url: str, rate: float, seconds: float, folder: Path) -> dict:
-    scenario = folder / "bench.toml"
+def edgebench(url: str, rate: float, seconds: float, folder: Path) -> LocustRun:
+    scenario = folder / f"bench-{rate}.toml"
     scenario.write_text(SCENARIO.format(seconds=round(seconds), rate=rate))
     results = folder / f"run-{rate}-{time.monotonic()}"
     args = ["-f", "locustfiles/edgegap.py", "--host", url, "--scenario", str(scenario)]
-    return locust([*args, "--results-dir", str(results)], window(seconds))
+    return LocustRun([*args, "--results-dir", str(results)])
 
 
-def window(seconds: float) -> tuple[float, float]:
-    return (seconds * 0.3, seconds * 0.8)
+def side_by_side(runs: dict[str, LocustRun], seconds: float) -> dict[str, float]:
+    """side_by_side is each run's CPU time over the same steady-state window.
+
+    Both run at once, so the machine's neighbours slow them alike; the window
+    leaves out start-up and ramp, which cost the same whatever the users do.
+    """
+    started = time.monotonic()
+    time.sleep(seconds * 0.3)
+    before = {name: run.cpu_seconds() for name, run in runs.items()}
+    time.sleep(seconds * 0.8 - (time.monotonic() - started))
+    spent = {name: run.cpu_seconds() - before[name] for name, run in runs.items()}
+    for run in runs.values():
+        run.finish()
+    return spent
 
 
 def measure(rate: float, seconds: float, rounds: int, users: int) -> dict:
-    """measure compares CPU per request at the same rate, then the most each can send."""
+    """measure compares CPU for the same requests, then the most each can send."""
     ratios = []
     with tempfile.TemporaryDirectory() as folder, bare_server() as server:
         for _ in range(rounds):
-            base = bare(server.url, rate, seconds, users)
-            ours = edgebench(server.url, rate, seconds, Path(folder))
-            # Same rate, same window: the CPU each spent is the cost of the same requests.
-            ratios.append(base["cpu_s"] / ours["cpu_s"])
+            runs = {
+                "bare": bare(server.url, rate, seconds, users),
+                "edgebench": edgebench(server.url, rate, seconds, Path(folder)),
+            }
+            spent = side_by_side(runs, seconds)
+            ratios.append(spent["bare"] / spent["edgebench"])
             print(
-                f"  at {rate:g}/s: bare {base['cpu_s']:.2f} CPU-s ({base['rps']:,.0f}/s), "
-                f"edgebench {ours['cpu_s']:.2f} CPU-s ({ours['rps']:,.0f}/s), "
-                f"ratio {ratios[-1]:.3f}",
+                f"  at {rate:g}/s each: bare {spent['bare']:.2f} CPU-s, "
+                f"edgebench {spent['edgebench']:.2f} CPU-s, ratio {ratios[-1]:.3f}",
                 flush=True,
             )
-        bare_max = bare(server.url, 0, seconds, users)["rps"]
-        ours_max = edgebench(server.url, bare_max, seconds, Path(folder))["rps"]
+        bare_max = bare(server.url, 0, seconds, users).finish()
+        ours_max = edgebench(server.url, bare_max, seconds, Path(folder)).finish()
     return {
         "rate": rate,
         "efficiency_ratio": round(statistics.median(ratios), 3),

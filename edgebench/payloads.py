@@ -46,12 +46,18 @@ class PayloadPlan:
         # An integer seed per arrival: reproducible whatever the split across workers.
         return random.Random(self.scenario.seed * 1_000_003 + index)
 
-    def request(self, index: int) -> PlannedRequest:
+    def draft(self, index: int) -> tuple[str, random.Random]:
+        """draft is arrival index's endpoint, and the random source its body continues from.
+
+        Cheap on purpose: a start that cannot be sent needs no body.
+        """
         rng = self.rng(index)
-        fleet = rng.random() < self._fleet_share
+        return (FLEET_DEPLOY if rng.random() < self._fleet_share else DEPLOY), rng
+
+    def request(self, index: int, draft: tuple[str, random.Random] | None = None) -> PlannedRequest:
+        endpoint, rng = draft or self.draft(index)
         region, users = self.players.party(rng)
-        body = self._body(users, rng, fleet)
-        endpoint = FLEET_DEPLOY if fleet else DEPLOY
+        body = self._body(users, rng, endpoint == FLEET_DEPLOY)
         return PlannedRequest(index, endpoint, body, region, len(users))
 
     def _body(self, users: list[dict], rng: random.Random, fleet: bool) -> dict:

@@ -151,7 +151,8 @@ class TrafficRun:
         gevent.killall(self._greenlets, block=True, timeout=5)
         for queue in self.queues.values():  # handed over, never sent: the run ended first
             while not queue.empty():
-                self._record_unsent(*queue.get_nowait(), DROPPED)
+                arrival, request, due = queue.get_nowait()
+                self._record_unsent(arrival, request.endpoint, due, DROPPED)
         for part in (self.receiver, self.poller):
             if part:
                 part.stop()
@@ -167,17 +168,20 @@ class TrafficRun:
             wait = due - time.time()
             if wait > 0:
                 gevent.sleep(wait)
-            self._hand_over(arrival, self.plan.request(arrival.index), due)
+            self._hand_over(arrival, due)
         self.finished = True
 
-    def _hand_over(self, arrival: Arrival, request: PlannedRequest, due: float) -> None:
+    def _hand_over(self, arrival: Arrival, due: float) -> None:
+        draft = self.plan.draft(arrival.index)
+        endpoint = draft[0]
         if self.respect and time.time() < self.pause_until:
-            self._record_unsent(arrival, request, due, BACKOFF)
-        elif self.idle[request.endpoint] <= 0:
-            self._record_unsent(arrival, request, due, DROPPED)
+            self._record_unsent(arrival, endpoint, due, BACKOFF)
+        elif self.idle[endpoint] <= 0:
+            self._record_unsent(arrival, endpoint, due, DROPPED)
         else:
-            self.idle[request.endpoint] -= 1
-            self.queues[request.endpoint].put((arrival, request, due))
+            self.idle[endpoint] -= 1
+            request = self.plan.request(arrival.index, draft)
+            self.queues[endpoint].put((arrival, request, due))
 
     def give_back(self, endpoint: str, due: tuple) -> None:
         """give_back returns a start taken by a user that was stopped before sending it."""
@@ -238,7 +242,7 @@ class TrafficRun:
         done = sent + latency_s
         self.outcomes[outcome] += 1
         self.records.add(
-            self._base(arrival, request, due)
+            self._base(arrival, request.endpoint, due, request.region, request.players)
             | {
                 "t_send": round(sent, 6),
                 "status": status,
@@ -249,19 +253,19 @@ class TrafficRun:
             }
         )
 
-    def _record_unsent(self, arrival, request, due: float, outcome: str) -> None:
+    def _record_unsent(self, arrival: Arrival, endpoint: str, due: float, outcome: str) -> None:
         self.outcomes[outcome] += 1
         never_sent = dict.fromkeys(("t_send", "status", "latency_ms", "latency_sched_ms"))
         never_sent |= {"outcome": outcome, "request_id": None}
-        self.records.add(self._base(arrival, request, due) | never_sent)
+        self.records.add(self._base(arrival, endpoint, due) | never_sent)
 
-    def _base(self, arrival: Arrival, request: PlannedRequest, due: float) -> dict:
+    def _base(self, arrival: Arrival, endpoint: str, due: float, region=None, players=None) -> dict:
         return {
             "index": arrival.index,
             "t_sched": round(due, 6),
-            "endpoint": request.endpoint,
-            "region": request.region,
-            "players": request.players,
+            "endpoint": endpoint,
+            "region": region,
+            "players": players,
             "worker": self.share.name,
             "stage": arrival.stage,
             "offered_rate": round(arrival.offered_rate, 4),
