@@ -1,0 +1,100 @@
+"""The numbers of a run: counts, shares, rates and exact latency percentiles.
+
+Percentiles are exact over the samples (nearest rank), never averaged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import Run
+
+PERCENTILES = (50, 90, 95, 99)
+NOT_SENT = ("dropped", "backoff")
+
+
+def percentiles(values: pd.Series) -> dict[str, float | None]:
+    """percentiles is p50/p90/p95/p99/max by nearest rank (None when there are no values).
+
+    >>> percentiles(pd.Series([4.0, 1.0, 3.0, 2.0]))
+    {'p50': 2.0, 'p90': 4.0, 'p95': 4.0, 'p99': 4.0, 'max': 4.0}
+    """
+    samples = np.sort(values.dropna().to_numpy(dtype=float))
+    if samples.size == 0:
+        return {f"p{p}": None for p in PERCENTILES} | {"max": None}
+    summary = {}
+    for p in PERCENTILES:
+        rank = max(1, math.ceil(samples.size * p / 100))
+        summary[f"p{p}"] = round(float(samples[rank - 1]), 3)
+    summary["max"] = round(float(samples[-1]), 3)
+    return summary
+
+
+def summarize(run: Run) -> dict:
+    """summarize is summary.json's content for a run."""
+    requests = run.requests
+    summary = _totals(requests) | {
+        "latency_ms": {
+            "from_send": percentiles(requests["latency_ms"]),
+            "from_schedule": percentiles(requests["latency_sched_ms"]),
+        },
+        "time_to_ready_s": percentiles(time_to_ready(run)),
+        "skipped_lines": run.skipped_lines,
+    }
+    summary["by_endpoint"] = _breakdown(requests, "endpoint")
+    summary["by_region"] = _breakdown(requests, "region")
+    return summary
+
+
+def _totals(requests: pd.DataFrame) -> dict:
+    sent = requests[~requests["outcome"].isin(NOT_SENT)]
+    span = _span_s(requests)
+    statuses = sent["status"].astype("Int64").astype(str).value_counts().to_dict()
+    outcomes = requests["outcome"].value_counts()
+    total = len(requests)
+    return {
+        "requests_total": total,
+        "requests_sent": len(sent),
+        "status_counts": {str(k): int(v) for k, v in sorted(statuses.items())},
+        "outcome_counts": {str(k): int(v) for k, v in outcomes.items()},
+        "outcome_shares": {str(k): round(int(v) / total, 6) for k, v in outcomes.items()},
+        "dropped_starts": int(outcomes.get("dropped", 0)),
+        "duration_s": round(span, 3),
+        "offered_rate_per_s": round(total / span, 3) if span else None,
+        "accepted_rate_per_s": round(int(outcomes.get("accepted", 0)) / span, 3) if span else None,
+    }
+
+
+def _span_s(requests: pd.DataFrame) -> float:
+    """_span_s is the run's length: first to last scheduled start, plus one mean interval."""
+    times = requests["t_sched"].dropna()
+    if len(times) < 2:
+        return 0.0
+    first, last = float(times.min()), float(times.max())
+    return (last - first) * len(times) / (len(times) - 1)
+
+
+def time_to_ready(run: Run) -> pd.Series:
+    """time_to_ready is, per deployment with a `ready` event, seconds from send to ready."""
+    ready = run.events[run.events["event"] == "ready"]
+    if ready.empty:
+        return pd.Series(dtype=float)
+    first_ready = ready.groupby("request_id")["t_received"].min()
+    sent = run.requests.dropna(subset=["request_id"]).set_index("request_id")["t_send"]
+    joined = pd.concat([sent, first_ready], axis=1, join="inner")
+    return (joined["t_received"] - joined["t_send"]).astype(float)
+
+
+def _breakdown(requests: pd.DataFrame, column: str) -> dict:
+    groups = {}
+    for key, group in requests.dropna(subset=[column]).groupby(column):
+        outcomes = group["outcome"].value_counts()
+        groups[str(key)] = {
+            "requests": len(group),
+            "outcome_shares": {str(k): round(int(v) / len(group), 6) for k, v in outcomes.items()},
+            "latency_ms": percentiles(group["latency_ms"]),
+        }
+    return groups

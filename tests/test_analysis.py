@@ -1,0 +1,134 @@
+"""The analysis on small synthetic runs whose answers are known exactly."""
+
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from analysis import load_run, summarize
+from analysis.__main__ import one_screen
+
+T0 = 1_800_000_000.0
+
+
+def request(index, outcome="accepted", status=202, latency=10.0, worker="w0", region="eu"):
+    sent = outcome not in ("dropped", "backoff")
+    return {
+        "index": index,
+        "t_sched": T0 + index * 0.1,
+        "t_send": T0 + index * 0.1 + 0.001 if sent else None,
+        "endpoint": "POST /v2/deployments",
+        "status": status if sent else None,
+        "outcome": outcome,
+        "latency_ms": latency if sent else None,
+        "latency_sched_ms": latency + 1 if sent else None,
+        "request_id": f"id{index}" if status in (202, 422) and sent else None,
+        "region": region if sent else None,
+        "players": 2 if sent else None,
+        "worker": worker,
+        "stage": 0,
+        "offered_rate": 10.0,
+    }
+
+
+def write(folder, name, records, tail=b""):
+    folder.mkdir(exist_ok=True)
+    lines = b"".join(orjson.dumps(r) + b"\n" for r in records)
+    (folder / name).write_bytes(lines + tail)
+
+
+@pytest.fixture
+def run_folder(tmp_path):
+    folder = tmp_path / "run"
+    # 20 starts over 2 s at 10/s, split over two workers, with a torn last line in one log.
+    w0 = [request(i, latency=float(i + 1)) for i in range(0, 10)]
+    w1 = [request(10, "allocation_failure", 422, worker="w1", region="na")]
+    w1 += [request(11, "rate_limited", 429, worker="w1"), request(12, "dropped", worker="w1")]
+    w1 += [request(i, worker="w1", latency=5.0) for i in range(13, 20)]
+    write(folder, "requests-w0.jsonl", w0, tail=b'{"index": 99, "t_sch')
+    write(folder, "requests-w1.jsonl", w1)
+    events = [
+        {
+            "t_received": T0 + i * 0.1 + 2.001,
+            "event": "ready",
+            "request_id": f"id{i}",
+            "current_status": "Status.READY",
+            "source": "webhook",
+            "worker": "w0",
+        }
+        for i in range(4)
+    ]
+    write(folder, "events-w0.jsonl", events)
+    return folder
+
+
+def test_counts_shares_and_rates_are_exact(run_folder):
+    summary = summarize(load_run(run_folder))
+    assert summary["requests_total"] == 20
+    assert summary["requests_sent"] == 19
+    assert summary["status_counts"] == {"202": 17, "422": 1, "429": 1}
+    assert summary["outcome_counts"] == {
+        "accepted": 17,
+        "allocation_failure": 1,
+        "rate_limited": 1,
+        "dropped": 1,
+    }
+    assert summary["outcome_shares"]["accepted"] == 0.85
+    assert summary["dropped_starts"] == 1
+    assert summary["duration_s"] == pytest.approx(2.0)
+    assert summary["offered_rate_per_s"] == pytest.approx(10.0)
+    assert summary["accepted_rate_per_s"] == pytest.approx(8.5)
+    assert summary["skipped_lines"] == 1
+
+
+def test_latency_percentiles_are_exact_nearest_rank(run_folder):
+    summary = summarize(load_run(run_folder))
+    # 19 sent: latencies 1..10 (w0) and 10, 10, 5 x 7 (w1): sorted nearest-rank values.
+    samples = sorted([float(i) for i in range(1, 11)] + [10.0, 10.0] + [5.0] * 7)
+    expected = {p: samples[max(1, -(-19 * p // 100)) - 1] for p in (50, 90, 95, 99)}
+    from_send = summary["latency_ms"]["from_send"]
+    assert [from_send[f"p{p}"] for p in (50, 90, 95, 99)] == [expected[p] for p in (50, 90, 95, 99)]
+    assert from_send["max"] == 10.0
+    assert summary["latency_ms"]["from_schedule"]["max"] == 11.0
+
+
+def test_time_to_ready_joins_events_to_requests(run_folder):
+    ready = summarize(load_run(run_folder))["time_to_ready_s"]
+    assert ready["p50"] == pytest.approx(2.0)
+    assert ready["max"] == pytest.approx(2.0)
+
+
+def test_breakdowns_by_endpoint_and_region(run_folder):
+    summary = summarize(load_run(run_folder))
+    assert summary["by_endpoint"]["POST /v2/deployments"]["requests"] == 20
+    assert summary["by_region"]["na"] == {
+        "requests": 1,
+        "outcome_shares": {"allocation_failure": 1.0},
+        "latency_ms": {"p50": 10.0, "p90": 10.0, "p95": 10.0, "p99": 10.0, "max": 10.0},
+    }
+
+
+def test_an_empty_run_says_so(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    summary = summarize(load_run(folder))
+    assert summary["requests_total"] == 0
+    assert summary["offered_rate_per_s"] is None
+    assert summary["latency_ms"]["from_send"]["p50"] is None
+    assert "no requests recorded" in one_screen(folder, summary)
+
+
+def test_the_command_writes_summary_json_and_fails_clearly(run_folder, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "analysis", str(run_folder)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "20 starts" in done.stdout
+    assert orjson.loads((run_folder / "summary.json").read_bytes())["requests_total"] == 20
+    missing = subprocess.run(
+        [sys.executable, "-m", "analysis", str(tmp_path / "nope")], capture_output=True, text=True
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("Error: ")
+    assert "Traceback" not in missing.stderr
