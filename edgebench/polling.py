@@ -28,7 +28,6 @@ class StatusPoller:
         self.client, self.events, self.worker = client, events, worker
         self.interval_s = interval_s
         self.guard = guard
-        self.polls = 0
         self._due: list[tuple[float, str]] = []
         self._greenlet: gevent.Greenlet | None = None
 
@@ -53,7 +52,6 @@ class StatusPoller:
             self._poll(request_id)
 
     def _poll(self, request_id: str) -> None:
-        self.polls += 1
         try:
             response = self.client.get(f"/v1/status/{request_id}")
             status = response.json().get("current_status") if response.status_code == 200 else None

@@ -61,7 +61,6 @@ class RecordWriter:
         self._file: IO[bytes] = path.open("ab")
         self._pending: list[bytes] = []
         self._lock = threading.Lock()
-        self.written = 0
 
     def add(self, record: dict) -> None:
         self._pending.append(orjson.dumps(record) + b"\n")
@@ -72,7 +71,6 @@ class RecordWriter:
             if lines and not self._file.closed:
                 self._file.write(b"".join(lines))
                 self._file.flush()
-                self.written += len(lines)
 
     def close(self) -> None:
         self.flush()

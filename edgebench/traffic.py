@@ -118,13 +118,11 @@ class TrafficRun:
         self.plan = PayloadPlan(scenario, webhook_base=base, run_tag=run_tag)
         self.queues: dict[str, Queue] = {DEPLOY: Queue(), FLEET_DEPLOY: Queue()}
         self.idle: Counter[str] = Counter()
-        self.outcomes: Counter[str] = Counter()
         self.pause_until = 0.0
         budget = self.schedule.budget(share.worker_index, share.worker_count)
         window_s = WINDOW_S + scenario.rate.margin_ms / 1000
         self.guard = SendGuard(budget, window_s) if self.respect and budget else None
         self._greenlets: list[gevent.Greenlet] = []
-        self.finished = False
 
     def _poller(self, host: str, token: str, share: Share) -> StatusPoller:
         requests = self.scenario.requests
@@ -169,7 +167,6 @@ class TrafficRun:
             if wait > 0:
                 gevent.sleep(wait)
             self._hand_over(arrival, due)
-        self.finished = True
 
     def _hand_over(self, arrival: Arrival, due: float) -> None:
         draft = self.plan.draft(arrival.index)
@@ -240,7 +237,6 @@ class TrafficRun:
 
     def _record(self, arrival, request, due, sent, latency_s, status, outcome, request_id) -> None:
         done = sent + latency_s
-        self.outcomes[outcome] += 1
         self.records.add(
             self._base(arrival, request.endpoint, due, request.region, request.players)
             | {
@@ -254,7 +250,6 @@ class TrafficRun:
         )
 
     def _record_unsent(self, arrival: Arrival, endpoint: str, due: float, outcome: str) -> None:
-        self.outcomes[outcome] += 1
         never_sent = dict.fromkeys(("t_send", "status", "latency_ms", "latency_sched_ms"))
         never_sent |= {"outcome": outcome, "request_id": None}
         self.records.add(self._base(arrival, endpoint, due) | never_sent)

@@ -38,9 +38,6 @@ class EventQueue:
         self._buckets: dict[int, list[tuple[float, int, Any]]] = {}
         self._bucket_order: list[int] = []  # a heap of the later buckets' numbers
 
-    def __len__(self) -> int:
-        return len(self._current) + sum(len(events) for events in self._buckets.values())
-
     def push(self, due: float, item: Any) -> None:
         event = (due, next(self._seq), item)
         bucket = math.floor(due / BUCKET_S)

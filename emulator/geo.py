@@ -43,11 +43,6 @@ def great_circle_km(a: Position, b: Position) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
-def chord_to_km(dot: float) -> float:
-    """chord_to_km turns the dot product of two unit vectors into kilometres."""
-    return EARTH_RADIUS_KM * math.acos(max(-1.0, min(1.0, dot)))
-
-
 def centre(positions: Iterable[Position]) -> Position | None:
     """centre is the spherical mean of positions: the players' centre of gravity.
 
