@@ -1,4 +1,4 @@
-"""`python -m analysis RUN_DIR [RUN_DIR ...]`: writes summary.json and prints the key numbers."""
+"""`python -m analysis RUN_DIR [RUN_DIR ...]`: writes summary.json and plots, prints the numbers."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import sys
 
 import orjson
 
+from analysis import plots, windows
 from analysis.load import AnalysisError, load_run
 from analysis.metrics import summarize
 
@@ -22,8 +23,18 @@ def main(folders: list[str]) -> int:
             return 2
         summary = summarize(run)
         (run.folder / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        write_plots(run)
         print(one_screen(run.folder, summary))
     return 0
+
+
+def write_plots(run) -> None:
+    """write_plots draws throughput and latency over time beside the logs."""
+    if run.requests.empty:
+        return
+    limit = (run.manifest.get("scenario") or {}).get("limit")
+    plots.throughput_plot(windows.throughput(run.requests), limit, run.folder)
+    plots.latency_plot(windows.latency(run.requests), run.folder)
 
 
 def one_screen(folder, summary: dict) -> str:

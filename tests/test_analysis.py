@@ -132,3 +132,31 @@ def test_the_command_writes_summary_json_and_fails_clearly(run_folder, tmp_path)
     assert missing.returncode == 2
     assert missing.stderr.startswith("Error: ")
     assert "Traceback" not in missing.stderr
+
+
+def test_windows_hold_exact_counts_per_second(run_folder):
+    from analysis import windows
+
+    series = windows.throughput(load_run(run_folder).requests)
+    # 20 starts at 10/s over 2 s: window 0 holds starts 0-9, window 1 starts 10-19.
+    assert list(series["offered_per_s"]) == [10, 10]
+    assert list(series["accepted_per_s"]) == [10, 7]
+    assert list(series["sent_per_s"]) == [10, 9]
+    assert list(series["dropped"]) == [0, 1]
+    half = windows.throughput(load_run(run_folder).requests, window_s=0.5)
+    assert list(half["offered_per_s"]) == [10, 10, 10, 10]
+    latency = windows.latency(load_run(run_folder).requests)
+    assert list(latency["send_p50"]) == [5.0, 5.0]
+    assert list(latency["send_p99"]) == [10.0, 10.0]
+
+
+def test_the_command_draws_the_curves(run_folder):
+    done = subprocess.run(
+        [sys.executable, "-m", "analysis", str(run_folder)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    for name in ("throughput", "latency"):
+        for suffix in ("png", "svg"):
+            path = run_folder / f"{name}.{suffix}"
+            assert path.stat().st_size > 1000
+    assert (run_folder / "throughput.png").read_bytes()[:4] == b"\x89PNG"
