@@ -36,8 +36,7 @@ class PayloadPlan:
     def __init__(self, scenario, webhook_base: str | None = None, run_tag: str | None = None):
         self.scenario = scenario
         self.players = PlayerFactory(scenario)
-        mix = scenario.mix
-        self._fleet_share = mix.fleet_deploy / (mix.deploy + mix.fleet_deploy)
+        self._fleet_share = scenario.mix.shares[1]
         self._tags = [*scenario.requests.tags, *([run_tag] if run_tag else [])]
         self._webhooks = webhook_base if scenario.requests.webhooks else None
         self._variables = [v.model_dump() for v in scenario.requests.environment_variables]

@@ -85,6 +85,12 @@ class Mix(_Strict):
             raise ValueError("private_host_ids repeats an id; list each host once")
         return self
 
+    @property
+    def shares(self) -> tuple[float, float]:
+        """shares is (deploy, fleet deploy) as fractions of all requests."""
+        total = self.deploy + self.fleet_deploy
+        return self.deploy / total, self.fleet_deploy / total
+
 
 class City(_Strict):
     name: str = Field(min_length=1)

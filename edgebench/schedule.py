@@ -128,9 +128,7 @@ class Schedule:
 
     def budget(self, worker_index: int, worker_count: int) -> int | None:
         """budget is how many starts this worker may make in any window (None: no limit)."""
-        if not self.limit:
-            return None
-        return owner_pattern(self.limit, worker_count).count(worker_index)
+        return share_of(self.limit, worker_index, worker_count) if self.limit else None
 
     def _all_arrivals(self) -> Iterator[tuple[int, float, Segment]]:
         recent: deque[float] = deque(maxlen=self.limit or 1)
@@ -162,6 +160,15 @@ def owner_pattern(slots: int, workers: int) -> list[int]:
     [0, 1, 0, 1, 0]
     """
     return [slot % workers for slot in range(slots)]
+
+
+def share_of(limit: int, worker_index: int, worker_count: int) -> int:
+    """share_of is worker i's part of a per-window limit; the parts add up to the limit.
+
+    >>> [share_of(40, i, 3) for i in range(3)]
+    [14, 13, 13]
+    """
+    return owner_pattern(limit, worker_count).count(worker_index)
 
 
 def build_segments(

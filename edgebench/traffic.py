@@ -25,11 +25,12 @@ from gevent.queue import Queue
 from edgebench.payloads import DEPLOY, FLEET_DEPLOY, PayloadPlan, PlannedRequest
 from edgebench.polling import StatusPoller
 from edgebench.records import BACKOFF, DROPPED, RecordWriter, outcome_of
-from edgebench.schedule import WINDOW_S, Arrival, Schedule, owner_pattern
+from edgebench.schedule import WINDOW_S, Arrival, Schedule, share_of
 from edgebench.webhooks import WebhookReceiver
 
 TOKEN_VARIABLE = "EDGEGAP_API_TOKEN"  # noqa: S105 (the variable's name, not a token)
 LOCAL_TOKEN = "edgebench-local"  # noqa: S105 (sent to a loopback emulator when no token is set)
+JSON = {"Content-Type": "application/json"}  # FastHttpSession copies it per request
 MIN_USERS_PER_CLASS = 4  # per process: a user held by the send guard is not idle
 # Past this many users per process an overloaded target only queues more: starts are
 # dropped (and counted) instead, as an open model should.
@@ -106,6 +107,7 @@ class TrafficRun:
         self.scenario = scenario
         self.share = share
         self.respect = scenario.rate.mode == "respect"
+        self.window_s = WINDOW_S + scenario.rate.margin_ms / 1000
         self.schedule = Schedule.from_scenario(scenario)
         self.records = RecordWriter(results_dir / f"requests-{share.name}.jsonl")
         requests = scenario.requests
@@ -120,19 +122,16 @@ class TrafficRun:
         self.idle: Counter[str] = Counter()
         self.pause_until = 0.0
         budget = self.schedule.budget(share.worker_index, share.worker_count)
-        window_s = WINDOW_S + scenario.rate.margin_ms / 1000
-        self.guard = SendGuard(budget, window_s) if self.respect and budget else None
+        self.guard = SendGuard(budget, self.window_s) if self.respect and budget else None
         self._greenlets: list[gevent.Greenlet] = []
 
     def _poller(self, host: str, token: str, share: Share) -> StatusPoller:
         requests = self.scenario.requests
-        status_slots = owner_pattern(requests.status_limit, share.worker_count)
-        budget = status_slots.count(share.worker_index)
-        window_s = WINDOW_S + self.scenario.rate.margin_ms / 1000
+        budget = share_of(requests.status_limit, share.worker_index, share.worker_count)
         client = httpx.Client(
             base_url=host, headers={"Authorization": f"token {token}"}, timeout=5.0
         )
-        guard = SendGuard(max(1, budget), window_s)
+        guard = SendGuard(max(1, budget), self.window_s)
         return StatusPoller(client, self.events, share.name, requests.poll_interval, guard)
 
     # Lifecycle --------------------------------------------------------------
@@ -203,9 +202,8 @@ class TrafficRun:
         sent = time.time()
         started = time.perf_counter()
         body = orjson.dumps(request.body)
-        headers = {"Content-Type": "application/json"}
         with client.post(
-            request.path, data=body, headers=headers, name=request.endpoint, catch_response=True
+            request.path, data=body, headers=JSON, name=request.endpoint, catch_response=True
         ) as response:
             latency_s = time.perf_counter() - started
             status = response.status_code or 0

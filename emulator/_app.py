@@ -140,16 +140,15 @@ class Emulator:
         self.metrics = Metrics()
         self.faults = config.faults
         self.webhooks = WebhookSender(self.metrics, config.webhook_timeout_s)
-        self._fault_rng = random.Random(f"faults-{config.seed}")
-        self.deployments_created = 0
+        self.reset()
 
     def reset(self) -> None:
+        """reset makes the emulator as it started: no deployments, counters, budgets or draws."""
         self.platform.reset()
         self.limiter.reset()
         self.metrics.reset()
         self.clock.restart()
         self._fault_rng = random.Random(f"faults-{self.config.seed}")
-        self.deployments_created = 0
 
     # Time -----------------------------------------------------------------
 
@@ -247,7 +246,6 @@ class Emulator:
         if not self.config.world.knows(deploy_request.application, deploy_request.version):
             return error(400, INVALID_APPLICATION, field="application", reason="not registered")
         dep = self.platform.deploy(deploy_request, now)
-        self.deployments_created += 1
         if dep.status is Status.ERROR:
             message = f"{ALLOCATION_FAILED}: {dep.error_detail}"
             return json_response(422, {"request_id": dep.request_id, "message": message})
@@ -293,7 +291,7 @@ class Emulator:
                 "by_private_host": self.platform.active_by_host(),
             },
             "allocation_failures": dict(self.platform.failures),
-            "deployments_created": self.deployments_created,
+            "deployments_created": self.platform.created,
             "platform_time_s": round(self.clock.now(), 3),
             "time_scale": self.config.time_scale,
             "faults": self.faults.describe(),

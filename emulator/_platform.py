@@ -157,6 +157,7 @@ class Platform:
         self._terminated: deque[str] = deque()
         self._events = EventQueue()
         self.failures: Counter[str] = Counter()
+        self.created = 0
         self.outbox: list[tuple[str, Deployment, float]] = []
 
     # Requests -------------------------------------------------------------
@@ -175,6 +176,7 @@ class Platform:
         )
         self._deployments[dep.request_id] = dep
         self._active[dep.request_id] = dep
+        self.created += 1
         target, cause = self._place(request)
         if cause is not None:
             self._fail(dep, cause, now)
@@ -201,8 +203,7 @@ class Platform:
                 dep.stop_requested = True
                 self._schedule(dep, "ready", dep.ready_at)
             return StopOutcome.STOPPING
-        self._set_status(dep, Status.TERMINATING, now)
-        self._schedule(dep, "terminated", now + self._draw(self.world.lifecycle.terminate_s))
+        self._terminate(dep, now)
         return StopOutcome.STOPPED
 
     def active(self, now: float, start: int = 0, stop: int | None = None) -> list[Deployment]:
@@ -344,12 +345,16 @@ class Platform:
     def _enter(self, dep: Deployment, status: Status, now: float) -> None:
         self._set_status(dep, status, now)
         if status is Status.READY and dep.stop_requested:
-            self._set_status(dep, Status.TERMINATING, now)
-            self._schedule(dep, "terminated", now + self._draw(self.world.lifecycle.terminate_s))
+            self._terminate(dep, now)
         elif status is Status.ERROR:
             self._schedule(dep, "cleanup", now + self.world.lifecycle.error_retention_s)
         elif status is Status.TERMINATED:
             self._release(dep, now)
+
+    def _terminate(self, dep: Deployment, now: float) -> None:
+        """_terminate starts a stop: TERMINATING now, TERMINATED after terminate_s."""
+        self._set_status(dep, Status.TERMINATING, now)
+        self._schedule(dep, "terminated", now + self._draw(self.world.lifecycle.terminate_s))
 
     def _set_status(self, dep: Deployment, status: Status, now: float) -> None:
         dep.last_status, dep.status = dep.status, status

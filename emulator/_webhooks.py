@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 from urllib.parse import urlsplit
 
@@ -20,7 +21,9 @@ QUEUE_SIZE = 10_000
 WORKERS = 8
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback_url(url: str) -> bool:
+    """is_loopback_url is checked per callback; a run names few receivers, so it is cached."""
     host = urlsplit(url).hostname or ""
     if host == "localhost":
         return True

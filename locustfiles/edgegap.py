@@ -61,11 +61,11 @@ def _init(environment, **_kwargs) -> None:
     environment.host = host
     token = api_token() or LOCAL_TOKEN
     EdgegapUser.default_headers = {"Authorization": f"token {token}"}
-    mix = scenario.mix
-    DeployUser.weight = max(1, round(100 * mix.deploy))
-    FleetDeployUser.weight = max(1, round(100 * mix.fleet_deploy))
+    deploy_share, fleet_share = scenario.mix.shares
+    DeployUser.weight = max(1, round(100 * deploy_share))
+    FleetDeployUser.weight = max(1, round(100 * fleet_share))
     environment.stop_timeout = max(environment.stop_timeout or 0, 10)
-    STATE.update(scenario=scenario, schedule=Schedule.from_scenario(scenario))
+    STATE.update(scenario=scenario, schedule=Schedule.from_scenario(scenario), token=token)
     if not options.results_dir:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         options.results_dir = str(Path("results") / f"{stamp}-{scenario.name}")
@@ -105,25 +105,28 @@ def _test_start(environment, **_kwargs) -> None:
         workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
         options.edgebench_epoch = time.time() + START_LEAD_S
         options.edgebench_workers = workers
-        facts = run_facts(scenario, environment.host, api_token() is not None, workers, 0)
-        facts["scenario"]["expected_requests"] = sum(1 for _ in schedule.arrivals())
+        expected = sum(1 for _ in schedule.arrivals())
+        facts = run_facts(scenario, environment.host, api_token() is not None, workers, expected)
         write_manifest(results_dir, **facts, epoch=options.edgebench_epoch)
     if isinstance(runner, MasterRunner):
         return
     index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
     share = Share(index, options.edgebench_workers, options.edgebench_epoch)
-    token = api_token() or LOCAL_TOKEN
     tag = f"edgebench-{results_dir.name}"
-    run = TrafficRun(scenario, results_dir, share, tag, environment.host, token)
+    run = TrafficRun(scenario, results_dir, share, tag, environment.host, STATE["token"])
     STATE["run"] = run
     run.start()
 
 
-@events.test_stop.add_listener
-def _test_stop(environment, **_kwargs) -> None:
+def _stop_run() -> None:
     run = STATE.pop("run", None)
     if run is not None:
         run.stop()
+
+
+@events.test_stop.add_listener
+def _test_stop(environment, **_kwargs) -> None:
+    _stop_run()
     if not isinstance(environment.runner, WorkerRunner):
         results_dir = Path(environment.parsed_options.results_dir)
         write_manifest(results_dir, ended_at=time.time())
@@ -132,9 +135,7 @@ def _test_stop(environment, **_kwargs) -> None:
 
 @events.quitting.add_listener
 def _quitting(environment, **_kwargs) -> None:
-    run = STATE.pop("run", None)
-    if run is not None:
-        run.stop()
+    _stop_run()
 
 
 class EdgegapUser(FastHttpUser):
@@ -196,9 +197,7 @@ class ScheduleShape(LoadTestShape):
             return None
         rate = max(schedule.rate_at(max(0.0, elapsed + ahead)) for ahead in (0, 1, 2))
         latency_ms = self.runner.stats.total.get_current_response_time_percentile(0.95)
-        mix = scenario.mix
-        total = mix.deploy + mix.fleet_deploy
-        shares = [mix.deploy / total, mix.fleet_deploy / total]
+        shares = list(scenario.mix.shares)
         processes = getattr(self.runner, "worker_count", 1)
         users = pool_size(rate, (latency_ms or 100) / 1000, shares, processes)
         classes = [c for c, s in ((DeployUser, shares[0]), (FleetDeployUser, shares[1])) if s > 0]
