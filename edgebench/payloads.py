@@ -13,6 +13,7 @@ from edgebench.players import PlayerFactory
 
 DEPLOY = "POST /v2/deployments"
 FLEET_DEPLOY = "POST /v2/private-fleets/deployments"
+_MASK64 = 2**64 - 1
 PATHS = {DEPLOY: "/v2/deployments", FLEET_DEPLOY: "/v2/private-fleets/deployments"}
 
 
@@ -45,16 +46,14 @@ class PayloadPlan:
         # An integer seed per arrival: reproducible whatever the split across workers.
         return random.Random(self.scenario.seed * 1_000_003 + index)
 
-    def draft(self, index: int) -> tuple[str, random.Random]:
-        """draft is arrival index's endpoint, and the random source its body continues from.
+    def endpoint(self, index: int) -> str:
+        """endpoint is where arrival index goes, by the mix; cheap, as unsent starts need it."""
+        if self._fleet_share in (0.0, 1.0):
+            return FLEET_DEPLOY if self._fleet_share else DEPLOY
+        return FLEET_DEPLOY if unit_hash(self.scenario.seed, index) < self._fleet_share else DEPLOY
 
-        Cheap on purpose: a start that cannot be sent needs no body.
-        """
-        rng = self.rng(index)
-        return (FLEET_DEPLOY if rng.random() < self._fleet_share else DEPLOY), rng
-
-    def request(self, index: int, draft: tuple[str, random.Random] | None = None) -> PlannedRequest:
-        endpoint, rng = draft or self.draft(index)
+    def request(self, index: int) -> PlannedRequest:
+        endpoint, rng = self.endpoint(index), self.rng(index)
         region, users = self.players.party(rng)
         body = self._body(users, rng, endpoint == FLEET_DEPLOY)
         return PlannedRequest(index, endpoint, body, region, len(users))
@@ -76,3 +75,15 @@ class PayloadPlan:
                 for event in ("ready", "error", "terminated")
             }
         return body
+
+
+def unit_hash(seed: int, index: int) -> float:
+    """unit_hash maps (seed, index) to [0, 1) evenly (splitmix64's finaliser).
+
+    >>> unit_hash(1, 2) == unit_hash(1, 2) != unit_hash(1, 3)
+    True
+    """
+    z = (seed * 0x9E3779B97F4A7C15 + (index + 1) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (z ^ (z >> 31)) / 2**64

@@ -13,6 +13,7 @@ seeded random source.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import random
@@ -49,17 +50,18 @@ def scatter(centre: Position, radius_km: float, rng: random.Random) -> Position:
     """scatter is a point drawn uniformly from the disc of radius_km around centre."""
     distance = radius_km * math.sqrt(rng.random()) / EARTH_RADIUS_KM
     bearing = rng.uniform(0, 2 * math.pi)
-    lat1, lon1 = math.radians(centre.latitude), math.radians(centre.longitude)
-    lat2 = math.asin(
-        math.sin(lat1) * math.cos(distance)
-        + math.cos(lat1) * math.sin(distance) * math.cos(bearing)
-    )
-    lon2 = lon1 + math.atan2(
-        math.sin(bearing) * math.sin(distance) * math.cos(lat1),
-        math.cos(distance) - math.sin(lat1) * math.sin(lat2),
-    )
+    lon1, sin_lat1, cos_lat1 = _trig(centre)
+    sin_d, cos_d = math.sin(distance), math.cos(distance)
+    sin_lat2 = sin_lat1 * cos_d + cos_lat1 * sin_d * math.cos(bearing)
+    lon2 = lon1 + math.atan2(math.sin(bearing) * sin_d * cos_lat1, cos_d - sin_lat1 * sin_lat2)
     longitude = (math.degrees(lon2) + 540) % 360 - 180
-    return Position(round(math.degrees(lat2), 6), round(longitude, 6))
+    return Position(round(math.degrees(math.asin(sin_lat2)), 6), round(longitude, 6))
+
+
+@functools.lru_cache(maxsize=4096)
+def _trig(centre: Position) -> tuple[float, float, float]:
+    latitude = math.radians(centre.latitude)
+    return math.radians(centre.longitude), math.sin(latitude), math.cos(latitude)
 
 
 class RegionPlayers:

@@ -14,6 +14,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -154,9 +155,21 @@ class Requests(_Strict):
     tags: list[str] = Field(default_factory=list)
     environment_variables: list[EnvironmentVariable] = Field(default_factory=list)
     webhooks: bool = False
+    webhook_public_url: str | None = None
+    webhook_port: Annotated[int, Field(ge=1, le=65535)] = 8790
     poll_status: bool = False
     poll_interval: Seconds = 2.0
     status_limit: Annotated[int, Field(ge=1)] = 20
+
+    @field_validator("webhook_public_url")
+    @classmethod
+    def _public_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http(s) URL; give e.g. https://hooks.example.com")
+        return url.rstrip("/")
 
 
 class Stage(_Strict):

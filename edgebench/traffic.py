@@ -1,18 +1,20 @@
-"""One process's share of a run: a dispatcher that keeps the schedule, users that send.
+"""One process's share of a run: users that take the scheduled starts, send and record.
 
-The dispatcher hands each arrival, when it is due, to an idle Locust user of
-its endpoint; with none idle the start is recorded as dropped (never silently
-skipped). Users send, classify the answer and record it, with the latency from
-the actual send and from the scheduled start (so a stalled generator cannot
-hide latency). Runs inside Locust's gevent world; the locustfile is the shell.
+A free Locust user takes its endpoint's next start (edgebench.starts) and
+sleeps until it is due; a start no user was free for is recorded as dropped
+(never silently skipped). Users send, classify the answer and record it, with
+the latency from the actual send and from the scheduled start (so a stalled
+generator cannot hide latency). Runs inside Locust's gevent world; the
+locustfile is the shell.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import time
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +22,12 @@ import gevent
 import httpx
 import orjson
 from gevent.lock import Semaphore
-from gevent.queue import Queue
 
-from edgebench.payloads import DEPLOY, FLEET_DEPLOY, PayloadPlan, PlannedRequest
+from edgebench.payloads import PayloadPlan
 from edgebench.polling import StatusPoller
 from edgebench.records import BACKOFF, DROPPED, RecordWriter, outcome_of
-from edgebench.schedule import WINDOW_S, Arrival, Schedule, share_of
+from edgebench.schedule import WINDOW_S, Schedule, share_of
+from edgebench.starts import Start, Starts
 from edgebench.webhooks import WebhookReceiver
 
 TOKEN_VARIABLE = "EDGEGAP_API_TOKEN"  # noqa: S105 (the variable's name, not a token)
@@ -35,6 +37,7 @@ MIN_USERS_PER_CLASS = 4  # per process: a user held by the send guard is not idl
 # Past this many users per process an overloaded target only queues more: starts are
 # dropped (and counted) instead, as an open model should.
 MAX_USERS_PER_PROCESS = 256
+GC_THRESHOLD = 20_000
 
 
 def api_token() -> str | None:
@@ -61,6 +64,20 @@ def pool_size(rate: float, latency_s: float, shares: list[float], processes: int
     smallest = min(share for share in shares if share > 0)
     wanted = max(needed, math.ceil(MIN_USERS_PER_CLASS * processes / smallest))
     return min(wanted, MAX_USERS_PER_PROCESS * processes)
+
+
+def settle_pool(current: int, wanted: int) -> int:
+    """settle_pool grows the pool to `wanted` at once but shrinks it slowly.
+
+    Latency percentiles wobble from second to second; following them both ways
+    would start and stop users (each a new client and connection) all run long.
+
+    >>> settle_pool(10, 30), settle_pool(30, 28), settle_pool(30, 10), settle_pool(0, 5)
+    (30, 30, 27, 5)
+    """
+    if wanted >= current or wanted >= current * 0.8:
+        return max(current, wanted)
+    return max(wanted, math.floor(current * 0.9))
 
 
 class SendGuard:
@@ -111,19 +128,28 @@ class TrafficRun:
         self.schedule = Schedule.from_scenario(scenario)
         self.records = RecordWriter(results_dir / f"requests-{share.name}.jsonl")
         requests = scenario.requests
+        public = requests.webhook_public_url
+        receives = requests.webhooks and (public is None or share.worker_index == 0)
         self.events = None
-        if requests.webhooks or requests.poll_status:
+        if receives or requests.poll_status:
             self.events = RecordWriter(results_dir / f"events-{share.name}.jsonl")
-        self.receiver = WebhookReceiver(self.events, share.name) if requests.webhooks else None
+        self.receiver = self._receiver(share) if receives else None
         self.poller = self._poller(host, token, share) if requests.poll_status else None
-        base = self.receiver.url if self.receiver else None
+        base = requests.webhook_public_url or (self.receiver.url if self.receiver else None)
         self.plan = PayloadPlan(scenario, webhook_base=base, run_tag=run_tag)
-        self.queues: dict[str, Queue] = {DEPLOY: Queue(), FLEET_DEPLOY: Queue()}
-        self.idle: Counter[str] = Counter()
+        arrivals = self.schedule.arrivals(share.worker_index, share.worker_count)
+        self.starts = Starts(arrivals, share.epoch, self.plan.endpoint)
         self.pause_until = 0.0
         budget = self.schedule.budget(share.worker_index, share.worker_count)
         self.guard = SendGuard(budget, self.window_s) if self.respect and budget else None
         self._greenlets: list[gevent.Greenlet] = []
+
+    def _receiver(self, share: Share) -> WebhookReceiver:
+        if self.scenario.requests.webhook_public_url is None:
+            return WebhookReceiver(self.events, share.name)
+        # One public address, forwarded (by a tunnel) to one port: worker 0 takes every
+        # callback; the analysis joins them to requests by request_id, whoever sent them.
+        return WebhookReceiver(self.events, share.name, port=self.scenario.requests.webhook_port)
 
     def _poller(self, host: str, token: str, share: Share) -> StatusPoller:
         requests = self.scenario.requests
@@ -137,19 +163,22 @@ class TrafficRun:
     # Lifecycle --------------------------------------------------------------
 
     def start(self) -> None:
+        # Each request allocates dozens of short-lived containers: with the default
+        # gen-0 threshold (700) the collector ran every few requests and was a top
+        # native frame in py-spy; frozen start-up objects are not rescanned.
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
         if self.receiver:
             self.receiver.start()
         if self.poller:
             self.poller.start()
-        self._greenlets = [gevent.spawn(self._dispatch), gevent.spawn(self._flush_forever)]
+        self._greenlets = [gevent.spawn(self._flush_forever)]
 
     def stop(self) -> None:
-        """stop ends dispatching and writes every record; safe to call twice."""
+        """stop records every start that came due unsent and writes every record; safe twice."""
         gevent.killall(self._greenlets, block=True, timeout=5)
-        for queue in self.queues.values():  # handed over, never sent: the run ended first
-            while not queue.empty():
-                arrival, request, due = queue.get_nowait()
-                self._record_unsent(arrival, request.endpoint, due, DROPPED)
+        for start in self.starts.overdue(time.time()):  # no user was free before the end
+            self._record_unsent(start, DROPPED)
         for part in (self.receiver, self.poller):
             if part:
                 part.stop()
@@ -157,51 +186,45 @@ class TrafficRun:
             if writer:
                 writer.close()
 
-    # Dispatch -------------------------------------------------------------------
+    # Taking starts --------------------------------------------------------------
 
-    def _dispatch(self) -> None:
-        for arrival in self.schedule.arrivals(self.share.worker_index, self.share.worker_count):
-            due = self.share.epoch + arrival.due_s
-            wait = due - time.time()
-            if wait > 0:
-                gevent.sleep(wait)
-            self._hand_over(arrival, due)
+    def take(self, endpoint: str) -> Start | None:
+        """take waits, as a free user, for endpoint's next due start (None: schedule over)."""
+        while True:
+            start, dropped = self.starts.take(endpoint, time.time())
+            for missed in dropped:
+                self._record_unsent(missed, DROPPED)
+            if start is None:
+                return None
+            self._sleep_until(start)
+            if not (self.respect and time.time() < self.pause_until):
+                return start
+            self._record_unsent(start, BACKOFF)
 
-    def _hand_over(self, arrival: Arrival, due: float) -> None:
-        draft = self.plan.draft(arrival.index)
-        endpoint = draft[0]
-        if self.respect and time.time() < self.pause_until:
-            self._record_unsent(arrival, endpoint, due, BACKOFF)
-        elif self.idle[endpoint] <= 0:
-            self._record_unsent(arrival, endpoint, due, DROPPED)
-        else:
-            self.idle[endpoint] -= 1
-            request = self.plan.request(arrival.index, draft)
-            self.queues[endpoint].put((arrival, request, due))
-
-    def give_back(self, endpoint: str, due: tuple) -> None:
-        """give_back returns a start taken by a user that was stopped before sending it."""
-        self.idle[endpoint] -= 1  # as a hand-over: the next user to take it matches this
-        self.queues[endpoint].put(due)
-
-    def take(self, endpoint: str):
-        """take waits, as an idle user, for the next start of endpoint."""
-        self.idle[endpoint] += 1
+    def _sleep_until(self, start: Start) -> None:
+        wait = start.due - time.time()
+        if wait <= 0:
+            return
         try:
-            return self.queues[endpoint].get()
-        except BaseException:  # a stopping run kills waiting users: they are idle no more
-            self.idle[endpoint] -= 1
+            gevent.sleep(wait)
+        except BaseException:  # a stopping run kills waiting users: the start goes back
+            self.starts.give_back(start)
             raise
+
+    def give_back(self, start: Start) -> None:
+        """give_back returns a start taken by a user that was stopped before sending it."""
+        self.starts.give_back(start)
 
     # Sending ------------------------------------------------------------------
 
-    def send(self, client, arrival: Arrival, request: PlannedRequest, due: float) -> None:
-        """send posts one planned request with a Locust FastHttpUser client and records it."""
+    def send(self, client, start: Start) -> None:
+        """send posts one start's request with a Locust FastHttpUser client and records it."""
+        request = self.plan.request(start.arrival.index)
+        body = orjson.dumps(request.body)
         if self.guard:
             self.guard.wait()
         sent = time.time()
         started = time.perf_counter()
-        body = orjson.dumps(request.body)
         with client.post(
             request.path, data=body, headers=JSON, name=request.endpoint, catch_response=True
         ) as response:
@@ -214,7 +237,24 @@ class TrafficRun:
             self._back_off(response.headers.get("retry-after"))
         if status == 202 and self.poller and request_id:
             self.poller.track(request_id, sent)
-        self._record(arrival, request, due, sent, latency_s, status, outcome, request_id)
+        self.records.add(
+            {
+                "index": start.arrival.index,
+                "t_sched": round(start.due, 6),
+                "endpoint": request.endpoint,
+                "region": request.region,
+                "players": request.players,
+                "worker": self.share.name,
+                "stage": start.arrival.stage,
+                "offered_rate": round(start.arrival.offered_rate, 4),
+                "t_send": round(sent, 6),
+                "status": status,
+                "outcome": outcome,
+                "latency_ms": round(latency_s * 1000, 3),
+                "latency_sched_ms": round((sent + latency_s - start.due) * 1000, 3),
+                "request_id": request_id,
+            }
+        )
 
     def _judge(self, response, status: int, outcome: str) -> None:
         if status == 202:
@@ -231,38 +271,25 @@ class TrafficRun:
             wait = 1.0
         self.pause_until = max(self.pause_until, time.time() + min(wait, 60.0))
 
-    # Records ------------------------------------------------------------------
-
-    def _record(self, arrival, request, due, sent, latency_s, status, outcome, request_id) -> None:
-        done = sent + latency_s
+    def _record_unsent(self, start: Start, outcome: str) -> None:
         self.records.add(
-            self._base(arrival, request.endpoint, due, request.region, request.players)
-            | {
-                "t_send": round(sent, 6),
-                "status": status,
+            {
+                "index": start.arrival.index,
+                "t_sched": round(start.due, 6),
+                "endpoint": start.endpoint,
+                "region": None,
+                "players": None,
+                "worker": self.share.name,
+                "stage": start.arrival.stage,
+                "offered_rate": round(start.arrival.offered_rate, 4),
+                "t_send": None,
+                "status": None,
                 "outcome": outcome,
-                "latency_ms": round(latency_s * 1000, 3),
-                "latency_sched_ms": round((done - due) * 1000, 3),
-                "request_id": request_id,
+                "latency_ms": None,
+                "latency_sched_ms": None,
+                "request_id": None,
             }
         )
-
-    def _record_unsent(self, arrival: Arrival, endpoint: str, due: float, outcome: str) -> None:
-        never_sent = dict.fromkeys(("t_send", "status", "latency_ms", "latency_sched_ms"))
-        never_sent |= {"outcome": outcome, "request_id": None}
-        self.records.add(self._base(arrival, endpoint, due) | never_sent)
-
-    def _base(self, arrival: Arrival, endpoint: str, due: float, region=None, players=None) -> dict:
-        return {
-            "index": arrival.index,
-            "t_sched": round(due, 6),
-            "endpoint": endpoint,
-            "region": region,
-            "players": players,
-            "worker": self.share.name,
-            "stage": arrival.stage,
-            "offered_rate": round(arrival.offered_rate, 4),
-        }
 
     def _flush_forever(self) -> None:
         while True:

@@ -1,6 +1,8 @@
-"""A webhook receiver on a free loopback port: when did each deployment become ready?
+"""A webhook receiver on a loopback port: when did each deployment become ready?
 
-Each traffic process runs one. Edgegap (or the emulator) POSTs the deployment's
+Each traffic process runs one on a free port; with a public webhook URL (the
+real API cannot call loopback), worker 0 runs one on `webhook_port`, where the
+user's tunnel forwards that URL. Edgegap (or the emulator) POSTs the deployment's
 status to `<url>/ready`, `/error` or `/terminated`; every callback becomes a line
 of `events-<worker>.jsonl`, and the analysis joins them to the requests by
 request_id to get the time to ready. A body that is not a status is answered
@@ -14,6 +16,7 @@ import time
 import orjson
 from gevent.pywsgi import WSGIServer
 
+from edgebench._errors import EdgebenchError
 from edgebench.records import RecordWriter
 
 EVENTS = ("ready", "error", "terminated")
@@ -23,11 +26,19 @@ MAX_BODY_BYTES = 256 * 1024
 class WebhookReceiver:
     """WebhookReceiver records status callbacks; `url` is its base address."""
 
-    def __init__(self, events: RecordWriter, worker: str, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, events: RecordWriter, worker: str, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.events = events
         self.worker = worker
-        self._server = WSGIServer((host, 0), self._app, log=None, error_log=None)
-        self._server.init_socket()
+        self._server = WSGIServer((host, port), self._app, log=None, error_log=None)
+        try:
+            self._server.init_socket()
+        except OSError as exc:
+            raise EdgebenchError(
+                f"webhook receiver: cannot listen on {host}:{port} ({exc.strerror}); "
+                "free the port or set requests.webhook_port"
+            ) from None
         self.url = f"http://{host}:{self._server.server_port}"
 
     def start(self) -> None:

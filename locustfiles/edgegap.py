@@ -19,6 +19,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import gevent
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -27,7 +28,14 @@ from edgebench.manifest import run_facts, write_manifest
 from edgebench.payloads import DEPLOY, FLEET_DEPLOY
 from edgebench.scenario import load_scenario
 from edgebench.schedule import Schedule
-from edgebench.traffic import LOCAL_TOKEN, Share, TrafficRun, api_token, pool_size
+from edgebench.traffic import (
+    LOCAL_TOKEN,
+    Share,
+    TrafficRun,
+    api_token,
+    pool_size,
+    settle_pool,
+)
 
 START_LEAD_S = 1.0  # workers start their schedules together, this long after the start
 DRAIN_S = 3.0  # after the last arrival, time for answers before the run stops
@@ -139,7 +147,7 @@ def _quitting(environment, **_kwargs) -> None:
 
 
 class EdgegapUser(FastHttpUser):
-    """EdgegapUser waits for its endpoint's next due start and sends it.
+    """EdgegapUser takes its endpoint's next start, waits until it is due, and sends it.
 
     The waiting happens in wait_time, where Locust counts a user as idle: a run
     that stops kills idle users at once instead of waiting for their task.
@@ -152,27 +160,32 @@ class EdgegapUser(FastHttpUser):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._due = None
+        self._start = None
 
     def wait_time(self) -> float:
         run = STATE.get("run")
         if run is None:
             return 0.1
-        self._due = run.take(self.endpoint)
-        return 0.0
+        self._start = run.take(self.endpoint)
+        return 0.0 if self._start is not None else 1.0  # the schedule is over: idle until stop
 
     def on_stop(self) -> None:
-        # Stopped between taking a start and sending it (a shrinking pool): pass it on.
+        # Stopped between taking a start and sending it: the start goes to another user.
         run = STATE.get("run")
-        if self._due is not None and run is not None:
-            run.give_back(self.endpoint, self._due)
-            self._due = None
+        if self._start is not None and run is not None:
+            run.give_back(self._start)
+            self._start = None
 
     @task
     def send_due_request(self) -> None:
-        due, self._due = self._due, None
-        if due is not None:
-            STATE["run"].send(self.client, *due)
+        if self._start is None:
+            return
+        # Locust decides to kill a user while it waits, but the kill lands at the user's
+        # next yield, which may be after it woke: let it land here, before the send, so
+        # on_stop can pass the start on instead of losing it mid-request.
+        gevent.sleep(0)
+        start, self._start = self._start, None
+        STATE["run"].send(self.client, start)
 
 
 class DeployUser(EdgegapUser):
@@ -199,6 +212,7 @@ class ScheduleShape(LoadTestShape):
         latency_ms = self.runner.stats.total.get_current_response_time_percentile(0.95)
         shares = list(scenario.mix.shares)
         processes = getattr(self.runner, "worker_count", 1)
-        users = pool_size(rate, (latency_ms or 100) / 1000, shares, processes)
+        wanted = pool_size(rate, (latency_ms or 100) / 1000, shares, processes)
+        users = settle_pool(self.runner.user_count, wanted)
         classes = [c for c, s in ((DeployUser, shares[0]), (FleetDeployUser, shares[1])) if s > 0]
         return users, users, classes

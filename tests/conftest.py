@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import textwrap
 from pathlib import Path
 
@@ -125,3 +126,10 @@ def live_server():
     app = create_app(EmulatorConfig(rate_limits=RateLimits(enabled=False), time_scale=50))
     with BackgroundServer(app) as server:
         yield server
+
+
+def free_port() -> int:
+    """free_port is a loopback port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

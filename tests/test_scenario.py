@@ -57,6 +57,8 @@ BAD = [
     ("[players]\nsizes = [1]\nweights = [0]", "weights sum to 0"),
     ("[requests]\nrequire_cached_share = 2", "require_cached_share: input should be less than"),
     ("[requests]\nwebhooks = 'yes'", "requests.webhooks: input should be a valid boolean"),
+    ("[requests]\nwebhook_public_url = 'hooks.example.com'", "is not an http(s) url"),
+    ("[requests]\nwebhook_port = 70000", "webhook_port: input should be less than or equal"),
     ("[rate]\nmode = 'gentle'", "rate.mode: input should be 'respect' or 'exceed'"),
     ("[rate]\nlimit = 0", "rate.limit: input should be greater than or equal to 1"),
     ("[rate]\nfactor = -1", "rate.factor: input should be greater than 0"),

@@ -13,6 +13,7 @@ import pytest
 
 from edgebench.records import read_records
 
+from .conftest import free_port
 from .test_server import EmulatorProcess
 
 LOCUST = [
@@ -146,6 +147,22 @@ def test_webhooks_record_when_each_deployment_became_ready(emulator, tmp_path):
         request = requests[callback["request_id"]]
         # 1.5 to 3 s of platform time to boot, at 30x: well under a second of wall time.
         assert 0 < callback["t_received"] - request["t_send"] < 2
+
+
+def test_a_public_webhook_url_sends_every_workers_callbacks_to_worker_0(emulator, tmp_path):
+    port = free_port()
+    scenario = scenario_file(tmp_path, "respect", 5, 10)
+    public = f"http://127.0.0.1:{port}"  # a tunnel's address; here the tunnel is the identity
+    extra = f'webhooks = true\nwebhook_public_url = "{public}/"\nwebhook_port = {port}\n'
+    scenario.write_text(scenario.read_text() + "\n[requests]\n" + extra)
+    result = run_locust(emulator, scenario, tmp_path / "run", "--processes", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    sent = load(tmp_path / "run")
+    assert {r["worker"] for r in sent} == {"w0", "w1"}
+    assert [p.name for p in (tmp_path / "run").glob("events-*.jsonl")] == ["events-w0.jsonl"]
+    ready = {e["request_id"] for e in load(tmp_path / "run", "events-*.jsonl")}
+    from_w1 = {r["request_id"] for r in sent if r["worker"] == "w1" and r["request_id"]}
+    assert len(from_w1 & ready) >= 0.9 * len(from_w1) > 0
 
 
 @pytest.mark.parametrize(

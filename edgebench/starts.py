@@ -1,0 +1,99 @@
+"""Starts: this process's scheduled starts, dealt to the free users of each endpoint.
+
+A free user pulls its endpoint's next start and sleeps until it is due: no
+dispatcher wakes for each arrival and hands it over (that hand-over cost a
+quarter of the generator's time). A start still waiting when a later start of
+its endpoint is already due found no free user at its time: it is dropped, as
+k6 counts dropped_iterations, and the user takes the latest due start instead.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+from edgebench.schedule import Arrival
+
+
+class Start(NamedTuple):
+    """Start is one arrival with its due time (unix seconds) and endpoint."""
+
+    arrival: Arrival
+    due: float
+    endpoint: str
+
+
+class Starts:
+    """Starts splits one time-ordered stream of arrivals by endpoint, lazily.
+
+    starts = Starts(schedule.arrivals(i, n), epoch, plan.endpoint)
+    start, dropped = starts.take(DEPLOY, now)   # None once the schedule is over
+    starts.give_back(start)                     # a user stopped before sending it
+    """
+
+    def __init__(
+        self, arrivals: Iterator[Arrival], epoch: float, endpoint_of: Callable[[int], str]
+    ) -> None:
+        self._arrivals = arrivals
+        self._epoch = epoch
+        self._endpoint_of = endpoint_of
+        self._pending: dict[str, deque[Start]] = {}
+        self._returned: dict[str, list[tuple[int, Start]]] = {}
+
+    def take(self, endpoint: str, now: float) -> tuple[Start | None, list[Start]]:
+        """take is the endpoint's next start to send, and the overdue starts it passed over."""
+        dropped = []
+        start = self._pop(endpoint)
+        while start is not None and start.due <= now:
+            later = self._peek(endpoint)
+            if later is None or later.due > now:
+                break
+            dropped.append(start)
+            start = self._pop(endpoint)
+        return start, dropped
+
+    def give_back(self, start: Start) -> None:
+        """give_back puts back a taken start; it is the next one of its endpoint again."""
+        returned = self._returned.setdefault(start.endpoint, [])
+        heapq.heappush(returned, (start.arrival.index, start))
+
+    def overdue(self, now: float) -> Iterator[Start]:
+        """overdue yields, and removes, every start due by now that nobody took (run's end)."""
+        for arrival in self._arrivals:
+            if self._epoch + arrival.due_s > now:
+                break
+            self._queue(self._start(arrival))
+        for endpoint in {*self._pending, *self._returned}:
+            while (start := self._peek(endpoint)) is not None and start.due <= now:
+                yield self._pop(endpoint)
+
+    def _peek(self, endpoint: str) -> Start | None:
+        returned = self._returned.get(endpoint)
+        if returned:
+            return returned[0][1]
+        pending = self._pending.setdefault(endpoint, deque())
+        while not pending:
+            arrival = next(self._arrivals, None)
+            if arrival is None:
+                return None
+            self._queue(self._start(arrival))
+        return pending[0]
+
+    def _pop(self, endpoint: str) -> Start | None:
+        start = self._peek(endpoint)
+        if start is None:
+            return None
+        returned = self._returned.get(endpoint)
+        if returned:
+            heapq.heappop(returned)
+        else:
+            self._pending[endpoint].popleft()
+        return start
+
+    def _queue(self, start: Start) -> None:
+        self._pending.setdefault(start.endpoint, deque()).append(start)
+
+    def _start(self, arrival: Arrival) -> Start:
+        return Start(arrival, self._epoch + arrival.due_s, self._endpoint_of(arrival.index))
