@@ -5,9 +5,16 @@
     summary = summarize(run)          # the numbers of summary.json
 
 It never imports Locust or the traffic code: the files are the contract.
+Names load on first use, so `edgebench --help` does not pay for pandas.
 """
 
-from analysis.load import Run, load_run
-from analysis.metrics import summarize
+from importlib import import_module
 
-__all__ = ["Run", "load_run", "summarize"]
+_EXPORTS = {"Run": "analysis.load", "load_run": "analysis.load", "summarize": "analysis.metrics"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'analysis' has no attribute {name!r}")

@@ -33,6 +33,12 @@ def percentiles(values: pd.Series) -> dict[str, float | None]:
     return summary
 
 
+def counts(values: pd.Series) -> pd.Series:
+    """counts is how often each value occurs, most first, leaving out categories never seen."""
+    tally = values.value_counts()
+    return tally[tally > 0]
+
+
 def summarize(run: Run) -> dict:
     """summarize is summary.json's content for a run."""
     requests = run.requests
@@ -50,15 +56,16 @@ def summarize(run: Run) -> dict:
 
 
 def _totals(requests: pd.DataFrame) -> dict:
-    sent = requests[~requests["outcome"].isin(NOT_SENT)]
+    statuses = counts(requests["status"].dropna()).rename(index=str)
     span = _span_s(requests)
-    statuses = sent["status"].astype("Int64").astype(str).value_counts().to_dict()
-    outcomes = requests["outcome"].value_counts()
+    outcomes = counts(requests["outcome"])
     total = len(requests)
     return {
         "requests_total": total,
-        "requests_sent": len(sent),
-        "status_counts": {str(k): int(v) for k, v in sorted(statuses.items())},
+        "requests_sent": int(statuses.sum()),
+        "status_counts": {
+            ("transport_error" if k == "0" else str(k)): int(v) for k, v in sorted(statuses.items())
+        },
         "outcome_counts": {str(k): int(v) for k, v in outcomes.items()},
         "outcome_shares": {str(k): round(int(v) / total, 6) for k, v in outcomes.items()},
         "dropped_starts": int(outcomes.get("dropped", 0)),
@@ -83,15 +90,17 @@ def time_to_ready(run: Run) -> pd.Series:
     if ready.empty:
         return pd.Series(dtype=float)
     first_ready = ready.groupby("request_id")["t_received"].min()
-    sent = run.requests.dropna(subset=["request_id"]).set_index("request_id")["t_send"]
+    requests = run.requests[["request_id", "t_send"]]
+    sent = requests.dropna(subset=["request_id"]).set_index("request_id")["t_send"]
     joined = pd.concat([sent, first_ready], axis=1, join="inner")
     return (joined["t_received"] - joined["t_send"]).astype(float)
 
 
 def _breakdown(requests: pd.DataFrame, column: str) -> dict:
     groups = {}
-    for key, group in requests.dropna(subset=[column]).groupby(column):
-        outcomes = group["outcome"].value_counts()
+    needed = requests[[column, "outcome", "latency_ms"]].dropna(subset=[column])
+    for key, group in needed.groupby(column, observed=True):
+        outcomes = counts(group["outcome"])
         groups[str(key)] = {
             "requests": len(group),
             "outcome_shares": {str(k): round(int(v) / len(group), 6) for k, v in outcomes.items()},

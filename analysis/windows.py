@@ -6,10 +6,12 @@ samples in each window (nearest rank), never averaged across windows.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
-from analysis.metrics import NOT_SENT, percentiles
+from analysis.metrics import NOT_SENT
 
 OUTCOME_ORDER = (
     "accepted",
@@ -35,16 +37,11 @@ def throughput(requests: pd.DataFrame, window_s: float = 1.0) -> pd.DataFrame:
     """throughput is per window, per second: offered, sent, accepted, and each outcome."""
     if requests.empty:
         return pd.DataFrame(columns=["t_s", "offered_per_s", "sent_per_s", "accepted_per_s"])
-    windows = window_of(requests, window_s)
-    counts = pd.crosstab(windows, requests["outcome"]).reindex(
-        columns=[o for o in OUTCOME_ORDER if o in set(requests["outcome"])], fill_value=0
-    )
-    full = range(int(windows.max()) + 1)
-    counts = counts.reindex(full, fill_value=0)
-    sent = counts.drop(columns=[c for c in NOT_SENT if c in counts], errors="ignore").sum(axis=1)
+    counts = _counts_per_window(window_of(requests, window_s).to_numpy(), requests["outcome"])
+    sent = counts.drop(columns=[c for c in NOT_SENT if c in counts]).sum(axis=1)
     series = pd.DataFrame(
         {
-            "t_s": np.asarray(full) * window_s,
+            "t_s": counts.index.to_numpy() * window_s,
             "offered_per_s": counts.sum(axis=1) / window_s,
             "sent_per_s": sent / window_s,
             "accepted_per_s": counts.get("accepted", 0) / window_s,
@@ -53,17 +50,127 @@ def throughput(requests: pd.DataFrame, window_s: float = 1.0) -> pd.DataFrame:
     return pd.concat([series, counts / window_s], axis=1)
 
 
+def _counts_per_window(windows: np.ndarray, outcomes: pd.Series) -> pd.DataFrame:
+    """_counts_per_window is a windows x outcomes table of counts (every window, seen outcomes)."""
+    codes, names = pd.factorize(outcomes.astype(object), use_na_sentinel=True)
+    known = codes >= 0
+    flat = np.bincount(
+        windows[known] * len(names) + codes[known], minlength=(windows.max() + 1) * len(names)
+    )
+    table = pd.DataFrame(flat.reshape(-1, len(names)), columns=list(names))
+    return table[
+        [o for o in OUTCOME_ORDER if o in table] + [o for o in names if o not in OUTCOME_ORDER]
+    ]
+
+
 def latency(requests: pd.DataFrame, window_s: float = 1.0) -> pd.DataFrame:
     """latency is per window: exact p50/p95/p99 from send and from schedule."""
-    sent = requests.dropna(subset=["latency_ms"])
+    sent = requests[["t_sched", "latency_ms", "latency_sched_ms"]].dropna(subset=["latency_ms"])
     if sent.empty:
         return pd.DataFrame(columns=["t_s"])
-    rows = []
-    for window, group in sent.groupby(window_of(sent, window_s)):
-        send, schedule = percentiles(group["latency_ms"]), percentiles(group["latency_sched_ms"])
-        rows.append(
-            {"t_s": window * window_s}
-            | {f"send_{k}": send[k] for k in ("p50", "p95", "p99")}
-            | {f"schedule_{k}": schedule[k] for k in ("p50", "p95", "p99")}
-        )
-    return pd.DataFrame(rows)
+    windows = window_of(sent, window_s).to_numpy()
+    series = {}
+    for source, column in (("send", "latency_ms"), ("schedule", "latency_sched_ms")):
+        values = sent[column].to_numpy(dtype=float)
+        for key, table in window_percentiles(windows, values, (50, 95, 99)).items():
+            series[f"{source}_{key}"] = table
+    present = np.unique(windows)
+    return pd.DataFrame({"t_s": present * window_s} | {k: v[present] for k, v in series.items()})
+
+
+def window_percentiles(windows: np.ndarray, values: np.ndarray, ps) -> dict[str, np.ndarray]:
+    """window_percentiles is, per window number, each nearest-rank percentile of its values.
+
+    One grouping sort of the window numbers, then a partial sort of each window.
+
+    >>> window_percentiles(np.array([0, 0, 1, 0]), np.array([3.0, 1.0, 7.0, 2.0]), (50,))
+    {'p50': array([2., 7.])}
+    """
+    order = np.argsort(windows, kind="stable")
+    ordered, sizes = values[order], np.bincount(windows)
+    ends = np.cumsum(sizes)
+    result = {f"p{p}": np.full(len(sizes), np.nan) for p in ps}
+    for window in np.flatnonzero(sizes):
+        size = sizes[window]
+        ranks = [max(1, math.ceil(size * p / 100)) - 1 for p in ps]
+        chosen = np.partition(ordered[ends[window] - size : ends[window]], ranks)[ranks]
+        for p, value in zip(ps, chosen, strict=True):
+            result[f"p{p}"][window] = round(float(value), 3)
+    return result
+
+
+SHARE_GROUPS = {
+    "accepted (202)": ("accepted",),
+    "allocation failure (422)": ("allocation_failure",),
+    "rate limited (429)": ("rate_limited",),
+    "other": (
+        "bad_request",
+        "unauthorized",
+        "client_error",
+        "server_error",
+        "transport_error",
+        "unexpected_status",
+    ),
+}
+
+
+def outcome_shares(requests: pd.DataFrame, window_s: float = 1.0) -> pd.DataFrame:
+    """outcome_shares is per window the share of sent requests in each SHARE_GROUPS group."""
+    columns = requests[["t_sched", "outcome"]]
+    sent = columns[~columns["outcome"].isin(NOT_SENT)]
+    if sent.empty:
+        return pd.DataFrame(columns=["t_s", "sent", *SHARE_GROUPS])
+    tally = _counts_per_window(window_of(sent, window_s).to_numpy(), sent["outcome"])
+    tally = tally[tally.sum(axis=1) > 0]
+    rows = pd.DataFrame({"t_s": tally.index * window_s, "sent": tally.sum(axis=1)})
+    for group, outcomes in SHARE_GROUPS.items():
+        present = [o for o in outcomes if o in tally]
+        rows[group] = tally[present].sum(axis=1) / rows["sent"] if present else 0.0
+    return rows.reset_index(drop=True)
+
+
+def share_by_offered_rate(requests: pd.DataFrame, outcome: str, bins: int = 20) -> pd.DataFrame:
+    """share_by_offered_rate is the share of `outcome` among sent requests per offered-rate bin.
+
+    The offered rate is the schedule's at each start (results/README.md); bins
+    split its range evenly, and a constant rate is one bin.
+    """
+    columns = requests[["offered_rate", "outcome"]]
+    sent = columns[~columns["outcome"].isin(NOT_SENT)].dropna(subset=["offered_rate"])
+    if sent.empty:
+        return pd.DataFrame(columns=["offered_per_s", "share", "sent"])
+    rates = sent["offered_rate"].astype(float)
+    low, high = float(rates.min()), float(rates.max())
+    width = (high - low) / bins or 1.0
+    bin_of = np.minimum(np.floor((rates - low) / width), bins - 1)
+    hits = (sent["outcome"] == outcome).astype(float)
+    grouped = hits.groupby(bin_of).agg(["mean", "size"])
+    centre = low + (grouped.index.to_numpy() + 0.5) * width if high > low else np.array([low])
+    return pd.DataFrame(
+        {"offered_per_s": centre, "share": grouped["mean"].to_numpy(), "sent": grouped["size"]}
+    ).reset_index(drop=True)
+
+
+def share_by_active(
+    requests: pd.DataFrame, samples: pd.DataFrame, outcome: str, window_s: float = 1.0
+) -> pd.DataFrame:
+    """share_by_active pairs each window's share of `outcome` with the active deployments then.
+
+    samples are the emulator's (t, active) readings (emulator-metrics.jsonl); each
+    window takes the last reading at or before its start.
+    """
+    shares = outcome_shares(requests, window_s)
+    if shares.empty or samples.empty:
+        return pd.DataFrame(columns=["active", "share", "sent"])
+    start = float(requests["t_sched"].min())
+    readings = samples.sort_values("t")
+    at = np.searchsorted(readings["t"].to_numpy(), start + shares["t_s"].to_numpy(), "right") - 1
+    known = at >= 0
+    group = next(g for g, members in SHARE_GROUPS.items() if outcome in members)
+    return pd.DataFrame(
+        {
+            "active": readings["active"].to_numpy()[at[known]],
+            "share": shares[group].to_numpy()[known],
+            "sent": shares["sent"].to_numpy()[known],
+        }
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from analysis.cli import analyze_command, compare_command
 from edgebench import __version__
 
 
@@ -122,6 +123,10 @@ def scenario_sample(file: Path, count: int) -> None:
         for line in str(exc).splitlines():
             click.echo(f"Error: {line}", err=True)
         raise SystemExit(exc.exit_code) from None
+
+
+main.add_command(analyze_command)
+main.add_command(compare_command)
 
 
 if __name__ == "__main__":

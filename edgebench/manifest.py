@@ -56,6 +56,7 @@ def run_facts(scenario, host: str, token_set: bool, workers: int, expected: int)
             "limit": scenario.rate.limit,
             "duration_s": scenario.duration_s,
             "expected_requests": expected,
+            "thresholds": scenario.thresholds,
         },
         "target": {"host": host, "token_set": token_set},
         "versions": {

@@ -48,8 +48,8 @@ class StatusPoller:
                 gevent.sleep(0.05)
                 continue
             _, request_id = heapq.heappop(self._due)
-            self.guard.wait()
-            self._poll(request_id)
+            with self.guard.turn():
+                self._poll(request_id)
 
     def _poll(self, request_id: str) -> None:
         try:

@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from analysis.thresholds import ThresholdError
+from analysis.thresholds import parse as parse_checks
 from edgebench._errors import ScenarioError
 from emulator.geo import country_positions
 
@@ -213,8 +215,18 @@ class Scenario(_Strict):
     requests: Requests = Field(default_factory=Requests)
     rate: Rate
     regions: list[Region] = Field(min_length=1)
+    thresholds: list[str] = Field(default_factory=list)
     source: str = ""
     digest: str = ""
+
+    @field_validator("thresholds")
+    @classmethod
+    def _checks(cls, checks: list[str]) -> list[str]:
+        try:
+            parse_checks(checks)
+        except ThresholdError as exc:
+            raise ValueError(str(exc)) from None
+        return checks
 
     @model_validator(mode="after")
     def _regions_weigh_something(self) -> Scenario:

@@ -15,12 +15,15 @@ import math
 import os
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import gevent
 import httpx
 import orjson
+from gevent.event import AsyncResult
 from gevent.lock import Semaphore
 
 from edgebench.payloads import PayloadPlan
@@ -81,25 +84,37 @@ def settle_pool(current: int, wanted: int) -> int:
 
 
 class SendGuard:
-    """SendGuard holds a process's sends to `budget` in any window of `window_s`.
+    """SendGuard holds a process's requests to `budget` in any window of `window_s` at the API.
 
-    The schedule already spaces the arrivals; the guard keeps that true of the
-    actual sends when a busy machine delays some and they would leave in a bunch.
-    Sends pass one at a time, in order; a held send waits (its latency from the
-    schedule shows the wait).
+    The schedule already spaces the arrivals, but the API counts a request when it
+    handles it, which may be later than the send (a stalled server handled three
+    sends 60 ms late, next to one sent on time, and refused it). So a request may
+    go only once the one `budget` requests before it has been answered for
+    `window_s`: the API handled it by then. Requests pass one at a time, in order;
+    a held one waits (its latency from the schedule shows the wait).
+
+        with guard.turn():
+            client.post(...)
     """
 
     def __init__(self, budget: int, window_s: float, clock=time.time, sleep=gevent.sleep):
         self.window_s = window_s
-        self._sent: deque[float] = deque(maxlen=max(1, budget))
+        self._recent: deque[AsyncResult] = deque(maxlen=max(1, budget))
         self._clock, self._sleep = clock, sleep
-        self._turn = Semaphore()
+        self._order = Semaphore()
 
-    def wait(self) -> None:
-        with self._turn:
-            if len(self._sent) == self._sent.maxlen:
-                self._sleep(max(0.0, self._sent[0] + self.window_s - self._clock()))
-            self._sent.append(self._clock())
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        answered = AsyncResult()
+        with self._order:
+            if len(self._recent) == self._recent.maxlen:
+                oldest_answer = self._recent[0].get()
+                self._sleep(max(0.0, oldest_answer + self.window_s - self._clock()))
+            self._recent.append(answered)
+        try:
+            yield
+        finally:
+            answered.set(self._clock())
 
 
 @dataclass(frozen=True)
@@ -221,18 +236,17 @@ class TrafficRun:
         """send posts one start's request with a Locust FastHttpUser client and records it."""
         request = self.plan.request(start.arrival.index)
         body = orjson.dumps(request.body)
-        if self.guard:
-            self.guard.wait()
-        sent = time.time()
-        started = time.perf_counter()
-        with client.post(
-            request.path, data=body, headers=JSON, name=request.endpoint, catch_response=True
-        ) as response:
-            latency_s = time.perf_counter() - started
-            status = response.status_code or 0
-            outcome = outcome_of(status)
-            self._judge(response, status, outcome)
-            request_id = _request_id(response.content) if status in (202, 422) else None
+        with self.guard.turn() if self.guard else nullcontext():
+            sent = time.time()
+            started = time.perf_counter()
+            with client.post(
+                request.path, data=body, headers=JSON, name=request.endpoint, catch_response=True
+            ) as response:
+                latency_s = time.perf_counter() - started
+                status = response.status_code or 0
+                outcome = outcome_of(status)
+                self._judge(response, status, outcome)
+                request_id = _request_id(response.content) if status in (202, 422) else None
         if status == 429 and self.respect:
             self._back_off(response.headers.get("retry-after"))
         if status == 202 and self.poller and request_id:

@@ -56,11 +56,13 @@ def test_the_user_pool_follows_rate_and_latency():
     assert pool_size(5, 0.01, [0.8, 0.2], processes=2) == 40
 
 
-def test_the_send_guard_holds_sends_to_the_budget_in_any_window():
+def test_the_send_guard_holds_sends_to_the_budget_in_any_window_after_the_answers():
     now = [0.0]
     guard = SendGuard(3, 1.0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
     sends = []
-    for _ in range(7):
-        guard.wait()
-        sends.append(now[0])
-    assert sends == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0]
+    for latency in (0.0, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0):
+        with guard.turn():
+            sends.append(now[0])
+            now[0] += latency  # answered this much later
+    # The second send was answered at 0.25: the fifth may go only at 1.25.
+    assert sends == [0.0, 0.0, 0.25, 1.0, 1.25, 1.25, 2.0]

@@ -1,0 +1,149 @@
+"""The analysis commands: `edgebench analyze` and `edgebench compare` (also `python -m analysis`).
+
+Exit codes: 0 every threshold met (or none set), 1 a threshold failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from analysis import thresholds
+
+LARGE_LOG_BYTES = 20 * 1024 * 1024  # about 70,000 records: long enough to want a progress bar
+
+
+class AnalysisInputError(click.ClickException):
+    exit_code = 2
+
+
+def _checks(path: Path | None) -> list[thresholds.Check] | None:
+    if path is None:
+        return None
+    try:
+        return thresholds.load_file(path)
+    except thresholds.ThresholdError as exc:
+        raise AnalysisInputError(str(exc)) from None
+
+
+@click.command("analyze")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--window",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds per window of the curves over time.",
+)
+@click.option(
+    "--thresholds",
+    "thresholds_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='TOML file with checks = ["p95_ms < 800", ...]; default: the scenario\'s thresholds.',
+)
+@click.option(
+    "--baseline",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A baseline run folder, for checks like 'p95_ms <= baseline * 1.1'.",
+)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the checks as JUnit XML here (default: junit.xml in each run folder).",
+)
+def analyze_command(folders, window, thresholds_file, baseline, junit) -> None:
+    """Analyse run folders: summary.json, curves (PNG, SVG), report.html and a verdict."""
+    checks = _checks(thresholds_file)
+    base_summary = _baseline(baseline, window) if baseline else None
+    failed = False
+    for folder in folders:
+        outcome = _analyze_one(folder, window, checks, base_summary)
+        if outcome.results:
+            thresholds.write_junit(outcome.results, junit or folder / "junit.xml", folder.name)
+        click.echo(one_screen(outcome))
+        failed |= not outcome.passed
+    if failed:
+        raise SystemExit(1)
+
+
+def _analyze_one(folder: Path, window: float, checks, base_summary):
+    from analysis.load import AnalysisError, log_bytes
+    from analysis.report import analyze
+
+    size = log_bytes(folder) if folder.is_dir() else 0
+    with tqdm(
+        total=size,
+        unit="B",
+        unit_scale=True,
+        desc=f"analysing {folder.name}",
+        disable=size < LARGE_LOG_BYTES,
+        leave=False,
+    ) as bar:
+
+        def progress(step: str, read: int) -> None:
+            bar.set_postfix_str(step)
+            bar.update(read)
+
+        try:
+            return analyze(folder, window, checks, base_summary, progress)
+        except (AnalysisError, thresholds.ThresholdError) as exc:
+            raise AnalysisInputError(str(exc)) from None
+
+
+def _baseline(folder: Path, window: float) -> dict:
+    from analysis.load import AnalysisError
+    from analysis.report import analyze
+
+    try:
+        return analyze(folder, window, checks=[]).summary
+    except AnalysisError as exc:
+        raise AnalysisInputError(f"--baseline: {exc}") from None
+
+
+def one_screen(outcome) -> str:
+    """one_screen is the console's summary of a run: the key numbers, the verdict, the files."""
+    from analysis.report import key_numbers, verdict
+
+    lines = [f"{outcome.run.folder}"]
+    lines += [f"  {label:<44} {value}" for label, value in key_numbers(outcome.summary)]
+    banner = verdict(outcome.results)
+    lines.append(f"  {banner['text']}")
+    lines += [f"    {line}" for line in banner["lines"]]
+    lines.append(f"  report: {outcome.report}")
+    return "\n".join(lines)
+
+
+@click.command("compare")
+@click.argument("base", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("candidate", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for compare.html/.txt/.json and plots (default: CANDIDATE/compare-BASE).",
+)
+@click.option(
+    "--thresholds",
+    "thresholds_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file with checks, e.g. 'p95_ms <= baseline * 1.1'; default: the scenario's.",
+)
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML path.")
+def compare_command(base, candidate, out, thresholds_file, junit) -> None:
+    """Compare a candidate run with a base run: deltas, better or worse, overlay plots."""
+    from analysis.compare import compare
+    from analysis.load import AnalysisError
+
+    checks = _checks(thresholds_file)
+    out = out or candidate / f"compare-{base.name}"
+    try:
+        comparison = compare(base, candidate, out, checks)
+    except (AnalysisError, thresholds.ThresholdError) as exc:
+        raise AnalysisInputError(str(exc)) from None
+    if comparison.results:
+        thresholds.write_junit(comparison.results, junit or out / "junit.xml", "compare")
+    click.echo(comparison.text)
+    click.echo(f"page: {comparison.page}")
+    if not comparison.passed:
+        raise SystemExit(1)
