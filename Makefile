@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench bench-traffic lock clean
+.PHONY: install run smoke emulator test lint format bench bench-traffic bench-analysis lock clean
 
 install: $(STAMP)
 
@@ -18,7 +18,15 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
+# The main job: the smoke scenario end to end against the embedded emulator (about a minute).
 run: install
+	$(BIN)/edgebench run scenarios/smoke.toml
+
+# A shorter smoke run, as CI runs it after the tests.
+smoke: install
+	$(BIN)/edgebench run scenarios/smoke.toml --duration 15s
+
+emulator: install
 	$(BIN)/edgebench emulator
 
 test: install lint
@@ -37,6 +45,9 @@ bench: install
 
 bench-traffic: install
 	$(BIN)/python bench/traffic_efficiency.py
+
+bench-analysis: install
+	$(BIN)/python bench/analysis_speed.py
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock: install

@@ -9,6 +9,7 @@ import click
 
 from analysis.cli import analyze_command, compare_command
 from edgebench import __version__
+from edgebench._errors import EdgebenchError
 
 
 class InputError(click.ClickException):
@@ -123,6 +124,56 @@ def scenario_sample(file: Path, count: int) -> None:
         for line in str(exc).splitlines():
             click.echo(f"Error: {line}", err=True)
         raise SystemExit(exc.exit_code) from None
+
+
+@main.command("run")
+@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path))
+@click.option("--host", help="API base URL (default: the scenario's, else an embedded emulator).")
+@click.option("--duration", help="Run length such as 15s or 2m (default: the scenario's).")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Locust processes on this machine (the rate is shared out, not multiplied).",
+)
+@click.option("--web", is_flag=True, help="Open Locust's web UI instead of running headless.")
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the records go (default: results/<timestamp>-<scenario>).",
+)
+@click.option(
+    "--time-scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Embedded emulator: platform seconds per wall second.",
+)
+@click.option(
+    "--thresholds",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file with checks = [...] (default: the scenario's thresholds).",
+)
+def run_command(scenario_file: Path, **options) -> None:
+    """Run a scenario end to end: traffic, records, analysis, report; exit code is the verdict.
+
+    Exit codes: 0 every threshold met, 1 a threshold failed, 2 bad input.
+    Ctrl-C once stops the traffic and still writes the report; twice aborts.
+    """
+    from edgebench.runner import RunPlan, run
+
+    plan = RunPlan(scenario_file, **options)
+    try:
+        code = run(plan)
+    except EdgebenchError as exc:
+        for line in str(exc).splitlines():
+            click.echo(f"Error: {line}", err=True)
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        click.echo("edgebench: aborted", err=True)
+        raise SystemExit(130) from None
+    raise SystemExit(code)
 
 
 main.add_command(analyze_command)

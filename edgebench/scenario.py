@@ -28,7 +28,7 @@ from pydantic import (
 
 from analysis.thresholds import ThresholdError
 from analysis.thresholds import parse as parse_checks
-from edgebench._errors import ScenarioError
+from edgebench._errors import EdgebenchError, ScenarioError
 from emulator.geo import country_positions
 
 DEFAULT_LIMIT = 40
@@ -244,6 +244,19 @@ def _country_code(code: str) -> str:
     if code.upper() not in country_positions():
         raise ValueError(f"unknown country code {code!r}; use an ISO 3166 alpha-2 code such as BR")
     return code.upper()
+
+
+def with_duration(scenario: Scenario, text: str) -> Scenario:
+    """with_duration is the scenario run for `text` (e.g. "15s") instead of its own length."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        raise EdgebenchError(
+            f"--duration {text!r}: not a duration; write seconds or e.g. 15s, 2m, 1h30m"
+        ) from None
+    if seconds <= 0:
+        raise EdgebenchError(f"--duration {text!r}: must be above 0; e.g. 15s")
+    return scenario.model_copy(update={"duration": seconds})
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -26,7 +26,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from edgebench._errors import EdgebenchError
 from edgebench.manifest import run_facts, write_manifest
 from edgebench.payloads import DEPLOY, FLEET_DEPLOY
-from edgebench.scenario import load_scenario
+from edgebench.scenario import load_scenario, with_duration
 from edgebench.schedule import Schedule
 from edgebench.traffic import (
     LOCAL_TOKEN,
@@ -51,6 +51,12 @@ def _arguments(parser) -> None:
         help="Scenario file (TOML) to run",
     )
     parser.add_argument(
+        "--duration",
+        default="",
+        include_in_web_ui=True,
+        help="Run length such as 15s or 2m (default: the scenario's)",
+    )
+    parser.add_argument(
         "--results-dir",
         default="",
         include_in_web_ui=True,
@@ -63,6 +69,8 @@ def _init(environment, **_kwargs) -> None:
     options = environment.parsed_options
     try:
         scenario = load_scenario(options.scenario)
+        if options.duration:
+            scenario = with_duration(scenario, options.duration)
         host = _loopback_host(environment.host or scenario.target.host)
     except EdgebenchError as exc:
         _quit_with(str(exc))

@@ -1,0 +1,99 @@
+"""Progress of a running load test, read from the records it writes (a file room, no Locust).
+
+Each update reads the lines added to requests-*.jsonl since the last one and
+prints elapsed and remaining time, offered and accepted rate over the last few
+seconds, and the outcome shares so far: one line a few seconds apart, or one
+line kept up to date on a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter, deque
+from pathlib import Path
+
+import orjson
+
+RECENT_S = 5.0
+PRINT_EVERY_S = 5.0
+SHARES = (("202", "accepted"), ("422", "allocation_failure"), ("429", "rate_limited"))
+NOT_SENT = ("dropped", "backoff")
+
+
+class Progress:
+    """Progress follows a results folder's request logs as they grow."""
+
+    def __init__(self, folder: Path, duration_s: float, out=sys.stderr, clock=time.monotonic):
+        self.folder, self.duration_s = folder, duration_s
+        self.out, self.clock = out, clock
+        self.started = clock()
+        self.outcomes: Counter[str] = Counter()
+        self._offsets: dict[Path, int] = {}
+        self._recent: deque[tuple[float, int, int]] = deque()  # (time, starts, accepted)
+        self._printed = 0.0
+        self._live = out.isatty()
+
+    def update(self) -> None:
+        """update reads the new records and shows the line when it is time."""
+        starts = accepted = 0
+        for record in self._new_records():
+            outcome = record.get("outcome")
+            self.outcomes[outcome] += 1
+            starts += 1
+            accepted += outcome == "accepted"
+        now = self.clock()
+        self._recent.append((now, starts, accepted))
+        while self._recent and self._recent[0][0] < now - RECENT_S:
+            self._recent.popleft()
+        if self._live or now - self._printed >= PRINT_EVERY_S:
+            self._show(self.line(now), end="\r" if self._live else "\n")
+            self._printed = now
+
+    def finish(self) -> None:
+        self.update()
+        if self._live:
+            self._show("", end="\n")
+
+    def line(self, now: float) -> str:
+        """line is the progress of the run at `now` in one line."""
+        elapsed = now - self.started
+        remaining = max(0.0, self.duration_s - elapsed)
+        span = max(1.0, min(RECENT_S, elapsed))
+        offered = sum(s for _, s, _ in self._recent) / span
+        accepted = sum(a for _, _, a in self._recent) / span
+        sent = sum(n for o, n in self.outcomes.items() if o not in NOT_SENT)
+        shares = " ".join(
+            f"{code} {self.outcomes[name] / max(sent, 1):.1%}" for code, name in SHARES
+        )
+        other = sent - sum(self.outcomes[name] for _, name in SHARES)
+        clock = f"[{_clock(elapsed)} elapsed, {_clock(remaining)} left]"
+        if not sent:
+            return f"{clock} waiting for the first records"
+        return (
+            f"{clock} offered {offered:.1f}/s, accepted {accepted:.1f}/s | {shares} "
+            f"other {other / sent:.1%} | dropped {self.outcomes['dropped']}"
+        )
+
+    def _new_records(self):
+        for path in sorted(self.folder.glob("requests-*.jsonl")):
+            offset = self._offsets.get(path, 0)
+            with path.open("rb") as log:
+                log.seek(offset)
+                data = log.read()
+            complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits
+            self._offsets[path] = offset + len(complete)
+            for line in complete.splitlines():
+                try:
+                    yield orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+
+    def _show(self, text: str, end: str) -> None:
+        self.out.write(text.ljust(100) + end if self._live else text + end)
+        self.out.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{seconds:02d}"
