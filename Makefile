@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run smoke emulator test lint format bench bench-traffic bench-analysis lock clean
+.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis lock clean
 
 install: $(STAMP)
 
@@ -29,8 +29,17 @@ smoke: install
 emulator: install
 	$(BIN)/edgebench emulator
 
-test: install lint
+test: install lint browser
 	$(BIN)/pytest
+
+# The web UI's browser test drives Debian's Chromium: installed here when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the web UI test ..."; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	} || { echo "Error: cannot install chromium (apt-get); install it, then run make test" >&2; exit 2; }
 
 lint: install
 	$(BIN)/ruff check .

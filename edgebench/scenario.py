@@ -10,6 +10,7 @@ Every problem in a file is reported, one line each, as
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -257,6 +258,25 @@ def with_duration(scenario: Scenario, text: str) -> Scenario:
     if seconds <= 0:
         raise EdgebenchError(f"--duration {text!r}: must be above 0; e.g. 15s")
     return scenario.model_copy(update={"duration": seconds})
+
+
+def with_rate(scenario: Scenario, mode: str = "", factor: str = "") -> Scenario:
+    """with_rate is the scenario with its rate mode and/or factor replaced (blank: keep)."""
+    update: dict = {}
+    if mode:
+        if mode not in ("respect", "exceed"):
+            raise EdgebenchError(f"--rate-mode {mode!r}: not a mode; use respect or exceed")
+        update["mode"] = mode
+    if factor:
+        try:
+            update["factor"] = float(factor)
+        except ValueError:
+            update["factor"] = math.nan
+        if not update["factor"] > 0:
+            raise EdgebenchError(f"--rate-factor {factor!r}: not a number above 0; e.g. 1.5")
+    if not update:
+        return scenario
+    return scenario.model_copy(update={"rate": scenario.rate.model_copy(update=update)})
 
 
 def load_scenario(path: str | Path) -> Scenario:

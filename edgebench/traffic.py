@@ -26,6 +26,7 @@ import orjson
 from gevent.event import AsyncResult
 from gevent.lock import Semaphore
 
+from edgebench.live import CountedEvents, LiveCounts
 from edgebench.payloads import PayloadPlan
 from edgebench.polling import StatusPoller
 from edgebench.records import BACKOFF, DROPPED, RecordWriter, outcome_of
@@ -145,9 +146,11 @@ class TrafficRun:
         requests = scenario.requests
         public = requests.webhook_public_url
         receives = requests.webhooks and (public is None or share.worker_index == 0)
-        self.events = None
+        self.live = LiveCounts()
+        self.events_file = self.events = None
         if receives or requests.poll_status:
-            self.events = RecordWriter(results_dir / f"events-{share.name}.jsonl")
+            self.events_file = RecordWriter(results_dir / f"events-{share.name}.jsonl")
+            self.events = CountedEvents(self.events_file, self.live)
         self.receiver = self._receiver(share) if receives else None
         self.poller = self._poller(host, token, share) if requests.poll_status else None
         base = requests.webhook_public_url or (self.receiver.url if self.receiver else None)
@@ -197,7 +200,7 @@ class TrafficRun:
         for part in (self.receiver, self.poller):
             if part:
                 part.stop()
-        for writer in (self.records, self.events):
+        for writer in (self.records, self.events_file):
             if writer:
                 writer.close()
 
@@ -249,8 +252,11 @@ class TrafficRun:
                 request_id = _request_id(response.content) if status in (202, 422) else None
         if status == 429 and self.respect:
             self._back_off(response.headers.get("retry-after"))
-        if status == 202 and self.poller and request_id:
-            self.poller.track(request_id, sent)
+        self.live.start(request.endpoint, outcome)
+        if status == 202 and request_id and self.events:
+            self.live.accepted(request.endpoint, request_id, sent)
+            if self.poller:
+                self.poller.track(request_id, sent)
         self.records.add(
             {
                 "index": start.arrival.index,
@@ -286,6 +292,7 @@ class TrafficRun:
         self.pause_until = max(self.pause_until, time.time() + min(wait, 60.0))
 
     def _record_unsent(self, start: Start, outcome: str) -> None:
+        self.live.start(start.endpoint, outcome)
         self.records.add(
             {
                 "index": start.arrival.index,
@@ -308,7 +315,7 @@ class TrafficRun:
     def _flush_forever(self) -> None:
         while True:
             gevent.sleep(1.0)
-            for writer in (self.records, self.events):
+            for writer in (self.records, self.events_file):
                 if writer:
                     writer.flush()
 

@@ -12,6 +12,7 @@ latency, and ends the run with the schedule. Works with --processes N and
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import edgegap_ui as live_ui  # locustfiles/, on Locust's path beside this file
 import gevent
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.runners import MasterRunner, WorkerRunner
@@ -26,7 +28,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from edgebench._errors import EdgebenchError
 from edgebench.manifest import run_facts, write_manifest
 from edgebench.payloads import DEPLOY, FLEET_DEPLOY
-from edgebench.scenario import load_scenario, with_duration
+from edgebench.scenario import load_scenario, with_duration, with_rate
 from edgebench.schedule import Schedule
 from edgebench.traffic import (
     LOCAL_TOKEN,
@@ -57,6 +59,19 @@ def _arguments(parser) -> None:
         help="Run length such as 15s or 2m (default: the scenario's)",
     )
     parser.add_argument(
+        "--rate-mode",
+        default="",
+        choices=["", "respect", "exceed"],
+        include_in_web_ui=True,
+        help="respect or exceed the API's limit (default: the scenario's)",
+    )
+    parser.add_argument(
+        "--rate-factor",
+        default="",
+        include_in_web_ui=True,
+        help="Offered rate = stages x factor, e.g. 1.5 (default: the scenario's)",
+    )
+    parser.add_argument(
         "--results-dir",
         default="",
         include_in_web_ui=True,
@@ -68,13 +83,12 @@ def _arguments(parser) -> None:
 def _init(environment, **_kwargs) -> None:
     options = environment.parsed_options
     try:
-        scenario = load_scenario(options.scenario)
-        if options.duration:
-            scenario = with_duration(scenario, options.duration)
-        host = _loopback_host(environment.host or scenario.target.host)
+        scenario = _scenario(options)
+        # A worker is told the host (and the scenario) by its master when a run starts.
+        if not isinstance(environment.runner, WorkerRunner):
+            environment.host = _loopback_host(environment.host or scenario.target.host)
     except EdgebenchError as exc:
         _quit_with(str(exc))
-    environment.host = host
     token = api_token() or LOCAL_TOKEN
     EdgegapUser.default_headers = {"Authorization": f"token {token}"}
     deploy_share, fleet_share = scenario.mix.shares
@@ -82,9 +96,15 @@ def _init(environment, **_kwargs) -> None:
     FleetDeployUser.weight = max(1, round(100 * fleet_share))
     environment.stop_timeout = max(environment.stop_timeout or 0, 10)
     STATE.update(scenario=scenario, schedule=Schedule.from_scenario(scenario), token=token)
-    if not options.results_dir:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        options.results_dir = str(Path("results") / f"{stamp}-{scenario.name}")
+    live_ui.attach(environment, STATE)
+
+
+def _scenario(options):
+    """_scenario is the scenario file with the run's overrides (command line or start form)."""
+    scenario = load_scenario(options.scenario)
+    if options.duration:
+        scenario = with_duration(scenario, options.duration)
+    return with_rate(scenario, options.rate_mode, options.rate_factor)
 
 
 def _loopback_host(host: str | None) -> str:
@@ -115,23 +135,37 @@ def _quit_with(message: str) -> None:
 @events.test_start.add_listener
 def _test_start(environment, **_kwargs) -> None:
     runner, options = environment.runner, environment.parsed_options
-    scenario, schedule = STATE["scenario"], STATE["schedule"]
-    results_dir = Path(options.results_dir)
+    try:  # the start form may have changed the scenario or its rate since start-up
+        scenario = _scenario(options)
+        _loopback_host(environment.host)  # also a worker's, which its master named
+    except EdgebenchError as exc:
+        logging.error("edgebench: %s", exc)
+        return
+    schedule = Schedule.from_scenario(scenario)
+    STATE.update(scenario=scenario, schedule=schedule)
     if not isinstance(runner, WorkerRunner):
+        options.edgebench_results_dir = options.results_dir or _default_results_dir(scenario)
         workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
         options.edgebench_epoch = time.time() + START_LEAD_S
         options.edgebench_workers = workers
         expected = sum(1 for _ in schedule.arrivals())
         facts = run_facts(scenario, environment.host, api_token() is not None, workers, expected)
-        write_manifest(results_dir, **facts, epoch=options.edgebench_epoch)
+        write_manifest(Path(options.edgebench_results_dir), **facts, epoch=options.edgebench_epoch)
+        live_ui.started(Path(options.edgebench_results_dir))
     if isinstance(runner, MasterRunner):
         return
     index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
     share = Share(index, options.edgebench_workers, options.edgebench_epoch)
+    results_dir = Path(options.edgebench_results_dir)
     tag = f"edgebench-{results_dir.name}"
     run = TrafficRun(scenario, results_dir, share, tag, environment.host, STATE["token"])
     STATE["run"] = run
     run.start()
+
+
+def _default_results_dir(scenario) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return str(Path("results") / f"{stamp}-{scenario.name}")
 
 
 def _stop_run() -> None:
@@ -144,9 +178,10 @@ def _stop_run() -> None:
 def _test_stop(environment, **_kwargs) -> None:
     _stop_run()
     if not isinstance(environment.runner, WorkerRunner):
-        results_dir = Path(environment.parsed_options.results_dir)
+        results_dir = Path(environment.parsed_options.edgebench_results_dir)
         write_manifest(results_dir, ended_at=time.time())
         print(f"edgebench: records in {results_dir}", file=sys.stderr)
+        live_ui.stopped(environment, results_dir)
 
 
 @events.quitting.add_listener

@@ -215,3 +215,55 @@ def test_respect_mode_honours_retry_after_when_a_429_comes_anyway(tmp_path):
     assert outcomes["rate_limited"] >= 1
     assert outcomes["backoff"] >= 20  # starts due during the Retry-After pauses, not sent
     assert outcomes["accepted"] <= 10 * 6 + 10
+
+
+def test_a_master_and_two_worker_processes_share_one_schedule(emulator, tmp_path):
+    scenario = scenario_file(tmp_path, "respect", 10, 20)
+    results = tmp_path / "run"
+    port = str(free_port())
+    master = subprocess.Popen(
+        [
+            *LOCUST,
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            port,
+            "--expect-workers",
+            "2",
+            "--host",
+            emulator.url,
+            "--scenario",
+            str(scenario),
+            "--results-dir",
+            str(results),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        "locustfiles/edgegap.py",
+        "--worker",
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        port,
+    ]
+    workers = [
+        subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    _, stderr = master.communicate(timeout=90)
+    for process in workers:
+        process.wait(timeout=30)
+    assert master.returncode == 0, stderr[-2000:]
+    records = load(results)
+    assert {r["worker"] for r in records} == {"w0", "w1"}
+    assert sorted(r["index"] for r in records) == list(range(len(records)))
+    assert abs(len(records) - 10 * 20 / 1.015) <= 3  # respect mode's margin at the limit
+    assert Counter(r["outcome"] for r in records)["accepted"] == len(records)

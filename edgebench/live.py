@@ -1,0 +1,157 @@
+"""Live numbers for Locust's web UI: per endpoint, offered vs accepted, outcome shares, readiness.
+
+Each traffic process counts into a LiveCounts; what it counted since its last
+report travels to the master with Locust's own worker reports (or is taken
+directly in a single process), and a LiveBoard adds up every worker's and turns
+the totals into the rows of the web UI's "Edgegap deploys" tab.
+
+    counts.start(endpoint, outcome)          # every scheduled start, sent or not
+    board.merge(counts.take())                # on the master, per worker report
+    board.rows(now)                           # the tab's table
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict, deque
+
+RATE_WINDOW_S = 10.0
+TTR_SAMPLES = 10_000
+NOT_SENT = ("dropped", "backoff")
+COLUMNS = [
+    ("endpoint", "Endpoint"),
+    ("offered", "Offered /s"),
+    ("accepted", "Accepted /s"),
+    ("share_202", "202"),
+    ("share_422", "422"),
+    ("share_429", "429"),
+    ("share_error", "Errors"),
+    ("dropped", "Dropped starts"),
+    ("ttr_p50", "Time to ready p50"),
+    ("ttr_p95", "Time to ready p95"),
+]
+TOTAL = "All endpoints"
+
+
+class LiveCounts:
+    """LiveCounts is one process's tally since its last report."""
+
+    def __init__(self) -> None:
+        self._outcomes: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self._ready_s: list[tuple[str, float]] = []
+        self._sent_at: dict[str, tuple[str, float]] = {}
+
+    def start(self, endpoint: str, outcome: str) -> None:
+        self._outcomes[endpoint][outcome] += 1
+
+    def accepted(self, endpoint: str, request_id: str, sent: float) -> None:
+        """accepted notes when a deployment was asked for, to time its READY event."""
+        self._sent_at[request_id] = (endpoint, sent)
+
+    def event(self, record: dict) -> None:
+        """event takes an events-file record; a first READY gives a time to ready."""
+        if record.get("event") != "ready":
+            return
+        endpoint, sent = self._sent_at.pop(record.get("request_id"), (None, None))
+        if sent is not None:
+            self._ready_s.append((endpoint, record["t_received"] - sent))
+
+    def take(self) -> dict:
+        """take is the tally since the last take (a worker report's payload), and resets it."""
+        report = {
+            "outcomes": {e: dict(c) for e, c in self._outcomes.items()},
+            "ready_s": self._ready_s,
+        }
+        self._outcomes = defaultdict(Counter)
+        self._ready_s = []
+        return report
+
+
+class CountedEvents:
+    """CountedEvents writes each events-file record and counts it live (a RecordWriter's add)."""
+
+    def __init__(self, writer, counts: LiveCounts) -> None:
+        self.writer, self.counts = writer, counts
+
+    def add(self, record: dict) -> None:
+        self.writer.add(record)
+        self.counts.event(record)
+
+
+class LiveBoard:
+    """LiveBoard adds up every process's reports: totals, recent rates, times to ready."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.outcomes: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self._ready_s: defaultdict[str, deque[float]] = defaultdict(
+            lambda: deque(maxlen=TTR_SAMPLES)
+        )
+        self._history: deque[tuple[float, dict[str, tuple[int, int]]]] = deque()
+        self.report_url = ""
+
+    def merge(self, report: dict | None, now: float) -> None:
+        """merge adds a report from LiveCounts.take and notes the totals at `now`."""
+        if report:
+            for endpoint, counts in report.get("outcomes", {}).items():
+                self.outcomes[endpoint].update(counts)
+            for endpoint, seconds in report.get("ready_s", []):
+                self._ready_s[endpoint].append(seconds)
+        totals = {e: (sum(c.values()), c["accepted"]) for e, c in self.outcomes.items()}
+        self._history.append((now, totals))
+        while len(self._history) > 2 and self._history[1][0] <= now - RATE_WINDOW_S:
+            self._history.popleft()
+
+    def rows(self) -> list[dict]:
+        """rows are the tab's table: one per endpoint, then the total."""
+        endpoints = sorted(self.outcomes)
+        rows = [self._row(e, self.outcomes[e], self._ready_s[e], [e]) for e in endpoints]
+        if len(endpoints) > 1:
+            everything = sum(self.outcomes.values(), Counter())
+            ready = [s for e in endpoints for s in self._ready_s[e]]
+            rows.append(self._row(TOTAL, everything, ready, endpoints))
+        if self.report_url:
+            rows.append({"endpoint": f"Report of the last run: {self.report_url}"})
+        return rows
+
+    def _row(self, name: str, outcomes: Counter, ready, endpoints: list[str]) -> dict:
+        offered, accepted = self._rates(endpoints)
+        sent = sum(n for o, n in outcomes.items() if o not in NOT_SENT)
+        other = sent - outcomes["accepted"] - outcomes["allocation_failure"]
+        other -= outcomes["rate_limited"]
+        ordered = sorted(ready)
+        return {
+            "endpoint": name,
+            "offered": f"{offered:.1f}",
+            "accepted": f"{accepted:.1f}",
+            "share_202": _share(outcomes["accepted"], sent),
+            "share_422": _share(outcomes["allocation_failure"], sent),
+            "share_429": _share(outcomes["rate_limited"], sent),
+            "share_error": _share(other, sent),
+            "dropped": str(outcomes["dropped"]),
+            "ttr_p50": _seconds(ordered, 50),
+            "ttr_p95": _seconds(ordered, 95),
+        }
+
+    def _rates(self, endpoints: list[str]) -> tuple[float, float]:
+        """_rates are starts/s and 202s/s over the last RATE_WINDOW_S of reports."""
+        if len(self._history) < 2:
+            return 0.0, 0.0
+        (then, old), (now, new) = self._history[0], self._history[-1]
+        span = max(now - then, 1e-9)
+        starts = sum(new.get(e, (0, 0))[0] - old.get(e, (0, 0))[0] for e in endpoints)
+        accepted = sum(new.get(e, (0, 0))[1] - old.get(e, (0, 0))[1] for e in endpoints)
+        return starts / span, accepted / span
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.1%}" if whole else "-"
+
+
+def _seconds(ordered: list[float], percentile: int) -> str:
+    if not ordered:
+        return "-"
+    rank = max(1, math.ceil(len(ordered) * percentile / 100))
+    return f"{ordered[rank - 1]:.2f} s"

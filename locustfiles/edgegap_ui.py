@@ -1,0 +1,109 @@
+"""The "Edgegap deploys" tab of Locust's web UI, and the report of the last run.
+
+Live numbers come from each traffic process's edgebench.live.LiveCounts: with
+workers they ride on Locust's own worker reports to the master; in a single
+process they are taken every second. When a run stops, `edgebench analyze`
+runs on its results folder and the report is served at /edgebench/report.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import gevent
+from flask import Blueprint, abort, request, send_file
+from gevent import subprocess
+from locust import events
+from locust.runners import MasterRunner, WorkerRunner
+
+from edgebench.live import COLUMNS, LiveBoard
+
+TAB = "edgebench"
+REPORT_ROUTE = "/edgebench/report"
+BOARD = LiveBoard()
+LAST_RUN: dict[str, Path] = {}
+
+
+def attach(environment, state: dict) -> None:
+    """attach hooks the live numbers into Locust, and the tab into its web UI if it has one."""
+    if isinstance(environment.runner, WorkerRunner):
+
+        @events.report_to_master.add_listener
+        def _report(client_id, data, **_kwargs) -> None:
+            run = state.get("run")
+            if run is not None:
+                data[TAB] = run.live.take()
+
+    elif isinstance(environment.runner, MasterRunner):
+
+        @events.worker_report.add_listener
+        def _worker_report(client_id, data, **_kwargs) -> None:
+            BOARD.merge(data.get(TAB), time.time())
+
+    else:
+        gevent.spawn(_collect_forever, state)
+
+    if environment.web_ui:
+        _extend(environment)
+
+
+def started(results_dir: Path) -> None:
+    BOARD.reset()
+    LAST_RUN["results"] = results_dir
+
+
+def stopped(environment, results_dir: Path) -> None:
+    """stopped analyses the run in the background when a web UI will show the report."""
+    if environment.web_ui:
+        gevent.spawn(_analyse, results_dir)
+
+
+def _analyse(results_dir: Path) -> None:
+    command = [sys.executable, "-m", "edgebench.cli", "analyze", str(results_dir)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if (results_dir / "report.html").exists():
+        BOARD.report_url = REPORT_ROUTE
+    else:
+        logging.error("edgebench: the analysis failed: %s", done.stderr.strip()[-500:])
+
+
+def _collect_forever(state: dict) -> None:
+    """_collect_forever takes a single process's counts every second, as worker reports would."""
+    while True:
+        gevent.sleep(1.0)
+        run = state.get("run")
+        if run is not None:
+            BOARD.merge(run.live.take(), time.time())
+
+
+def _extend(environment) -> None:
+    web_ui = environment.web_ui
+    web_ui.template_args["extended_tabs"] = [{"title": "Edgegap deploys", "key": TAB}]
+    web_ui.template_args["extended_tables"] = [
+        {"key": TAB, "structure": [{"key": k, "title": t} for k, t in COLUMNS]}
+    ]
+    web_ui.template_args["extended_csv_files"] = [
+        {"href": REPORT_ROUTE, "title": "edgebench report of the last run (HTML)"}
+    ]
+    blueprint = Blueprint("edgebench", __name__)
+
+    @blueprint.route(REPORT_ROUTE)
+    def report():
+        results = LAST_RUN.get("results")
+        page = results / "report.html" if results else None
+        if page is None or not page.exists():
+            abort(404, "No report yet: it is written when a run stops.")
+        return send_file(page.resolve(), mimetype="text/html")
+
+    web_ui.app.register_blueprint(blueprint)
+
+    @web_ui.app.after_request
+    def add_live_numbers(response):
+        if request.path != "/stats/requests" or not response.is_json:
+            return response
+        payload = response.get_json() | {"extended_stats": [{"key": TAB, "data": BOARD.rows()}]}
+        response.set_data(web_ui.app.json.dumps(payload))
+        return response

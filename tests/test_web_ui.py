@@ -1,0 +1,87 @@
+"""The web UI in headless Chromium: start from the form, watch the tab, stop, open the report."""
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from .conftest import free_port
+from .test_server import EmulatorProcess
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# As the machine's notes advise: no sandbox as root, and no background calls to Google.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def web_ui(tmp_path):
+    """web_ui is Locust's web UI with the edgebench locustfile, against an emulator."""
+    port = free_port()
+    with EmulatorProcess("--time-scale", "30") as emulator:
+        command = [sys.executable, "-m", "locust", "-f", "locustfiles/edgegap.py"]
+        command += ["--host", emulator, "--web-host", "127.0.0.1", "--web-port", str(port)]
+        command += ["--scenario", "scenarios/smoke.toml", "--results-dir", str(tmp_path / "run")]
+        locust = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield url
+        locust.terminate()
+        locust.wait(timeout=30)
+
+
+def number(text: str) -> float:
+    return float(re.sub(r"[^0-9.]", "", text) or 0)
+
+
+def test_a_run_started_from_the_form_shows_live_numbers_and_links_its_report(web_ui, tmp_path):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(web_ui)
+        page.get_by_text("Custom parameters").click()
+        page.locator("input[name=duration]").fill("30s")
+        page.get_by_role("button", name="START").click()
+        page.get_by_role("tab", name="Edgegap deploys").click()
+        total = page.get_by_role("row").filter(has_text="All endpoints")
+        expect(total).to_be_visible(timeout=15_000)
+        cells = total.get_by_role("cell")
+        expect(cells.nth(3)).to_have_text("100.0%")  # every request so far was a 202
+        first = number(cells.nth(2).inner_text())
+        page.wait_for_timeout(6_000)  # the ramp: the accepted rate climbs
+        assert number(cells.nth(2).inner_text()) > first
+        assert "s" in cells.nth(8).inner_text()  # a time to ready, from the webhooks
+        page.get_by_role("button", name="STOP").click()
+        # A stopped UI polls no more: the link shows on the next load, once the report exists.
+        report_row = page.get_by_role("row").filter(has_text="Report of the last run")
+        for _ in range(30):
+            page.reload()
+            page.get_by_role("tab", name="Edgegap deploys").click()
+            if report_row.count():
+                break
+            page.wait_for_timeout(2_000)
+        expect(report_row).to_be_visible()
+        page.goto(f"{web_ui}/edgebench/report")
+        expect(page).to_have_title(re.compile("edgebench run: smoke"))
+        expect(page.get_by_text("Key numbers")).to_be_visible()
+        browser.close()
+    assert (tmp_path / "run" / "report.html").exists()
