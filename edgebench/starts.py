@@ -10,6 +10,8 @@ k6 counts dropped_iterations, and the user takes the latest due start instead.
 from __future__ import annotations
 
 import heapq
+import itertools
+import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -18,11 +20,12 @@ from edgebench.schedule import Arrival
 
 
 class Start(NamedTuple):
-    """Start is one arrival with its due time (unix seconds) and endpoint."""
+    """Start is one arrival with its due time (unix seconds), endpoint and split generation."""
 
     arrival: Arrival
     due: float
     endpoint: str
+    generation: int = 0
 
 
 class Starts:
@@ -41,6 +44,7 @@ class Starts:
         self._endpoint_of = endpoint_of
         self._pending: dict[str, deque[Start]] = {}
         self._returned: dict[str, list[tuple[int, Start]]] = {}
+        self._cutoffs = [math.inf]  # per generation: its starts are due before this
 
     def take(self, endpoint: str, now: float) -> tuple[Start | None, list[Start]]:
         """take is the endpoint's next start to send, and the overdue starts it passed over."""
@@ -54,8 +58,31 @@ class Starts:
             start = self._pop(endpoint)
         return start, dropped
 
+    def mine(self, start: Start) -> bool:
+        """mine is whether a taken start is still this process's to send (see switch)."""
+        return start.due < self._cutoffs[start.generation]
+
+    def switch(self, at: float, arrivals: Iterator[Arrival]) -> None:
+        """switch hands every start due from `at` on to a new share of the schedule.
+
+        Starts due before `at` stay as they were; later ones, drawn or held by a user
+        already, are no longer this process's (mine() says so) and go unrecorded:
+        the worker that owns them now records them.
+        """
+        self._cutoffs[-1] = at
+        self._cutoffs.append(math.inf)
+        for endpoint, pending in self._pending.items():
+            self._pending[endpoint] = deque(s for s in pending if s.due < at)
+        for endpoint, returned in self._returned.items():
+            self._returned[endpoint] = [(i, s) for i, s in returned if s.due < at]
+            heapq.heapify(self._returned[endpoint])
+        before = itertools.takewhile(lambda a: self._epoch + a.due_s < at, self._arrivals)
+        self._arrivals = itertools.chain(before, arrivals)
+
     def give_back(self, start: Start) -> None:
         """give_back puts back a taken start; it is the next one of its endpoint again."""
+        if not self.mine(start):
+            return
         returned = self._returned.setdefault(start.endpoint, [])
         heapq.heappush(returned, (start.arrival.index, start))
 
@@ -96,4 +123,5 @@ class Starts:
         self._pending.setdefault(start.endpoint, deque()).append(start)
 
     def _start(self, arrival: Arrival) -> Start:
-        return Start(arrival, self._epoch + arrival.due_s, self._endpoint_of(arrival.index))
+        endpoint = self._endpoint_of(arrival.index)
+        return Start(arrival, self._epoch + arrival.due_s, endpoint, len(self._cutoffs) - 1)

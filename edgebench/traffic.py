@@ -104,6 +104,12 @@ class SendGuard:
         self._clock, self._sleep = clock, sleep
         self._order = Semaphore()
 
+    def resized(self, budget: int) -> SendGuard:
+        """resized is this guard with another budget, remembering the latest sends."""
+        guard = SendGuard(budget, self.window_s, self._clock, self._sleep)
+        guard._recent.extend(list(self._recent)[-budget:])
+        return guard
+
     @contextmanager
     def turn(self) -> Iterator[None]:
         answered = AsyncResult()
@@ -215,6 +221,8 @@ class TrafficRun:
             if start is None:
                 return None
             self._sleep_until(start)
+            if not self.starts.mine(start):
+                continue  # re-split while this user slept: another worker sends it now
             if not (self.respect and time.time() < self.pause_until):
                 return start
             self._record_unsent(start, BACKOFF)
@@ -232,6 +240,18 @@ class TrafficRun:
     def give_back(self, start: Start) -> None:
         """give_back returns a start taken by a user that was stopped before sending it."""
         self.starts.give_back(start)
+
+    def resplit(self, position: int, count: int, from_s: float) -> None:
+        """resplit makes this process position of count in the schedule from from_s on.
+
+        The master sends it when workers join or leave, so the shares still add up
+        to the whole schedule; the guard keeps its recent sends.
+        """
+        arrivals = self.schedule.arrivals(position, count)
+        self.starts.switch(self.share.epoch + from_s, (a for a in arrivals if a.due_s >= from_s))
+        budget = self.schedule.budget(position, count)
+        if self.guard and budget:
+            self.guard = self.guard.resized(budget)
 
     # Sending ------------------------------------------------------------------
 

@@ -23,7 +23,13 @@ from urllib.parse import urlsplit
 import edgegap_ui as live_ui  # locustfiles/, on Locust's path beside this file
 import gevent
 from locust import FastHttpUser, LoadTestShape, events, task
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import (
+    STATE_INIT,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    MasterRunner,
+    WorkerRunner,
+)
 
 from edgebench._errors import EdgebenchError
 from edgebench.manifest import run_facts, write_manifest
@@ -40,6 +46,9 @@ from edgebench.traffic import (
 )
 
 START_LEAD_S = 1.0  # workers start their schedules together, this long after the start
+RESPLIT_LEAD_S = 1.0  # a new split of the schedule starts this long after it is sent
+SPLIT_MESSAGE = "edgebench_split"
+ALIVE = (STATE_INIT, STATE_SPAWNING, STATE_RUNNING)
 DRAIN_S = 3.0  # after the last arrival, time for answers before the run stops
 STATE: dict = {}
 
@@ -97,6 +106,8 @@ def _init(environment, **_kwargs) -> None:
     environment.stop_timeout = max(environment.stop_timeout or 0, 10)
     STATE.update(scenario=scenario, schedule=Schedule.from_scenario(scenario), token=token)
     live_ui.attach(environment, STATE)
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.register_message(SPLIT_MESSAGE, _on_split)
 
 
 def _scenario(options):
@@ -153,6 +164,7 @@ def _test_start(environment, **_kwargs) -> None:
         write_manifest(Path(options.edgebench_results_dir), **facts, epoch=options.edgebench_epoch)
         live_ui.started(Path(options.edgebench_results_dir))
     if isinstance(runner, MasterRunner):
+        STATE["members"] = _alive_workers(runner)
         return
     index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
     share = Share(index, options.edgebench_workers, options.edgebench_epoch)
@@ -160,7 +172,41 @@ def _test_start(environment, **_kwargs) -> None:
     tag = f"edgebench-{results_dir.name}"
     run = TrafficRun(scenario, results_dir, share, tag, environment.host, STATE["token"])
     STATE["run"] = run
+    if pending := STATE.pop("pending_split", None):
+        run.resplit(**pending)
     run.start()
+
+
+def _alive_workers(runner) -> tuple[str, ...]:
+    alive = [client.id for client in runner.clients.values() if client.state in ALIVE]
+    return tuple(sorted(alive, key=runner.get_worker_index))
+
+
+def _resplit_if_changed(runner, options) -> None:
+    """_resplit_if_changed shares the schedule out afresh when workers joined or left."""
+    if "members" not in STATE:  # the run has not started yet
+        return
+    members = _alive_workers(runner)
+    if not members or members == STATE["members"]:
+        return
+    STATE["members"] = members
+    from_s = max(0.0, time.time() - options.edgebench_epoch) + RESPLIT_LEAD_S
+    for position, client_id in enumerate(members):
+        split = {"position": position, "count": len(members), "from_s": from_s}
+        runner.send_message(SPLIT_MESSAGE, split, client_id)
+    logging.warning(
+        "edgebench: %d workers now; the schedule is shared out afresh from %.1f s",
+        len(members),
+        from_s,
+    )
+
+
+def _on_split(environment, msg, **_kwargs) -> None:
+    run = STATE.get("run")
+    if run is None:  # joined before its first start: apply the split when the run begins
+        STATE["pending_split"] = msg.data
+    else:
+        run.resplit(**msg.data)
 
 
 def _default_results_dir(scenario) -> str:
@@ -251,6 +297,8 @@ class ScheduleShape(LoadTestShape):
         elapsed = self.get_run_time() - START_LEAD_S
         if elapsed > scenario.duration_s + DRAIN_S:
             return None
+        if isinstance(self.runner, MasterRunner):
+            _resplit_if_changed(self.runner, self.runner.environment.parsed_options)
         rate = max(schedule.rate_at(max(0.0, elapsed + ahead)) for ahead in (0, 1, 2))
         latency_ms = self.runner.stats.total.get_current_response_time_percentile(0.95)
         shares = list(scenario.mix.shares)

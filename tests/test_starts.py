@@ -60,3 +60,21 @@ def test_overdue_collects_every_start_due_by_the_end_and_no_later_one():
     starts.take("odd", EPOCH)  # draws 1, leaving nothing pending
     starts.give_back(taken)
     assert sorted(indices(starts.overdue(EPOCH + 0.45))) == [0, 2, 3]
+
+
+def test_a_switch_hands_later_starts_to_the_new_share_and_voids_held_ones():
+    # Worker 0 of 2 owned the even arrivals; from 0.45 s it owns all of them.
+    dues = [0.1 * k for k in range(1, 11)]
+    everything = arrivals(*dues)
+    starts = Starts(iter(everything[0::2]), EPOCH, lambda _: "deploy")
+    held, _ = starts.take("deploy", EPOCH)  # index 0, due 0.1
+    ahead, _ = starts.take("deploy", EPOCH)  # index 2, due 0.3
+    late, _ = starts.take("deploy", EPOCH)  # index 4, due 0.5: past the switch
+    starts.switch(EPOCH + 0.45, iter(a for a in everything if a.due_s >= 0.45))
+    assert starts.mine(held)
+    assert starts.mine(ahead)
+    assert not starts.mine(late)
+    starts.give_back(late)  # a voided start given back is forgotten
+    taken = [starts.take("deploy", EPOCH)[0].arrival.index for _ in range(6)]
+    assert taken == [4, 5, 6, 7, 8, 9]
+    assert starts.take("deploy", EPOCH) == (None, [])

@@ -217,9 +217,8 @@ def test_respect_mode_honours_retry_after_when_a_429_comes_anyway(tmp_path):
     assert outcomes["accepted"] <= 10 * 6 + 10
 
 
-def test_a_master_and_two_worker_processes_share_one_schedule(emulator, tmp_path):
-    scenario = scenario_file(tmp_path, "respect", 10, 20)
-    results = tmp_path / "run"
+def start_distributed(emulator, scenario: Path, results: Path, workers: int = 2):
+    """start_distributed is a Locust master and its worker processes, as separate processes."""
     port = str(free_port())
     master = subprocess.Popen(
         [
@@ -230,7 +229,7 @@ def test_a_master_and_two_worker_processes_share_one_schedule(emulator, tmp_path
             "--master-bind-port",
             port,
             "--expect-workers",
-            "2",
+            str(workers),
             "--host",
             emulator.url,
             "--scenario",
@@ -242,22 +241,18 @@ def test_a_master_and_two_worker_processes_share_one_schedule(emulator, tmp_path
         stderr=subprocess.PIPE,
         text=True,
     )
-    worker = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        "locustfiles/edgegap.py",
-        "--worker",
-        "--master-host",
-        "127.0.0.1",
-        "--master-port",
-        port,
-    ]
-    workers = [
+    worker = [*LOCUST[:6], "--worker", "--master-host", "127.0.0.1", "--master-port", port]
+    started = [
         subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(2)
+        for _ in range(workers)
     ]
+    return master, started
+
+
+def test_a_master_and_two_worker_processes_share_one_schedule(emulator, tmp_path):
+    scenario = scenario_file(tmp_path, "respect", 10, 20)
+    results = tmp_path / "run"
+    master, workers = start_distributed(emulator, scenario, results)
     _, stderr = master.communicate(timeout=90)
     for process in workers:
         process.wait(timeout=30)
@@ -267,3 +262,33 @@ def test_a_master_and_two_worker_processes_share_one_schedule(emulator, tmp_path
     assert sorted(r["index"] for r in records) == list(range(len(records)))
     assert abs(len(records) - 10 * 20 / 1.015) <= 3  # respect mode's margin at the limit
     assert Counter(r["outcome"] for r in records)["accepted"] == len(records)
+
+
+def test_a_killed_worker_loses_about_a_second_and_the_rest_take_its_share(emulator, tmp_path):
+    scenario = scenario_file(tmp_path, "exceed", 20, 20)
+    results = tmp_path / "run"
+    master, (survivor, victim) = start_distributed(emulator, scenario, results)
+    time.sleep(8)
+    victim.kill()
+    killed_at = time.time()
+    victim.wait(timeout=10)
+    _, stderr = master.communicate(timeout=90)
+    survivor.wait(timeout=30)
+    assert "schedule is shared out afresh" in stderr
+    records = load(results)
+    victims = [r for r in records if r["worker"] == "w1"]
+    # Its records were flushed at least every second until it died.
+    assert max(r["t_sched"] for r in victims) > killed_at - 2.5
+    # Once the master noticed (about 3 s) and the new split began (1 s later), the survivor
+    # sends the whole schedule: every start from then on, once each.
+    epoch = min(r["t_sched"] for r in records) - 0.025
+    later = sorted(r["index"] for r in records if r["t_sched"] > killed_at + 6)
+    assert later == list(range(later[0], later[0] + len(later)))
+    assert abs(len(later) - 20 * (epoch + 20 - killed_at - 6)) <= 3
+    analysed = subprocess.run(
+        [sys.executable, "-m", "edgebench.cli", "analyze", str(results)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert analysed.returncode == 0, analysed.stderr
