@@ -13,7 +13,7 @@ import pandas as pd
 from analysis.load import Run
 
 PERCENTILES = (50, 90, 95, 99)
-NOT_SENT = ("dropped", "backoff")
+NOT_SENT = ("dropped", "backoff", "over_budget")  # outcomes of starts never sent
 
 
 def percentiles(values: pd.Series) -> dict[str, float | None]:

@@ -24,6 +24,7 @@ OUTCOME_ORDER = (
     "transport_error",
     "dropped",
     "backoff",
+    "over_budget",
 )
 
 

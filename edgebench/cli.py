@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+import orjson
 
 from analysis.cli import analyze_command, compare_command
 from edgebench import __version__
@@ -155,6 +156,24 @@ def scenario_sample(file: Path, count: int) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="TOML file with checks = [...] (default: the scenario's thresholds).",
 )
+@click.option("--dry-run", is_flag=True, help="Print the plan and sample bodies; send nothing.")
+@click.option(
+    "--max-deployments",
+    type=click.IntRange(min=0),
+    help="Stop sending once this many deployments were accepted "
+    "(default: 20 for a non-loopback host, none for loopback; 0: none).",
+)
+@click.option(
+    "--cleanup/--no-cleanup",
+    default=None,
+    help="Stop every deployment the run created, at the end (default: on for non-loopback).",
+)
+@click.option(
+    "--i-mean-to-exceed",
+    "allow_exceed",
+    is_flag=True,
+    help="Allow exceed mode against a non-loopback host (it sends past the limit on purpose).",
+)
 def run_command(scenario_file: Path, **options) -> None:
     """Run a scenario end to end: traffic, records, analysis, report; exit code is the verdict.
 
@@ -174,6 +193,28 @@ def run_command(scenario_file: Path, **options) -> None:
         click.echo("edgebench: aborted", err=True)
         raise SystemExit(130) from None
     raise SystemExit(code)
+
+
+@main.command("cleanup")
+@click.argument("folder", metavar="RUN_DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--host", help="API base URL (default: the run's, from its manifest).")
+def cleanup_command(folder: Path, host: str | None) -> None:
+    """Stop the deployments a run created that are not known to have ended (cleanup.json)."""
+    from edgebench.cleanup import cleanup, summary_line
+    from edgebench.manifest import MANIFEST
+    from edgebench.traffic import LOCAL_TOKEN, api_token
+
+    try:
+        manifest = orjson.loads((folder / MANIFEST).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        raise InputError(f"{folder}: no readable {MANIFEST}; pass a run's results folder") from None
+    host = host or (manifest.get("target") or {}).get("host")
+    if not host:
+        raise InputError(f"{folder / MANIFEST}: target.host: missing; pass --host URL")
+    report = cleanup(folder, host, api_token() or LOCAL_TOKEN)
+    click.echo(summary_line(report, folder))
+    if report["left"]:
+        raise SystemExit(1)
 
 
 main.add_command(analyze_command)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict, deque
 
+from edgebench.records import NOT_SENT
+
 RATE_WINDOW_S = 10.0
 TTR_SAMPLES = 10_000
-NOT_SENT = ("dropped", "backoff")
 COLUMNS = [
     ("endpoint", "Endpoint"),
     ("offered", "Offered /s"),

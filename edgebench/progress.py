@@ -15,10 +15,11 @@ from pathlib import Path
 
 import orjson
 
+from edgebench.records import NOT_SENT
+
 RECENT_S = 5.0
 PRINT_EVERY_S = 5.0
 SHARES = (("202", "accepted"), ("422", "allocation_failure"), ("429", "rate_limited"))
-NOT_SENT = ("dropped", "backoff")
 
 
 class Progress:

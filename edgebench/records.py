@@ -27,7 +27,8 @@ OUTCOMES = {
 # Outcomes of a start that was never sent.
 DROPPED = "dropped"  # no free user when it was due
 BACKOFF = "backoff"  # due while honouring a 429's Retry-After (respect mode)
-NOT_SENT = (DROPPED, BACKOFF)
+OVER_BUDGET = "over_budget"  # due after the run's deployment budget was used up
+NOT_SENT = (DROPPED, BACKOFF, OVER_BUDGET)
 
 
 def outcome_of(status: int) -> str:

@@ -26,8 +26,13 @@ import httpx
 import orjson
 
 from edgebench._errors import EdgebenchError
+from edgebench.cleanup import cleanup, summary_line
+from edgebench.payloads import PayloadPlan
 from edgebench.progress import Progress
+from edgebench.safety import Policy, decide, target_host
 from edgebench.scenario import Scenario, load_scenario, with_duration
+from edgebench.schedule import Schedule
+from edgebench.traffic import LOCAL_TOKEN, api_token
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "locustfiles" / "edgegap.py"
@@ -47,6 +52,10 @@ class RunPlan:
     results_dir: Path | None = None
     time_scale: float = 1.0
     thresholds: Path | None = None
+    dry_run: bool = False
+    max_deployments: int | None = None  # None: the default for the host (see safety)
+    cleanup: bool | None = None  # None: on for a non-loopback host
+    allow_exceed: bool = False
 
 
 def run(plan: RunPlan) -> int:
@@ -54,19 +63,59 @@ def run(plan: RunPlan) -> int:
     scenario = load_scenario(plan.scenario)
     if plan.duration:
         scenario = with_duration(scenario, plan.duration)
+    host = target_host(plan.host, scenario.target.host)
+    policy = decide(host, scenario.rate.mode, plan.max_deployments, plan.cleanup, plan.allow_exceed)
+    if plan.dry_run:
+        click.echo(dry_run_text(scenario, host, policy))
+        return 0
     results = plan.results_dir or default_results_dir(scenario)
     check_results_dir(results, expected_bytes(scenario))
     with ExitStack() as stack:
-        host = plan.host or scenario.target.host
-        emulator = None
         if host is None:
             emulator = stack.enter_context(Emulator(scenario, plan.time_scale, results))
             host = emulator.url
+        else:
+            emulator = None
         click.echo(f"edgebench: {scenario.name} against {host}; records in {results}", err=True)
-        locust = Locust(locust_command(plan, host, results), results / "locust.log", plan.web)
+        command = locust_command(plan, host, results, policy)
+        locust = Locust(command, results / "locust.log", plan.web)
         watch(locust, Progress(results, scenario.duration_s), emulator)
         locust.check()
+        if policy.cleanup:
+            report = cleanup(results, host, api_token() or LOCAL_TOKEN)
+            click.echo(summary_line(report, results), err=True)
     return analyse(results, plan.thresholds)
+
+
+def dry_run_text(scenario: Scenario, host: str | None, policy: Policy) -> str:
+    """dry_run_text is the plan of a run: where, how fast, how many deployments, what bodies."""
+    schedule = Schedule.from_scenario(scenario)
+    expected = sum(1 for _ in schedule.arrivals())
+    rate = scenario.rate
+    most = min(expected, policy.max_deployments) if policy.max_deployments else expected
+    lines = [
+        f"dry run of {scenario.name} ({scenario.source}): nothing will be sent",
+        f"target: {host or 'the embedded emulator'}"
+        + (" (not loopback: the real API's safety checks apply)" if policy.remote else ""),
+        f"token: {'set' if api_token() else 'not set'}",
+        f"rate: {rate.mode} mode, limit {rate.limit}/s, factor {rate.factor:g}, "
+        f"{scenario.duration_s:g} s",
+    ]
+    lines += [
+        f"  stage {i}: {stage.kind} {stage.duration_s:g} s at {stage.rate * rate.factor:g}/s"
+        for i, stage in enumerate(rate.stages)
+    ]
+    budget = (
+        f" (budget --max-deployments {policy.max_deployments})" if policy.max_deployments else ""
+    )
+    lines.append(f"requests: about {expected}; deployments it may create: at most {most}{budget}")
+    lines.append(f"cleanup at the end: {'on' if policy.cleanup else 'off'}")
+    lines.append("first requests:")
+    plan = PayloadPlan(scenario, run_tag="edgebench-<run>")
+    for index in range(3):
+        request = plan.request(index)
+        lines.append(f"  {request.path} {orjson.dumps(request.body).decode()}")
+    return "\n".join(lines)
 
 
 def default_results_dir(scenario: Scenario) -> Path:
@@ -76,8 +125,6 @@ def default_results_dir(scenario: Scenario) -> Path:
 
 def expected_bytes(scenario: Scenario) -> int:
     """expected_bytes is a generous size of the run's records, from the schedule's length."""
-    from edgebench.schedule import Schedule
-
     seconds = scenario.duration_s
     schedule = Schedule.from_scenario(scenario)
     peak = max((schedule.rate_at(t) for t in range(int(seconds) + 1)), default=0.0)
@@ -104,8 +151,12 @@ def check_results_dir(folder: Path, needed: int) -> None:
         )
 
 
-def locust_command(plan: RunPlan, host: str, results: Path) -> list[str]:
+def locust_command(plan: RunPlan, host: str, results: Path, policy: Policy) -> list[str]:
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host]
+    if policy.max_deployments:
+        command += ["--max-deployments", str(policy.max_deployments)]
+    if policy.remote:
+        command += ["--allow-remote"]
     command += ["--scenario", str(plan.scenario), "--results-dir", str(results)]
     command += ["--csv", str(results / "locust"), "--html", str(results / "locust.html")]
     if plan.duration:

@@ -29,7 +29,7 @@ from gevent.lock import Semaphore
 from edgebench.live import CountedEvents, LiveCounts
 from edgebench.payloads import PayloadPlan
 from edgebench.polling import StatusPoller
-from edgebench.records import BACKOFF, DROPPED, RecordWriter, outcome_of
+from edgebench.records import BACKOFF, DROPPED, OVER_BUDGET, RecordWriter, outcome_of
 from edgebench.schedule import WINDOW_S, Schedule, share_of
 from edgebench.starts import Start, Starts
 from edgebench.webhooks import WebhookReceiver
@@ -141,10 +141,23 @@ class TrafficRun:
     """TrafficRun keeps this process's share of the schedule and records every start."""
 
     def __init__(
-        self, scenario, results_dir: Path, share: Share, run_tag: str, host: str, token: str
+        self,
+        scenario,
+        results_dir: Path,
+        share: Share,
+        run_tag: str,
+        host: str,
+        token: str,
+        max_deployments: int = 0,
     ) -> None:
         self.scenario = scenario
         self.share = share
+        # This process's part of the run's deployment budget (0: no budget).
+        self.budget_left = (
+            share_of(max_deployments, share.worker_index, share.worker_count)
+            if max_deployments
+            else None
+        )
         self.respect = scenario.rate.mode == "respect"
         self.window_s = WINDOW_S + scenario.rate.margin_ms / 1000
         self.schedule = Schedule.from_scenario(scenario)
@@ -223,9 +236,12 @@ class TrafficRun:
             self._sleep_until(start)
             if not self.starts.mine(start):
                 continue  # re-split while this user slept: another worker sends it now
-            if not (self.respect and time.time() < self.pause_until):
+            if self.budget_left is not None and self.budget_left <= 0:
+                self._record_unsent(start, OVER_BUDGET)
+            elif self.respect and time.time() < self.pause_until:
+                self._record_unsent(start, BACKOFF)
+            else:
                 return start
-            self._record_unsent(start, BACKOFF)
 
     def _sleep_until(self, start: Start) -> None:
         wait = start.due - time.time()
@@ -273,6 +289,8 @@ class TrafficRun:
         if status == 429 and self.respect:
             self._back_off(response.headers.get("retry-after"))
         self.live.start(request.endpoint, outcome)
+        if status == 202 and self.budget_left is not None:
+            self.budget_left -= 1
         if status == 202 and request_id and self.events:
             self.live.accepted(request.endpoint, request_id, sent)
             if self.poller:

@@ -16,9 +16,7 @@ import logging
 import sys
 import time
 from datetime import UTC, datetime
-from ipaddress import ip_address
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import edgegap_ui as live_ui  # locustfiles/, on Locust's path beside this file
 import gevent
@@ -34,6 +32,7 @@ from locust.runners import (
 from edgebench._errors import EdgebenchError
 from edgebench.manifest import run_facts, write_manifest
 from edgebench.payloads import DEPLOY, FLEET_DEPLOY
+from edgebench.safety import is_loopback
 from edgebench.scenario import load_scenario, with_duration, with_rate
 from edgebench.schedule import Schedule
 from edgebench.traffic import (
@@ -81,6 +80,20 @@ def _arguments(parser) -> None:
         help="Offered rate = stages x factor, e.g. 1.5 (default: the scenario's)",
     )
     parser.add_argument(
+        "--max-deployments",
+        type=int,
+        default=0,
+        include_in_web_ui=True,
+        help="Stop sending once this many deployments were accepted (0: no budget)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        default=False,
+        include_in_web_ui=False,
+        help="Set by `edgebench run` once a non-loopback host passed its safety checks",
+    )
+    parser.add_argument(
         "--results-dir",
         default="",
         include_in_web_ui=True,
@@ -95,7 +108,8 @@ def _init(environment, **_kwargs) -> None:
         scenario = _scenario(options)
         # A worker is told the host (and the scenario) by its master when a run starts.
         if not isinstance(environment.runner, WorkerRunner):
-            environment.host = _loopback_host(environment.host or scenario.target.host)
+            host = environment.host or scenario.target.host
+            environment.host = _checked_host(host, options.allow_remote)
     except EdgebenchError as exc:
         _quit_with(str(exc))
     token = api_token() or LOCAL_TOKEN
@@ -118,21 +132,16 @@ def _scenario(options):
     return with_rate(scenario, options.rate_mode, options.rate_factor)
 
 
-def _loopback_host(host: str | None) -> str:
+def _checked_host(host: str | None, allow_remote: bool) -> str:
     if not host:
         raise EdgebenchError(
             "no host: start the emulator (edgebench emulator) and pass --host, "
             "or run through `edgebench run`"
         )
-    name = urlsplit(host).hostname or ""
-    try:
-        loopback = name == "localhost" or ip_address(name).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not (is_loopback(host) or allow_remote):
         raise EdgebenchError(
             f"--host {host}: load traffic goes only to loopback addresses (127.0.0.1, ::1); "
-            "runs against the real API need its safety checks first"
+            "for the real API use `edgebench run`, which applies its safety checks first"
         )
     return host.rstrip("/")
 
@@ -148,7 +157,7 @@ def _test_start(environment, **_kwargs) -> None:
     runner, options = environment.runner, environment.parsed_options
     try:  # the start form may have changed the scenario or its rate since start-up
         scenario = _scenario(options)
-        _loopback_host(environment.host)  # also a worker's, which its master named
+        _checked_host(environment.host, options.allow_remote)  # a worker's too: its master named it
     except EdgebenchError as exc:
         logging.error("edgebench: %s", exc)
         return
@@ -170,7 +179,15 @@ def _test_start(environment, **_kwargs) -> None:
     share = Share(index, options.edgebench_workers, options.edgebench_epoch)
     results_dir = Path(options.edgebench_results_dir)
     tag = f"edgebench-{results_dir.name}"
-    run = TrafficRun(scenario, results_dir, share, tag, environment.host, STATE["token"])
+    run = TrafficRun(
+        scenario,
+        results_dir,
+        share,
+        tag,
+        environment.host,
+        STATE["token"],
+        max_deployments=options.max_deployments,
+    )
     STATE["run"] = run
     if pending := STATE.pop("pending_split", None):
         run.resplit(**pending)
