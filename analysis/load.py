@@ -72,6 +72,7 @@ class Run:
     emulator: pd.DataFrame  # the emulator's readings, when the run had one (else empty)
     manifest: dict = field(default_factory=dict)
     skipped_lines: int = 0
+    callbacks: dict = field(default_factory=dict)  # the webhook receivers' counts, added up
 
 
 def load_run(folder: str | Path, progress: Callable[[int], None] | None = None) -> Run:
@@ -86,7 +87,26 @@ def load_run(folder: str | Path, progress: Callable[[int], None] | None = None) 
     events, skipped_events = _frame(folder.glob("events-*.jsonl"), EVENT_SCHEMA, progress)
     emulator, skipped_readings = _frame(folder.glob("emulator-metrics.jsonl"), EMULATOR_SCHEMA)
     skipped = skipped_requests + skipped_events + skipped_readings
-    return Run(folder, requests, events, emulator, _manifest(folder), skipped)
+    run = Run(folder, requests, events, emulator, _manifest(folder), skipped)
+    run.callbacks = _callbacks(folder)
+    return run
+
+
+def _callbacks(folder: Path) -> dict:
+    """_callbacks adds up webhooks-<worker>.json: callbacks recorded, and rejected by reason."""
+    total: dict = {}
+    for path in sorted(folder.glob("webhooks-*.json")):
+        try:
+            counts = orjson.loads(path.read_bytes())
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(counts, dict):
+            continue
+        total["recorded"] = total.get("recorded", 0) + int(counts.get("recorded", 0))
+        rejected = total.setdefault("rejected", {})
+        for reason, count in (counts.get("rejected") or {}).items():
+            rejected[reason] = rejected.get(reason, 0) + int(count)
+    return total
 
 
 def log_bytes(folder: str | Path) -> int:

@@ -49,6 +49,7 @@ def summarize(run: Run) -> dict:
         },
         "time_to_ready_s": percentiles(time_to_ready(run)),
         "skipped_lines": run.skipped_lines,
+        "webhook_callbacks": run.callbacks,
     }
     summary["by_endpoint"] = _breakdown(requests, "endpoint")
     summary["by_region"] = _breakdown(requests, "region")

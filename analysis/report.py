@@ -244,6 +244,12 @@ def _warnings(run: Run, summary: dict) -> list[str]:
             f"{run.skipped_lines} unreadable log lines were skipped "
             "(one torn last line per killed process is expected)."
         )
+    rejected = run.callbacks.get("rejected") or {}
+    if sum(rejected.values()):
+        reasons = ", ".join(
+            f"{count} {reason.replace('_', ' ')}" for reason, count in rejected.items()
+        )
+        warnings.append(f"Webhook callbacks rejected and not counted: {reasons}.")
     if run.manifest and "ended_at" not in run.manifest:
         warnings.append("The manifest has no end time: the run did not finish cleanly.")
     return warnings

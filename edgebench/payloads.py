@@ -40,6 +40,7 @@ class PayloadPlan:
         self._fleet_share = scenario.mix.shares[1]
         self._tags = [*scenario.requests.tags, *([run_tag] if run_tag else [])]
         self._webhooks = webhook_base if scenario.requests.webhooks else None
+        self._run_tag = run_tag or "edgebench"
         self._variables = [v.model_dump() for v in scenario.requests.environment_variables]
 
     def rng(self, index: int) -> random.Random:
@@ -71,7 +72,7 @@ class PayloadPlan:
             body["tags"] = list(self._tags)
         if self._webhooks:
             body |= {
-                f"webhook_on_{event}": {"url": f"{self._webhooks}/{event}"}
+                f"webhook_on_{event}": {"url": f"{self._webhooks}/{self._run_tag}/{event}"}
                 for event in ("ready", "error", "terminated")
             }
         return body

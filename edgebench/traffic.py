@@ -170,7 +170,9 @@ class TrafficRun:
         if receives or requests.poll_status:
             self.events_file = RecordWriter(results_dir / f"events-{share.name}.jsonl")
             self.events = CountedEvents(self.events_file, self.live)
-        self.receiver = self._receiver(share) if receives else None
+        self.created: set[str] = set()  # request_ids of this process's 202s, for the receiver
+        self.results_dir = results_dir
+        self.receiver = self._receiver(share, run_tag) if receives else None
         self.poller = self._poller(host, token, share) if requests.poll_status else None
         base = requests.webhook_public_url or (self.receiver.url if self.receiver else None)
         self.plan = PayloadPlan(scenario, webhook_base=base, run_tag=run_tag)
@@ -181,12 +183,16 @@ class TrafficRun:
         self.guard = SendGuard(budget, self.window_s) if self.respect and budget else None
         self._greenlets: list[gevent.Greenlet] = []
 
-    def _receiver(self, share: Share) -> WebhookReceiver:
+    def _receiver(self, share: Share, run_tag: str) -> WebhookReceiver:
         if self.scenario.requests.webhook_public_url is None:
-            return WebhookReceiver(self.events, share.name)
+            return WebhookReceiver(
+                self.events, share.name, run_tag, known=self.created.__contains__
+            )
         # One public address, forwarded (by a tunnel) to one port: worker 0 takes every
-        # callback; the analysis joins them to requests by request_id, whoever sent them.
-        return WebhookReceiver(self.events, share.name, port=self.scenario.requests.webhook_port)
+        # worker's callbacks (so it cannot tell an unknown request_id); the analysis joins
+        # them to requests by request_id, whoever sent them.
+        port = self.scenario.requests.webhook_port
+        return WebhookReceiver(self.events, share.name, run_tag, port=port)
 
     def _poller(self, host: str, token: str, share: Share) -> StatusPoller:
         requests = self.scenario.requests
@@ -219,6 +225,9 @@ class TrafficRun:
         for part in (self.receiver, self.poller):
             if part:
                 part.stop()
+        if self.receiver:
+            path = self.results_dir / f"webhooks-{self.share.name}.json"
+            path.write_bytes(orjson.dumps(self.receiver.counts()))
         for writer in (self.records, self.events_file):
             if writer:
                 writer.close()
@@ -283,6 +292,8 @@ class TrafficRun:
             ) as response:
                 latency_s = time.perf_counter() - started
                 status = response.status_code or 0
+                if status and _cut_short(response):
+                    status = 0  # the connection closed mid-response: no answer, in effect
                 outcome = outcome_of(status)
                 self._judge(response, status, outcome)
                 request_id = _request_id(response.content) if status in (202, 422) else None
@@ -292,6 +303,7 @@ class TrafficRun:
         if status == 202 and self.budget_left is not None:
             self.budget_left -= 1
         if status == 202 and request_id and self.events:
+            self.created.add(request_id)
             self.live.accepted(request.endpoint, request_id, sent)
             if self.poller:
                 self.poller.track(request_id, sent)
@@ -318,7 +330,9 @@ class TrafficRun:
         if status == 202:
             response.success()
         elif status == 0:
-            response.failure(f"transport error: {type(response.error).__name__}")
+            error = getattr(response, "error", None)  # set only when the client raised
+            cause = type(error).__name__ if error else "connection closed mid-response"
+            response.failure(f"transport error: {cause}")
         else:
             response.failure(f"{outcome.replace('_', ' ')} ({status})")
 
@@ -356,6 +370,17 @@ class TrafficRun:
             for writer in (self.records, self.events_file):
                 if writer:
                     writer.flush()
+
+
+def _cut_short(response) -> bool:
+    """_cut_short is whether a response's body ended before its Content-Length."""
+    declared = response.headers.get("content-length")
+    try:
+        return declared is not None and len(response.content or b"") < int(declared)
+    except ValueError:
+        return False
+    except Exception:  # the client raises its own kinds for a cut-off body
+        return True
 
 
 def _request_id(content: bytes | None) -> str | None:

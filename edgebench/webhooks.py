@@ -3,7 +3,7 @@
 Each traffic process runs one on a free port; with a public webhook URL (the
 real API cannot call loopback), worker 0 runs one on `webhook_port`, where the
 user's tunnel forwards that URL. Edgegap (or the emulator) POSTs the deployment's
-status to `<url>/ready`, `/error` or `/terminated`; every callback becomes a line
+status to `<url>/<run tag>/ready`, `/error` or `/terminated`; every callback becomes a line
 of `events-<worker>.jsonl`, and the analysis joins them to the requests by
 request_id to get the time to ready. A body that is not a status is answered
 400 and not recorded.
@@ -12,25 +12,38 @@ request_id to get the time to ready. A body that is not a status is answered
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Callable
 
 import orjson
 from gevent.pywsgi import WSGIServer
 
 from edgebench._errors import EdgebenchError
-from edgebench.records import RecordWriter
 
 EVENTS = ("ready", "error", "terminated")
 MAX_BODY_BYTES = 256 * 1024
 
 
 class WebhookReceiver:
-    """WebhookReceiver records status callbacks; `url` is its base address."""
+    """WebhookReceiver records status callbacks for one run; `url` is its base address.
+
+    Callbacks come to `<url>/<run tag>/<event>`; anything else is answered and counted
+    in `rejected` by reason (unknown path, too large, not a status, unknown
+    request_id when `known` can tell), never recorded.
+    """
 
     def __init__(
-        self, events: RecordWriter, worker: str, host: str = "127.0.0.1", port: int = 0
+        self,
+        events,
+        worker: str,
+        run_tag: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        known: Callable[[str], bool] | None = None,
     ) -> None:
-        self.events = events
-        self.worker = worker
+        self.events, self.worker, self.run_tag, self.known = events, worker, run_tag, known
+        self.recorded = 0
+        self.rejected: Counter[str] = Counter()
         self._server = WSGIServer((host, port), self._app, log=None, error_log=None)
         try:
             self._server.init_socket()
@@ -47,9 +60,14 @@ class WebhookReceiver:
     def stop(self) -> None:
         self._server.stop(timeout=1)
 
+    def counts(self) -> dict:
+        """counts is what the receiver did with the callbacks: recorded, and rejected by reason."""
+        return {"worker": self.worker, "recorded": self.recorded, "rejected": dict(self.rejected)}
+
     def _app(self, environ, start_response):
-        event = environ.get("PATH_INFO", "").strip("/")
-        if environ.get("REQUEST_METHOD") != "POST" or event not in EVENTS:
+        tag, _, event = environ.get("PATH_INFO", "").strip("/").partition("/")
+        if environ.get("REQUEST_METHOD") != "POST" or tag != self.run_tag or event not in EVENTS:
+            self.rejected["unknown_path"] += 1
             start_response("404 Not Found", [("Content-Length", "0")])
             return [b""]
         status = self._record(event, environ["wsgi.input"].read(MAX_BODY_BYTES + 1))
@@ -57,13 +75,17 @@ class WebhookReceiver:
         return [b""]
 
     def _record(self, event: str, body: bytes) -> str:
+        if len(body) > MAX_BODY_BYTES:
+            return self._reject("too_large", "413 Content Too Large")
         try:
-            status = orjson.loads(body) if len(body) <= MAX_BODY_BYTES else None
+            status = orjson.loads(body)
         except orjson.JSONDecodeError:
             status = None
         request_id = status.get("request_id") if isinstance(status, dict) else None
         if not isinstance(request_id, str):
-            return "400 Bad Request"
+            return self._reject("not_a_status", "400 Bad Request")
+        if self.known and not self.known(request_id):
+            return self._reject("unknown_request_id", "404 Not Found")
         self.events.add(
             {
                 "t_received": round(time.time(), 6),
@@ -74,4 +96,9 @@ class WebhookReceiver:
                 "worker": self.worker,
             }
         )
+        self.recorded += 1
         return "204 No Content"
+
+    def _reject(self, reason: str, status: str) -> str:
+        self.rejected[reason] += 1
+        return status

@@ -292,3 +292,22 @@ def test_a_killed_worker_loses_about_a_second_and_the_rest_take_its_share(emulat
         timeout=120,
     )
     assert analysed.returncode == 0, analysed.stderr
+
+
+def test_injected_faults_are_classified_and_the_schedule_holds(tmp_path):
+    faults = ["--fault-error-share", "0.1", "--fault-drop-share", "0.05"]
+    faults += ["--fault-latency-ms", "40"]
+    with EmulatorProcess("--time-scale", "30", *faults) as url:
+        scenario = scenario_file(tmp_path, "exceed", 10, 30)
+        result = run_locust(SimpleNamespace(url=url), scenario, tmp_path / "run")
+    assert result.returncode == 1  # Locust's code when requests failed: the injected ones
+    records = load(tmp_path / "run")
+    shares = Counter(r["outcome"] for r in records)
+    assert len(records) == pytest.approx(300, abs=3)  # every start, on schedule
+    sent = len(records) - shares["dropped"]
+    assert shares["server_error"] / sent == pytest.approx(0.1, abs=0.05)
+    assert shares["transport_error"] / sent == pytest.approx(0.05, abs=0.04)
+    assert shares["accepted"] / sent == pytest.approx(0.85, abs=0.07)
+    latency = sorted(r["latency_ms"] for r in records if r["outcome"] == "accepted")
+    assert latency[len(latency) // 2] > 10  # the injected latency shows
+    assert "server error (500)" in result.stdout + result.stderr
