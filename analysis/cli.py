@@ -107,6 +107,8 @@ def one_screen(outcome) -> str:
     from analysis.report import key_numbers, verdict
 
     lines = [f"{outcome.run.folder}"]
+    if outcome.run.skipped_lines:
+        lines.append(f"  warning: {outcome.run.skipped_lines} unreadable log lines skipped")
     lines += [f"  {label:<44} {value}" for label, value in key_numbers(outcome.summary)]
     banner = verdict(outcome.results)
     lines.append(f"  {banner['text']}")

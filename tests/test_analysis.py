@@ -129,6 +129,7 @@ def test_the_command_writes_summary_json_and_fails_clearly(run_folder, tmp_path)
         [sys.executable, "-m", "analysis", str(run_folder)], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+    assert "warning: 1 unreadable log lines skipped" in done.stdout
     assert "scheduled starts" in done.stdout
     assert "20" in done.stdout
     assert orjson.loads((run_folder / "summary.json").read_bytes())["requests_total"] == 20

@@ -134,6 +134,7 @@ def test_edgebench_cleanup_stops_what_a_run_left_running(tmp_path):
         assert "cleanup: " in again.stdout
         listed = httpx.get(f"{url}/v1/deployments", headers=AUTH).json()["data"]
     assert not any(deployment["ready"] for deployment in listed)  # stopping or gone
+    assert all(f"edgebench-{results.name}" in deployment["tags"] for deployment in listed)
 
 
 def test_the_token_never_appears_in_any_output(tmp_path):

@@ -1,0 +1,47 @@
+"""The web UI's live numbers: per-process tallies added up on the master, with a fake clock."""
+
+from edgebench.live import LiveBoard, LiveCounts
+
+DEPLOY, FLEET = "POST /v2/deployments", "POST /v2/private-fleets/deployments"
+
+
+def worker_report(accepted: int, refused: int, dropped: int = 0, ready=()) -> dict:
+    counts = LiveCounts()
+    for k in range(accepted):
+        counts.start(DEPLOY, "accepted")
+        counts.accepted(DEPLOY, f"id{k}", sent=100.0)
+    for _ in range(refused):
+        counts.start(DEPLOY, "allocation_failure")
+    for _ in range(dropped):
+        counts.start(FLEET, "dropped")
+    for k, seconds in enumerate(ready):
+        counts.event({"event": "ready", "request_id": f"id{k}", "t_received": 100.0 + seconds})
+    report = counts.take()
+    assert counts.take()["outcomes"] == {}  # taking resets the tally
+    return report
+
+
+def test_the_board_adds_up_workers_and_rates_come_from_the_last_ten_seconds():
+    board = LiveBoard()
+    board.merge(None, now=0.0)
+    board.merge(worker_report(30, 10, ready=(2.0, 4.0)), now=5.0)  # worker 0
+    board.merge(worker_report(50, 10, dropped=2), now=10.0)  # worker 1
+    rows = {row["endpoint"]: row for row in board.rows()}
+    deploy = rows[DEPLOY]
+    assert deploy["share_202"] == "80.0%"  # 80 of 100 sent
+    assert deploy["share_422"] == "20.0%"
+    assert deploy["offered"] == "10.0"  # 100 starts in 10 s
+    assert deploy["accepted"] == "8.0"
+    assert deploy["ttr_p50"] == "2.00 s"
+    assert deploy["ttr_p95"] == "4.00 s"
+    assert rows[FLEET]["dropped"] == "2"
+    assert rows[FLEET]["share_202"] == "-"  # nothing sent there
+    assert rows["All endpoints"]["offered"] == "10.2"
+
+
+def test_a_new_run_starts_from_zero_and_names_its_report():
+    board = LiveBoard()
+    board.merge(worker_report(3, 0), now=1.0)
+    board.reset()
+    board.report_url = "/edgebench/report"
+    assert board.rows() == [{"endpoint": "Report of the last run: /edgebench/report"}]
