@@ -66,6 +66,6 @@ def test_bodies_carry_the_mix_tags_webhooks_and_variables(smoke):
     assert cached / 1600 == pytest.approx(0.1, abs=0.03)
     body = requests[0].body
     assert body["tags"] == ["edgebench", "smoke", "run-1"]
-    assert body["webhook_on_ready"] == {"url": "http://127.0.0.1:9999/ready"}
+    assert body["webhook_on_ready"] == {"url": "http://127.0.0.1:9999/run-1/ready"}
     assert [v["is_hidden"] for v in body["environment_variables"]] == [False, True]
     assert requests[0].players == len(body["users"])

@@ -115,7 +115,10 @@ def test_webhooks_reach_a_real_receiver_with_the_status_shape(small_world):
             failed = client.post("/v2/deployments", json=far).json()["request_id"]
         calls = receiver.wait_for(3)
     by_path = {(path, body["request_id"]): body for path, body in calls}
-    assert set(by_path) == {("/ready", ok), ("/terminated", ok), ("/error", failed)}
+    expected = {("/ready", ok), ("/terminated", ok), ("/error", failed)}
+    assert expected <= set(by_path)
+    # On a loaded machine the ERROR deployment's clean-up (3 s at 100x) may report too.
+    assert set(by_path) - expected <= {("/terminated", failed)}
     for body in by_path.values():
         conforms(STATUS_SCHEMA, body)
     assert by_path["/ready", ok]["current_status"] == "Status.READY"
