@@ -28,6 +28,16 @@ def _checks(path: Path | None) -> list[thresholds.Check] | None:
         raise AnalysisInputError(str(exc)) from None
 
 
+def thresholds_option(default_text: str):
+    """thresholds_option is the --thresholds FILE option of analyze, compare and run."""
+    return click.option(
+        "--thresholds",
+        "thresholds_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"TOML file with checks = [...]; {default_text}",
+    )
+
+
 @click.command("analyze")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -37,12 +47,7 @@ def _checks(path: Path | None) -> list[thresholds.Check] | None:
     show_default=True,
     help="Seconds per window of the curves over time.",
 )
-@click.option(
-    "--thresholds",
-    "thresholds_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help='TOML file with checks = ["p95_ms < 800", ...]; default: the scenario\'s thresholds.',
-)
+@thresholds_option('e.g. "p95_ms < 800" (default: the scenario\'s thresholds).')
 @click.option(
     "--baseline",
     type=click.Path(file_okay=False, path_type=Path),
@@ -125,12 +130,7 @@ def one_screen(outcome) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for compare.html/.txt/.json and plots (default: CANDIDATE/compare-BASE).",
 )
-@click.option(
-    "--thresholds",
-    "thresholds_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML file with checks, e.g. 'p95_ms <= baseline * 1.1'; default: the scenario's.",
-)
+@thresholds_option('e.g. "p95_ms <= baseline * 1.1" (default: the scenario\'s).')
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML path.")
 def compare_command(base, candidate, out, thresholds_file, junit) -> None:
     """Compare a candidate run with a base run: deltas, better or worse, overlay plots."""

@@ -51,6 +51,7 @@ METRICS = {
     **{f"sched_p{p}_ms": (f"latency p{p} from schedule, ms", -1) for p in (50, 90, 95, 99)},
     **{f"ttr_p{p}_s": (f"time to ready p{p}, s", -1) for p in (50, 95, 99)},
 }
+# Every outcome of a sent request other than 202, 422 and 429 (results/README.md).
 OTHER_ERRORS = (
     "bad_request",
     "unauthorized",

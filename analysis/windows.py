@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.metrics import NOT_SENT
+from analysis.thresholds import OTHER_ERRORS
 
 OUTCOME_ORDER = (
     "accepted",
@@ -104,14 +105,7 @@ SHARE_GROUPS = {
     "accepted (202)": ("accepted",),
     "allocation failure (422)": ("allocation_failure",),
     "rate limited (429)": ("rate_limited",),
-    "other": (
-        "bad_request",
-        "unauthorized",
-        "client_error",
-        "server_error",
-        "transport_error",
-        "unexpected_status",
-    ),
+    "other": OTHER_ERRORS,
 }
 
 

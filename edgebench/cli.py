@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import orjson
 
-from analysis.cli import analyze_command, compare_command
+from analysis.cli import analyze_command, compare_command, thresholds_option
 from edgebench import __version__
 from edgebench._errors import EdgebenchError
 
@@ -151,11 +151,7 @@ def scenario_sample(file: Path, count: int) -> None:
     show_default=True,
     help="Embedded emulator: platform seconds per wall second.",
 )
-@click.option(
-    "--thresholds",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML file with checks = [...] (default: the scenario's thresholds).",
-)
+@thresholds_option("the verdict's checks (default: the scenario's thresholds).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and sample bodies; send nothing.")
 @click.option(
     "--max-deployments",

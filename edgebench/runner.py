@@ -51,7 +51,7 @@ class RunPlan:
     web: bool = False
     results_dir: Path | None = None
     time_scale: float = 1.0
-    thresholds: Path | None = None
+    thresholds_file: Path | None = None
     dry_run: bool = False
     max_deployments: int | None = None  # None: the default for the host (see safety)
     cleanup: bool | None = None  # None: on for a non-loopback host
@@ -84,7 +84,7 @@ def run(plan: RunPlan) -> int:
         if policy.cleanup:
             report = cleanup(results, host, api_token() or LOCAL_TOKEN)
             click.echo(summary_line(report, results), err=True)
-    return analyse(results, plan.thresholds)
+    return analyse(results, plan.thresholds_file)
 
 
 def dry_run_text(scenario: Scenario, host: str | None, policy: Policy) -> str:
