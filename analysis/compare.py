@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from matplotlib.figure import Figure
 
 from analysis import plots, thresholds, windows
 from analysis.load import Run, load_run
@@ -114,8 +113,8 @@ def table_text(base: Run, candidate: Run, rows: list[Row], results) -> str:
 
 
 def _overlays(base: Run, candidate: Run, out: Path) -> list[tuple[str, Path]]:
-    figure = Figure(figsize=(10, 7))
-    (rate, latency) = figure.subplots(2, 1, sharex=True)
+    figure, (rate, latency) = plots.new_figure(10, 7, nrows=2, sharex=True)
+    figure.subplots_adjust(hspace=0.3)
     for run, colour, name in ((base, "#757575", "base"), (candidate, "#1565c0", "candidate")):
         if run.requests.empty:
             continue

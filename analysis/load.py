@@ -45,6 +45,7 @@ EVENT_SCHEMA = pa.schema(
         ("worker", pa.string()),
     ]
 )
+LEAN_LEAVES_OUT = {"index", "worker", "stage", "players"}
 PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype("pyarrow")}
 EMULATOR_SCHEMA = pa.schema(
     [
@@ -75,15 +76,23 @@ class Run:
     callbacks: dict = field(default_factory=dict)  # the webhook receivers' counts, added up
 
 
-def load_run(folder: str | Path, progress: Callable[[int], None] | None = None) -> Run:
+def load_run(
+    folder: str | Path, progress: Callable[[int], None] | None = None, lean: bool = False
+) -> Run:
     """load_run reads a run folder's logs (requests, events, emulator readings) and manifest.
 
-    progress, if given, is called with the bytes of each log as it is read.
+    progress, if given, is called with the bytes of each log as it is read. lean
+    leaves out the request columns the analysis does not use (LEAN_LEAVES_OUT;
+    request_id too when there are no events to join it with): a fifth of the parse.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise AnalysisError(f"{folder}: not a folder; pass a run's results folder")
-    requests, skipped_requests = _frame(folder.glob("requests-*.jsonl"), REQUEST_SCHEMA, progress)
+    schema = REQUEST_SCHEMA
+    if lean:
+        unused = LEAN_LEAVES_OUT | (set() if any(folder.glob("events-*.jsonl")) else {"request_id"})
+        schema = pa.schema([f for f in REQUEST_SCHEMA if f.name not in unused])
+    requests, skipped_requests = _frame(folder.glob("requests-*.jsonl"), schema, progress)
     events, skipped_events = _frame(folder.glob("events-*.jsonl"), EVENT_SCHEMA, progress)
     emulator, skipped_readings = _frame(folder.glob("emulator-metrics.jsonl"), EMULATOR_SCHEMA)
     skipped = skipped_requests + skipped_events + skipped_readings

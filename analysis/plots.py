@@ -27,12 +27,25 @@ COLOURS = {
 }
 
 
+def new_figure(width: float, height: float, left: float = 0.85, top: float = 0.45, **grid):
+    """new_figure is a figure of width x height inches with fixed margins (inches), and its axes.
+
+    Fixed margins, not tight_layout: measuring every label to lay them out cost a
+    third of the time of the plots on a million-record run.
+    """
+    figure = Figure(figsize=(width, height))
+    figure.subplots_adjust(
+        left=left / width, right=1 - 0.3 / width, bottom=0.6 / height, top=1 - top / height
+    )
+    return figure, figure.subplots(**grid)
+
+
 def save(figure, folder: Path, name: str) -> list[Path]:
-    paths = [folder / f"{name}.png", folder / f"{name}.svg"]
-    figure.tight_layout()  # once: laying out on every save doubled the time of the plots
-    for path in paths:
-        figure.savefig(path, dpi=110)
-    return paths
+    png, svg = folder / f"{name}.png", folder / f"{name}.svg"
+    # PNG compression level 1: files a little larger, written in a fraction of the time.
+    figure.savefig(png, dpi=110, pil_kwargs={"compress_level": 1})
+    figure.savefig(svg)
+    return [png, svg]
 
 
 def limit_line(draw, limit: float) -> None:
@@ -42,8 +55,7 @@ def limit_line(draw, limit: float) -> None:
 
 def throughput_plot(series: pd.DataFrame, limit: float | None, folder: Path) -> list[Path]:
     """throughput_plot stacks each second's starts by outcome, with offered and the limit."""
-    figure = Figure(figsize=(10, 4.5))
-    axes = figure.subplots()
+    figure, axes = new_figure(10, 4.5)
     outcomes = [o for o in OUTCOME_ORDER if o in series]
     axes.stackplot(
         series["t_s"],
@@ -64,8 +76,7 @@ def throughput_plot(series: pd.DataFrame, limit: float | None, folder: Path) -> 
 
 def latency_plot(series: pd.DataFrame, folder: Path) -> list[Path]:
     """latency_plot draws per-window p50/p95/p99, from the send and from the schedule."""
-    figure = Figure(figsize=(10, 4.5))
-    axes = figure.subplots()
+    figure, axes = new_figure(10, 4.5)
     for key, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
         axes.plot(
             series["t_s"], series[f"send_{key}"], style, color="#1565c0", label=f"{key} from send"
@@ -79,7 +90,11 @@ def latency_plot(series: pd.DataFrame, folder: Path) -> list[Path]:
         )
     axes.set(title="Latency per second", xlabel="time since first start (s)", ylabel="ms")
     axes.set_yscale("log")
+    # Labels at 1, 2 and 5 of each decade, in plain numbers: the log axis's own minor
+    # labels are typeset as math, a tenth of all the plotting time.
+    axes.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axes.yaxis.set_major_formatter(ticker.ScalarFormatter())
+    axes.yaxis.set_minor_formatter(ticker.NullFormatter())
     axes.legend(loc="upper left", fontsize="small", ncol=2)
     return save(figure, folder, "latency")
 
@@ -89,8 +104,7 @@ SHARE_COLOURS = ("#2e7d32", "#ef6c00", "#c62828", "#5c6bc0")
 
 def outcome_shares_plot(series: pd.DataFrame, folder: Path) -> list[Path]:
     """outcome_shares_plot stacks each window's shares of 202 / 422 / 429 / other."""
-    figure = Figure(figsize=(10, 4))
-    axes = figure.subplots()
+    figure, axes = new_figure(10, 4)
     groups = [c for c in series.columns if c not in ("t_s", "sent")]
     axes.stackplot(
         series["t_s"], [series[g] for g in groups], labels=groups, colors=SHARE_COLOURS, alpha=0.85
@@ -110,8 +124,8 @@ def share_curve_plot(
     curves: list[tuple[pd.DataFrame, str, str]], limit: float | None, title: str, name: str, folder
 ) -> list[Path]:
     """share_curve_plot draws share-of-outcome curves, one panel per (curve, x column, label)."""
-    figure = Figure(figsize=(5.5 * len(curves), 4))
-    panels = figure.subplots(1, len(curves), squeeze=False)
+    figure, panels = new_figure(5.5 * len(curves), 4, top=0.6, ncols=len(curves), squeeze=False)
+    figure.subplots_adjust(wspace=0.3)
     for axes, (curve, column, label) in zip(panels[0], curves, strict=True):
         axes.plot(curve[column], curve["share"], "o-", color="#ef6c00", markersize=4)
         if limit and column == "offered_per_s":
@@ -125,8 +139,7 @@ def share_curve_plot(
 
 def time_to_ready_plot(seconds: pd.Series, folder: Path) -> list[Path]:
     """time_to_ready_plot is the CDF of seconds from send to the READY callback or poll."""
-    figure = Figure(figsize=(7, 4))
-    axes = figure.subplots()
+    figure, axes = new_figure(7, 4)
     ordered = seconds.sort_values().to_numpy()
     axes.step(ordered, (pd.RangeIndex(1, len(ordered) + 1) / len(ordered)), where="post")
     axes.set(
@@ -143,8 +156,8 @@ def time_to_ready_plot(seconds: pd.Series, folder: Path) -> list[Path]:
 def region_plot(by_region: dict, folder: Path) -> list[Path]:
     """region_plot shows each region's outcome shares as one horizontal bar."""
     regions = sorted(by_region)
-    figure = Figure(figsize=(9, 0.5 * len(regions) + 1.5))
-    axes = figure.subplots()
+    longest = max(len(region) for region in regions)
+    figure, axes = new_figure(9, 0.5 * len(regions) + 1.5, left=0.3 + 0.08 * longest)
     left = [0.0] * len(regions)
     for outcome in OUTCOME_ORDER:
         widths = [by_region[r]["outcome_shares"].get(outcome, 0.0) for r in regions]

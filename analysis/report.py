@@ -60,7 +60,7 @@ def analyze(
     # Arrow parses without the GIL: matplotlib's half-second import fits in alongside.
     plotting = threading.Thread(target=import_module, args=("analysis.plots",), daemon=True)
     plotting.start()
-    run = load_run(folder, progress=lambda size: step("loading", size))
+    run = load_run(folder, progress=lambda size: step("loading", size), lean=True)
     plotting.join()
     summary = summarize(run)
     _write_json(run.folder / "summary.json", summary)
