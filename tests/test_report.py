@@ -169,3 +169,19 @@ def test_compare_marks_better_and_worse_and_gates_on_the_baseline(tmp_path):
     assert "worse" in (out / "compare.html").read_text()
     assert (out / "compare.png").stat().st_size > 1000
     assert ET.parse(out / "junit.xml").getroot().get("failures") == "1"
+
+
+def test_a_large_log_shows_a_progress_bar(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from analysis import cli
+
+    folder = synthetic_run(tmp_path / "run")
+    small = CliRunner().invoke(cli.analyze_command, [str(folder)])
+    assert small.exit_code == 0, small.output
+    assert "analysing run" not in small.stderr
+    monkeypatch.setattr(cli, "LARGE_LOG_BYTES", 1)  # this log counts as large
+    large = CliRunner().invoke(cli.analyze_command, [str(folder)])
+    assert large.exit_code == 0, large.output
+    assert "analysing run" in large.stderr
+    assert "100%" in large.stderr
