@@ -307,23 +307,17 @@ class TrafficRun:
             self.live.accepted(request.endpoint, request_id, sent)
             if self.poller:
                 self.poller.track(request_id, sent)
-        self.records.add(
-            {
-                "index": start.arrival.index,
-                "t_sched": round(start.due, 6),
-                "endpoint": request.endpoint,
-                "region": request.region,
-                "players": request.players,
-                "worker": self.share.name,
-                "stage": start.arrival.stage,
-                "offered_rate": round(start.arrival.offered_rate, 4),
-                "t_send": round(sent, 6),
-                "status": status,
-                "outcome": outcome,
-                "latency_ms": round(latency_s * 1000, 3),
-                "latency_sched_ms": round((sent + latency_s - start.due) * 1000, 3),
-                "request_id": request_id,
-            }
+        self._record(
+            start,
+            request.endpoint,
+            outcome,
+            region=request.region,
+            players=request.players,
+            t_send=round(sent, 6),
+            status=status,
+            latency_ms=round(latency_s * 1000, 3),
+            latency_sched_ms=round((sent + latency_s - start.due) * 1000, 3),
+            request_id=request_id,
         )
 
     def _judge(self, response, status: int, outcome: str) -> None:
@@ -345,22 +339,26 @@ class TrafficRun:
 
     def _record_unsent(self, start: Start, outcome: str) -> None:
         self.live.start(start.endpoint, outcome)
+        self._record(start, start.endpoint, outcome)
+
+    def _record(self, start: Start, endpoint: str, outcome: str, **sent) -> None:
+        """_record writes a start's line (results/README.md); a send's fields are None if unsent."""
         self.records.add(
             {
                 "index": start.arrival.index,
                 "t_sched": round(start.due, 6),
-                "endpoint": start.endpoint,
-                "region": None,
-                "players": None,
+                "endpoint": endpoint,
+                "region": sent.get("region"),
+                "players": sent.get("players"),
                 "worker": self.share.name,
                 "stage": start.arrival.stage,
                 "offered_rate": round(start.arrival.offered_rate, 4),
-                "t_send": None,
-                "status": None,
+                "t_send": sent.get("t_send"),
+                "status": sent.get("status"),
                 "outcome": outcome,
-                "latency_ms": None,
-                "latency_sched_ms": None,
-                "request_id": None,
+                "latency_ms": sent.get("latency_ms"),
+                "latency_sched_ms": sent.get("latency_sched_ms"),
+                "request_id": sent.get("request_id"),
             }
         )
 
