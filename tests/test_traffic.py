@@ -58,17 +58,14 @@ def emulator():
         yield SimpleNamespace(url=url)
 
 
+def target_args(url: str, scenario: Path, results: Path) -> list[str]:
+    """target_args are the locustfile's host, scenario and results folder options."""
+    return ["--host", url, "--scenario", str(scenario), "--results-dir", str(results)]
+
+
 def run_locust(server, scenario: Path, results: Path, *args: str, timeout: float = 120):
-    command = [
-        *LOCUST,
-        "--host",
-        server.url,
-        "--scenario",
-        str(scenario),
-        "--results-dir",
-        str(results),
-    ]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout)
+    command = [*LOCUST, *target_args(server.url, scenario, results), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
 def load(results: Path, pattern: str = "requests-*.jsonl") -> list[dict]:
@@ -111,15 +108,7 @@ def test_exceed_mode_offers_the_factor_and_the_limiter_refuses_the_excess(emulat
 def test_ctrl_c_mid_run_leaves_a_complete_readable_results_folder(emulator, tmp_path):
     scenario = scenario_file(tmp_path, "respect", 30, 20)
     results = tmp_path / "run"
-    command = [
-        *LOCUST,
-        "--host",
-        emulator.url,
-        "--scenario",
-        str(scenario),
-        "--results-dir",
-        str(results),
-    ]
+    command = [*LOCUST, *target_args(emulator.url, scenario, results)]
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
@@ -174,7 +163,7 @@ def test_a_public_webhook_url_sends_every_workers_callbacks_to_worker_0(emulator
 )
 def test_non_loopback_hosts_are_refused_before_any_traffic(tmp_path, host, message):
     scenario = scenario_file(tmp_path, "respect", 5, 5)
-    command = [*LOCUST, "--host", host, "--scenario", str(scenario), "--results-dir", str(tmp_path)]
+    command = [*LOCUST, *target_args(host, scenario, tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert message in result.stderr
@@ -230,12 +219,7 @@ def start_distributed(emulator, scenario: Path, results: Path, workers: int = 2)
             port,
             "--expect-workers",
             str(workers),
-            "--host",
-            emulator.url,
-            "--scenario",
-            str(scenario),
-            "--results-dir",
-            str(results),
+            *target_args(emulator.url, scenario, results),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
