@@ -5,11 +5,15 @@ target is never the limit), it compares locustfiles/edgegap.py's DeployUser
 (schedule, realistic bodies, records on) with a bare FastHttpUser posting one
 fixed body (bench/bare_fasthttp.py):
 
-1. efficiency: CPU time of each Locust process over the same steady-state window,
+1. unbounded (the target, max_ratio >= 0.8): the bare user's requests/s with no
+   pacing, and what edgebench sends when offered that rate (its open model drops
+   the starts it cannot make), both counted at the target over a steady window
+   (from the target's own count, so neither start-up, the schedule's lead-in nor
+   the ramp weighs on either); one after the other in each round, median of the
+   rounds' ratios;
+2. paced: CPU time of each Locust process over the same steady-state window,
    both running at once at the same offered rate (so the neighbours' load hits
-   both alike): bare CPU / edgebench CPU for the same number of requests;
-2. unbounded: the bare user's requests/s with no pacing, and what edgebench sends
-   when offered that rate (its open model drops the starts it cannot make).
+   both alike): bare CPU / edgebench CPU for the same number of requests.
 
 Usage: make bench-traffic  (or .venv/bin/python bench/traffic_efficiency.py)
 Writes bench/out/traffic.json.
@@ -27,6 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import httpx
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -116,10 +122,60 @@ def side_by_side(runs: dict[str, LocustRun], seconds: float) -> dict[str, float]
     return spent
 
 
+def steady_rate(url: str, run: LocustRun, skip_s: float, window_s: float) -> tuple[float, float]:
+    """steady_rate is the requests/s the target answered over window_s, once skip_s passed
+    since the run's first request reached it, and the share of a core the generator used."""
+
+    def answered() -> tuple[int, float, float]:
+        count = httpx.get(f"{url}/count").json()["answered"]
+        return count, time.monotonic(), run.cpu_seconds()
+
+    first = answered()[0]
+    while answered()[0] == first:
+        if run.process.poll() is not None:
+            raise SystemExit(f"Locust ended before sending:\n{run.process.stdout.read()[-3000:]}")
+        time.sleep(0.05)
+    time.sleep(skip_s)
+    before = answered()
+    time.sleep(window_s)
+    after = answered()
+    run.finish()
+    elapsed = after[1] - before[1]
+    return (after[0] - before[0]) / elapsed, (after[2] - before[2]) / elapsed
+
+
+def unbounded(url: str, folder: Path, rounds: int, users: int) -> dict:
+    """unbounded is the bare user's most requests/s and edgebench's, offered that rate.
+
+    One after the other in each round (both use a whole core, so they cannot share
+    the machine fairly at once); the ratio is the median of the rounds' ratios, as
+    the machine's speed moves between rounds more than within one.
+    """
+    seconds, skip_s, window_s = 12, 2.0, 6.0
+    rounds_seen = []
+    for _ in range(rounds):
+        bare_rate, bare_cpu = steady_rate(url, bare(url, 0, seconds, users), skip_s, window_s)
+        ours = edgebench(url, round(bare_rate), seconds, folder)
+        ours_rate, ours_cpu = steady_rate(url, ours, skip_s, window_s)
+        rounds_seen.append((bare_rate, ours_rate))
+        print(
+            f"  unbounded: bare {bare_rate:.0f}/s ({bare_cpu:.2f} of a core), edgebench "
+            f"offered that: {ours_rate:.0f}/s ({ours_cpu:.2f} of a core), "
+            f"ratio {ours_rate / bare_rate:.3f}",
+            flush=True,
+        )
+    return {
+        "bare_max_rps": round(statistics.median(b for b, _ in rounds_seen)),
+        "edgebench_rps_offered_bare_max": round(statistics.median(o for _, o in rounds_seen)),
+        "max_ratio": round(statistics.median(o / b for b, o in rounds_seen), 3),
+    }
+
+
 def measure(rate: float, seconds: float, rounds: int, users: int) -> dict:
-    """measure compares CPU for the same requests, then the most each can send."""
+    """measure compares the most each can send, then their CPU for the same paced requests."""
     ratios = []
     with tempfile.TemporaryDirectory() as folder, bare_server() as server:
+        most = unbounded(server.url, Path(folder), rounds, users)
         for _ in range(rounds):
             runs = {
                 "bare": bare(server.url, rate, seconds, users),
@@ -128,35 +184,27 @@ def measure(rate: float, seconds: float, rounds: int, users: int) -> dict:
             spent = side_by_side(runs, seconds)
             ratios.append(spent["bare"] / spent["edgebench"])
             print(
-                f"  at {rate:g}/s each: bare {spent['bare']:.2f} CPU-s, "
+                f"  paced at {rate:g}/s each: bare {spent['bare']:.2f} CPU-s, "
                 f"edgebench {spent['edgebench']:.2f} CPU-s, ratio {ratios[-1]:.3f}",
                 flush=True,
             )
-        bare_max = bare(server.url, 0, seconds, users).finish()
-        ours_max = edgebench(server.url, bare_max, seconds, Path(folder)).finish()
-    return {
-        "rate": rate,
-        "efficiency_ratio": round(statistics.median(ratios), 3),
-        "bare_max_rps": round(bare_max),
-        "edgebench_rps_offered_bare_max": round(ours_max),
-        "max_ratio": round(ours_max / bare_max, 3),
-    }
+    return {**most, "paced_rate": rate, "paced_cpu_ratio": round(statistics.median(ratios), 3)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=1000, help="offered requests/s")
     parser.add_argument("--seconds", type=float, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--users", type=int, default=32)
     args = parser.parse_args()
     results = measure(args.rate, args.seconds, args.rounds, args.users)
-    met = results["efficiency_ratio"] >= TARGET
+    met = results["max_ratio"] >= TARGET
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps({"results": results, "target": TARGET, "met": met}, indent=2))
     for key, value in results.items():
         print(f"  {key:>18}: {value}")
-    print(f"  target efficiency_ratio {'met' if met else 'MISSED'} ({TARGET}); wrote {OUT}")
+    print(f"  target max_ratio {'met' if met else 'MISSED'} (>= {TARGET}); wrote {OUT}")
     return 0 if met else 1
 
 

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
-import orjson
 
 from edgebench._errors import ScenarioError
 from edgebench.payloads import PayloadPlan
@@ -37,5 +36,5 @@ def sample(path: Path, count: int) -> Iterator[str]:
     plan = PayloadPlan(scenario, webhook_base="http://127.0.0.1:PORT")
     for arrival, _ in zip(Schedule.from_scenario(scenario).arrivals(), range(count), strict=False):
         request = plan.request(arrival.index)
-        body = orjson.dumps(request.body).decode()
+        body = request.json.decode()
         yield f"{arrival.due_s:8.3f}s {request.endpoint} {body}"

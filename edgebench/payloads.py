@@ -1,19 +1,24 @@
 """Request bodies: what arrival k of a scenario sends, the same on every run and worker.
 
 plan = PayloadPlan(scenario, webhook_base="http://127.0.0.1:8089")
-request = plan.request(k)   # request.endpoint, request.body, request.region, request.players
+request = plan.request(k)   # request.endpoint, request.json (bytes), request.region, ...
+
+A body is assembled as bytes: the parts every request of a run shares are
+serialised once, and the party's players come as JSON from their region's
+population (edgebench.players), so a request costs a few hash draws and a join.
 """
 
 from __future__ import annotations
 
-import random
 from typing import NamedTuple
 
+import orjson
+
+from edgebench.draws import unit_draws, unit_hash
 from edgebench.players import PlayerFactory
 
 DEPLOY = "POST /v2/deployments"
 FLEET_DEPLOY = "POST /v2/private-fleets/deployments"
-_MASK64 = 2**64 - 1
 PATHS = {DEPLOY: "/v2/deployments", FLEET_DEPLOY: "/v2/private-fleets/deployments"}
 
 
@@ -22,7 +27,7 @@ class PlannedRequest(NamedTuple):
 
     index: int
     endpoint: str
-    body: dict
+    json: bytes
     region: str
     players: int
 
@@ -30,22 +35,45 @@ class PlannedRequest(NamedTuple):
     def path(self) -> str:
         return PATHS[self.endpoint]
 
+    @property
+    def body(self) -> dict:
+        return orjson.loads(self.json)
+
 
 class PayloadPlan:
-    """PayloadPlan draws arrival k's request from a random source seeded by (seed, k)."""
+    """PayloadPlan draws arrival k's request from a random stream seeded by (seed, k)."""
 
     def __init__(self, scenario, webhook_base: str | None = None, run_tag: str | None = None):
         self.scenario = scenario
         self.players = PlayerFactory(scenario)
         self._fleet_share = scenario.mix.shares[1]
-        self._tags = [*scenario.requests.tags, *([run_tag] if run_tag else [])]
-        self._webhooks = webhook_base if scenario.requests.webhooks else None
-        self._run_tag = run_tag or "edgebench"
-        self._variables = [v.model_dump() for v in scenario.requests.environment_variables]
+        self._cached_share = scenario.requests.require_cached_share
+        target = scenario.target
+        head = orjson.dumps({"application": target.application, "version": target.version})
+        self._head = head[:-1] + b',"users":['
+        shared = self._shared_fields(webhook_base, run_tag)
+        fleet = {"private_host_ids": list(scenario.mix.private_host_ids)}
+        self._tails = {
+            "deploy": _tail(shared),
+            "cached": _tail({"require_cached_locations": True} | shared),
+            "fleet": _tail(fleet | shared),
+        }
 
-    def rng(self, index: int) -> random.Random:
-        # An integer seed per arrival: reproducible whatever the split across workers.
-        return random.Random(self.scenario.seed * 1_000_003 + index)
+    def _shared_fields(self, webhook_base: str | None, run_tag: str | None) -> dict:
+        requests = self.scenario.requests
+        fields: dict = {}
+        if requests.environment_variables:
+            fields["environment_variables"] = [
+                variable.model_dump() for variable in requests.environment_variables
+            ]
+        tags = [*requests.tags, *([run_tag] if run_tag else [])]
+        if tags:
+            fields["tags"] = tags
+        if requests.webhooks and webhook_base:
+            path = f"{webhook_base}/{run_tag or 'edgebench'}"
+            for event in ("ready", "error", "terminated"):
+                fields[f"webhook_on_{event}"] = {"url": f"{path}/{event}"}
+        return fields
 
     def endpoint(self, index: int) -> str:
         """endpoint is where arrival index goes, by the mix; cheap, as unsent starts need it."""
@@ -54,37 +82,20 @@ class PayloadPlan:
         return FLEET_DEPLOY if unit_hash(self.scenario.seed, index) < self._fleet_share else DEPLOY
 
     def request(self, index: int) -> PlannedRequest:
-        endpoint, rng = self.endpoint(index), self.rng(index)
-        region, users = self.players.party(rng)
-        body = self._body(users, rng, endpoint == FLEET_DEPLOY)
-        return PlannedRequest(index, endpoint, body, region, len(users))
-
-    def _body(self, users: list[dict], rng: random.Random, fleet: bool) -> dict:
-        target, requests = self.scenario.target, self.scenario.requests
-        body: dict = {"application": target.application, "version": target.version, "users": users}
-        if fleet:
-            body["private_host_ids"] = list(self.scenario.mix.private_host_ids)
-        elif requests.require_cached_share and rng.random() < requests.require_cached_share:
-            body["require_cached_locations"] = True
-        if self._variables:
-            body["environment_variables"] = self._variables
-        if self._tags:
-            body["tags"] = list(self._tags)
-        if self._webhooks:
-            body |= {
-                f"webhook_on_{event}": {"url": f"{self._webhooks}/{self._run_tag}/{event}"}
-                for event in ("ready", "error", "terminated")
-            }
-        return body
+        endpoint = self.endpoint(index)
+        draw = unit_draws(self.scenario.seed, index).__next__
+        region, users = self.players.party(draw)
+        if endpoint == FLEET_DEPLOY:
+            tail = self._tails["fleet"]
+        elif self._cached_share and draw() < self._cached_share:
+            tail = self._tails["cached"]
+        else:
+            tail = self._tails["deploy"]
+        return PlannedRequest(
+            index, endpoint, self._head + b",".join(users) + tail, region, len(users)
+        )
 
 
-def unit_hash(seed: int, index: int) -> float:
-    """unit_hash maps (seed, index) to [0, 1) evenly (splitmix64's finaliser).
-
-    >>> unit_hash(1, 2) == unit_hash(1, 2) != unit_hash(1, 3)
-    True
-    """
-    z = (seed * 0x9E3779B97F4A7C15 + (index + 1) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return (z ^ (z >> 31)) / 2**64
+def _tail(fields: dict) -> bytes:
+    """_tail closes the users list and the body with the given fields."""
+    return b"]" + (b"," + orjson.dumps(fields)[1:] if fields else b"}")

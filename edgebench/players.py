@@ -6,8 +6,13 @@ placed in Brazil. Private, reserved and multicast ranges carry their own labels
 in that data, not a country's, so they are never drawn (tests/test_players.py
 checks samples of every kind).
 Coordinates scatter uniformly within `jitter_km` of a city (or of the country's
-centre when a region lists only countries). All draws come from the caller's
-seeded random source.
+centre when a region lists only countries).
+
+Each region has a population of distinct players (`players.population`), and a
+request's party is drawn from it, so players come back for more matches as in
+a live game. Player j of a region is made from a stream of draws keyed by
+(seed, region, j) (edgebench.draws) the first time it is drawn, and kept as
+its JSON: the same player whichever request, process or worker draws it first.
 """
 
 from __future__ import annotations
@@ -16,11 +21,16 @@ import bisect
 import functools
 import itertools
 import math
-import random
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
+
+from edgebench.draws import hash64, unit_draws
 from emulator.geo import EARTH_RADIUS_KM, Position, country_ipv4_blocks, country_positions
+
+Draw = Callable[[], float]  # a float in [0, 1) per call, from a seeded stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,20 +46,20 @@ class CountryBlocks:
         firsts, sizes = country_ipv4_blocks().get(code, ((), ()))
         return cls(code, firsts, tuple(itertools.accumulate(sizes)))
 
-    def address(self, rng: random.Random) -> str | None:
+    def address(self, draw: Draw) -> str | None:
         """address is an address of the country's, or None if it has no block."""
         if not self.cumulative:
             return None
-        point = int(rng.random() * self.cumulative[-1])
+        point = int(draw() * self.cumulative[-1])
         block = bisect.bisect_right(self.cumulative, point)
         offset = point - (self.cumulative[block - 1] if block else 0)
         return socket.inet_ntoa((self.firsts[block] + offset).to_bytes(4, "big"))
 
 
-def scatter(centre: Position, radius_km: float, rng: random.Random) -> Position:
+def scatter(centre: Position, radius_km: float, draw: Draw) -> Position:
     """scatter is a point drawn uniformly from the disc of radius_km around centre."""
-    distance = radius_km * math.sqrt(rng.random()) / EARTH_RADIUS_KM
-    bearing = rng.uniform(0, 2 * math.pi)
+    distance = radius_km * math.sqrt(draw()) / EARTH_RADIUS_KM
+    bearing = 2 * math.pi * draw()
     lon1, sin_lat1, cos_lat1 = _trig(centre)
     sin_d, cos_d = math.sin(distance), math.cos(distance)
     sin_lat2 = sin_lat1 * cos_d + cos_lat1 * sin_d * math.cos(bearing)
@@ -65,10 +75,12 @@ def _trig(centre: Position) -> tuple[float, float, float]:
 
 
 class RegionPlayers:
-    """RegionPlayers makes the users of one scenario region."""
+    """RegionPlayers makes the users of one scenario region, and keeps its population's."""
 
-    def __init__(self, region) -> None:
+    def __init__(self, region, seed: int = 0) -> None:
         self.region = region
+        self._seed = seed
+        self._population: dict[int, bytes] = {}
         countries = region.countries or sorted({city.country for city in region.cities})
         self._blocks = [CountryBlocks.of(code) for code in countries]
         self._blocks = [blocks for blocks in self._blocks if blocks.cumulative]
@@ -76,36 +88,61 @@ class RegionPlayers:
             country_positions()[code] for code in region.countries
         ]
 
-    def user(self, rng: random.Random) -> dict:
+    def user(self, draw: Draw) -> dict:
         """user is one `users[]` item: an ip_address user or a geo_coordinates user."""
-        if self._blocks and rng.random() < self.region.ip_share:
-            address = rng.choice(self._blocks).address(rng)
+        if self._blocks and draw() < self.region.ip_share:
+            address = _pick(self._blocks, draw).address(draw)
             if address is not None:
                 return {"user_type": "ip_address", "user_data": {"ip_address": address}}
-        position = scatter(rng.choice(self._places), self.region.jitter_km, rng)
+        position = scatter(_pick(self._places, draw), self.region.jitter_km, draw)
         return {
             "user_type": "geo_coordinates",
             "user_data": {"latitude": position.latitude, "longitude": position.longitude},
         }
 
+    def player(self, slot: int) -> bytes:
+        """player is the JSON `users[]` item of the population's player `slot`."""
+        player = self._population.get(slot)
+        if player is None:
+            draw = unit_draws(self._seed, slot).__next__
+            player = self._population[slot] = orjson.dumps(self.user(draw))
+        return player
+
 
 class PlayerFactory:
-    """PlayerFactory picks a region by weight, then a party of players from it."""
+    """PlayerFactory picks a region by weight, then a party of distinct players from it."""
 
     def __init__(self, scenario) -> None:
-        self.regions = [RegionPlayers(region) for region in scenario.regions]
+        self.regions = [
+            RegionPlayers(region, _region_seed(scenario.seed, number))
+            for number, region in enumerate(scenario.regions)
+        ]
         self._region_weights = list(itertools.accumulate(r.weight for r in scenario.regions))
         players = scenario.players
         self._sizes = players.sizes
         self._size_weights = list(itertools.accumulate(players.weights or [1] * len(players.sizes)))
+        self._population = players.population
 
-    def party(self, rng: random.Random) -> tuple[str, list[dict]]:
-        """party is (region name, users) for one request."""
-        region = self.regions[_weighted_index(self._region_weights, rng)]
-        size = self._sizes[_weighted_index(self._size_weights, rng)]
-        return region.region.name, [region.user(rng) for _ in range(size)]
+    def party(self, draw: Draw) -> tuple[str, list[bytes]]:
+        """party is (region name, its players' JSON) for a request; draw() is a float in [0, 1)."""
+        region = self.regions[_weighted_index(self._region_weights, draw())]
+        size = self._sizes[_weighted_index(self._size_weights, draw())]
+        slots: list[int] = []
+        while len(slots) < size:
+            slot = int(draw() * self._population)
+            if slot not in slots:
+                slots.append(slot)
+        return region.region.name, [region.player(slot) for slot in slots]
 
 
-def _weighted_index(cumulative: list[float], rng: random.Random) -> int:
-    """_weighted_index draws an index by cumulative weights (random.choices, minus its overhead)."""
-    return bisect.bisect_right(cumulative, rng.random() * cumulative[-1])
+def _region_seed(seed: int, number: int) -> int:
+    return hash64(seed, -1 - number)  # apart from the arrivals' streams (keys >= 0)
+
+
+def _pick(items: list, draw: Draw):
+    return items[int(draw() * len(items))]
+
+
+def _weighted_index(cumulative: list[float], unit: float) -> int:
+    """_weighted_index is the index that unit (in [0, 1)) falls on by cumulative weights."""
+    return bisect.bisect_right(cumulative, unit * cumulative[-1])

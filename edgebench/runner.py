@@ -114,7 +114,7 @@ def dry_run_text(scenario: Scenario, host: str | None, policy: Policy) -> str:
     plan = PayloadPlan(scenario, run_tag="edgebench-<run>")
     for index in range(3):
         request = plan.request(index)
-        lines.append(f"  {request.path} {orjson.dumps(request.body).decode()}")
+        lines.append(f"  {request.path} {request.json.decode()}")
     return "\n".join(lines)
 
 

@@ -128,15 +128,22 @@ class Region(_Strict):
 
 
 class Players(_Strict):
-    """Players per request: sizes with weights (party or match sizes)."""
+    """Players per request: sizes with weights (party or match sizes), from each region's
+    population of distinct players."""
 
     sizes: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [1])
     weights: list[Annotated[float, Field(ge=0)]] | None = None
+    population: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
 
     @model_validator(mode="after")
     def _weights(self) -> Players:
         if not self.sizes:
             raise ValueError("sizes is empty; list at least one party size")
+        if self.population < max(self.sizes):
+            raise ValueError(
+                f"population {self.population} is smaller than the largest party; "
+                f"give population at least {max(self.sizes)}"
+            )
         if self.weights is not None:
             if len(self.weights) != len(self.sizes):
                 raise ValueError("weights and sizes differ in length; give one weight a size")

@@ -100,24 +100,27 @@ class Starts:
         returned = self._returned.get(endpoint)
         if returned:
             return returned[0][1]
-        pending = self._pending.setdefault(endpoint, deque())
+        pending = self._pending_of(endpoint)
+        return pending[0] if pending else None
+
+    def _pop(self, endpoint: str) -> Start | None:
+        returned = self._returned.get(endpoint)
+        if returned:
+            return heapq.heappop(returned)[1]
+        pending = self._pending_of(endpoint)
+        return pending.popleft() if pending else None
+
+    def _pending_of(self, endpoint: str) -> deque[Start]:
+        """_pending_of is endpoint's queue, drawing arrivals until it has one (or none are left)."""
+        pending = self._pending.get(endpoint)
+        if pending is None:
+            pending = self._pending[endpoint] = deque()
         while not pending:
             arrival = next(self._arrivals, None)
             if arrival is None:
-                return None
+                break
             self._queue(self._start(arrival))
-        return pending[0]
-
-    def _pop(self, endpoint: str) -> Start | None:
-        start = self._peek(endpoint)
-        if start is None:
-            return None
-        returned = self._returned.get(endpoint)
-        if returned:
-            heapq.heappop(returned)
-        else:
-            self._pending[endpoint].popleft()
-        return start
+        return pending
 
     def _queue(self, start: Start) -> None:
         self._pending.setdefault(start.endpoint, deque()).append(start)

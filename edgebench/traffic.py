@@ -152,6 +152,7 @@ class TrafficRun:
     ) -> None:
         self.scenario = scenario
         self.share = share
+        self._worker = share.name
         # This process's part of the run's deployment budget (0: no budget).
         self.budget_left = (
             share_of(max_deployments, share.worker_index, share.worker_count)
@@ -234,33 +235,28 @@ class TrafficRun:
 
     # Taking starts --------------------------------------------------------------
 
-    def take(self, endpoint: str) -> Start | None:
-        """take waits, as a free user, for endpoint's next due start (None: schedule over)."""
-        while True:
-            start, dropped = self.starts.take(endpoint, time.time())
-            for missed in dropped:
-                self._record_unsent(missed, DROPPED)
-            if start is None:
-                return None
-            self._sleep_until(start)
-            if not self.starts.mine(start):
-                continue  # re-split while this user slept: another worker sends it now
-            if self.budget_left is not None and self.budget_left <= 0:
-                self._record_unsent(start, OVER_BUDGET)
-            elif self.respect and time.time() < self.pause_until:
-                self._record_unsent(start, BACKOFF)
-            else:
-                return start
+    def next_start(self, endpoint: str) -> Start | None:
+        """next_start is endpoint's next start for a free user (None: the schedule is over).
 
-    def _sleep_until(self, start: Start) -> None:
-        wait = start.due - time.time()
-        if wait <= 0:
-            return
-        try:
-            gevent.sleep(wait)
-        except BaseException:  # a stopping run kills waiting users: the start goes back
-            self.starts.give_back(start)
-            raise
+        The user sleeps until it is due (in Locust's wait, where a stopping run kills it
+        and on_stop gives the start back), then asks ready().
+        """
+        start, dropped = self.starts.take(endpoint, time.time())
+        for missed in dropped:
+            self._record_unsent(missed, DROPPED)
+        return start
+
+    def ready(self, start: Start) -> bool:
+        """ready is whether a start that came due is to be sent; if not, it is recorded unsent."""
+        if not self.starts.mine(start):
+            return False  # re-split while its user slept: another worker sends and records it
+        if self.budget_left is not None and self.budget_left <= 0:
+            self._record_unsent(start, OVER_BUDGET)
+        elif self.respect and time.time() < self.pause_until:
+            self._record_unsent(start, BACKOFF)
+        else:
+            return True
+        return False
 
     def give_back(self, start: Start) -> None:
         """give_back returns a start taken by a user that was stopped before sending it."""
@@ -283,7 +279,7 @@ class TrafficRun:
     def send(self, client, start: Start) -> None:
         """send posts one start's request with a Locust FastHttpUser client and records it."""
         request = self.plan.request(start.arrival.index)
-        body = orjson.dumps(request.body)
+        body = request.json
         with self.guard.turn() if self.guard else nullcontext():
             sent = time.time()
             started = time.perf_counter()
@@ -291,12 +287,9 @@ class TrafficRun:
                 request.path, data=body, headers=JSON, name=request.endpoint, catch_response=True
             ) as response:
                 latency_s = time.perf_counter() - started
-                status = response.status_code or 0
-                if status and _cut_short(response):
-                    status = 0  # the connection closed mid-response: no answer, in effect
+                status, request_id = _answer(response)
                 outcome = outcome_of(status)
                 self._judge(response, status, outcome)
-                request_id = _request_id(response.content) if status in (202, 422) else None
         if status == 429 and self.respect:
             self._back_off(response.headers.get("retry-after"))
         self.live.start(request.endpoint, outcome)
@@ -341,24 +334,37 @@ class TrafficRun:
         self.live.start(start.endpoint, outcome)
         self._record(start, start.endpoint, outcome)
 
-    def _record(self, start: Start, endpoint: str, outcome: str, **sent) -> None:
+    def _record(
+        self,
+        start: Start,
+        endpoint: str,
+        outcome: str,
+        region: str | None = None,
+        players: int | None = None,
+        t_send: float | None = None,
+        status: int | None = None,
+        latency_ms: float | None = None,
+        latency_sched_ms: float | None = None,
+        request_id: str | None = None,
+    ) -> None:
         """_record writes a start's line (results/README.md); a send's fields are None if unsent."""
+        arrival = start.arrival
         self.records.add(
             {
-                "index": start.arrival.index,
+                "index": arrival.index,
                 "t_sched": round(start.due, 6),
                 "endpoint": endpoint,
-                "region": sent.get("region"),
-                "players": sent.get("players"),
-                "worker": self.share.name,
-                "stage": start.arrival.stage,
-                "offered_rate": round(start.arrival.offered_rate, 4),
-                "t_send": sent.get("t_send"),
-                "status": sent.get("status"),
+                "region": region,
+                "players": players,
+                "worker": self._worker,
+                "stage": arrival.stage,
+                "offered_rate": round(arrival.offered_rate, 4),
+                "t_send": t_send,
+                "status": status,
                 "outcome": outcome,
-                "latency_ms": sent.get("latency_ms"),
-                "latency_sched_ms": sent.get("latency_sched_ms"),
-                "request_id": sent.get("request_id"),
+                "latency_ms": latency_ms,
+                "latency_sched_ms": latency_sched_ms,
+                "request_id": request_id,
             }
         )
 
@@ -368,6 +374,15 @@ class TrafficRun:
             for writer in (self.records, self.events_file):
                 if writer:
                     writer.flush()
+
+
+def _answer(response) -> tuple[int, str | None]:
+    """_answer is a response's status (0: no answer, in effect) and its request_id, if any."""
+    status = response.status_code or 0
+    request_id = _request_id(response) if status in (202, 422) else None
+    if status and request_id is None and _cut_short(response):
+        return 0, None  # the connection closed mid-response
+    return status, request_id
 
 
 def _cut_short(response) -> bool:
@@ -381,9 +396,9 @@ def _cut_short(response) -> bool:
         return True
 
 
-def _request_id(content: bytes | None) -> str | None:
+def _request_id(response) -> str | None:
     try:
-        value = orjson.loads(content or b"").get("request_id")
-    except (orjson.JSONDecodeError, AttributeError):
+        value = orjson.loads(response.content or b"").get("request_id")
+    except Exception:  # not JSON, not an object, or cut off (the client raises its own kinds)
         return None
     return value if isinstance(value, str) else None

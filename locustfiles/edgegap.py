@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import edgegap_ui as live_ui  # locustfiles/, on Locust's path beside this file
-import gevent
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.runners import (
     STATE_INIT,
@@ -272,8 +271,12 @@ class EdgegapUser(FastHttpUser):
         run = STATE.get("run")
         if run is None:
             return 0.1
-        self._start = run.take(self.endpoint)
-        return 0.0 if self._start is not None else 1.0  # the schedule is over: idle until stop
+        if self._kill_pending():
+            return 0.0
+        self._start = run.next_start(self.endpoint)
+        if self._start is None:
+            return 1.0  # the schedule is over: idle until the run stops
+        return max(0.0, self._start.due - time.time())
 
     def on_stop(self) -> None:
         # Stopped between taking a start and sending it: the start goes to another user.
@@ -286,12 +289,18 @@ class EdgegapUser(FastHttpUser):
     def send_due_request(self) -> None:
         if self._start is None:
             return
-        # Locust decides to kill a user while it waits, but the kill lands at the user's
-        # next yield, which may be after it woke: let it land here, before the send, so
-        # on_stop can pass the start on instead of losing it mid-request.
-        gevent.sleep(0)
+        # Locust may decide to kill a user while it waits, and the kill lands at the
+        # user's next yield, which may come after it woke: mid-request, losing the
+        # start. A kill decided already is seen here, and on_stop passes the start on.
+        if self._kill_pending():
+            return
         start, self._start = self._start, None
-        STATE["run"].send(self.client, start)
+        run = STATE["run"]
+        if run.ready(start):
+            run.send(self.client, start)
+
+    def _kill_pending(self) -> bool:
+        return self.greenlet in self.group.dying
 
 
 class DeployUser(EdgegapUser):

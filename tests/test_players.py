@@ -1,8 +1,12 @@
 import random
 from collections import Counter
+from pathlib import Path
 
+import orjson
 import pytest
 
+from edgebench._errors import ScenarioError
+from edgebench.draws import unit_draws
 from edgebench.payloads import FLEET_DEPLOY, PayloadPlan
 from edgebench.players import CountryBlocks, PlayerFactory, scatter
 from edgebench.scenario import load_scenario
@@ -12,18 +16,18 @@ from emulator.geo import Position, great_circle_km, ip_country, is_public_addres
 @pytest.mark.parametrize("code", ["BR", "US", "DE", "JP", "NG", "AU", "IN", "KR"])
 def test_generated_addresses_are_public_and_geolocate_to_their_country(code):
     blocks, rng = CountryBlocks.of(code), random.Random(7)
-    addresses = [blocks.address(rng) for _ in range(300)]
+    addresses = [blocks.address(rng.random) for _ in range(300)]
     assert all(is_public_address(a) and ip_country(a) == code for a in addresses)
     assert len(set(addresses)) > 290
 
 
 def test_scatter_stays_within_the_jitter_radius():
     rng, montreal = random.Random(3), Position(45.5, -73.6)
-    points = [scatter(montreal, 50, rng) for _ in range(1000)]
+    points = [scatter(montreal, 50, rng.random) for _ in range(1000)]
     distances = [great_circle_km(montreal, p) for p in points]
     assert max(distances) <= 50.01
     assert sum(d < 25 for d in distances) / len(distances) == pytest.approx(0.25, abs=0.05)
-    assert scatter(Position(0, 179.99), 100, random.Random(1)).longitude >= -180
+    assert scatter(Position(0, 179.99), 100, random.Random(1).random).longitude >= -180
 
 
 @pytest.fixture
@@ -33,7 +37,7 @@ def smoke():
 
 def test_regions_and_party_sizes_follow_their_weights(smoke):
     factory, rng = PlayerFactory(smoke), random.Random(11)
-    parties = [factory.party(rng) for _ in range(5000)]
+    parties = [factory.party(rng.random) for _ in range(5000)]
     regions = Counter(region for region, _ in parties)
     sizes = Counter(len(users) for _, users in parties)
     assert regions["north-america"] / 5000 == pytest.approx(0.4, abs=0.03)
@@ -44,7 +48,7 @@ def test_regions_and_party_sizes_follow_their_weights(smoke):
 def test_ip_users_of_a_region_come_from_its_countries(smoke):
     factory, rng = PlayerFactory(smoke), random.Random(5)
     europe = next(r for r in factory.regions if r.region.name == "europe")
-    users = [europe.user(rng) for _ in range(2000)]
+    users = [europe.user(rng.random) for _ in range(2000)]
     ips = [u["user_data"]["ip_address"] for u in users if u["user_type"] == "ip_address"]
     assert len(ips) / len(users) == pytest.approx(0.7, abs=0.04)
     assert {ip_country(ip) for ip in ips} == {"DE", "FR", "GB"}
@@ -69,3 +73,50 @@ def test_bodies_carry_the_mix_tags_webhooks_and_variables(smoke):
     assert body["webhook_on_ready"] == {"url": "http://127.0.0.1:9999/run-1/ready"}
     assert [v["is_hidden"] for v in body["environment_variables"]] == [False, True]
     assert requests[0].players == len(body["users"])
+
+
+def test_players_come_back_from_a_population_of_distinct_players(smoke):
+    players = smoke.players.model_copy(update={"population": 40})
+    scenario = smoke.model_copy(update={"players": players})
+    plan = PayloadPlan(scenario)
+    bodies = [plan.request(k).body for k in range(3000)]
+    parties = [[orjson.dumps(user) for user in body["users"]] for body in bodies]
+    assert all(len(set(party)) == len(party) for party in parties)  # nobody plays twice at once
+    players = Counter(player for party in parties for player in party)
+    regions = len(scenario.regions)
+    assert len(players) <= 40 * regions
+    assert min(players.values()) > 5  # each keeps coming back
+
+
+def test_a_player_is_the_same_whichever_request_draws_it_first(smoke):
+    first, second = PlayerFactory(smoke), PlayerFactory(smoke)
+    region_first, region_second = first.regions[1], second.regions[1]
+    slots = [7, 3, 9999, 7]
+    drawn_first = [region_first.player(slot) for slot in slots]
+    drawn_backwards = [region_second.player(slot) for slot in reversed(slots)]
+    assert drawn_first == drawn_backwards[::-1]
+    assert region_first.player(7) != region_first.player(8)
+    assert first.regions[0].player(7) != region_first.player(7)
+
+
+def test_a_population_smaller_than_the_largest_party_is_refused(tmp_path):
+    smoke_text = Path("scenarios/smoke.toml").read_text()
+    text = smoke_text.replace("[players]", "[players]\npopulation = 2", 1)
+    path = tmp_path / "small.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert "small.toml: players: population 2 is smaller than the largest party" in str(
+        caught.value
+    )
+    assert "give population at least 4" in str(caught.value)
+
+
+def test_draws_are_even_along_a_stream_and_across_keys():
+    along = unit_draws(5, 0)
+    one_stream = [next(along) for _ in range(20_000)]
+    first_of_each_key = [next(unit_draws(5, key)) for key in range(20_000)]
+    for draws in (one_stream, first_of_each_key):
+        bins = Counter(int(d * 10) for d in draws)
+        assert all(abs(bins[b] - 2000) < 200 for b in range(10))
+        assert all(0 <= d < 1 for d in draws)
