@@ -254,8 +254,9 @@ def _quitting(environment, **_kwargs) -> None:
 class EdgegapUser(FastHttpUser):
     """EdgegapUser takes its endpoint's next start, waits until it is due, and sends it.
 
-    The waiting happens in wait_time, where Locust counts a user as idle: a run
-    that stops kills idle users at once instead of waiting for their task.
+    wait_time takes the start and Locust's own wait sleeps until it is due: there
+    Locust counts a user as idle, so a run that stops kills it at once instead of
+    waiting for its task, and on_stop gives the start back.
     """
 
     abstract = True
@@ -272,7 +273,7 @@ class EdgegapUser(FastHttpUser):
         if run is None:
             return 0.1
         if self._kill_pending():
-            return 0.0
+            return 0.0  # take no start: the kill lands in this wait
         self._start = run.next_start(self.endpoint)
         if self._start is None:
             return 1.0  # the schedule is over: idle until the run stops
