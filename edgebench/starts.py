@@ -112,9 +112,7 @@ class Starts:
 
     def _pending_of(self, endpoint: str) -> deque[Start]:
         """_pending_of is endpoint's queue, drawing arrivals until it has one (or none are left)."""
-        pending = self._pending.get(endpoint)
-        if pending is None:
-            pending = self._pending[endpoint] = deque()
+        pending = self._queue_of(endpoint)
         while not pending:
             arrival = next(self._arrivals, None)
             if arrival is None:
@@ -123,7 +121,13 @@ class Starts:
         return pending
 
     def _queue(self, start: Start) -> None:
-        self._pending.setdefault(start.endpoint, deque()).append(start)
+        self._queue_of(start.endpoint).append(start)
+
+    def _queue_of(self, endpoint: str) -> deque[Start]:
+        pending = self._pending.get(endpoint)
+        if pending is None:  # not setdefault: it would build a deque for every arrival
+            pending = self._pending[endpoint] = deque()
+        return pending
 
     def _start(self, arrival: Arrival) -> Start:
         endpoint = self._endpoint_of(arrival.index)
