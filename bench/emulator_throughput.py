@@ -34,6 +34,12 @@ OUT = BENCH / "out" / "emulator.json"
 TARGETS = {"ratio": 0.6, "emulator_rps": 2500, "p99_ms_at_40rps": 10.0, "placement_ratio": 1.2}
 
 
+def cpu_seconds(pid: int) -> float:
+    """cpu_seconds is the user + system CPU time process pid has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
     """Server runs a command that prints its base URL on its first line of stdout."""
 
@@ -48,9 +54,7 @@ class Server:
         return self
 
     def cpu_seconds(self) -> float:
-        """cpu_seconds is the user + system CPU time the server has used so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def __exit__(self, *exc_info: object) -> None:
         self.process.terminate()
