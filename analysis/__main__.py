@@ -1,6 +1,8 @@
 """`python -m analysis RUN_DIR [RUN_DIR ...]`: the same as `edgebench analyze`."""
 
-from analysis.cli import analyze_command
+import sys
+
+from edgebench.cli import main
 
 if __name__ == "__main__":
-    analyze_command(prog_name="python -m analysis")
+    main(["analyze", *sys.argv[1:]], prog_name="python -m analysis")

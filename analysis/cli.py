@@ -1,6 +1,8 @@
 """The analysis commands: `edgebench analyze` and `edgebench compare` (also `python -m analysis`).
 
 Exit codes: 0 every threshold met (or none set), 1 a threshold failed, 2 bad input.
+Bad input raises AnalysisError or ThresholdError; the edgebench command shows it as
+one `Error:` line (edgebench.cli).
 """
 
 from __future__ import annotations
@@ -11,21 +13,13 @@ import click
 from tqdm import tqdm
 
 from analysis import thresholds
+from analysis._errors import AnalysisError
 
 LARGE_LOG_BYTES = 20 * 1024 * 1024  # about 70,000 records: long enough to want a progress bar
 
 
-class AnalysisInputError(click.ClickException):
-    exit_code = 2
-
-
 def _checks(path: Path | None) -> list[thresholds.Check] | None:
-    if path is None:
-        return None
-    try:
-        return thresholds.load_file(path)
-    except thresholds.ThresholdError as exc:
-        raise AnalysisInputError(str(exc)) from None
+    return thresholds.load_file(path) if path is not None else None
 
 
 def thresholds_option(default_text: str):
@@ -74,7 +68,7 @@ def analyze_command(folders, window, thresholds_file, baseline, junit) -> None:
 
 
 def _analyze_one(folder: Path, window: float, checks, base_summary):
-    from analysis.load import AnalysisError, log_bytes
+    from analysis.load import log_bytes
     from analysis.report import analyze
 
     size = log_bytes(folder) if folder.is_dir() else 0
@@ -91,20 +85,16 @@ def _analyze_one(folder: Path, window: float, checks, base_summary):
             bar.set_postfix_str(step)
             bar.update(read)
 
-        try:
-            return analyze(folder, window, checks, base_summary, progress)
-        except (AnalysisError, thresholds.ThresholdError) as exc:
-            raise AnalysisInputError(str(exc)) from None
+        return analyze(folder, window, checks, base_summary, progress)
 
 
 def _baseline(folder: Path, window: float) -> dict:
-    from analysis.load import AnalysisError
     from analysis.report import analyze
 
     try:
         return analyze(folder, window, checks=[]).summary
     except AnalysisError as exc:
-        raise AnalysisInputError(f"--baseline: {exc}") from None
+        raise AnalysisError(f"--baseline: {exc}") from None
 
 
 def one_screen(outcome) -> str:
@@ -135,14 +125,10 @@ def one_screen(outcome) -> str:
 def compare_command(base, candidate, out, thresholds_file, junit) -> None:
     """Compare a candidate run with a base run: deltas, better or worse, overlay plots."""
     from analysis.compare import compare
-    from analysis.load import AnalysisError
 
     checks = _checks(thresholds_file)
     out = out or candidate / f"compare-{base.name}"
-    try:
-        comparison = compare(base, candidate, out, checks)
-    except (AnalysisError, thresholds.ThresholdError) as exc:
-        raise AnalysisInputError(str(exc)) from None
+    comparison = compare(base, candidate, out, checks)
     if comparison.results:
         thresholds.write_junit(comparison.results, junit or out / "junit.xml", "compare")
     click.echo(comparison.text)

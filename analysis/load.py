@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 from pyarrow import json as pa_json
 
+from analysis._errors import AnalysisError
+
 # The columns of results/README.md; names absent from a log come out as nulls.
 REQUEST_SCHEMA = pa.schema(
     [
@@ -57,10 +59,6 @@ EMULATOR_SCHEMA = pa.schema(
 )
 # Few distinct values: categories cost a byte or two a row instead of a Python string.
 CATEGORIES = {"endpoint", "outcome", "region", "worker", "event", "current_status", "source"}
-
-
-class AnalysisError(Exception):
-    """AnalysisError is a run folder the analysis cannot read: it names the folder and the fix."""
 
 
 @dataclass
@@ -138,15 +136,15 @@ def _frame(paths, schema: pa.Schema, progress=None) -> tuple[pd.DataFrame, int]:
 def _read_log(path: Path, schema: pa.Schema) -> tuple[pa.Table, int]:
     """_read_log parses one log with Arrow's JSON reader, or line by line if it must.
 
-    A killed writer leaves at most a torn last line (one without its newline): it is
-    cut off and counted. Anything worse falls back to parsing each line on its own.
+    A killed writer leaves at most a torn last line: a tail after the last newline
+    that does not parse is cut off and counted; a whole one is kept. Anything worse
+    falls back to parsing each line on its own.
     """
     if path.stat().st_size == 0:
         return schema.empty_table(), 0
     source, skipped = str(path), 0
     if not _ends_whole(path):
-        data = path.read_bytes()
-        source, skipped = pa.BufferReader(data[: data.rfind(b"\n") + 1]), 1
+        source, skipped = _mend_tail(path.read_bytes())
         if source.size() == 0:
             return schema.empty_table(), skipped
     options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
@@ -156,8 +154,25 @@ def _read_log(path: Path, schema: pa.Schema) -> tuple[pa.Table, int]:
         return _read_lines(path.read_bytes(), schema)
 
 
+def _mend_tail(data: bytes) -> tuple[pa.BufferReader, int]:
+    """_mend_tail ends a log that lacks its last newline: a whole record is kept, a torn one cut.
+
+    >>> [(reader.size(), skipped) for reader, skipped in (_mend_tail(b'{}\\n{"a": 1}'),
+    ...                                                   _mend_tail(b'{}\\n{"a'))]
+    [(12, 0), (3, 1)]
+    """
+    cut = data.rfind(b"\n") + 1
+    try:
+        whole = isinstance(orjson.loads(data[cut:]), dict)
+    except orjson.JSONDecodeError:
+        whole = False
+    if whole:
+        return pa.BufferReader(data + b"\n"), 0
+    return pa.BufferReader(data[:cut]), 1
+
+
 def _ends_whole(path: Path) -> bool:
-    """_ends_whole is whether a (non-empty) log ends with a newline: no torn last line."""
+    """_ends_whole is whether a (non-empty) log ends with a newline: no tail to look at."""
     with path.open("rb") as log:
         log.seek(-1, 2)
         return log.read(1) == b"\n"

@@ -68,11 +68,30 @@ def _totals(requests: pd.DataFrame) -> dict:
             ("transport_error" if k == "0" else str(k)): int(v) for k, v in sorted(statuses.items())
         },
         "outcome_counts": {str(k): int(v) for k, v in outcomes.items()},
-        "outcome_shares": {str(k): round(int(v) / total, 6) for k, v in outcomes.items()},
+        **outcome_shares(outcomes),
         "dropped_starts": int(outcomes.get("dropped", 0)),
         "duration_s": round(span, 3),
         "offered_rate_per_s": round(total / span, 3) if span else None,
         "accepted_rate_per_s": round(int(outcomes.get("accepted", 0)) / span, 3) if span else None,
+    }
+
+
+def outcome_shares(outcomes: pd.Series) -> dict[str, dict[str, float]]:
+    """outcome_shares are the outcomes' shares, each named by its denominator.
+
+    shares_of_sent: each outcome of a sent request over the requests sent (what share_202,
+    share_422, ... and the report give); shares_of_starts: every outcome, the unsent ones
+    too (dropped, backoff, over_budget), over all scheduled starts.
+
+    >>> outcome_shares(pd.Series({"accepted": 3, "rate_limited": 1, "dropped": 4}))
+    {'shares_of_sent': {'accepted': 0.75, 'rate_limited': 0.25}, \
+'shares_of_starts': {'accepted': 0.375, 'rate_limited': 0.125, 'dropped': 0.5}}
+    """
+    sent = {str(k): int(v) for k, v in outcomes.items() if k not in NOT_SENT}
+    sent_total, total = sum(sent.values()), int(outcomes.sum())
+    return {
+        "shares_of_sent": {k: round(v / sent_total, 6) for k, v in sent.items()},
+        "shares_of_starts": {str(k): round(int(v) / total, 6) for k, v in outcomes.items()},
     }
 
 
@@ -104,7 +123,8 @@ def _breakdown(requests: pd.DataFrame, column: str) -> dict:
         outcomes = counts(group["outcome"])
         groups[str(key)] = {
             "requests": len(group),
-            "outcome_shares": {str(k): round(int(v) / len(group), 6) for k, v in outcomes.items()},
+            "sent": int(sum(v for k, v in outcomes.items() if k not in NOT_SENT)),
+            **outcome_shares(outcomes),
             "latency_ms": percentiles(group["latency_ms"]),
         }
     return groups

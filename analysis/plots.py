@@ -160,7 +160,7 @@ def region_plot(by_region: dict, folder: Path) -> list[Path]:
     figure, axes = new_figure(9, 0.5 * len(regions) + 1.5, left=0.3 + 0.08 * longest)
     left = [0.0] * len(regions)
     for outcome in OUTCOME_ORDER:
-        widths = [by_region[r]["outcome_shares"].get(outcome, 0.0) for r in regions]
+        widths = [by_region[r]["shares_of_starts"].get(outcome, 0.0) for r in regions]
         if any(widths):
             axes.barh(
                 regions,
@@ -170,7 +170,11 @@ def region_plot(by_region: dict, folder: Path) -> list[Path]:
                 color=COLOURS.get(outcome, "#5c6bc0"),
             )
             left = [a + b for a, b in zip(left, widths, strict=True)]
-    axes.set(title="Outcomes by region", xlabel="share of the region's requests", xlim=(0, 1))
+    axes.set(
+        title="Outcomes by region",
+        xlabel="share of the region's scheduled starts (sent or not)",
+        xlim=(0, 1),
+    )
     axes.xaxis.set_major_formatter(ticker.PercentFormatter(1.0))
     axes.legend(loc="lower right", fontsize="small")
     return save(figure, folder, "regions")

@@ -20,7 +20,7 @@ import orjson
 
 from analysis import thresholds, windows
 from analysis.load import Run, load_run
-from analysis.metrics import summarize, time_to_ready
+from analysis.metrics import NOT_SENT, summarize, time_to_ready
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("analysis", "templates"),
@@ -258,12 +258,14 @@ def _warnings(run: Run, summary: dict) -> list[str]:
 def _rows(breakdown: dict) -> list[tuple[str, dict]]:
     rows = []
     for key, part in sorted(breakdown.items()):
-        shares = part["outcome_shares"].items()
+        shares = part["shares_of_sent"].items()
+        unsent = [(o, v) for o, v in part["shares_of_starts"].items() if o in NOT_SENT]
         latency = part["latency_ms"]
-        row = {
-            "requests": part["requests"],
-            "shares": ", ".join(f"{o.replace('_', ' ')} {v:.1%}" for o, v in shares),
-        }
+        text = ", ".join(f"{o.replace('_', ' ')} {v:.1%}" for o, v in shares)
+        if unsent:
+            text += "; not sent: " + ", ".join(f"{o.replace('_', ' ')} {v:.1%}" for o, v in unsent)
+            text += " of starts"
+        row = {"requests": part["requests"], "shares": text}
         rows.append((key, row | {k: _ms(latency[k]) for k in ("p50", "p95", "p99")}))
     return rows
 

@@ -1,7 +1,6 @@
 """Thresholds: a run's pass/fail verdict for CI, from checks like `p95_ms < 800`.
 
-A check is `METRIC OP VALUE`, OP one of < <= > >= == !=, VALUE a number or,
-against a baseline run, `baseline`, `baseline * 1.1` or `baseline + 50`:
+The grammar of a check is in the `checks` package (scenarios use it too):
 
     checks = parse(["p95_ms < 800", "share_429 == 0", "p95_ms <= baseline * 1.10"])
     results = evaluate(checks, metrics(summary), baseline=metrics(base_summary))
@@ -13,44 +12,26 @@ a TOML file passed with --thresholds (`checks = [...]`). METRICS lists the names
 
 from __future__ import annotations
 
-import operator
-import re
-import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import NamedTuple
 
-OPERATORS = {
-    "<=": operator.le,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    ">": operator.gt,
-}
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_CHECK = re.compile(
-    rf"^\s*(?P<metric>[a-z0-9_]+)\s*(?P<op><=|>=|==|!=|<|>)\s*"
-    rf"(?:(?P<number>{_NUMBER})|baseline(?:\s*(?P<how>[*+])\s*(?P<by>{_NUMBER}))?)\s*$"
-)
+from checks import METRICS, OPERATORS, Check, ThresholdError, load_file, parse, parse_one
 
-# name -> (what it is, which way is better: -1 lower, +1 higher)
-METRICS = {
-    "requests_total": ("scheduled starts", 0),
-    "requests_sent": ("requests sent", 0),
-    "offered_rate_per_s": ("starts per second", 0),
-    "accepted_rate_per_s": ("202s per second", 1),
-    "dropped_starts": ("starts with no free user", -1),
-    "share_202": ("share of sent requests accepted", 1),
-    "share_422": ("share of sent requests refused for capacity", -1),
-    "share_429": ("share of sent requests rate limited", -1),
-    "share_error": ("share of sent requests with other errors", -1),
-    "share_dropped": ("share of starts dropped", -1),
-    **{f"p{p}_ms": (f"latency p{p} from send, ms", -1) for p in (50, 90, 95, 99)},
-    "max_ms": ("latency max from send, ms", -1),
-    **{f"sched_p{p}_ms": (f"latency p{p} from schedule, ms", -1) for p in (50, 90, 95, 99)},
-    **{f"ttr_p{p}_s": (f"time to ready p{p}, s", -1) for p in (50, 95, 99)},
-}
+__all__ = [
+    "METRICS",
+    "OTHER_ERRORS",
+    "Check",
+    "Result",
+    "ThresholdError",
+    "evaluate",
+    "load_file",
+    "metrics",
+    "parse",
+    "parse_one",
+    "write_junit",
+]
+
 # Every outcome of a sent request other than 202, 422 and 429 (results/README.md).
 OTHER_ERRORS = (
     "bad_request",
@@ -62,68 +43,12 @@ OTHER_ERRORS = (
 )
 
 
-class ThresholdError(ValueError):
-    """ThresholdError is a check that cannot be read: the message says why and how to fix it."""
-
-
-class Check(NamedTuple):
-    text: str
-    metric: str
-    op: str
-    number: float | None  # None: relative to the baseline
-    how: str | None = None  # "*" or "+" with `by`, for a relative check
-    by: float | None = None
-
-
 class Result(NamedTuple):
     check: Check
     actual: float | None
     limit: float | None
     passed: bool
     message: str
-
-
-def parse(texts: list[str]) -> list[Check]:
-    """parse reads each check, or raises ThresholdError naming the first bad one."""
-    return [parse_one(text) for text in texts]
-
-
-def parse_one(text: str) -> Check:
-    """parse_one reads one check.
-
-    >>> parse_one("p95_ms <= baseline * 1.1")
-    Check(text='p95_ms <= baseline * 1.1', metric='p95_ms', op='<=', number=None, how='*', by=1.1)
-    """
-    match = _CHECK.match(text) if isinstance(text, str) else None
-    if not match:
-        raise ThresholdError(
-            f"{text!r} is not a check; write METRIC OP VALUE, e.g. 'p95_ms < 800' "
-            "or 'p95_ms <= baseline * 1.1'"
-        )
-    metric = match["metric"]
-    if metric not in METRICS:
-        raise ThresholdError(f"{text!r}: unknown metric {metric!r}; one of {', '.join(METRICS)}")
-    number = float(match["number"]) if match["number"] is not None else None
-    by = float(match["by"]) if match["by"] is not None else None
-    return Check(text.strip(), metric, match["op"], number, match["how"], by)
-
-
-def load_file(path: str | Path) -> list[Check]:
-    """load_file reads `checks = [...]` from a TOML file."""
-    path = Path(path)
-    try:
-        document = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ThresholdError(f"{path}: cannot read ({exc.strerror}); check the path") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ThresholdError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
-    checks = document.get("checks")
-    if not isinstance(checks, list) or not checks:
-        raise ThresholdError(f'{path}: checks: missing; write checks = ["p95_ms < 800", ...]')
-    try:
-        return parse(checks)
-    except ThresholdError as exc:
-        raise ThresholdError(f"{path}: checks: {exc}") from None
 
 
 def metrics(summary: dict) -> dict[str, float | None]:

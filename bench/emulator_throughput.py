@@ -151,7 +151,7 @@ def _lua_bodies() -> list[str]:
 def placement_cost(active: int, batch: int, rounds: int) -> dict:
     """placement_cost times Platform.deploy on an empty platform and on one with `active`."""
     from emulator import DeployRequest, Distribution, load_world
-    from emulator.geo import Position
+    from geo import Position
 
     world = load_world(WORLD)
     never_ending = Distribution.fixed(1e12)

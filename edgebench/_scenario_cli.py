@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from edgebench._errors import ScenarioError
-from edgebench.payloads import PayloadPlan
-from edgebench.scenario import load_scenario
-from edgebench.schedule import Schedule
+from edgebench.plan.payloads import PayloadPlan
+from edgebench.plan.scenario import load_scenario
+from edgebench.plan.schedule import Schedule
 
 
 def check(files: tuple[Path, ...]) -> list[str]:

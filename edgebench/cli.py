@@ -1,4 +1,9 @@
-"""The `edgebench` command: it only wires the rooms (emulator, traffic, analysis) together."""
+"""The `edgebench` command: it only wires the rooms (emulator, traffic, analysis) together.
+
+It is also the one edge where a user's mistake becomes `Error: <what, where, fix>` and
+an exit code: each room raises its own error base (EdgebenchError, EmulatorError,
+AnalysisError, ThresholdError) and Edgebench.invoke shows it, one line each.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,39 @@ from pathlib import Path
 import click
 import orjson
 
+from analysis._errors import AnalysisError
 from analysis.cli import analyze_command, compare_command, thresholds_option
+from checks import ThresholdError
 from edgebench import __version__
-from edgebench._errors import EdgebenchError
+from edgebench._errors import EdgebenchError, ScenarioError
+from emulator._errors import EmulatorError
+
+USER_ERRORS = (EdgebenchError, EmulatorError, AnalysisError, ThresholdError)
 
 
-class InputError(click.ClickException):
-    """InputError is bad input from the user: `Error: <what, where, fix>` and exit code 2."""
+class UserError(click.ClickException):
+    """UserError is bad input: `Error: <what, where, fix>` on each line, and its exit code."""
 
-    exit_code = 2
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        for line in self.format_message().splitlines():
+            click.echo(f"Error: {line}", err=True, file=file)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Edgebench(click.Group):
+    """Edgebench is the command group; its invoke is the one error edge."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            raise UserError(str(exc), getattr(exc, "exit_code", 2)) from None
+
+
+@click.group(cls=Edgebench, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgebench")
 def main() -> None:
     """Load-test and capacity-benchmark Edgegap's deployment API."""
@@ -83,13 +109,9 @@ def main() -> None:
 def emulator(**options) -> None:
     """Serve the Edgegap API emulator until Ctrl-C; prints its base URL first."""
     from edgebench._emulator_cli import emulator_config, run_emulator
-    from emulator import EmulatorError
 
-    try:
-        config = emulator_config(**{k: v for k, v in options.items() if k not in ("host", "port")})
-        run_emulator(config, options["host"], options["port"])
-    except EmulatorError as exc:
-        raise InputError(str(exc)) from None
+    config = emulator_config(**{k: v for k, v in options.items() if k not in ("host", "port")})
+    run_emulator(config, options["host"], options["port"])
 
 
 @main.group()
@@ -104,10 +126,8 @@ def scenario_check(files: tuple[Path, ...]) -> None:
     from edgebench._scenario_cli import check
 
     problems = check(files)
-    for line in problems:
-        click.echo(f"Error: {line}", err=True)
     if problems:
-        raise SystemExit(2)
+        raise ScenarioError(problems)
 
 
 @scenario.command("sample")
@@ -115,16 +135,10 @@ def scenario_check(files: tuple[Path, ...]) -> None:
 @click.option("-n", "count", type=click.IntRange(min=1), default=5, show_default=True)
 def scenario_sample(file: Path, count: int) -> None:
     """Print the first N requests the scenario would send, one JSON line each."""
-    from edgebench._errors import EdgebenchError
     from edgebench._scenario_cli import sample
 
-    try:
-        for line in sample(file, count):
-            click.echo(line)
-    except EdgebenchError as exc:
-        for line in str(exc).splitlines():
-            click.echo(f"Error: {line}", err=True)
-        raise SystemExit(exc.exit_code) from None
+    for line in sample(file, count):
+        click.echo(line)
 
 
 @main.command("run")
@@ -176,15 +190,11 @@ def run_command(scenario_file: Path, **options) -> None:
     Exit codes: 0 every threshold met, 1 a threshold failed, 2 bad input.
     Ctrl-C once stops the traffic and still writes the report; twice aborts.
     """
-    from edgebench.runner import RunPlan, run
+    from edgebench.runner.run import RunPlan, run
 
     plan = RunPlan(scenario_file, **options)
     try:
         code = run(plan)
-    except EdgebenchError as exc:
-        for line in str(exc).splitlines():
-            click.echo(f"Error: {line}", err=True)
-        raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         click.echo("edgebench: aborted", err=True)
         raise SystemExit(130) from None
@@ -196,18 +206,20 @@ def run_command(scenario_file: Path, **options) -> None:
 @click.option("--host", help="API base URL (default: the run's, from its manifest).")
 def cleanup_command(folder: Path, host: str | None) -> None:
     """Stop the deployments a run created that are not known to have ended (cleanup.json)."""
-    from edgebench.cleanup import cleanup, summary_line
     from edgebench.manifest import MANIFEST
-    from edgebench.traffic import LOCAL_TOKEN, api_token
+    from edgebench.realapi.cleanup import cleanup, summary_line
+    from edgebench.realapi.token import request_token
 
     try:
         manifest = orjson.loads((folder / MANIFEST).read_bytes())
     except (OSError, orjson.JSONDecodeError):
-        raise InputError(f"{folder}: no readable {MANIFEST}; pass a run's results folder") from None
+        raise EdgebenchError(
+            f"{folder}: no readable {MANIFEST}; pass a run's results folder"
+        ) from None
     host = host or (manifest.get("target") or {}).get("host")
     if not host:
-        raise InputError(f"{folder / MANIFEST}: target.host: missing; pass --host URL")
-    report = cleanup(folder, host, api_token() or LOCAL_TOKEN)
+        raise EdgebenchError(f"{folder / MANIFEST}: target.host: missing; pass --host URL")
+    report = cleanup(folder, host, request_token())
     click.echo(summary_line(report, folder))
     if report["left"]:
         raise SystemExit(1)

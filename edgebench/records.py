@@ -1,22 +1,60 @@
-"""The per-request record: the one contract between traffic and analysis.
+"""The record contract between traffic and analysis: the fields of every line, and the writer.
 
-Every scheduled start becomes one JSON line in `requests-<worker>.jsonl`; every
-webhook callback one line in `webhooks-<worker>.jsonl`. results/README.md
-documents every field. Lines are buffered and written at least once a second,
-so a killed process loses at most its last second, and a reader skips a
-truncated last line.
+Every scheduled start becomes one JSON line of `requests-<worker>.jsonl`
+(REQUEST_FIELDS, built by request_record); every webhook callback or status poll
+that tells a deployment's fate one line of `events-<worker>.jsonl` (EVENT_FIELDS,
+built by event_record). results/README.md documents each field, and
+tests/test_records.py checks that the writers, the analysis' read schema
+(analysis/load.py, which imports nothing of the traffic code) and that page agree
+field by field. Lines are buffered and written at least once a second, so a
+killed process loses at most its last second, and a reader skips a torn last line.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import orjson
 
 FLUSH_EVERY_S = 1.0
 
+
+class Field(NamedTuple):
+    """Field is one key of a record line: its name, its JSON type, and whether it may be null."""
+
+    name: str
+    kind: type
+    nullable: bool = False
+
+
+REQUEST_FIELDS = (
+    Field("index", int),
+    Field("t_sched", float),
+    Field("endpoint", str),
+    Field("region", str, nullable=True),
+    Field("players", int, nullable=True),
+    Field("worker", str),
+    Field("stage", int),
+    Field("offered_rate", float),
+    Field("t_send", float, nullable=True),
+    Field("status", int, nullable=True),
+    Field("outcome", str),
+    Field("latency_ms", float, nullable=True),
+    Field("latency_sched_ms", float, nullable=True),
+    Field("request_id", str, nullable=True),
+)
+EVENT_FIELDS = (
+    Field("t_received", float),
+    Field("event", str),
+    Field("request_id", str),
+    Field("current_status", str, nullable=True),
+    Field("source", str),
+    Field("worker", str),
+)
+
+# Outcomes of a sent request, by status; outcome_of names the rest.
 OUTCOMES = {
     202: "accepted",
     400: "bad_request",
@@ -24,18 +62,27 @@ OUTCOMES = {
     422: "allocation_failure",
     429: "rate_limited",
 }
+SENT_OUTCOMES = (
+    *OUTCOMES.values(),
+    "client_error",  # any other 4xx
+    "server_error",  # 5xx
+    "transport_error",  # no answer: refused, reset, timed out, cut off mid-response
+    "unexpected_status",  # an answer that is neither an error nor 202 (a 200, a 3xx)
+)
 # Outcomes of a start that was never sent.
 DROPPED = "dropped"  # no free user when it was due
 BACKOFF = "backoff"  # due while honouring a 429's Retry-After (respect mode)
 OVER_BUDGET = "over_budget"  # due after the run's deployment budget was used up
 NOT_SENT = (DROPPED, BACKOFF, OVER_BUDGET)
+EVENTS = ("ready", "error", "terminated")
+EVENT_SOURCES = ("webhook", "poll")
 
 
 def outcome_of(status: int) -> str:
     """outcome_of names the category of an HTTP status (0: a transport error).
 
-    >>> outcome_of(202), outcome_of(404), outcome_of(503), outcome_of(0)
-    ('accepted', 'client_error', 'server_error', 'transport_error')
+    >>> outcome_of(202), outcome_of(404), outcome_of(503), outcome_of(0), outcome_of(200)
+    ('accepted', 'client_error', 'server_error', 'transport_error', 'unexpected_status')
     """
     if status in OUTCOMES:
         return OUTCOMES[status]
@@ -46,6 +93,62 @@ def outcome_of(status: int) -> str:
     if status >= 500:
         return "server_error"
     return "unexpected_status"
+
+
+def request_record(
+    *,
+    index: int,
+    t_sched: float,
+    endpoint: str,
+    worker: str,
+    stage: int,
+    offered_rate: float,
+    outcome: str,
+    region: str | None = None,
+    players: int | None = None,
+    t_send: float | None = None,
+    status: int | None = None,
+    latency_ms: float | None = None,
+    latency_sched_ms: float | None = None,
+    request_id: str | None = None,
+) -> dict:
+    """request_record is a start's line; a send's fields stay None when it was never sent."""
+    return {
+        "index": index,
+        "t_sched": round(t_sched, 6),
+        "endpoint": endpoint,
+        "region": region,
+        "players": players,
+        "worker": worker,
+        "stage": stage,
+        "offered_rate": round(offered_rate, 4),
+        "t_send": t_send,
+        "status": status,
+        "outcome": outcome,
+        "latency_ms": latency_ms,
+        "latency_sched_ms": latency_sched_ms,
+        "request_id": request_id,
+    }
+
+
+def event_record(
+    *,
+    t_received: float,
+    event: str,
+    request_id: str,
+    current_status: str | None,
+    source: str,
+    worker: str,
+) -> dict:
+    """event_record is the line of a callback or poll that told a deployment's state."""
+    return {
+        "t_received": round(t_received, 6),
+        "event": event,
+        "request_id": request_id,
+        "current_status": current_status,
+        "source": source,
+        "worker": worker,
+    }
 
 
 class RecordWriter:

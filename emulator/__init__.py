@@ -3,37 +3,38 @@
     from emulator import EmulatorConfig, create_app, load_world
     app = create_app(EmulatorConfig(world=load_world("my-world.toml"), time_scale=60))
 
-The emulator never imports edgebench's traffic code: they meet over HTTP.
+The emulator never imports edgebench's traffic code: they meet over HTTP. Names load
+on first use, so `emulator._errors` (which the CLI catches) costs no Starlette.
 """
 
-from emulator._app import Emulator, EmulatorConfig, create_app
-from emulator._distributions import Distribution
-from emulator._errors import ConfigError, EmulatorError
-from emulator._faults import Faults
-from emulator._platform import Cause, DeployRequest, Platform, Status, StopOutcome
-from emulator._ratelimit import RateLimiter, RateLimits, SlidingWindowLimiter
-from emulator._server import BackgroundServer, serve
-from emulator._world import World, default_world_path, load_world
+from importlib import import_module
 
-__all__ = [
-    "BackgroundServer",
-    "Cause",
-    "ConfigError",
-    "DeployRequest",
-    "Distribution",
-    "Emulator",
-    "EmulatorConfig",
-    "EmulatorError",
-    "Faults",
-    "Platform",
-    "RateLimiter",
-    "RateLimits",
-    "SlidingWindowLimiter",
-    "Status",
-    "StopOutcome",
-    "World",
-    "create_app",
-    "default_world_path",
-    "load_world",
-    "serve",
-]
+_EXPORTS = {
+    "BackgroundServer": "emulator._server",
+    "Cause": "emulator._platform",
+    "ConfigError": "emulator._errors",
+    "DeployRequest": "emulator._platform",
+    "Distribution": "emulator._distributions",
+    "Emulator": "emulator._app",
+    "EmulatorConfig": "emulator._app",
+    "EmulatorError": "emulator._errors",
+    "Faults": "emulator._faults",
+    "Platform": "emulator._platform",
+    "RateLimiter": "emulator._ratelimit",
+    "RateLimits": "emulator._ratelimit",
+    "SlidingWindowLimiter": "emulator._ratelimit",
+    "Status": "emulator._platform",
+    "StopOutcome": "emulator._platform",
+    "World": "emulator._world",
+    "create_app": "emulator._app",
+    "default_world_path": "emulator._world",
+    "load_world": "emulator._world",
+    "serve": "emulator._server",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'emulator' has no attribute {name!r}")

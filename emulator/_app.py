@@ -32,7 +32,7 @@ from emulator._validation import BadRequest, parse_deploy, parse_fleet_deploy
 from emulator._views import deployment_summary, list_item, status_body
 from emulator._webhooks import WebhookSender
 from emulator._world import World, load_world
-from emulator.geo import warm_up
+from geo import warm_up
 
 # The ticker sleeps until the next transition, within these bounds: requests advance
 # the platform themselves, the ticker is for webhooks when no request comes.

@@ -32,7 +32,7 @@ from enum import Enum, StrEnum
 
 from emulator._events import EventQueue
 from emulator._world import Location, PrivateHost, World
-from emulator.geo import EARTH_RADIUS_KM, Position, centre
+from geo import EARTH_RADIUS_KM, Position, centre
 
 SEEK_SHARE_OF_BOOT = 0.2
 RETAIN_TERMINATED = 100_000

@@ -16,7 +16,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from emulator._platform import DeployRequest
-from emulator.geo import Position, parse_and_locate_ip
+from geo import Position, parse_and_locate_ip
 
 USER_TYPES = ("ip_address", "geo_coordinates")
 WEBHOOKS = ("webhook_on_ready", "webhook_on_error", "webhook_on_terminated")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from emulator._distributions import Distribution, parse_distribution
 from emulator._errors import ConfigError
-from emulator.geo import Position, country_positions, country_regions
+from geo import Position, country_positions, country_regions
 
 HOST_STATUSES = ("ACTIVE", "PENDING")
 

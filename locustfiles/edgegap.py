@@ -5,9 +5,11 @@
         --scenario scenarios/smoke.toml --csv results/smoke/locust --html results/smoke/locust.html
 
 DeployUser posts /v2/deployments, FleetDeployUser /v2/private-fleets/deployments.
-Nobody picks -u: the shape sizes the user pool from the rate and the observed
-latency, and ends the run with the schedule. Works with --processes N and
---master/--worker: the arrivals are shared out by worker index.
+Nobody picks -u or -r (they have no effect): the shape sizes the user pool from the
+rate and the observed latency, and ends the run once the schedule is over and
+nothing is in flight. -t/--run-time is the same as --duration. Works with
+--processes N and --master/--worker: the arrivals are shared out by worker index
+(edgebench.traffic.state says how each worker learns its part).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import edgegap_ui as live_ui  # locustfiles/, on Locust's path beside this file
@@ -30,25 +31,24 @@ from locust.runners import (
 
 from edgebench._errors import EdgebenchError
 from edgebench.manifest import run_facts, write_manifest
-from edgebench.payloads import DEPLOY, FLEET_DEPLOY
-from edgebench.safety import is_loopback
-from edgebench.scenario import load_scenario, with_duration, with_rate
-from edgebench.schedule import Schedule
-from edgebench.traffic import (
-    LOCAL_TOKEN,
-    Share,
-    TrafficRun,
-    api_token,
-    pool_size,
-    settle_pool,
-)
+from edgebench.plan.payloads import DEPLOY, FLEET_DEPLOY
+from edgebench.plan.scenario import load_scenario, with_duration, with_rate
+from edgebench.plan.schedule import Schedule
+from edgebench.realapi.safety import is_loopback
+from edgebench.realapi.token import api_token, authorization, request_token
+from edgebench.runfolder import default_results_dir
+from edgebench.traffic.pool import pool_size, settle_pool
+from edgebench.traffic.run import TrafficRun, WorkerSlice
+from edgebench.traffic.state import RunFacts, RunState, Split
 
 START_LEAD_S = 1.0  # workers start their schedules together, this long after the start
 RESPLIT_LEAD_S = 1.0  # a new split of the schedule starts this long after it is sent
 SPLIT_MESSAGE = "edgebench_split"
+IN_FLIGHT_REPORT = "edgebench_in_flight"
 ALIVE = (STATE_INIT, STATE_SPAWNING, STATE_RUNNING)
-DRAIN_S = 3.0  # after the last arrival, time for answers before the run stops
-STATE: dict = {}
+# After the last arrival the run waits for the answers and ready events in flight, at most this.
+DRAIN_MAX_S = 10.0
+STATE = RunState()
 
 
 @events.init_command_line_parser.add_listener
@@ -57,13 +57,13 @@ def _arguments(parser) -> None:
         "--scenario",
         default="scenarios/smoke.toml",
         include_in_web_ui=True,
-        help="Scenario file (TOML) to run",
+        help="Scenario file (TOML) to run. -u and -r have no effect: the pool follows the rate",
     )
     parser.add_argument(
         "--duration",
         default="",
         include_in_web_ui=True,
-        help="Run length such as 15s or 2m (default: the scenario's)",
+        help="Run length such as 15s or 2m (default: -t, else the scenario's)",
     )
     parser.add_argument(
         "--rate-mode",
@@ -102,32 +102,41 @@ def _arguments(parser) -> None:
 
 @events.init.add_listener
 def _init(environment, **_kwargs) -> None:
-    options = environment.parsed_options
+    options, runner = environment.parsed_options, environment.runner
     try:
         scenario = _scenario(options)
         # A worker is told the host (and the scenario) by its master when a run starts.
-        if not isinstance(environment.runner, WorkerRunner):
+        if not isinstance(runner, WorkerRunner):
             host = environment.host or scenario.target.host
             environment.host = _checked_host(host, options.allow_remote)
     except EdgebenchError as exc:
         _quit_with(str(exc))
-    token = api_token() or LOCAL_TOKEN
-    EdgegapUser.default_headers = {"Authorization": f"token {token}"}
+    if getattr(options, "num_users", None) or getattr(options, "spawn_rate", None):
+        logging.warning("edgebench: -u and -r have no effect: the user pool follows the rate")
+    STATE.token = request_token()
+    EdgegapUser.default_headers = authorization(STATE.token)
     deploy_share, fleet_share = scenario.mix.shares
     DeployUser.weight = max(1, round(100 * deploy_share))
     FleetDeployUser.weight = max(1, round(100 * fleet_share))
     environment.stop_timeout = max(environment.stop_timeout or 0, 10)
-    STATE.update(scenario=scenario, schedule=Schedule.from_scenario(scenario), token=token)
+    STATE.scenario, STATE.schedule = scenario, Schedule.from_scenario(scenario)
     live_ui.attach(environment, STATE)
-    if isinstance(environment.runner, WorkerRunner):
-        environment.runner.register_message(SPLIT_MESSAGE, _on_split)
+    if isinstance(runner, WorkerRunner):
+        runner.register_message(SPLIT_MESSAGE, _on_split)
+    elif isinstance(runner, MasterRunner):
+        events.worker_report.add_listener(_note_in_flight)
 
 
 def _scenario(options):
-    """_scenario is the scenario file with the run's overrides (command line or start form)."""
+    """_scenario is the scenario file with the run's overrides (command line or start form).
+
+    --duration wins over Locust's own -t/--run-time, which is honoured the same way.
+    """
     scenario = load_scenario(options.scenario)
-    if options.duration:
-        scenario = with_duration(scenario, options.duration)
+    run_time = getattr(options, "run_time", None)
+    duration = options.duration or (f"{run_time}s" if run_time else "")
+    if duration:
+        scenario = with_duration(scenario, duration)
     return with_rate(scenario, options.rate_mode, options.rate_factor)
 
 
@@ -153,6 +162,7 @@ def _quit_with(message: str) -> None:
 
 @events.test_start.add_listener
 def _test_start(environment, **_kwargs) -> None:
+    """_test_start begins a run: the master (or only process) decides its facts, workers send."""
     runner, options = environment.runner, environment.parsed_options
     try:  # the start form may have changed the scenario or its rate since start-up
         scenario = _scenario(options)
@@ -160,37 +170,51 @@ def _test_start(environment, **_kwargs) -> None:
     except EdgebenchError as exc:
         logging.error("edgebench: %s", exc)
         return
-    schedule = Schedule.from_scenario(scenario)
-    STATE.update(scenario=scenario, schedule=schedule)
-    if not isinstance(runner, WorkerRunner):
-        options.edgebench_results_dir = options.results_dir or _default_results_dir(scenario)
-        workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
-        options.edgebench_epoch = time.time() + START_LEAD_S
-        options.edgebench_workers = workers
-        expected = sum(1 for _ in schedule.arrivals())
-        facts = run_facts(scenario, environment.host, api_token() is not None, workers, expected)
-        write_manifest(Path(options.edgebench_results_dir), **facts, epoch=options.edgebench_epoch)
-        live_ui.started(Path(options.edgebench_results_dir))
+    if isinstance(runner, WorkerRunner):
+        facts = RunFacts.received(options)
+        scenario = with_duration(scenario, f"{facts.duration_s}s")
+    else:
+        facts = _decide_facts(environment, scenario)
+    STATE.facts = facts
+    STATE.scenario, STATE.schedule = scenario, Schedule.from_scenario(scenario)
     if isinstance(runner, MasterRunner):
-        STATE["members"] = _alive_workers(runner)
-        return
+        STATE.members, STATE.in_flight = _alive_workers(runner), {}
+    else:
+        _start_traffic(environment, facts)
+
+
+def _decide_facts(environment, scenario) -> RunFacts:
+    """_decide_facts fixes the run's facts, publishes them to the workers, writes the manifest."""
+    options, runner = environment.parsed_options, environment.runner
+    results_dir = options.results_dir or str(default_results_dir(scenario.name))
+    workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
+    facts = RunFacts(results_dir, time.time() + START_LEAD_S, workers, scenario.duration_s)
+    facts.publish(options)
+    expected = Schedule.from_scenario(scenario).count()
+    manifest = run_facts(scenario, environment.host, api_token() is not None, workers, expected)
+    write_manifest(Path(results_dir), **manifest, epoch=facts.epoch)
+    live_ui.started(Path(results_dir))
+    return facts
+
+
+def _start_traffic(environment, facts: RunFacts) -> None:
+    """_start_traffic starts this process's slice of the schedule."""
+    runner, options = environment.runner, environment.parsed_options
     index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
-    share = Share(index, options.edgebench_workers, options.edgebench_epoch)
-    results_dir = Path(options.edgebench_results_dir)
-    tag = f"edgebench-{results_dir.name}"
-    run = TrafficRun(
-        scenario,
+    results_dir = Path(facts.results_dir)
+    STATE.run = TrafficRun(
+        STATE.scenario,
         results_dir,
-        share,
-        tag,
+        WorkerSlice(index, facts.workers, facts.epoch),
+        f"edgebench-{results_dir.name}",
         environment.host,
-        STATE["token"],
+        STATE.token,
         max_deployments=options.max_deployments,
     )
-    STATE["run"] = run
-    if pending := STATE.pop("pending_split", None):
-        run.resplit(**pending)
-    run.start()
+    if STATE.pending_split is not None:
+        STATE.run.resplit(*STATE.pending_split)
+        STATE.pending_split = None
+    STATE.run.start()
 
 
 def _alive_workers(runner) -> tuple[str, ...]:
@@ -198,18 +222,18 @@ def _alive_workers(runner) -> tuple[str, ...]:
     return tuple(sorted(alive, key=runner.get_worker_index))
 
 
-def _resplit_if_changed(runner, options) -> None:
+def _resplit_if_changed(runner, facts: RunFacts) -> None:
     """_resplit_if_changed shares the schedule out afresh when workers joined or left."""
-    if "members" not in STATE:  # the run has not started yet
+    if STATE.members is None:  # the run has not started yet
         return
     members = _alive_workers(runner)
-    if not members or members == STATE["members"]:
+    if not members or members == STATE.members:
         return
-    STATE["members"] = members
-    from_s = max(0.0, time.time() - options.edgebench_epoch) + RESPLIT_LEAD_S
+    STATE.members = members
+    from_s = max(0.0, time.time() - facts.epoch) + RESPLIT_LEAD_S
     for position, client_id in enumerate(members):
-        split = {"position": position, "count": len(members), "from_s": from_s}
-        runner.send_message(SPLIT_MESSAGE, split, client_id)
+        split = Split(position, len(members), from_s)
+        runner.send_message(SPLIT_MESSAGE, split._asdict(), client_id)
     logging.warning(
         "edgebench: %d workers now; the schedule is shared out afresh from %.1f s",
         len(members),
@@ -218,20 +242,34 @@ def _resplit_if_changed(runner, options) -> None:
 
 
 def _on_split(environment, msg, **_kwargs) -> None:
-    run = STATE.get("run")
-    if run is None:  # joined before its first start: apply the split when the run begins
-        STATE["pending_split"] = msg.data
+    split = Split(**msg.data)
+    if STATE.run is None:  # joined before its first start: apply the split when the run begins
+        STATE.pending_split = split
     else:
-        run.resplit(**msg.data)
+        STATE.run.resplit(*split)
 
 
-def _default_results_dir(scenario) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return str(Path("results") / f"{stamp}-{scenario.name}")
+@events.report_to_master.add_listener
+def _report_in_flight(client_id, data, **_kwargs) -> None:
+    if STATE.run is not None:
+        data[IN_FLIGHT_REPORT] = STATE.run.in_flight()
+
+
+def _note_in_flight(client_id, data, **_kwargs) -> None:
+    if IN_FLIGHT_REPORT in data:
+        STATE.in_flight[client_id] = (time.time(), data[IN_FLIGHT_REPORT])
+
+
+def _drained(runner, since: float) -> bool:
+    """_drained is whether nothing was in flight anywhere, as known after `since` (unix time)."""
+    if not isinstance(runner, MasterRunner):
+        return STATE.run is None or STATE.run.in_flight() == 0
+    reports = [STATE.in_flight.get(member, (0.0, 1)) for member in STATE.members or ()]
+    return all(at > since and count == 0 for at, count in reports)
 
 
 def _stop_run() -> None:
-    run = STATE.pop("run", None)
+    run, STATE.run = STATE.run, None
     if run is not None:
         run.stop()
 
@@ -239,8 +277,9 @@ def _stop_run() -> None:
 @events.test_stop.add_listener
 def _test_stop(environment, **_kwargs) -> None:
     _stop_run()
-    if not isinstance(environment.runner, WorkerRunner):
-        results_dir = Path(environment.parsed_options.edgebench_results_dir)
+    facts, STATE.facts, STATE.members = STATE.facts, None, None
+    if facts is not None and not isinstance(environment.runner, WorkerRunner):
+        results_dir = Path(facts.results_dir)
         write_manifest(results_dir, ended_at=time.time())
         print(f"edgebench: records in {results_dir}", file=sys.stderr)
         live_ui.stopped(environment, results_dir)
@@ -269,7 +308,7 @@ class EdgegapUser(FastHttpUser):
         self._start = None
 
     def wait_time(self) -> float:
-        run = STATE.get("run")
+        run = STATE.run
         if run is None:
             return 0.1
         if self._kill_pending():
@@ -281,9 +320,8 @@ class EdgegapUser(FastHttpUser):
 
     def on_stop(self) -> None:
         # Stopped between taking a start and sending it: the start goes to another user.
-        run = STATE.get("run")
-        if self._start is not None and run is not None:
-            run.give_back(self._start)
+        if self._start is not None and STATE.run is not None:
+            STATE.run.give_back(self._start)
             self._start = None
 
     @task
@@ -296,8 +334,8 @@ class EdgegapUser(FastHttpUser):
         if self._kill_pending():
             return
         start, self._start = self._start, None
-        run = STATE["run"]
-        if run.ready(start):
+        run = STATE.run
+        if run is not None and run.ready(start):
             run.send(self.client, start)
 
     def _kill_pending(self) -> bool:
@@ -317,20 +355,36 @@ class FleetDeployUser(EdgegapUser):
 
 
 class ScheduleShape(LoadTestShape):
-    """ScheduleShape sizes the pool from rate and latency, and stops after the last start."""
+    """ScheduleShape sizes the pool from rate and latency, and stops once the schedule is done.
+
+    use_common_options: -t/--run-time is read as the run's duration (see _scenario),
+    so Locust neither warns about it nor ignores it.
+    """
+
+    use_common_options = True
 
     def tick(self):
-        scenario, schedule = STATE["scenario"], STATE["schedule"]
-        elapsed = self.get_run_time() - START_LEAD_S
-        if elapsed > scenario.duration_s + DRAIN_S:
+        runner, facts = self.runner, STATE.facts
+        if facts is None:  # the first tick comes before the run's start
+            return self._pool(runner, 0.0)
+        elapsed = time.time() - facts.epoch
+        end = facts.epoch + facts.duration_s
+        if elapsed > facts.duration_s and (
+            _drained(runner, end) or elapsed > facts.duration_s + DRAIN_MAX_S
+        ):
             return None
-        if isinstance(self.runner, MasterRunner):
-            _resplit_if_changed(self.runner, self.runner.environment.parsed_options)
-        rate = max(schedule.rate_at(max(0.0, elapsed + ahead)) for ahead in (0, 1, 2))
-        latency_ms = self.runner.stats.total.get_current_response_time_percentile(0.95)
+        if isinstance(runner, MasterRunner):
+            _resplit_if_changed(runner, facts)
+        return self._pool(runner, max(0.0, elapsed))
+
+    def _pool(self, runner, elapsed: float):
+        """_pool is the users each class needs now, from the rate of the next seconds."""
+        scenario, schedule = STATE.scenario, STATE.schedule
+        rate = max(schedule.rate_at(elapsed + ahead) for ahead in (0, 1, 2))
+        latency_ms = runner.stats.total.get_current_response_time_percentile(0.95)
         shares = list(scenario.mix.shares)
-        processes = getattr(self.runner, "worker_count", 1)
+        processes = getattr(runner, "worker_count", 1)
         wanted = pool_size(rate, (latency_ms or 100) / 1000, shares, processes)
-        users = settle_pool(self.runner.user_count, wanted)
+        users = settle_pool(runner.user_count, wanted)
         classes = [c for c, s in ((DeployUser, shares[0]), (FleetDeployUser, shares[1])) if s > 0]
         return users, users, classes

@@ -1,6 +1,6 @@
 """The "Edgegap deploys" tab of Locust's web UI, and the report of the last run.
 
-Live numbers come from each traffic process's edgebench.live.LiveCounts: with
+Live numbers come from each traffic process's edgebench.traffic.live.LiveCounts: with
 workers they ride on Locust's own worker reports to the master; in a single
 process they are taken every second. When a run stops, `edgebench analyze`
 runs on its results folder and the report is served at /edgebench/report.
@@ -19,7 +19,8 @@ from gevent import subprocess
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from edgebench.live import COLUMNS, LiveBoard
+from edgebench.traffic.live import COLUMNS, LiveBoard
+from edgebench.traffic.state import RunState
 
 TAB = "edgebench"
 REPORT_ROUTE = "/edgebench/report"
@@ -27,15 +28,14 @@ BOARD = LiveBoard()
 LAST_RUN: dict[str, Path] = {}
 
 
-def attach(environment, state: dict) -> None:
+def attach(environment, state: RunState) -> None:
     """attach hooks the live numbers into Locust, and the tab into its web UI if it has one."""
     if isinstance(environment.runner, WorkerRunner):
 
         @events.report_to_master.add_listener
         def _report(client_id, data, **_kwargs) -> None:
-            run = state.get("run")
-            if run is not None:
-                data[TAB] = run.live.take()
+            if state.run is not None:
+                data[TAB] = state.run.live.take()
 
     elif isinstance(environment.runner, MasterRunner):
 
@@ -70,13 +70,12 @@ def _analyse(results_dir: Path) -> None:
         logging.error("edgebench: the analysis failed: %s", done.stderr.strip()[-500:])
 
 
-def _collect_forever(state: dict) -> None:
+def _collect_forever(state: RunState) -> None:
     """_collect_forever takes a single process's counts every second, as worker reports would."""
     while True:
         gevent.sleep(1.0)
-        run = state.get("run")
-        if run is not None:
-            BOARD.merge(run.live.take(), time.time())
+        if state.run is not None:
+            BOARD.merge(state.run.live.take(), time.time())
 
 
 def _extend(environment) -> None:

@@ -128,6 +128,18 @@ def live_server():
         yield server
 
 
+def edgebench(*args: str):
+    """edgebench runs the edgebench command in-process (click's CliRunner) and returns its Result.
+
+    Result.exit_code, .stdout and .stderr: for commands whose own process proves nothing more.
+    """
+    from click.testing import CliRunner
+
+    from edgebench.cli import main
+
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
 def free_port() -> int:
     """free_port is a loopback port nobody listens on now."""
     with socket.socket() as probe:

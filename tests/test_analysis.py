@@ -6,7 +6,9 @@ import sys
 import orjson
 import pytest
 
-from analysis import load_run, summarize
+from analysis import load_run, summarize, thresholds
+
+from .conftest import edgebench
 
 T0 = 1_800_000_000.0
 
@@ -73,7 +75,17 @@ def test_counts_shares_and_rates_are_exact(run_folder):
         "rate_limited": 1,
         "dropped": 1,
     }
-    assert summary["outcome_shares"]["accepted"] == 0.85
+    # Two denominators, each named: the sent requests (as share_202 and the report), and
+    # every scheduled start.
+    assert summary["shares_of_sent"]["accepted"] == round(17 / 19, 6)
+    assert "dropped" not in summary["shares_of_sent"]
+    assert summary["shares_of_starts"] == {
+        "accepted": 0.85,
+        "allocation_failure": 0.05,
+        "rate_limited": 0.05,
+        "dropped": 0.05,
+    }
+    assert thresholds.metrics(summary)["share_202"] == pytest.approx(17 / 19)
     assert summary["dropped_starts"] == 1
     assert summary["duration_s"] == pytest.approx(2.0)
     assert summary["offered_rate_per_s"] == pytest.approx(10.0)
@@ -103,7 +115,9 @@ def test_breakdowns_by_endpoint_and_region(run_folder):
     assert summary["by_endpoint"]["POST /v2/deployments"]["requests"] == 20
     assert summary["by_region"]["na"] == {
         "requests": 1,
-        "outcome_shares": {"allocation_failure": 1.0},
+        "sent": 1,
+        "shares_of_sent": {"allocation_failure": 1.0},
+        "shares_of_starts": {"allocation_failure": 1.0},
         "latency_ms": {"p50": 10.0, "p90": 10.0, "p95": 10.0, "p99": 10.0, "max": 10.0},
     }
 
@@ -115,10 +129,8 @@ def test_an_empty_run_says_so(tmp_path):
     assert summary["requests_total"] == 0
     assert summary["offered_rate_per_s"] is None
     assert summary["latency_ms"]["from_send"]["p50"] is None
-    done = subprocess.run(
-        [sys.executable, "-m", "analysis", str(folder)], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
+    done = edgebench("analyze", folder)
+    assert done.exit_code == 0, done.output
     assert "no requests were recorded" in done.stdout
     page = (folder / "report.html").read_text()
     assert "This run recorded no requests" in page
@@ -133,12 +145,10 @@ def test_the_command_writes_summary_json_and_fails_clearly(run_folder, tmp_path)
     assert "scheduled starts" in done.stdout
     assert "20" in done.stdout
     assert orjson.loads((run_folder / "summary.json").read_bytes())["requests_total"] == 20
-    missing = subprocess.run(
-        [sys.executable, "-m", "analysis", str(tmp_path / "nope")], capture_output=True, text=True
-    )
-    assert missing.returncode == 2
+    missing = edgebench("analyze", tmp_path / "nope")
+    assert missing.exit_code == 2
     assert missing.stderr.startswith("Error: ")
-    assert "Traceback" not in missing.stderr
+    assert missing.exception is None or isinstance(missing.exception, SystemExit)
 
 
 def test_windows_hold_exact_counts_per_second(run_folder):
@@ -158,12 +168,27 @@ def test_windows_hold_exact_counts_per_second(run_folder):
 
 
 def test_the_command_draws_the_curves(run_folder):
-    done = subprocess.run(
-        [sys.executable, "-m", "analysis", str(run_folder)], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
+    done = edgebench("analyze", run_folder)
+    assert done.exit_code == 0, done.output
     for name in ("throughput", "latency"):
         for suffix in ("png", "svg"):
             path = run_folder / f"{name}.{suffix}"
             assert path.stat().st_size > 1000
     assert (run_folder / "throughput.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_complete_last_line_without_its_newline_is_kept(tmp_path):
+    folder = tmp_path / "run"
+    last = orjson.dumps(request(2))  # whole, but the writer never wrote its newline
+    write(folder, "requests-w0.jsonl", [request(0), request(1)], tail=last)
+    run = load_run(folder)
+    assert list(run.requests["index"]) == [0, 1, 2]
+    assert run.skipped_lines == 0
+
+
+def test_only_a_tail_that_does_not_parse_is_a_torn_line(tmp_path):
+    folder = tmp_path / "run"
+    write(folder, "requests-w0.jsonl", [request(0), request(1)], tail=b'{"index": 2, "t_s')
+    run = load_run(folder)
+    assert list(run.requests["index"]) == [0, 1]
+    assert run.skipped_lines == 1

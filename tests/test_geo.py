@@ -1,6 +1,6 @@
 import pytest
 
-from emulator.geo import (
+from geo import (
     Position,
     centre,
     country_positions,

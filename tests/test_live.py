@@ -1,6 +1,6 @@
 """The web UI's live numbers: per-process tallies added up on the master, with a fake clock."""
 
-from edgebench.live import LiveBoard, LiveCounts
+from edgebench.traffic.live import LiveBoard, LiveCounts
 
 DEPLOY, FLEET = "POST /v2/deployments", "POST /v2/private-fleets/deployments"
 
@@ -8,12 +8,12 @@ DEPLOY, FLEET = "POST /v2/deployments", "POST /v2/private-fleets/deployments"
 def worker_report(accepted: int, refused: int, dropped: int = 0, ready=()) -> dict:
     counts = LiveCounts()
     for k in range(accepted):
-        counts.start(DEPLOY, "accepted")
+        counts.count(DEPLOY, "accepted")
         counts.accepted(DEPLOY, f"id{k}", sent=100.0)
     for _ in range(refused):
-        counts.start(DEPLOY, "allocation_failure")
+        counts.count(DEPLOY, "allocation_failure")
     for _ in range(dropped):
-        counts.start(FLEET, "dropped")
+        counts.count(FLEET, "dropped")
     for k, seconds in enumerate(ready):
         counts.event({"event": "ready", "request_id": f"id{k}", "t_received": 100.0 + seconds})
     report = counts.take()

@@ -1,7 +1,7 @@
 import pytest
 
 from emulator import Cause, DeployRequest, Platform, Status, StopOutcome
-from emulator.geo import Position
+from geo import Position
 
 ALPHA, BETA, FAR = Position(0, 0), Position(0, 10), Position(0, 120)
 

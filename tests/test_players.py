@@ -6,11 +6,11 @@ import orjson
 import pytest
 
 from edgebench._errors import ScenarioError
-from edgebench.draws import unit_draws
-from edgebench.payloads import FLEET_DEPLOY, PayloadPlan
-from edgebench.players import CountryBlocks, PlayerFactory, scatter
-from edgebench.scenario import load_scenario
-from emulator.geo import Position, great_circle_km, ip_country, is_public_address
+from edgebench.plan.draws import unit_draws
+from edgebench.plan.payloads import FLEET_DEPLOY, PayloadPlan
+from edgebench.plan.players import CountryBlocks, PlayerFactory, scatter
+from edgebench.plan.scenario import load_scenario
+from geo import Position, great_circle_km, ip_country, is_public_address
 
 
 @pytest.mark.parametrize("code", ["BR", "US", "DE", "JP", "NG", "AU", "IN", "KR"])

@@ -1,7 +1,24 @@
+import re
+from pathlib import Path
+
+import pyarrow as pa
 import pytest
 
-from edgebench.records import RecordWriter, outcome_of, read_records
-from edgebench.traffic import SendGuard, api_token, pool_size
+from analysis import load
+from edgebench.realapi.token import api_token
+from edgebench.records import (
+    EVENT_FIELDS,
+    NOT_SENT,
+    REQUEST_FIELDS,
+    SENT_OUTCOMES,
+    RecordWriter,
+    event_record,
+    outcome_of,
+    read_records,
+    request_record,
+)
+from edgebench.traffic.guard import SendGuard
+from edgebench.traffic.pool import pool_size
 
 
 @pytest.mark.parametrize(
@@ -66,3 +83,57 @@ def test_the_send_guard_holds_sends_to_the_budget_in_any_window_after_the_answer
             now[0] += latency  # answered this much later
     # The second send was answered at 0.25: the fifth may go only at 1.25.
     assert sends == [0.0, 0.0, 0.25, 1.0, 1.25, 1.25, 2.0]
+
+
+README = Path(__file__).resolve().parent.parent / "results" / "README.md"
+JSON_TYPES = {"int": int, "float": float, "string": str}
+ARROW_TYPES = {int: pa.int64(), float: pa.float64(), str: pa.string()}
+
+
+def documented_fields(heading: str) -> dict[str, tuple[type, bool]]:
+    """documented_fields reads a field table of results/README.md: name -> (type, nullable)."""
+    section = README.read_text().split(heading, 1)[1].split("\n## ", 1)[0]
+    fields = {}
+    for row in re.findall(r"^\| `(\w+)` \| ([a-z ]+) \|", section, flags=re.MULTILINE):
+        name, kind = row
+        fields[name] = (JSON_TYPES[kind.removesuffix(" or null")], kind.endswith(" or null"))
+    return fields
+
+
+@pytest.mark.parametrize(
+    ("fields", "heading", "schema", "built"),
+    [
+        (
+            REQUEST_FIELDS,
+            "## `requests-<worker>.jsonl`",
+            load.REQUEST_SCHEMA,
+            request_record(
+                index=0, t_sched=1.0, endpoint="e", worker="w0", stage=0, offered_rate=1.0,
+                outcome="dropped",
+            ),
+        ),
+        (
+            EVENT_FIELDS,
+            "## `events-<worker>.jsonl`",
+            load.EVENT_SCHEMA,
+            event_record(
+                t_received=1.0, event="ready", request_id="r", current_status=None,
+                source="poll", worker="w0",
+            ),
+        ),
+    ],
+)  # fmt: skip
+def test_the_writers_the_analysis_and_the_readme_agree_field_by_field(
+    fields, heading, schema, built
+):
+    contract = {field.name: (field.kind, field.nullable) for field in fields}
+    assert list(built) == list(contract)
+    assert documented_fields(heading) == contract
+    assert {f.name: f.type for f in schema} == {n: ARROW_TYPES[k] for n, (k, _) in contract.items()}
+
+
+def test_every_outcome_is_documented():
+    section = README.read_text().split("## `requests-<worker>.jsonl`", 1)[1]
+    row = next(line for line in section.splitlines() if line.startswith("| `outcome`"))
+    documented = set(re.findall(r"`(\w+)` \(", row))
+    assert documented == {*SENT_OUTCOMES, *NOT_SENT}

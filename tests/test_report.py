@@ -1,7 +1,5 @@
 """Curves, thresholds, report.html and compare, on synthetic runs with known answers."""
 
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import orjson
@@ -9,9 +7,8 @@ import pytest
 
 from analysis import load_run, summarize, thresholds, windows
 
+from .conftest import edgebench
 from .test_analysis import T0, request, write
-
-EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]
 
 
 def synthetic_run(folder, *, accepted_latency=10.0, refuse_from=None, limit_thresholds=()):
@@ -89,14 +86,14 @@ def test_checks_judge_absolute_and_relative_values(tmp_path):
 
 def test_analyze_passes_fails_and_writes_junit(tmp_path):
     good = synthetic_run(tmp_path / "good", limit_thresholds=["p95_ms < 800", "share_422 == 0"])
-    done = subprocess.run([*EDGEBENCH, "analyze", str(good)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    done = edgebench("analyze", good)
+    assert done.exit_code == 0, done.output
     assert "PASS: all 2 thresholds met" in done.stdout
     bad = synthetic_run(
         tmp_path / "bad", refuse_from=0, limit_thresholds=["p95_ms < 800", "share_422 < 0.02"]
     )
-    done = subprocess.run([*EDGEBENCH, "analyze", str(bad)], capture_output=True, text=True)
-    assert done.returncode == 1
+    done = edgebench("analyze", bad)
+    assert done.exit_code == 1
     assert "share_422 < 0.02: 0.25 vs 0.02, FAILED" in done.stdout
     suite = ET.parse(bad / "junit.xml").getroot()
     assert suite.get("tests") == "2"
@@ -110,11 +107,10 @@ def test_a_thresholds_file_overrides_and_a_bad_one_is_one_line(tmp_path):
     run = synthetic_run(tmp_path / "run", limit_thresholds=["p95_ms < 1"])
     checks = tmp_path / "checks.toml"
     checks.write_text('checks = ["p95_ms < 800"]\n')
-    command = [*EDGEBENCH, "analyze", str(run), "--thresholds", str(checks)]
-    assert subprocess.run(command, capture_output=True, text=True).returncode == 0
+    assert edgebench("analyze", run, "--thresholds", checks).exit_code == 0
     checks.write_text('checks = ["latency < 3"]\n')
-    done = subprocess.run(command, capture_output=True, text=True)
-    assert done.returncode == 2
+    done = edgebench("analyze", run, "--thresholds", checks)
+    assert done.exit_code == 2
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith(f"Error: {checks}: checks: 'latency < 3': unknown metric")
 
@@ -122,8 +118,8 @@ def test_a_thresholds_file_overrides_and_a_bad_one_is_one_line(tmp_path):
 def test_the_report_is_one_self_contained_page_in_reading_order(tmp_path):
     folder = synthetic_run(tmp_path / "run", refuse_from=100, limit_thresholds=["p95_ms < 800"])
     write(folder, "requests-w1.jsonl", [], tail=b'{"index": 1, "t_s')
-    done = subprocess.run([*EDGEBENCH, "analyze", str(folder)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    done = edgebench("analyze", folder)
+    assert done.exit_code == 0, done.output
     page = (folder / "report.html").read_text()
     assert 'src="http' not in page
     assert 'href="http' not in page
@@ -157,10 +153,8 @@ def test_compare_marks_better_and_worse_and_gates_on_the_baseline(tmp_path):
         refuse_from=0,
         limit_thresholds=["p95_ms <= baseline * 1.1"],
     )
-    done = subprocess.run(
-        [*EDGEBENCH, "compare", str(base), str(candidate)], capture_output=True, text=True
-    )
-    assert done.returncode == 1, done.stderr
+    done = edgebench("compare", base, candidate)
+    assert done.exit_code == 1, done.output
     rows = {line.split()[0]: line for line in done.stdout.splitlines() if line[:1].isalpha()}
     assert rows["p95_ms"].split()[1:] == ["10", "20", "10", "+100.0%", "worse"]
     assert rows["share_422"].split()[-1] == "worse"

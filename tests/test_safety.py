@@ -1,4 +1,9 @@
-"""Against the real API, safely: checks before traffic, a deployment budget, cleanup, no leaks."""
+"""Against the real API, safely: checks before traffic, a deployment budget, cleanup, no leaks.
+
+The real-API rules are forced against loopback with the options that force them
+(--max-deployments, --cleanup); one real run proves them together, the refusals and
+dry runs need no traffic and run in-process.
+"""
 
 import os
 import subprocess
@@ -8,25 +13,32 @@ from collections import Counter
 import httpx
 import orjson
 import pytest
+from click.testing import CliRunner
 
-from edgebench.records import read_records
+from edgebench.cli import main
+from edgebench.manifest import write_manifest
+from edgebench.records import RecordWriter, read_records
 
-from .conftest import AUTH
+from .conftest import AUTH, deploy_body
 from .test_server import EmulatorProcess
+from .test_traffic import wait_for
 
 EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]
 SECRET = "tok-SECRET-7f3a9c1e5b"
 
 
-def edgebench(*args: str, env: dict | None = None, timeout: float = 150):
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("EDGEGAP_")}
-    return subprocess.run(
-        [*EDGEBENCH, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environment | (env or {}),
-    )
+@pytest.fixture
+def environment(monkeypatch):
+    """environment starts with no EDGEGAP_ variable, whatever the machine has."""
+    for name in list(os.environ):
+        if name.startswith("EDGEGAP_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def ready(client: httpx.Client, request_id: str) -> bool:
+    status = client.get(f"/v1/status/{request_id}").json()  # a 429 is a "not yet"
+    return status.get("current_status") == "Status.READY"
 
 
 def outcomes(folder) -> Counter:
@@ -54,102 +66,67 @@ def outcomes(folder) -> Counter:
         ),
     ],
 )
-def test_a_non_loopback_run_is_refused_before_any_traffic(args, env, says, tmp_path):
-    done = edgebench("run", *args, "--results-dir", str(tmp_path / "run"), env=env, timeout=60)
-    assert done.returncode == 2
+def test_a_non_loopback_run_is_refused_before_any_traffic(environment, args, env, says, tmp_path):
+    for name, value in env.items():
+        environment.setenv(name, value)
+    done = CliRunner().invoke(main, ["run", *args, "--results-dir", str(tmp_path / "run")])
+    assert done.exit_code == 2
     assert says in done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.exception is None or isinstance(done.exception, SystemExit)
     assert not (tmp_path / "run").exists()
 
 
-def test_a_dry_run_prints_the_plan_and_sends_nothing():
-    with EmulatorProcess() as url:
-        done = edgebench("run", "scenarios/launch-day.toml", "--host", url, "--dry-run")
-        created = httpx.get(f"{url}/_emulator/metrics").json()["deployments_created"]
-    assert done.returncode == 0, done.stderr
-    assert created == 0
+def test_a_dry_run_prints_the_plan_and_sends_nothing(environment):
+    done = CliRunner().invoke(
+        main, ["run", "scenarios/launch-day.toml", "--host", "http://127.0.0.1:9", "--dry-run"]
+    )
+    assert done.exit_code == 0, done.output
     assert "nothing will be sent" in done.stdout
     assert "stage 0: ramp" in done.stdout
     assert done.stdout.count("/v2/deployments {") >= 1
 
 
-def test_a_real_api_dry_run_shows_the_budget_and_cleanup():
+def test_a_real_api_dry_run_shows_the_budget_and_cleanup(environment):
+    environment.setenv("EDGEGAP_API_TOKEN", SECRET)
+    environment.setenv("EDGEGAP_BASE_URL", "https://api.edgegap.com")
     args = ["run", "scenarios/exceed-limit.toml", "--dry-run", "--i-mean-to-exceed"]
-    env = {"EDGEGAP_API_TOKEN": SECRET, "EDGEGAP_BASE_URL": "https://api.edgegap.com"}
-    done = edgebench(*args, env=env, timeout=60)
-    assert done.returncode == 0, done.stderr
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
     assert "target: https://api.edgegap.com (not loopback" in done.stdout
     assert "deployments it may create: at most 20 (budget --max-deployments 20)" in done.stdout
     assert "cleanup at the end: on" in done.stdout
     assert "token: set" in done.stdout
-    assert SECRET not in done.stdout + done.stderr
+    assert SECRET not in done.output
 
 
-def test_the_budget_stops_sending_and_cleanup_stops_what_was_created(tmp_path):
+def test_budget_cleanup_and_a_token_that_never_appears_in_one_run(tmp_path):
     results = tmp_path / "run"
-    done = edgebench(
-        "run",
-        "scenarios/smoke.toml",
-        "--duration",
-        "15s",
-        "--max-deployments",
-        "10",
-        "--cleanup",
-        "--time-scale",
-        "30",
-        "--results-dir",
-        str(results),
+    checks = tmp_path / "strict.toml"
+    checks.write_text('checks = ["p95_ms < 0.001", "share_429 == 0"]\n')
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EDGEGAP_")}
+    options = ["--duration", "8s", "--time-scale", "30", "--max-deployments", "10", "--cleanup"]
+    options += ["--thresholds", str(checks), "--results-dir", str(results)]
+    done = subprocess.run(
+        [*EDGEBENCH, "run", "scenarios/smoke.toml", *options],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env=environment | {"EDGEGAP_API_TOKEN": f"token {SECRET}"},
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    # A failing threshold: exit 1, named on the console and in junit.xml.
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "FAIL: 1 of 2 thresholds" in done.stdout
+    assert "p95_ms < 0.001" in done.stdout
+    assert 'failures="1"' in (results / "junit.xml").read_text()
+    # The budget stops sending; cleanup stops what was created.
     counts = outcomes(results)
     assert counts["accepted"] == 10
-    assert counts["over_budget"] > 10
+    assert counts["over_budget"] > 0
     report = orjson.loads((results / "cleanup.json").read_bytes())
     assert report["stopped"] + report["gone"] == 10
     assert report["left"] == []
     assert "cleanup: " in done.stderr
-
-
-def test_edgebench_cleanup_stops_what_a_run_left_running(tmp_path):
-    results = tmp_path / "run"
-    with EmulatorProcess() as url:
-        done = edgebench(
-            "run",
-            "scenarios/smoke.toml",
-            "--host",
-            url,
-            "--duration",
-            "6s",
-            "--results-dir",
-            str(results),
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert not (results / "cleanup.json").exists()  # loopback: cleanup is off by default
-        active = httpx.get(f"{url}/_emulator/metrics").json()["active_deployments"]["total"]
-        assert active == outcomes(results)["accepted"] > 0
-        cleaned = edgebench("cleanup", str(results))
-        assert cleaned.returncode == 0, cleaned.stderr
-        assert f"cleanup: {active} stopped" in cleaned.stdout
-        again = edgebench("cleanup", str(results))
-        assert "cleanup: " in again.stdout
-        listed = httpx.get(f"{url}/v1/deployments", headers=AUTH).json()["data"]
-    assert not any(deployment["ready"] for deployment in listed)  # stopping or gone
-    assert all(f"edgebench-{results.name}" in deployment["tags"] for deployment in listed)
-
-
-def test_the_token_never_appears_in_any_output(tmp_path):
-    results = tmp_path / "run"
-    done = edgebench(
-        "run",
-        "scenarios/smoke.toml",
-        "--duration",
-        "8s",
-        "--cleanup",
-        "--results-dir",
-        str(results),
-        env={"EDGEGAP_API_TOKEN": f"token {SECRET}"},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    # The token appears nowhere: not on the console, not in any file of the run.
     assert SECRET not in done.stdout + done.stderr
     files = [p for p in results.rglob("*") if p.is_file()]
     assert len(files) > 20
@@ -157,3 +134,27 @@ def test_the_token_never_appears_in_any_output(tmp_path):
         assert SECRET.encode() not in path.read_bytes(), path.name
     manifest = orjson.loads((results / "manifest.json").read_bytes())
     assert manifest["target"]["token_set"] is True
+
+
+def test_edgebench_cleanup_stops_what_a_run_left_running(tmp_path, environment):
+    """A run folder whose deployments were created for real, then `edgebench cleanup`."""
+    results = tmp_path / "run"
+    with EmulatorProcess("--time-scale", "5") as url:  # servers boot in 0.6 s, play 3 min
+        with httpx.Client(base_url=url, headers=AUTH) as client:
+            created = [client.post("/v2/deployments", json=deploy_body()) for _ in range(5)]
+            ids = [answer.json()["request_id"] for answer in created]
+            # Running servers, as a finished run leaves them (a starting one is stopped later).
+            wait_for(lambda: all(ready(client, request_id) for request_id in ids), every=0.3)
+        write_manifest(results, target={"host": url, "token_set": False})
+        log = RecordWriter(results / "requests-w0.jsonl")
+        for answer, request_id in zip(created, ids, strict=True):
+            log.add({"status": answer.status_code, "request_id": request_id})
+        log.close()
+        cleaned = CliRunner().invoke(main, ["cleanup", str(results)])
+        assert cleaned.exit_code == 0, cleaned.output
+        assert "cleanup: 5 stopped" in cleaned.stdout
+        again = CliRunner().invoke(main, ["cleanup", str(results)])
+        assert again.exit_code == 0, again.output
+        assert "cleanup: " in again.stdout
+        listed = httpx.get(f"{url}/v1/deployments", headers=AUTH).json()["data"]
+    assert not any(deployment["ready"] for deployment in listed)  # stopping or gone

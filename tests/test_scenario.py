@@ -1,16 +1,15 @@
 """Scenario files: the shipped ones are valid, malformed ones fail with one line per problem."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from edgebench._errors import ScenarioError
-from edgebench.scenario import load_scenario, parse_duration
+from edgebench.plan.scenario import load_scenario, parse_duration
+
+from .conftest import edgebench
 
 SCENARIOS = sorted(Path("scenarios").glob("*.toml"))
-EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]
 VALID = """
 [target]
 application = "my-game"
@@ -131,30 +130,22 @@ def test_toml_syntax_and_missing_files(tmp_path):
 
 
 def test_check_command_exit_codes_and_output(tmp_path):
-    good = subprocess.run(
-        [*EDGEBENCH, "scenario", "check", *map(str, SCENARIOS)], capture_output=True, text=True
-    )
-    assert good.returncode == 0, good.stderr
+    good = edgebench("scenario", "check", *SCENARIOS)
+    assert good.exit_code == 0, good.output
     assert good.stdout.count(": ok: ") == len(SCENARIOS)
     path = tmp_path / "bad.toml"
     path.write_text(_with("[rate]\nmode = 'gentle'\nlimit = 0"))
-    bad = subprocess.run(
-        [*EDGEBENCH, "scenario", "check", str(path)], capture_output=True, text=True
-    )
-    assert bad.returncode == 2
+    bad = edgebench("scenario", "check", path)
+    assert bad.exit_code == 2
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 3  # mode, limit, and the missing stages
     assert all(line.startswith(f"Error: {path}: rate.") for line in lines)
-    assert "Traceback" not in bad.stderr
+    assert isinstance(bad.exception, SystemExit)
 
 
 def test_sample_command_prints_the_first_requests():
-    result = subprocess.run(
-        [*EDGEBENCH, "scenario", "sample", "scenarios/smoke.toml", "-n", "4"],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
+    result = edgebench("scenario", "sample", "scenarios/smoke.toml", "-n", "4")
+    assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 4
     assert all('"application":"my-game"' in line for line in lines)

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from edgebench.schedule import Schedule, build_segments
+from edgebench.plan.schedule import Schedule, build_segments
 
 
 def schedule(stages, duration=None, limit=None, margin_s=0.0):
@@ -84,7 +84,7 @@ def test_exceed_mode_shares_round_robin():
 
 
 def test_exceed_mode_from_a_scenario_offers_factor_times_the_rate(tmp_path):
-    from edgebench.scenario import load_scenario
+    from edgebench.plan.scenario import load_scenario
 
     path = tmp_path / "x.toml"
     path.write_text(

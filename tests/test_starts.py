@@ -1,7 +1,7 @@
 """Starts: dealing scheduled starts to free users, and counting those nobody was free for."""
 
-from edgebench.schedule import Arrival
-from edgebench.starts import Starts
+from edgebench.plan.schedule import Arrival
+from edgebench.plan.starts import Starts
 
 EPOCH = 1000.0
 

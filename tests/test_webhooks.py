@@ -12,7 +12,7 @@ SCRIPT = textwrap.dedent(
     from gevent import monkey; monkey.patch_all()
     import sys, urllib.request, urllib.error
     import orjson
-    from edgebench.webhooks import WebhookReceiver
+    from edgebench.traffic.webhooks import WebhookReceiver
 
     class Events:
         def __init__(self): self.lines = []

@@ -27,10 +27,10 @@ from pydantic import (
     model_validator,
 )
 
-from analysis.thresholds import ThresholdError
-from analysis.thresholds import parse as parse_checks
+from checks import ThresholdError
+from checks import parse as parse_checks
 from edgebench._errors import EdgebenchError, ScenarioError
-from emulator.geo import country_positions
+from geo import country_positions
 
 DEFAULT_LIMIT = 40
 _DURATION = re.compile(
@@ -56,7 +56,7 @@ def parse_duration(value: object) -> float:
 
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-Share = Annotated[float, Field(ge=0, le=1)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class _Strict(BaseModel):
@@ -113,7 +113,7 @@ class Region(_Strict):
     countries: list[str] = Field(default_factory=list)
     cities: list[City] = Field(default_factory=list)
     jitter_km: Annotated[float, Field(ge=0, le=2000)] = 25.0
-    ip_share: Share = 0.5
+    ip_share: Fraction = 0.5
 
     @field_validator("countries")
     @classmethod
@@ -161,7 +161,7 @@ class EnvironmentVariable(_Strict):
 class Requests(_Strict):
     """Requests holds what each body carries besides the players."""
 
-    require_cached_share: Share = 0.0
+    require_cached_share: Fraction = 0.0
     tags: list[str] = Field(default_factory=list)
     environment_variables: list[EnvironmentVariable] = Field(default_factory=list)
     webhooks: bool = False

@@ -5,7 +5,7 @@ request = plan.request(k)   # request.endpoint, request.json (bytes), request.re
 
 A body is assembled as bytes: the parts every request of a run shares are
 serialised once, and the party's players come as JSON from their region's
-population (edgebench.players), so a request costs a few hash draws and a join.
+population (edgebench.plan.players), so a request costs a few hash draws and a join.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 import orjson
 
-from edgebench.draws import unit_draws, unit_hash
-from edgebench.players import PlayerFactory
+from edgebench.plan.draws import unit_draws, unit_hash
+from edgebench.plan.players import PlayerFactory
 
 DEPLOY = "POST /v2/deployments"
 FLEET_DEPLOY = "POST /v2/private-fleets/deployments"

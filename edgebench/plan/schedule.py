@@ -9,7 +9,7 @@ exactly: in exceed mode worker i of n takes k % n == i; in respect mode the
 arrivals follow a repeating pattern of `limit` slots in which worker i owns
 `budget(i, n)`, so any `limit` consecutive arrivals hold exactly that many of
 each worker's, and each worker can hold its own sends to its budget per window
-without ever starving (see traffic.SendGuard).
+without ever starving (see edgebench.traffic.guard.SendGuard).
 
 In respect mode no `limit + 1` arrivals fall within `1 s + margin`: an arrival
 that would is delayed, which caps the rate just under the limit and leaves the
@@ -117,6 +117,10 @@ class Schedule:
         """expected_total is how many arrivals the rates alone call for (before any guard)."""
         last = self.segments[-1]
         return math.floor(last.arrivals_by(last.end_s) + 0.5)
+
+    def count(self) -> int:
+        """count is how many arrivals the run has, all workers, the guard applied."""
+        return sum(1 for _ in self._all_arrivals())
 
     def arrivals(self, worker_index: int = 0, worker_count: int = 1) -> Iterator[Arrival]:
         """arrivals yields this worker's share of the run's arrivals, in time order."""

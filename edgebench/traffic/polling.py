@@ -14,7 +14,7 @@ import time
 import gevent
 import httpx
 
-from edgebench.records import RecordWriter
+from edgebench.records import RecordWriter, event_record
 
 DONE = {"Status.READY": "ready", "Status.ERROR": "error"}
 
@@ -62,12 +62,12 @@ class StatusPoller:
             self.track(request_id, time.time())
             return
         self.events.add(
-            {
-                "t_received": round(time.time(), 6),
-                "event": event,
-                "request_id": request_id,
-                "current_status": status,
-                "source": "poll",
-                "worker": self.worker,
-            }
+            event_record(
+                t_received=time.time(),
+                event=event,
+                request_id=request_id,
+                current_status=status,
+                source="poll",
+                worker=self.worker,
+            )
         )

@@ -14,7 +14,7 @@ from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 from edgebench._errors import EdgebenchError
-from edgebench.traffic import api_token
+from edgebench.realapi.token import api_token
 
 BASE_URL_VARIABLE = "EDGEGAP_BASE_URL"  # as Edgegap's own tools read it
 REMOTE_DEFAULT_MAX_DEPLOYMENTS = 20

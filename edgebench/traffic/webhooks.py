@@ -19,8 +19,8 @@ import orjson
 from gevent.pywsgi import WSGIServer
 
 from edgebench._errors import EdgebenchError
+from edgebench.records import EVENTS, event_record
 
-EVENTS = ("ready", "error", "terminated")
 MAX_BODY_BYTES = 256 * 1024
 
 
@@ -86,15 +86,16 @@ class WebhookReceiver:
             return self._reject("not_a_status", "400 Bad Request")
         if self.known and not self.known(request_id):
             return self._reject("unknown_request_id", "404 Not Found")
+        current_status = status.get("current_status")
         self.events.add(
-            {
-                "t_received": round(time.time(), 6),
-                "event": event,
-                "request_id": request_id,
-                "current_status": status.get("current_status"),
-                "source": "webhook",
-                "worker": self.worker,
-            }
+            event_record(
+                t_received=time.time(),
+                event=event,
+                request_id=request_id,
+                current_status=current_status if isinstance(current_status, str) else None,
+                source="webhook",
+                worker=self.worker,
+            )
         )
         self.recorded += 1
         return "204 No Content"

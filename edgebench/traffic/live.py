@@ -5,7 +5,7 @@ report travels to the master with Locust's own worker reports (or is taken
 directly in a single process), and a LiveBoard adds up every worker's and turns
 the totals into the rows of the web UI's "Edgegap deploys" tab.
 
-    counts.start(endpoint, outcome)          # every scheduled start, sent or not
+    counts.count(endpoint, outcome)          # every scheduled start, sent or not
     board.merge(counts.take())                # on the master, per worker report
     board.rows(now)                           # the tab's table
 """
@@ -42,19 +42,24 @@ class LiveCounts:
         self._ready_s: list[tuple[str, float]] = []
         self._sent_at: dict[str, tuple[str, float]] = {}
 
-    def start(self, endpoint: str, outcome: str) -> None:
+    def count(self, endpoint: str, outcome: str) -> None:
+        """count tallies one scheduled start by its outcome, sent or not."""
         self._outcomes[endpoint][outcome] += 1
 
     def accepted(self, endpoint: str, request_id: str, sent: float) -> None:
         """accepted notes when a deployment was asked for, to time its READY event."""
         self._sent_at[request_id] = (endpoint, sent)
 
+    def awaiting(self) -> int:
+        """awaiting counts accepted deployments whose first ready or error event has not come."""
+        return len(self._sent_at)
+
     def event(self, record: dict) -> None:
         """event takes an events-file record; a first READY gives a time to ready."""
-        if record.get("event") != "ready":
+        if record.get("event") == "terminated":
             return
         endpoint, sent = self._sent_at.pop(record.get("request_id"), (None, None))
-        if sent is not None:
+        if sent is not None and record.get("event") == "ready":
             self._ready_s.append((endpoint, record["t_received"] - sent))
 
     def take(self) -> dict:

@@ -11,7 +11,7 @@ centre when a region lists only countries).
 Each region has a population of distinct players (`players.population`), and a
 request's party is drawn from it, so players come back for more matches as in
 a live game. Player j of a region is made from a stream of draws keyed by
-(seed, region, j) (edgebench.draws) the first time it is drawn, and kept as
+(seed, region, j) (edgebench.plan.draws) the first time it is drawn, and kept as
 its JSON: the same player whichever request, process or worker draws it first.
 """
 
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from edgebench.draws import hash64, unit_draws
-from emulator.geo import EARTH_RADIUS_KM, Position, country_ipv4_blocks, country_positions
+from edgebench.plan.draws import hash64, unit_draws
+from geo import EARTH_RADIUS_KM, Position, country_ipv4_blocks, country_positions
 
 Draw = Callable[[], float]  # a float in [0, 1) per call, from a seeded stream
 

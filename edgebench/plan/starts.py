@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from edgebench.schedule import Arrival
+from edgebench.plan.schedule import Arrival
 
 
 class Start(NamedTuple):

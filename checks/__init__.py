@@ -1,0 +1,107 @@
+"""The checks grammar: `METRIC OP VALUE`, shared by scenarios (which hold checks) and the analysis.
+
+A check is `METRIC OP VALUE`, OP one of < <= > >= == !=, VALUE a number or,
+against a baseline run, `baseline`, `baseline * 1.1` or `baseline + 50`:
+
+    checks = parse(["p95_ms < 800", "share_429 == 0", "p95_ms <= baseline * 1.10"])
+
+Scenario files are checked with it when they load (edgebench.plan.scenario) and the
+analysis evaluates the checks (analysis.thresholds); neither room imports the
+other for it. It imports nothing but the standard library.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import tomllib
+from pathlib import Path
+from typing import NamedTuple
+
+OPERATORS = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+}
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_CHECK = re.compile(
+    rf"^\s*(?P<metric>[a-z0-9_]+)\s*(?P<op><=|>=|==|!=|<|>)\s*"
+    rf"(?:(?P<number>{_NUMBER})|baseline(?:\s*(?P<how>[*+])\s*(?P<by>{_NUMBER}))?)\s*$"
+)
+
+# name -> (what it is, which way is better: -1 lower, +1 higher)
+METRICS = {
+    "requests_total": ("scheduled starts", 0),
+    "requests_sent": ("requests sent", 0),
+    "offered_rate_per_s": ("starts per second", 0),
+    "accepted_rate_per_s": ("202s per second", 1),
+    "dropped_starts": ("starts with no free user", -1),
+    "share_202": ("share of sent requests accepted", 1),
+    "share_422": ("share of sent requests refused for capacity", -1),
+    "share_429": ("share of sent requests rate limited", -1),
+    "share_error": ("share of sent requests with other errors", -1),
+    "share_dropped": ("share of starts dropped", -1),
+    **{f"p{p}_ms": (f"latency p{p} from send, ms", -1) for p in (50, 90, 95, 99)},
+    "max_ms": ("latency max from send, ms", -1),
+    **{f"sched_p{p}_ms": (f"latency p{p} from schedule, ms", -1) for p in (50, 90, 95, 99)},
+    **{f"ttr_p{p}_s": (f"time to ready p{p}, s", -1) for p in (50, 95, 99)},
+}
+
+
+class ThresholdError(ValueError):
+    """ThresholdError is a check that cannot be read: the message says why and how to fix it."""
+
+
+class Check(NamedTuple):
+    text: str
+    metric: str
+    op: str
+    number: float | None  # None: relative to the baseline
+    how: str | None = None  # "*" or "+" with `by`, for a relative check
+    by: float | None = None
+
+
+def parse(texts: list[str]) -> list[Check]:
+    """parse reads each check, or raises ThresholdError naming the first bad one."""
+    return [parse_one(text) for text in texts]
+
+
+def parse_one(text: str) -> Check:
+    """parse_one reads one check.
+
+    >>> parse_one("p95_ms <= baseline * 1.1")
+    Check(text='p95_ms <= baseline * 1.1', metric='p95_ms', op='<=', number=None, how='*', by=1.1)
+    """
+    match = _CHECK.match(text) if isinstance(text, str) else None
+    if not match:
+        raise ThresholdError(
+            f"{text!r} is not a check; write METRIC OP VALUE, e.g. 'p95_ms < 800' "
+            "or 'p95_ms <= baseline * 1.1'"
+        )
+    metric = match["metric"]
+    if metric not in METRICS:
+        raise ThresholdError(f"{text!r}: unknown metric {metric!r}; one of {', '.join(METRICS)}")
+    number = float(match["number"]) if match["number"] is not None else None
+    by = float(match["by"]) if match["by"] is not None else None
+    return Check(text.strip(), metric, match["op"], number, match["how"], by)
+
+
+def load_file(path: str | Path) -> list[Check]:
+    """load_file reads `checks = [...]` from a TOML file."""
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ThresholdError(f"{path}: cannot read ({exc.strerror}); check the path") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ThresholdError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+    checks = document.get("checks")
+    if not isinstance(checks, list) or not checks:
+        raise ThresholdError(f'{path}: checks: missing; write checks = ["p95_ms < 800", ...]')
+    try:
+        return parse(checks)
+    except ThresholdError as exc:
+        raise ThresholdError(f"{path}: checks: {exc}") from None

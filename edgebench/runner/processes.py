@@ -1,0 +1,149 @@
+"""The child processes of `edgebench run`: Locust, and the embedded emulator.
+
+Children run in their own process groups: a Ctrl-C reaches `edgebench run` only,
+which asks Locust to stop (its records flush, the report is still written); a
+second Ctrl-C ends everything at once. The emulator outlives Locust's last request.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import httpx
+import orjson
+
+from edgebench._errors import EdgebenchError
+from edgebench.plan.scenario import Scenario
+from edgebench.runner.progress import Progress
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCUSTFILE = ROOT / "locustfiles" / "edgegap.py"
+
+
+class LocustProcess:
+    """LocustProcess is the Locust process of the run, in its own process group.
+
+    Headless, its output goes to locust.log in the results folder (our progress
+    line and report say what matters); with the web UI it stays on the terminal,
+    where Locust prints the UI's address.
+    """
+
+    def __init__(self, command: list[str], log: Path, web: bool) -> None:
+        self.log = log
+        output = None if web else log.open("wb")
+        # Our own interpreter running Locust on our locustfile: no outside input in the command.
+        self.process = subprocess.Popen(  # noqa: S603
+            command, cwd=ROOT, stdout=output, stderr=output, start_new_session=True
+        )
+        if output:
+            output.close()
+
+    def check(self) -> None:
+        """check turns Locust refusing to run (bad input: exit code 2) into our error."""
+        if self.process.returncode != 2:
+            return
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        errors = [line for line in text.splitlines() if line.startswith("Error: ")]
+        message = "\n".join(line.removeprefix("Error: ") for line in errors)
+        raise EdgebenchError(message or f"Locust stopped with exit code 2; see {self.log}")
+
+    def interrupt(self) -> None:
+        self._signal(signal.SIGINT)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, number: int) -> None:
+        if self.process.poll() is None:
+            # The whole group: with --processes, the workers are Locust's children.
+            os.killpg(self.process.pid, number)
+
+
+def watch(locust: LocustProcess, progress: Progress, emulator: EmulatorProcess | None) -> None:
+    """watch shows progress until Locust ends; Ctrl-C once stops it, twice aborts."""
+    interrupts = 0
+    while locust.process.poll() is None:
+        try:
+            time.sleep(1.0)
+            progress.update()
+            if emulator:
+                emulator.sample()
+        except KeyboardInterrupt:
+            interrupts += 1
+            if interrupts == 1:
+                click.echo("\nedgebench: stopping (Ctrl-C again to abort) ...", err=True)
+                locust.interrupt()
+            else:
+                locust.kill()
+                raise
+    progress.finish()
+
+
+class EmulatorProcess:
+    """EmulatorProcess is `edgebench emulator` on a free loopback port with the scenario's world."""
+
+    def __init__(self, scenario: Scenario, time_scale: float, results: Path) -> None:
+        self.scenario, self.time_scale, self.results = scenario, time_scale, results
+        self.url = ""
+        self._log = self._readings = None
+
+    def __enter__(self) -> EmulatorProcess:
+        command = [sys.executable, "-m", "edgebench.cli", "emulator", "--port", "0"]
+        command += ["--seed", str(self.scenario.seed), "--time-scale", str(self.time_scale)]
+        if self.scenario.target.world:
+            command += ["--world", str(world_path(self.scenario))]
+        self._log = (self.results / "emulator.log").open("wb")
+        self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and command)
+            command, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True
+        )
+        self.url = self._read_url()
+        self._client = httpx.Client(base_url=self.url, timeout=2.0)
+        self._readings = (self.results / "emulator-metrics.jsonl").open("ab")
+        return self
+
+    def _read_url(self) -> str:
+        line = self.process.stdout.readline().decode().strip()  # its first line, or "" if it died
+        if not line.startswith("http://"):
+            self.__exit__()
+            log = (self.results / "emulator.log").read_text(errors="replace").strip()
+            raise EdgebenchError(f"the emulator did not start: {log.splitlines()[-1:] or '?'}")
+        return line
+
+    def sample(self) -> None:
+        """sample appends the emulator's active deployments now to emulator-metrics.jsonl."""
+        try:
+            metrics = self._client.get("/_emulator/metrics").json()
+        except (httpx.HTTPError, ValueError):
+            return
+        active = metrics.get("active_deployments") or {}
+        reading = {
+            "t": round(time.time(), 3),
+            "active": active.get("total"),
+            "holding_capacity": active.get("holding_capacity"),
+            "deployments_created": metrics.get("deployments_created"),
+        }
+        self._readings.write(orjson.dumps(reading) + b"\n")
+        self._readings.flush()
+
+    def __exit__(self, *_exc) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        for handle in (self._readings, self._log):
+            if handle:
+                handle.close()
+
+
+def world_path(scenario: Scenario) -> Path:
+    """world_path is the scenario's world file, relative to the scenario file."""
+    world = Path(scenario.target.world)
+    return world if world.is_absolute() else Path(scenario.source).parent / world

@@ -1,0 +1,52 @@
+"""SendGuard: respect mode's hold on a process's sends, counted from the API's answers."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import gevent
+from gevent.event import AsyncResult
+from gevent.lock import Semaphore
+
+
+class SendGuard:
+    """SendGuard holds a process's requests to `budget` in any window of `window_s` at the API.
+
+    The schedule already spaces the arrivals, but the API counts a request when it
+    handles it, which may be later than the send (a stalled server handled three
+    sends 60 ms late, next to one sent on time, and refused it). So a request may
+    go only once the one `budget` requests before it has been answered for
+    `window_s`: the API handled it by then. Requests pass one at a time, in order;
+    a held one waits (its latency from the schedule shows the wait).
+
+        with guard.turn():
+            client.post(...)
+    """
+
+    def __init__(self, budget: int, window_s: float, clock=time.time, sleep=gevent.sleep):
+        self.window_s = window_s
+        self._recent: deque[AsyncResult] = deque(maxlen=max(1, budget))
+        self._clock, self._sleep = clock, sleep
+        self._order = Semaphore()
+
+    def resized(self, budget: int) -> SendGuard:
+        """resized is this guard with another budget, remembering the latest sends."""
+        guard = SendGuard(budget, self.window_s, self._clock, self._sleep)
+        guard._recent.extend(list(self._recent)[-budget:])
+        return guard
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        answered = AsyncResult()
+        with self._order:
+            if len(self._recent) == self._recent.maxlen:
+                oldest_answer = self._recent[0].get()
+                self._sleep(max(0.0, oldest_answer + self.window_s - self._clock()))
+            self._recent.append(answered)
+        try:
+            yield
+        finally:
+            answered.set(self._clock())

@@ -1,0 +1,342 @@
+"""One process's share of a run: users take the scheduled starts, send them and record them.
+
+How a start travels, from the schedule to its record:
+
+    schedule (edgebench.plan.schedule: arrival k is due at t_k, this worker's slice only)
+      -> start queue (edgebench.plan.starts: dealt per endpoint to the next free user;
+                      a start no user took by the time a later one is due is DROPPED)
+      -> the user's wait (Locust sleeps the user until the start is due: TrafficRun.next_start)
+      -> ready (TrafficRun.ready: not re-split away, within the deployment budget,
+                not inside a 429's Retry-After pause, else recorded unsent)
+      -> guard (respect mode: guard.SendGuard holds the send until the API has answered the
+                one `budget` sends before it for a window)
+      -> send (TrafficRun.send: the request from edgebench.plan.payloads, timed from the
+               send and from the schedule)
+      -> record (one requests-<worker>.jsonl line, edgebench.records; live counts for the UI)
+
+Runs inside Locust's gevent world; the locustfile is the shell. The clock and the
+sleep are parameters, so every decision here can be tested with a fake client and
+a fake clock (tests/test_traffic_run.py).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import gevent
+import httpx
+import orjson
+
+from edgebench.plan.payloads import PayloadPlan
+from edgebench.plan.schedule import WINDOW_S, Schedule, share_of
+from edgebench.plan.starts import Start, Starts
+from edgebench.realapi.token import authorization
+from edgebench.records import (
+    BACKOFF,
+    DROPPED,
+    OVER_BUDGET,
+    RecordWriter,
+    outcome_of,
+    request_record,
+)
+from edgebench.traffic.guard import SendGuard
+from edgebench.traffic.live import CountedEvents, LiveCounts
+from edgebench.traffic.polling import StatusPoller
+from edgebench.traffic.webhooks import WebhookReceiver
+
+JSON = {"Content-Type": "application/json"}  # FastHttpSession copies it per request
+GC_THRESHOLD = 20_000
+MAX_RETRY_AFTER_S = 60.0
+
+
+@dataclass(frozen=True)
+class WorkerSlice:
+    """WorkerSlice is this process's part of the run: worker i of n, and the run's time zero."""
+
+    worker_index: int
+    worker_count: int
+    epoch: float  # unix time of schedule time 0, the same in every process
+
+    @property
+    def name(self) -> str:
+        return f"w{self.worker_index}"
+
+
+class TrafficRun:
+    """TrafficRun keeps this process's slice of the schedule and records every start."""
+
+    def __init__(
+        self,
+        scenario,
+        results_dir: Path,
+        part: WorkerSlice,
+        run_tag: str,
+        host: str,
+        token: str,
+        max_deployments: int = 0,
+        clock=time.time,
+        sleep=gevent.sleep,
+    ) -> None:
+        self.scenario, self.part, self.results_dir = scenario, part, results_dir
+        self._clock, self._sleep = clock, sleep
+        # This process's part of the run's deployment budget (None: no budget).
+        self.budget_left = (
+            share_of(max_deployments, part.worker_index, part.worker_count)
+            if max_deployments
+            else None
+        )
+        self.respect = scenario.rate.mode == "respect"
+        self.window_s = WINDOW_S + scenario.rate.margin_ms / 1000
+        self.schedule = Schedule.from_scenario(scenario)
+        self.records = RecordWriter(results_dir / f"requests-{part.name}.jsonl")
+        self.live = LiveCounts()
+        self.sending = 0  # requests sent (or held by the guard) and not answered yet
+        self.created: set[str] = set()  # request_ids of this process's 202s, for the receiver
+        self._events_on(run_tag, host, token)
+        arrivals = self.schedule.arrivals(part.worker_index, part.worker_count)
+        self.starts = Starts(arrivals, part.epoch, self.plan.endpoint)
+        self.pause_until = 0.0
+        budget = self.schedule.budget(part.worker_index, part.worker_count)
+        self.guard = (
+            SendGuard(budget, self.window_s, clock, sleep) if self.respect and budget else None
+        )
+        self._greenlets: list[gevent.Greenlet] = []
+
+    def _events_on(self, run_tag: str, host: str, token: str) -> None:
+        """_events_on sets up what tells when deployments became ready: webhooks, polling."""
+        requests = self.scenario.requests
+        public = requests.webhook_public_url
+        receives = requests.webhooks and (public is None or self.part.worker_index == 0)
+        self.events_file = self.events = None
+        if receives or requests.poll_status:
+            self.events_file = RecordWriter(self.results_dir / f"events-{self.part.name}.jsonl")
+            self.events = CountedEvents(self.events_file, self.live)
+        self.receiver = self._receiver(run_tag) if receives else None
+        self.poller = self._poller(host, token) if requests.poll_status else None
+        base = public or (self.receiver.url if self.receiver else None)
+        self.plan = PayloadPlan(self.scenario, webhook_base=base, run_tag=run_tag)
+
+    def _receiver(self, run_tag: str) -> WebhookReceiver:
+        name = self.part.name
+        if self.scenario.requests.webhook_public_url is None:
+            return WebhookReceiver(self.events, name, run_tag, known=self.created.__contains__)
+        # One public address, forwarded (by a tunnel) to one port: worker 0 takes every
+        # worker's callbacks (so it cannot tell an unknown request_id); the analysis joins
+        # them to requests by request_id, whoever sent them.
+        port = self.scenario.requests.webhook_port
+        return WebhookReceiver(self.events, name, run_tag, port=port)
+
+    def _poller(self, host: str, token: str) -> StatusPoller:
+        requests = self.scenario.requests
+        budget = share_of(requests.status_limit, self.part.worker_index, self.part.worker_count)
+        client = httpx.Client(base_url=host, headers=authorization(token), timeout=5.0)
+        guard = SendGuard(max(1, budget), self.window_s)
+        return StatusPoller(client, self.events, self.part.name, requests.poll_interval, guard)
+
+    # Lifecycle --------------------------------------------------------------
+
+    def start(self) -> None:
+        # Each request allocates dozens of short-lived containers: with the default
+        # gen-0 threshold (700) the collector ran every few requests and was a top
+        # native frame in py-spy; frozen start-up objects are not rescanned.
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+        for part in (self.receiver, self.poller):
+            if part:
+                part.start()
+        self._greenlets = [gevent.spawn(self._flush_forever)]
+
+    def in_flight(self) -> int:
+        """in_flight counts requests not yet answered and deployments whose fate is not yet known.
+
+        The run may end once it is 0 after the last arrival: nothing more will be recorded.
+        """
+        return self.sending + self.live.awaiting()
+
+    def stop(self) -> None:
+        """stop records every start that came due unsent and writes every record; safe twice."""
+        gevent.killall(self._greenlets, block=True, timeout=5)
+        for start in self.starts.overdue(self._clock()):  # no user was free before the end
+            self._record_unsent(start, DROPPED)
+        for part in (self.receiver, self.poller):
+            if part:
+                part.stop()
+        if self.receiver:
+            path = self.results_dir / f"webhooks-{self.part.name}.json"
+            path.write_bytes(orjson.dumps(self.receiver.counts()))
+        for writer in (self.records, self.events_file):
+            if writer:
+                writer.close()
+
+    # Taking starts --------------------------------------------------------------
+
+    def next_start(self, endpoint: str) -> Start | None:
+        """next_start is endpoint's next start for a free user (None: the schedule is over).
+
+        The user sleeps until it is due (in Locust's wait, where a stopping run kills it
+        and on_stop gives the start back), then asks ready().
+        """
+        start, dropped = self.starts.take(endpoint, self._clock())
+        for missed in dropped:
+            self._record_unsent(missed, DROPPED)
+        return start
+
+    def ready(self, start: Start) -> bool:
+        """ready is whether a start that came due is to be sent; if not, it is recorded unsent."""
+        if not self.starts.mine(start):
+            return False  # re-split while its user slept: another worker sends and records it
+        if self.budget_left is not None and self.budget_left <= 0:
+            self._record_unsent(start, OVER_BUDGET)
+        elif self.respect and self._clock() < self.pause_until:
+            self._record_unsent(start, BACKOFF)
+        else:
+            return True
+        return False
+
+    def give_back(self, start: Start) -> None:
+        """give_back returns a start taken by a user that was stopped before sending it."""
+        self.starts.give_back(start)
+
+    def resplit(self, position: int, count: int, from_s: float) -> None:
+        """resplit makes this process position of count in the schedule from from_s on.
+
+        The master sends it when workers join or leave, so the slices still add up
+        to the whole schedule; the guard keeps its recent sends.
+        """
+        arrivals = self.schedule.arrivals(position, count)
+        self.starts.switch(self.part.epoch + from_s, (a for a in arrivals if a.due_s >= from_s))
+        budget = self.schedule.budget(position, count)
+        if self.guard and budget:
+            self.guard = self.guard.resized(budget)
+
+    # Sending ------------------------------------------------------------------
+
+    def send(self, client, start: Start) -> None:
+        """send posts one start's request with a Locust FastHttpUser client and records it."""
+        request = self.plan.request(start.arrival.index)
+        self.sending += 1
+        try:
+            with self.guard.turn() if self.guard else nullcontext():
+                sent = self._clock()
+                started = time.perf_counter()
+                with client.post(
+                    request.path,
+                    data=request.json,
+                    headers=JSON,
+                    name=request.endpoint,
+                    catch_response=True,
+                ) as response:
+                    latency_s = time.perf_counter() - started
+                    status, request_id = _answer(response)
+                    outcome = outcome_of(status)
+                    _judge(response, status, outcome)
+        finally:
+            self.sending -= 1
+        self._after_answer(request.endpoint, status, outcome, request_id, sent, response)
+        self.records.add(
+            request_record(
+                **_scheduled(start, self.part.name),
+                endpoint=request.endpoint,
+                outcome=outcome,
+                region=request.region,
+                players=request.players,
+                t_send=round(sent, 6),
+                status=status,
+                latency_ms=round(latency_s * 1000, 3),
+                latency_sched_ms=round((sent + latency_s - start.due) * 1000, 3),
+                request_id=request_id,
+            )
+        )
+
+    def _after_answer(self, endpoint, status, outcome, request_id, sent, response) -> None:
+        """_after_answer applies what an answer decides: backoff, budget, readiness tracking."""
+        if status == 429 and self.respect:
+            self._back_off(response.headers.get("retry-after"))
+        self.live.count(endpoint, outcome)
+        if status != 202:
+            return
+        if self.budget_left is not None:
+            self.budget_left -= 1
+        if request_id and self.events:
+            self.created.add(request_id)
+            self.live.accepted(endpoint, request_id, sent)
+            if self.poller:
+                self.poller.track(request_id, sent)
+
+    def _back_off(self, retry_after: str | None) -> None:
+        try:
+            wait = float(retry_after) if retry_after else 1.0
+        except ValueError:
+            wait = 1.0
+        self.pause_until = max(self.pause_until, self._clock() + min(wait, MAX_RETRY_AFTER_S))
+
+    def _record_unsent(self, start: Start, outcome: str) -> None:
+        self.live.count(start.endpoint, outcome)
+        self.records.add(
+            request_record(
+                **_scheduled(start, self.part.name), endpoint=start.endpoint, outcome=outcome
+            )
+        )
+
+    def _flush_forever(self) -> None:
+        while True:
+            self._sleep(1.0)
+            for writer in (self.records, self.events_file):
+                if writer:
+                    writer.flush()
+
+
+def _scheduled(start: Start, worker: str) -> dict:
+    """_scheduled is what a record says of a start whether or not it was sent."""
+    arrival = start.arrival
+    return {
+        "index": arrival.index,
+        "t_sched": start.due,
+        "worker": worker,
+        "stage": arrival.stage,
+        "offered_rate": arrival.offered_rate,
+    }
+
+
+def _judge(response, status: int, outcome: str) -> None:
+    """_judge marks the answer in Locust's own stats: 202 a success, the rest by category."""
+    if status == 202:
+        response.success()
+    elif status == 0:
+        error = getattr(response, "error", None)  # set only when the client raised
+        cause = type(error).__name__ if error else "connection closed mid-response"
+        response.failure(f"transport error: {cause}")
+    else:
+        response.failure(f"{outcome.replace('_', ' ')} ({status})")
+
+
+def _answer(response) -> tuple[int, str | None]:
+    """_answer is a response's status (0: no answer, in effect) and its request_id, if any."""
+    status = response.status_code or 0
+    request_id = _request_id(response) if status in (202, 422) else None
+    if status and request_id is None and _cut_short(response):
+        return 0, None  # the connection closed mid-response
+    return status, request_id
+
+
+def _cut_short(response) -> bool:
+    """_cut_short is whether a response's body ended before its Content-Length."""
+    declared = response.headers.get("content-length")
+    try:
+        return declared is not None and len(response.content or b"") < int(declared)
+    except ValueError:
+        return False
+    except Exception:  # the client raises its own kinds for a cut-off body
+        return True
+
+
+def _request_id(response) -> str | None:
+    try:
+        value = orjson.loads(response.content or b"").get("request_id")
+    except Exception:  # not JSON, not an object, or cut off (the client raises its own kinds)
+        return None
+    return value if isinstance(value, str) else None

@@ -1,0 +1,76 @@
+"""What a Locust process knows of the run, shared by the locustfile and its web UI module.
+
+RunFacts are decided once, by the master (or the only process), when a run starts:
+the results folder, the schedule's time zero and how many workers share it. They
+reach each worker inside Locust's own spawn message: the master's `test_start`
+fires before it sends any spawn message, every spawn message carries the master's
+`parsed_options`, and a worker merges the options that are not Locust's own into
+its `parsed_options` before it fires its `test_start` (locust/runners.py,
+MasterRunner.start and WorkerRunner's "spawn" handler). So `publish` sets them
+there on the master and `received` reads them on a worker; nothing else carries
+them. When workers join or leave later, the master sends each a Split message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
+
+from edgebench.realapi.token import LOCAL_TOKEN
+
+if TYPE_CHECKING:
+    from edgebench.plan.scenario import Scenario
+    from edgebench.plan.schedule import Schedule
+    from edgebench.traffic.run import TrafficRun
+
+_PREFIX = "edgebench_"
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """RunFacts is what every process of a run must agree on."""
+
+    results_dir: str
+    epoch: float  # unix time of schedule time 0
+    workers: int  # how many processes the schedule is split among at the start
+    duration_s: float  # the run's length, with every override (--duration, -t) applied
+
+    def publish(self, options) -> None:
+        """publish puts the facts in the master's options, which its spawn messages carry."""
+        for name, value in vars(self).items():
+            setattr(options, _PREFIX + name, value)
+
+    @classmethod
+    def received(cls, options) -> RunFacts:
+        """received reads the facts a master published (or this process, when alone)."""
+        names = cls.__dataclass_fields__
+        return cls(**{name: getattr(options, _PREFIX + name) for name in names})
+
+
+class Split(NamedTuple):
+    """Split is a worker's new place in the schedule from `from_s` on (workers joined or left)."""
+
+    position: int
+    count: int
+    from_s: float
+
+
+@dataclass
+class RunState:
+    """RunState is this process's view of the run.
+
+    scenario and schedule are set at start-up and again at each start (the web UI's
+    form may change them); facts and run (this process's traffic) while a run is on.
+    """
+
+    facts: RunFacts | None = None  # while a run is on
+    scenario: Scenario | None = None
+    schedule: Schedule | None = None
+    token: str = LOCAL_TOKEN
+    run: TrafficRun | None = None
+    # The master: the workers the schedule is split among, and each one's last report of
+    # what it has in flight (unix time of the report, count).
+    members: tuple[str, ...] | None = None
+    in_flight: dict[str, tuple[float, int]] = field(default_factory=dict)
+    # A worker: a split that came before its run began.
+    pending_split: Split | None = None

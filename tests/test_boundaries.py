@@ -1,0 +1,63 @@
+"""Each room loads only what it uses: checked in a fresh interpreter, from sys.modules."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ROOMS = {
+    "traffic": (
+        """
+        sys.path.insert(0, "locustfiles")
+        import edgegap  # the locustfile, with the traffic room and the web UI module
+        """,
+        ["starlette", "uvicorn", "emulator", "analysis", "pandas", "matplotlib"],
+    ),
+    "orchestrator": (
+        """
+        from edgebench.cli import main
+        try:
+            main(["run", "scenarios/smoke.toml", "--dry-run"])
+        except SystemExit as end:
+            assert end.code == 0
+        import edgebench.runner.processes, edgebench.realapi.cleanup
+        """,
+        ["gevent", "locust", "starlette", "uvicorn", "pandas", "matplotlib"],
+    ),
+    "analysis": (
+        """
+        import analysis.cli, analysis.compare, analysis.plots, analysis.report
+        """,
+        ["locust", "gevent", "edgebench", "emulator", "starlette"],
+    ),
+    "emulator": (
+        """
+        from emulator import EmulatorConfig, create_app
+        create_app(EmulatorConfig())
+        import emulator._server
+        """,
+        ["edgebench", "locust", "gevent", "analysis", "pandas"],
+    ),
+}
+
+
+@pytest.mark.parametrize("room", list(ROOMS))
+def test_a_room_loads_none_of_the_others(room):
+    code, forbidden = ROOMS[room]
+    probe = textwrap.dedent(
+        f"""
+        import sys
+        {textwrap.indent(textwrap.dedent(code), "        ").strip()}
+        loaded = {{name.split(".")[0] for name in sys.modules}}
+        print(sorted(loaded & {set(forbidden)!r}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", f"{room} loaded {done.stdout}"

@@ -1,0 +1,239 @@
+"""TrafficRun's decisions in-process: a fake Locust client and a fake clock, no sockets."""
+
+from __future__ import annotations
+
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from edgebench.plan.payloads import DEPLOY
+from edgebench.plan.scenario import load_scenario
+from edgebench.records import REQUEST_FIELDS, read_records
+from edgebench.traffic.run import TrafficRun, WorkerSlice
+
+EPOCH = 1_000.0
+
+
+class FakeClock:
+    """FakeClock is a unix clock that moves only when slept on (or told to)."""
+
+    def __init__(self, now: float = EPOCH) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+class FakeResponse:
+    """FakeResponse answers as a FastHttpUser's response under catch_response."""
+
+    def __init__(self, status: int, body: bytes = b"", headers=None, error=None) -> None:
+        self.status_code, self.content, self.error = status, body, error
+        self.headers = headers or {"content-length": str(len(body))}
+        self.verdict: str | None = None
+
+    def success(self) -> None:
+        self.verdict = "success"
+
+    def failure(self, text: str) -> None:
+        self.verdict = text
+
+    def __enter__(self) -> FakeResponse:
+        return self
+
+    def __exit__(self, *_exc) -> bool:
+        return False
+
+
+class FakeClient:
+    """FakeClient answers each post with the next of `answers`, and keeps what was sent."""
+
+    def __init__(self, *answers: FakeResponse) -> None:
+        self.answers = list(answers)
+        self.sent: list[tuple[str, bytes, str]] = []
+        self.responses: list[FakeResponse] = []
+
+    def post(self, path, data, headers, name, catch_response):
+        assert catch_response
+        self.sent.append((path, data, name))
+        response = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        self.responses.append(response)
+        return response
+
+
+def accepted(request_id: str = "abc123") -> FakeResponse:
+    return FakeResponse(202, orjson.dumps({"request_id": request_id}))
+
+
+def scenario(tmp_path: Path, mode: str = "respect", rate: float = 10, seconds: int = 10):
+    path = tmp_path / "s.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            name = "unit"
+            [target]
+            application = "my-game"
+            version = "1.0.0"
+            [rate]
+            mode = "{mode}"
+            stages = [{{ kind = "hold", duration = "{seconds}s", rate = {rate} }}]
+            [[regions]]
+            name = "world"
+            countries = ["US", "BR"]
+            """
+        )
+    )
+    return load_scenario(path)
+
+
+def traffic(tmp_path: Path, clock: FakeClock, mode="respect", rate=10, **options) -> TrafficRun:
+    return TrafficRun(
+        scenario(tmp_path, mode, rate),
+        tmp_path / "run",
+        WorkerSlice(0, 1, EPOCH),
+        "edgebench-unit",
+        "http://127.0.0.1:9",
+        "token",
+        clock=clock,
+        sleep=clock.sleep,
+        **options,
+    )
+
+
+def send_due(run: TrafficRun, client: FakeClient, clock: FakeClock, count: int) -> None:
+    """send_due takes, waits for and sends `count` starts, as one free user would."""
+    for _ in range(count):
+        start = run.next_start(DEPLOY)
+        clock.now = max(clock.now, start.due)
+        if run.ready(start):
+            run.send(client, start)
+
+
+def records(run: TrafficRun) -> list[dict]:
+    run.stop()
+    return read_records(run.records.path)[0]
+
+
+def test_a_sent_start_is_recorded_with_every_field_of_the_contract(tmp_path):
+    clock = FakeClock()
+    run = traffic(tmp_path, clock)
+    client = FakeClient(accepted("r-1"))
+    send_due(run, client, clock, 1)
+    [record] = records(run)
+    assert list(record) == [field.name for field in REQUEST_FIELDS]
+    assert record["outcome"] == "accepted"
+    assert record["status"] == 202
+    assert record["request_id"] == "r-1"
+    assert record["t_sched"] == pytest.approx(EPOCH + 0.05)  # arrival 0 of 10/s: at 0.5 / 10 s
+    assert record["region"] == "world"
+    assert record["players"] >= 1
+    assert client.responses[0].verdict == "success"
+
+
+@pytest.mark.parametrize(
+    ("response", "outcome", "verdict"),
+    [
+        (FakeResponse(422, b'{"request_id": "x", "message": "no"}'), "allocation_failure", "(422)"),
+        (FakeResponse(429, b"{}"), "rate_limited", "rate limited (429)"),
+        (FakeResponse(503, b"{}"), "server_error", "server error (503)"),
+        (FakeResponse(200, b"{}"), "unexpected_status", "unexpected status (200)"),
+        (FakeResponse(0, b"", error=ConnectionRefusedError()), "transport_error", "Refused"),
+        # The connection closed mid-response: fewer bytes than the declared length.
+        (FakeResponse(202, b'{"requ', {"content-length": "30"}), "transport_error", "mid-resp"),
+    ],
+)
+def test_each_answer_is_classified_and_failed_in_locusts_stats(
+    tmp_path, response, outcome, verdict
+):
+    clock = FakeClock()
+    run = traffic(tmp_path, clock, mode="exceed")
+    send_due(run, FakeClient(response), clock, 1)
+    [record] = records(run)
+    assert record["outcome"] == outcome
+    assert verdict in response.verdict
+    if outcome == "transport_error":
+        assert record["status"] == 0
+        assert record["request_id"] is None
+        assert record["latency_ms"] is not None  # the time until the failure is still measured
+
+
+def test_the_deployment_budget_stops_sending_and_records_the_rest_as_over_budget(tmp_path):
+    clock = FakeClock()
+    run = traffic(tmp_path, clock, max_deployments=3)
+    client = FakeClient(FakeResponse(422, b'{"request_id": "f"}'), accepted())
+    send_due(run, client, clock, 8)
+    outcomes = [r["outcome"] for r in records(run)]
+    # A 422 creates nothing: only 202s use the budget.
+    assert outcomes == ["allocation_failure", *["accepted"] * 3, *["over_budget"] * 4]
+    assert len(client.sent) == 4
+
+
+def test_a_429_in_respect_mode_pauses_for_its_retry_after(tmp_path):
+    clock = FakeClock()
+    run = traffic(tmp_path, clock, rate=10)
+    limited = FakeResponse(429, b"{}", {"retry-after": "2", "content-length": "2"})
+    client = FakeClient(limited, accepted())
+    send_due(run, client, clock, 25)
+    got = records(run)
+    outcomes = Counter(r["outcome"] for r in got)
+    # Answered at 0.05 s: the 19 starts due from 0.15 s to 1.95 s are not sent.
+    assert outcomes == {"rate_limited": 1, "backoff": 19, "accepted": 5}
+    first_sent_again = min(r["t_sched"] for r in got if r["outcome"] == "accepted")
+    assert first_sent_again == pytest.approx(EPOCH + 2.05)
+
+
+def test_a_429_in_exceed_mode_does_not_pause(tmp_path):
+    clock = FakeClock()
+    run = traffic(tmp_path, clock, mode="exceed")
+    limited = FakeResponse(429, b"{}", {"retry-after": "5", "content-length": "2"})
+    send_due(run, FakeClient(limited), clock, 5)
+    assert Counter(r["outcome"] for r in records(run)) == {"rate_limited": 5}
+
+
+def test_starts_no_user_took_in_time_are_dropped_and_recorded(tmp_path):
+    clock = FakeClock()
+    run = traffic(tmp_path, clock, mode="exceed")
+    clock.now = EPOCH + 1.0  # the user comes back late: starts at 0.05 ... 0.95 s are due
+    start = run.next_start(DEPLOY)
+    assert start.arrival.index == 9  # the latest due start is taken; the ones before are dropped
+    run.send(FakeClient(accepted()), start)
+    clock.now = EPOCH + 2.0  # nobody takes the starts of the next second: stop records them
+    got = records(run)
+    outcomes = Counter(r["outcome"] for r in got)
+    assert outcomes == {"dropped": 9 + 10, "accepted": 1}
+    assert sorted(r["index"] for r in got) == list(range(20))
+    assert all(r["t_send"] is None for r in got if r["outcome"] == "dropped")
+
+
+def test_respect_mode_holds_sends_to_the_limit_in_any_second(tmp_path):
+    clock = FakeClock()
+    run = traffic(tmp_path, clock, rate=60)  # above the limit: the schedule caps it at 40
+    send_due(run, FakeClient(accepted()), clock, 120)
+    sends = sorted(r["t_send"] for r in records(run))
+    most = max(sum(1 for t in sends if start <= t < start + 1.0) for start in sends)
+    assert most <= 40
+
+
+def test_in_flight_counts_requests_and_deployments_awaiting_their_ready_event(tmp_path):
+    clock = FakeClock()
+    run = traffic(tmp_path, clock)
+    run.events = run.live  # count readiness as a run with webhooks does (no receiver needed)
+    seen = []
+
+    class Watching(FakeClient):
+        def post(self, *args, **kwargs):
+            seen.append(run.in_flight())
+            return super().post(*args, **kwargs)
+
+    send_due(run, Watching(accepted("r-9")), clock, 1)
+    assert seen == [1]  # the request itself, while it was out
+    assert run.in_flight() == 1  # now its deployment, until it is ready
+    run.live.event({"event": "ready", "request_id": "r-9", "t_received": clock.now + 2})
+    assert run.in_flight() == 0
+    run.stop()
