@@ -53,7 +53,11 @@ def thresholds_option(default_text: str):
     help="Write the checks as JUnit XML here (default: junit.xml in each run folder).",
 )
 def analyze_command(folders, window, thresholds_file, baseline, junit) -> None:
-    """Analyse run folders: summary.json, curves (PNG, SVG), report.html and a verdict."""
+    """Analyse run folders: summary.json, curves (PNG, SVG), report.html and a verdict.
+
+    Exit codes: 0 every threshold met (or none set), 1 a threshold failed, 2 bad input
+    (not a run folder, a bad check, a check that needs --baseline without one).
+    """
     checks = _checks(thresholds_file)
     base_summary = _baseline(baseline, window) if baseline else None
     failed = False
@@ -104,7 +108,12 @@ def one_screen(outcome) -> str:
     lines = [f"{outcome.run.folder}"]
     if outcome.run.skipped_lines:
         lines.append(f"  warning: {outcome.run.skipped_lines} unreadable log lines skipped")
+    if outcome.run.foreign_files:
+        count = len(outcome.run.foreign_files)
+        lines.append(f"  warning: {count} record files of another run were not read")
     lines += [f"  {label:<44} {value}" for label, value in key_numbers(outcome.summary)]
+    if explanation := outcome.summary.get("explanation_422"):
+        lines.append(f"  what explains the 422s: {explanation}")
     banner = verdict(outcome.results)
     lines.append(f"  {banner['text']}")
     lines += [f"    {line}" for line in banner["lines"]]
@@ -123,7 +132,10 @@ def one_screen(outcome) -> str:
 @thresholds_option('e.g. "p95_ms <= baseline * 1.1" (default: the scenario\'s).')
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML path.")
 def compare_command(base, candidate, out, thresholds_file, junit) -> None:
-    """Compare a candidate run with a base run: deltas, better or worse, overlay plots."""
+    """Compare a candidate run with a base run: deltas, better or worse, overlay plots.
+
+    Exit codes: 0 every check met (or none set), 1 a check failed, 2 bad input.
+    """
     from analysis.compare import compare
 
     checks = _checks(thresholds_file)

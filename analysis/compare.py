@@ -8,9 +8,11 @@ comparison.page        # compare.html, with the overlay plots embedded
 from __future__ import annotations
 
 import base64
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from analysis import plots, thresholds, windows
@@ -36,12 +38,21 @@ TABLE_METRICS = (
 )
 
 
+Z = 1.96  # a 95% interval
+LENGTH_TOLERANCE = 0.1  # runs whose lengths differ by more are compared over the shorter
+PERCENTILE_METRICS = {
+    **{f"p{p}_ms": ("latency_ms", p / 100) for p in (50, 90, 95, 99)},
+    **{f"sched_p{p}_ms": ("latency_sched_ms", p / 100) for p in (50, 90, 95, 99)},
+}
+
+
 @dataclass
 class Row:
     metric: str
     base: float | None
     candidate: float | None
     better: int  # -1 lower is better, +1 higher, 0 neither
+    noise: float = 0.0  # a difference within this is the runs' noise, not a change
 
     @property
     def delta(self) -> float | None:
@@ -51,9 +62,11 @@ class Row:
 
     @property
     def judgement(self) -> str:
-        """judgement is 'better', 'worse' or '' (no change, no direction, or no value)."""
+        """judgement is 'better', 'worse', 'within noise' or '' (no change, direction or value)."""
         if not self.delta or not self.better:
             return ""
+        if abs(self.delta) <= self.noise:
+            return "within noise"
         return "better" if self.delta * self.better > 0 else "worse"
 
     @property
@@ -82,21 +95,104 @@ def compare(
 ) -> Comparison:
     """compare writes compare.html, compare.txt and overlay plots into out."""
     base, candidate = load_run(base_folder), load_run(candidate_folder)
-    base_values = thresholds.metrics(summarize(base))
-    candidate_values = thresholds.metrics(summarize(candidate))
+    warnings = [*_scenario_warning(base, candidate), *_same_length(base, candidate)]
+    base_summary, candidate_summary = summarize(base), summarize(candidate)
+    base_values = thresholds.metrics(base_summary)
+    candidate_values = thresholds.metrics(candidate_summary)
     rows = [
-        Row(m, base_values[m], candidate_values[m], thresholds.METRICS[m][1]) for m in TABLE_METRICS
+        Row(
+            m,
+            base_values[m],
+            candidate_values[m],
+            thresholds.METRICS[m][1],
+            math.hypot(interval(base, base_summary, m), interval(candidate, candidate_summary, m)),
+        )
+        for m in TABLE_METRICS
     ]
     if checks is None:
         recorded = (candidate.manifest.get("scenario") or {}).get("thresholds") or []
         checks = thresholds.parse(recorded)
     results = thresholds.evaluate(checks, candidate_values, base_values, base.folder.name)
     out.mkdir(parents=True, exist_ok=True)
-    text = table_text(base, candidate, rows, results)
+    text = "\n".join(
+        [*(f"WARNING: {w}" for w in warnings), table_text(base, candidate, rows, results)]
+    )
     (out / "compare.txt").write_text(text + "\n")
     figures = _overlays(base, candidate, out)
-    page = _page(base, candidate, rows, results, figures, out)
+    page = _page(base, candidate, rows, results, figures, out, warnings)
     return Comparison(base, candidate, rows, results, text, page)
+
+
+def _scenario_warning(base: Run, candidate: Run) -> list[str]:
+    """_scenario_warning says, loudly, when the two runs ran different scenarios."""
+    first, second = (run.manifest.get("scenario") or {} for run in (base, candidate))
+    if (first.get("name"), first.get("sha256")) == (second.get("name"), second.get("sha256")):
+        return []
+    return [
+        f"the runs are of different scenarios ({first.get('name')} and {second.get('name')}, "
+        "or the same name with another file): the differences below compare different "
+        "workloads, not a change in the system"
+    ]
+
+
+def _same_length(base: Run, candidate: Run) -> list[str]:
+    """_same_length cuts the longer run to the shorter one's length, so like meets like."""
+    spans = [_span(run) for run in (base, candidate)]
+    if min(spans) <= 0 or max(spans) <= min(spans) * (1 + LENGTH_TOLERANCE):
+        return []
+    shorter = min(spans)
+    for run in (base, candidate):
+        start = run.requests["t_sched"].min()
+        run.requests = run.requests[run.requests["t_sched"] < start + shorter]
+    return [
+        f"the runs differ in length ({spans[0]:.0f} s and {spans[1]:.0f} s): both are "
+        f"compared over their first {shorter:.0f} s"
+    ]
+
+
+def _span(run: Run) -> float:
+    times = run.requests["t_sched"].dropna()
+    return float(times.max() - times.min()) if len(times) > 1 else 0.0
+
+
+def interval(run: Run, summary: dict, metric: str) -> float:
+    """interval is the half-width of a metric's 95% interval in one run: its noise.
+
+    Shares: the binomial interval over the sent requests. Rates and counts: Poisson.
+    Percentiles: the distribution-free interval of an order statistic (the ranks
+    n p +- Z sqrt(n p (1 - p)) of the sorted samples), so a p50 that moved by less than
+    the spread of its neighbouring samples is noise.
+    """
+    values, sent = thresholds.metrics(summary), summary["requests_sent"]
+    value = values.get(metric)
+    if value is None:
+        return 0.0
+    if metric.startswith("share_") and sent:
+        return Z * math.sqrt(value * (1 - value) / sent)
+    if metric.endswith("_rate_per_s") and summary.get("duration_s"):
+        return Z * math.sqrt(value * summary["duration_s"]) / summary["duration_s"]
+    if metric == "dropped_starts":
+        return Z * math.sqrt(value)
+    if metric in PERCENTILE_METRICS:
+        column, p = PERCENTILE_METRICS[metric]
+        return _quantile_half_width(run.requests[column].dropna().to_numpy(dtype=float), p)
+    return 0.0
+
+
+def _quantile_half_width(samples: np.ndarray, p: float) -> float:
+    """_quantile_half_width is half the 95% interval of the p-quantile of samples.
+
+    >>> _quantile_half_width(np.arange(1.0, 101.0), 0.5)
+    10.0
+    """
+    n = samples.size
+    if n < 2:
+        return 0.0
+    spread = Z * math.sqrt(n * p * (1 - p))
+    low = int(max(1, math.floor(n * p - spread)))
+    high = int(min(n, math.ceil(n * p + spread)))
+    ordered = np.partition(samples, [low - 1, high - 1])
+    return float(ordered[high - 1] - ordered[low - 1]) / 2
 
 
 def table_text(base: Run, candidate: Run, rows: list[Row], results) -> str:
@@ -134,9 +230,10 @@ def _overlays(base: Run, candidate: Run, out: Path) -> list[tuple[str, Path]]:
     return [("Base and candidate over time", paths[0])]
 
 
-def _page(base, candidate, rows, results, figures, out: Path) -> Path:
+def _page(base, candidate, rows, results, figures, out: Path, warnings: list[str]) -> Path:
     failed = [r.message for r in results if not r.passed]
     page = TEMPLATES.get_template("compare.html.j2").render(
+        warnings=warnings,
         base=base.folder,
         candidate=candidate.folder,
         rows=rows,
@@ -154,6 +251,7 @@ def _page(base, candidate, rows, results, figures, out: Path) -> Path:
                     "metric": r.metric,
                     "base": r.base,
                     "candidate": r.candidate,
+                    "noise": round(r.noise, 6),
                     "verdict": r.judgement,
                 }
                 for r in rows

@@ -35,6 +35,7 @@ REQUEST_SCHEMA = pa.schema(
         ("worker", pa.string()),
         ("stage", pa.int64()),
         ("offered_rate", pa.float64()),
+        ("cause", pa.string()),
     ]
 )
 EVENT_SCHEMA = pa.schema(
@@ -55,10 +56,21 @@ EMULATOR_SCHEMA = pa.schema(
         ("active", pa.int64()),
         ("holding_capacity", pa.int64()),
         ("deployments_created", pa.int64()),
+        ("fleet_private", pa.int64()),
+        ("fleet_cloud", pa.int64()),
     ]
 )
 # Few distinct values: categories cost a byte or two a row instead of a Python string.
-CATEGORIES = {"endpoint", "outcome", "region", "worker", "event", "current_status", "source"}
+CATEGORIES = {
+    "endpoint",
+    "outcome",
+    "region",
+    "worker",
+    "event",
+    "current_status",
+    "source",
+    "cause",
+}
 
 
 @dataclass
@@ -72,6 +84,8 @@ class Run:
     manifest: dict = field(default_factory=dict)
     skipped_lines: int = 0
     callbacks: dict = field(default_factory=dict)  # the webhook receivers' counts, added up
+    foreign_files: list[str] = field(default_factory=list)  # another run's records: not read
+    hosts: pd.DataFrame = field(default_factory=pd.DataFrame)  # slots held per private host
 
 
 def load_run(
@@ -86,23 +100,66 @@ def load_run(
     folder = Path(folder)
     if not folder.is_dir():
         raise AnalysisError(f"{folder}: not a folder; pass a run's results folder")
+    manifest = _manifest(folder)
+    logs = {kind: run_logs(folder, kind, manifest.get("run_id")) for kind in ("requests", "events")}
+    if not manifest and not logs["requests"]:
+        raise AnalysisError(
+            f"{folder}: not a run folder (no manifest.json, no requests-*.jsonl); "
+            "pass a folder made by edgebench run"
+        )
     schema = REQUEST_SCHEMA
     if lean:
-        unused = LEAN_LEAVES_OUT | (set() if any(folder.glob("events-*.jsonl")) else {"request_id"})
+        unused = LEAN_LEAVES_OUT | (set() if logs["events"] else {"request_id"})
         schema = pa.schema([f for f in REQUEST_SCHEMA if f.name not in unused])
-    requests, skipped_requests = _frame(folder.glob("requests-*.jsonl"), schema, progress)
-    events, skipped_events = _frame(folder.glob("events-*.jsonl"), EVENT_SCHEMA, progress)
+    requests, skipped_requests = _frame(logs["requests"], schema, progress)
+    events, skipped_events = _frame(logs["events"], EVENT_SCHEMA, progress)
     emulator, skipped_readings = _frame(folder.glob("emulator-metrics.jsonl"), EMULATOR_SCHEMA)
     skipped = skipped_requests + skipped_events + skipped_readings
-    run = Run(folder, requests, events, emulator, _manifest(folder), skipped)
-    run.callbacks = _callbacks(folder)
+    run = Run(folder, requests, events, emulator, manifest, skipped)
+    run.callbacks = _callbacks(folder, manifest.get("run_id"))
+    run.foreign_files = _foreign_files(folder, logs)
+    run.hosts = _private_hosts(folder)
     return run
 
 
-def _callbacks(folder: Path) -> dict:
-    """_callbacks adds up webhooks-<worker>.json: callbacks recorded, and rejected by reason."""
+def _private_hosts(folder: Path) -> pd.DataFrame:
+    """_private_hosts is the slots each private host held at each emulator reading (t, hosts...).
+
+    Its keys are the world's host ids, so they are read line by line (a reading a second).
+    """
+    path = folder / "emulator-metrics.jsonl"
+    rows = []
+    if path.exists():
+        for line in path.read_bytes().splitlines():
+            try:
+                reading = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(reading, dict) and isinstance(reading.get("by_private_host"), dict):
+                rows.append({"t": reading.get("t")} | reading["by_private_host"])
+    return pd.DataFrame(rows).fillna(0) if rows else pd.DataFrame(columns=["t"])
+
+
+def run_logs(folder: Path, kind: str, run_id: str | None) -> list[Path]:
+    """run_logs are a run's logs of one kind: named with its id (every such log when it has none).
+
+    The same rule as edgebench.records.run_logs, which the analysis does not import.
+    """
+    pattern = f"{kind}-{run_id}-*.jsonl" if run_id else f"{kind}-*.jsonl"
+    return sorted(folder.glob(pattern))
+
+
+def _foreign_files(folder: Path, logs: dict[str, list[Path]]) -> list[str]:
+    """_foreign_files are record files in the folder that belong to another run: left unread."""
+    ours = {path for paths in logs.values() for path in paths}
+    found = [*folder.glob("requests-*.jsonl"), *folder.glob("events-*.jsonl")]
+    return sorted(path.name for path in found if path not in ours)
+
+
+def _callbacks(folder: Path, run_id: str | None) -> dict:
+    """_callbacks adds up the run's webhooks-*.json: callbacks recorded, rejected by reason."""
     total: dict = {}
-    for path in sorted(folder.glob("webhooks-*.json")):
+    for path in sorted(folder.glob(f"webhooks-{run_id}-*.json" if run_id else "webhooks-*.json")):
         try:
             counts = orjson.loads(path.read_bytes())
         except orjson.JSONDecodeError:

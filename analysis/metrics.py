@@ -39,18 +39,42 @@ def counts(values: pd.Series) -> pd.Series:
     return tally[tally > 0]
 
 
-def summarize(run: Run) -> dict:
-    """summarize is summary.json's content for a run."""
+WARMUP_S = 5.0
+
+
+def summarize(run: Run, warmup_s: float = WARMUP_S) -> dict:
+    """summarize is summary.json's content for a run.
+
+    The headline latency percentiles leave out the starts due in the first warmup_s
+    seconds (connections opening, first imports: a p95 spike of about 40 ms in the first
+    3-6 s of every run here); `latency_ms.whole_run` keeps them. A run no longer than
+    twice the warm-up keeps every start.
+    """
     requests = run.requests
-    summary = _totals(requests) | {
-        "latency_ms": {
-            "from_send": percentiles(requests["latency_ms"]),
-            "from_schedule": percentiles(requests["latency_sched_ms"]),
-        },
-        "time_to_ready_s": percentiles(time_to_ready(run)),
-        "skipped_lines": run.skipped_lines,
-        "webhook_callbacks": run.callbacks,
-    }
+    steady, warmup_s = _after_warmup(requests, warmup_s)
+    summary = (
+        _totals(requests)
+        | _demand(run)
+        | {
+            "peak_offered_rate_per_s": _peak_rate(requests),
+            "warmup_s": warmup_s,
+            "latency_ms": {
+                "from_send": percentiles(steady["latency_ms"]),
+                "from_schedule": percentiles(steady["latency_sched_ms"]),
+                "whole_run": {
+                    "from_send": percentiles(requests["latency_ms"]),
+                    "from_schedule": percentiles(requests["latency_sched_ms"]),
+                },
+            },
+            "time_scale": (run.manifest.get("emulator") or {}).get("time_scale"),
+            "time_to_ready_s": percentiles(time_to_ready(run)),
+            "skipped_lines": run.skipped_lines,
+            "foreign_files": run.foreign_files,
+            "webhook_callbacks": run.callbacks,
+        }
+    )
+    summary |= _capacity(run)
+    summary["explanation_422"] = explain_422(summary)
     summary["by_endpoint"] = _breakdown(requests, "endpoint")
     summary["by_region"] = _breakdown(requests, "region")
     return summary
@@ -73,6 +97,140 @@ def _totals(requests: pd.DataFrame) -> dict:
         "duration_s": round(span, 3),
         "offered_rate_per_s": round(total / span, 3) if span else None,
         "accepted_rate_per_s": round(int(outcomes.get("accepted", 0)) / span, 3) if span else None,
+    }
+
+
+COVERAGE_CAUSES = ("out_of_range", "no_cached_location", "unlocatable_users")
+
+
+def _capacity(run: Run) -> dict:
+    """_capacity is why 422s came (by cause) and, with the emulator's readings, how full it was."""
+    requests = run.requests
+    refused = requests[requests["outcome"] == "allocation_failure"]
+    causes = counts(refused["cause"].astype(object).fillna("unknown")) if len(refused) else {}
+    summary = {"allocation_failure_causes": {str(k): int(v) for k, v in dict(causes).items()}}
+    world = (run.manifest.get("emulator") or {}).get("world") or {}
+    readings = run.emulator.dropna(subset=["holding_capacity"]).sort_values("t")
+    if not readings.empty:
+        capacity = (world.get("capacity") or 0) + (world.get("private_capacity") or 0)
+        first = float(refused["t_sched"].min()) if len(refused) else None
+        before = readings[readings["t"] <= first] if first is not None else readings.iloc[:0]
+        summary["occupancy"] = {
+            "capacity": capacity or None,
+            "peak_holding": int(readings["holding_capacity"].max()),
+            "first_422_s": round(first - float(requests["t_sched"].min()), 3) if first else None,
+            "holding_at_first_422": int(before["holding_capacity"].iloc[-1])
+            if len(before)
+            else None,
+        }
+        summary["fleet"] = _fleet(readings)
+    return summary
+
+
+def _fleet(readings: pd.DataFrame) -> dict | None:
+    """_fleet is where fleet deploys went: private hosts, or overflow to the cloud (None: none)."""
+    last = readings.iloc[-1]
+    private, cloud = (int(last.get(k) or 0) for k in ("fleet_private", "fleet_cloud"))
+    if private + cloud == 0:
+        return None
+    return {
+        "placed_private": private,
+        "placed_cloud": cloud,
+        "overflow_share": round(cloud / (private + cloud), 6),
+    }
+
+
+def explain_422(summary: dict) -> str | None:
+    """explain_422 says in a sentence what the run's 422s come from, and what would help.
+
+    >>> explain_422({"allocation_failure_causes": {"out_of_range": 3, "no_capacity": 1}})
+    '3 of 4 422s are out_of_range: a matter of region coverage (locations within reach of \
+the players, cached images, addresses that locate), not of capacity'
+    """
+    causes = summary.get("allocation_failure_causes") or {}
+    if not causes:
+        return None
+    total = sum(causes.values())
+    top, count = max(causes.items(), key=lambda item: item[1])
+    if top in COVERAGE_CAUSES:
+        return (
+            f"{count} of {total} 422s are {top}: a matter of region coverage (locations within "
+            "reach of the players, cached images, addresses that locate), not of capacity"
+        )
+    occupancy = summary.get("occupancy") or {}
+    held, capacity = occupancy.get("holding_at_first_422"), occupancy.get("capacity")
+    if held is None or not capacity:
+        return f"{count} of {total} 422s are {top}"
+    if held >= 0.95 * capacity:
+        return (
+            f"422s began {occupancy['first_422_s']:.3g} s in, with {held} of {capacity} slots "
+            "held: the world filled up with matches (their length and the time they run), "
+            "not the request rate; more capacity or shorter matches would help"
+        )
+    return (
+        f"422s ({top}) began with {held} of {capacity} slots held: the locations near the "
+        "players filled up while others had room; capacity where the players are would help"
+    )
+
+
+def _after_warmup(requests: pd.DataFrame, warmup_s: float) -> tuple[pd.DataFrame, float]:
+    """_after_warmup is the starts due after the warm-up, and the warm-up actually applied."""
+    times = requests["t_sched"]
+    if requests.empty or _span_s(requests) <= 2 * warmup_s:
+        return requests, 0.0
+    return requests[times >= times.min() + warmup_s], warmup_s
+
+
+def _peak_rate(requests: pd.DataFrame) -> float | None:
+    """_peak_rate is the most starts due in one second (from the first start): starts/s."""
+    times = requests["t_sched"].dropna()
+    if times.empty:
+        return None
+    return float(np.bincount(np.floor(times - times.min()).astype(int)).max())
+
+
+def demand_by(segments: list[list[float]], t: float) -> float:
+    """demand_by is how many starts the demand asked for by schedule time t (manifest's segments).
+
+    Each segment is [start_s, end_s, rate_start, rate_end], the rate moving linearly.
+
+    >>> demand_by([[0, 10, 0, 10], [10, 20, 10, 10]], 15)
+    100.0
+    """
+    total = 0.0
+    for start, end, rate_start, rate_end in segments:
+        if t <= start:
+            break
+        tau = min(t, end) - start
+        slope = (rate_end - rate_start) / (end - start) if end > start else 0.0
+        total += rate_start * tau + slope * tau * tau / 2
+    return total
+
+
+def _demand(run: Run) -> dict:
+    """_demand is the demand before respect mode's cap, and the starts the cap left out.
+
+    Counted over the run's span (first start plus as many mean intervals as starts), so a
+    stopped run is compared with the demand of the time it ran. None when the manifest
+    does not record the demand; no capped starts when the demand never passed the cap.
+    """
+    demand, epoch = run.manifest.get("demand") or {}, run.manifest.get("epoch")
+    times = run.requests["t_sched"].dropna()
+    span = _span_s(run.requests)
+    if not demand.get("segments") or epoch is None or not span:
+        return dict.fromkeys(
+            ("demand_total", "demand_rate_per_s", "capped_starts", "share_capped")
+        ) | {"demand_above_limit_s": demand.get("above_limit_s")}
+    total = len(times)
+    end = float(times.min()) - epoch + span
+    asked = math.floor(demand_by(demand["segments"], end) + 1e-3)  # unix-time rounding
+    asked = max(asked, total) if demand.get("above_limit_s") else total
+    return {
+        "demand_total": asked,
+        "demand_rate_per_s": round(asked / span, 3),
+        "capped_starts": asked - total,
+        "share_capped": round((asked - total) / asked, 6) if asked else None,
+        "demand_above_limit_s": demand.get("above_limit_s"),
     }
 
 

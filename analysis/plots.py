@@ -7,6 +7,7 @@ no global figure state, nothing to close.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 import pandas as pd
@@ -54,7 +55,11 @@ def limit_line(draw, limit: float) -> None:
 
 
 def throughput_plot(series: pd.DataFrame, limit: float | None, folder: Path) -> list[Path]:
-    """throughput_plot stacks each second's starts by outcome, with offered and the limit."""
+    """throughput_plot stacks each second's starts by outcome, with demand, offered, the limit.
+
+    Demand (what the scenario asked for, before respect mode's cap), offered (the starts
+    made) and accepted (the 202s, the green band's top) share one axis.
+    """
     figure, axes = new_figure(10, 4.5)
     outcomes = [o for o in OUTCOME_ORDER if o in series]
     axes.stackplot(
@@ -64,6 +69,11 @@ def throughput_plot(series: pd.DataFrame, limit: float | None, folder: Path) -> 
         colors=[COLOURS.get(o, "#5c6bc0") for o in outcomes],
         alpha=0.85,
     )
+    if "demand_per_s" in series:
+        axes.plot(
+            series["t_s"], series["demand_per_s"], "--", color="#6a1b9a", linewidth=1.5,
+            label="demand (before the cap)",
+        )  # fmt: skip
     axes.plot(series["t_s"], series["offered_per_s"], color="black", linewidth=1, label="offered")
     if limit:
         limit_line(axes.axhline, limit)
@@ -120,21 +130,70 @@ def outcome_shares_plot(series: pd.DataFrame, folder: Path) -> list[Path]:
     return save(figure, folder, "outcome_shares")
 
 
+class Panel(NamedTuple):
+    """Panel is one plot of a share: its data, the x column and label, a reference line."""
+
+    curve: pd.DataFrame
+    x: str
+    label: str
+    line: tuple[float, str] | None = None  # a vertical line: (x, what it is)
+
+
 def share_curve_plot(
-    curves: list[tuple[pd.DataFrame, str, str]], limit: float | None, title: str, name: str, folder
+    panels: list[Panel], outcome: str, title: str, name: str, folder: Path
 ) -> list[Path]:
-    """share_curve_plot draws share-of-outcome curves, one panel per (curve, x column, label)."""
-    figure, panels = new_figure(5.5 * len(curves), 4, top=0.6, ncols=len(curves), squeeze=False)
+    """share_curve_plot draws the share of an outcome against rate, occupancy or time.
+
+    Points where each x is a measured value (an offered rate, a count of slots); a line
+    without markers over time.
+    """
+    colour = COLOURS.get(outcome, "#5c6bc0")
+    figure, axes_row = new_figure(5.5 * len(panels), 4, top=0.6, ncols=len(panels), squeeze=False)
     figure.subplots_adjust(wspace=0.3)
-    for axes, (curve, column, label) in zip(panels[0], curves, strict=True):
-        axes.plot(curve[column], curve["share"], "o-", color="#ef6c00", markersize=4)
-        if limit and column == "offered_per_s":
-            limit_line(axes.axvline, limit)
+    for axes, panel in zip(axes_row[0], panels, strict=True):
+        style = "-" if panel.x == "t_s" else "o-"
+        axes.plot(panel.curve[panel.x], panel.curve["share"], style, color=colour, markersize=4)
+        if panel.line:
+            at, what = panel.line
+            axes.axvline(at, color="#37474f", linestyle="--", linewidth=1, label=what)
             axes.legend(loc="upper left", fontsize="small")
-        axes.set(xlabel=label, ylabel="share of sent requests", ylim=(-0.02, 1.02))
+        axes.set(xlabel=panel.label, ylabel="share of sent requests", ylim=(-0.02, 1.02))
         axes.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
     figure.suptitle(title)
     return save(figure, folder, name)
+
+
+def occupancy_plot(series: pd.DataFrame, capacity: int | None, folder: Path) -> list[Path]:
+    """occupancy_plot stacks the 422 share over time above the slots held over time.
+
+    When 422s begin as the held slots reach the capacity line, the world filled up
+    (time and match length), whatever the rate.
+    """
+    figure, (top, bottom) = new_figure(10, 6, nrows=2, sharex=True)
+    top.plot(series["t_s"], series["share"], color=COLOURS["allocation_failure"])
+    top.set(ylabel="422 share of sent", ylim=(-0.02, 1.02), title="422s and occupancy over time")
+    top.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+    bottom.plot(series["t_s"], series["holding"], color="#1565c0", label="slots held")
+    if capacity:
+        bottom.axhline(capacity, color="#37474f", linestyle="--", linewidth=1, label="capacity")
+    bottom.set(xlabel="time since first start (s)", ylabel="deployments holding a slot")
+    bottom.legend(loc="upper left", fontsize="small")
+    return save(figure, folder, "occupancy")
+
+
+def fleet_plot(hosts: pd.DataFrame, cloud: pd.Series, capacity: int | None, folder) -> list[Path]:
+    """fleet_plot stacks where deployments held slots over time: each private host, then cloud."""
+    figure, axes = new_figure(10, 4.5)
+    t = hosts["t"] - hosts["t"].min()
+    names = [column for column in hosts.columns if column != "t"]
+    axes.stackplot(t, [hosts[n] for n in names] + [cloud], labels=[*names, "cloud"], alpha=0.85)
+    if capacity:
+        axes.axhline(capacity, color="#37474f", linestyle="--", linewidth=1, label="fleet capacity")
+    axes.set(
+        title="Where deployments landed", xlabel="time since first reading (s)", ylabel="slots held"
+    )
+    axes.legend(loc="upper left", fontsize="small")
+    return save(figure, folder, "fleet")
 
 
 def time_to_ready_plot(seconds: pd.Series, folder: Path) -> list[Path]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import jinja2
 import orjson
+import pandas as pd
 
 from analysis import thresholds, windows
 from analysis.load import Run, load_run
@@ -62,6 +63,13 @@ def analyze(
     plotting.start()
     run = load_run(folder, progress=lambda size: step("loading", size), lean=True)
     plotting.join()
+    if checks is None:
+        checks = thresholds.parse((run.manifest.get("scenario") or {}).get("thresholds") or [])
+    relative = [check.text for check in checks if check.number is None]
+    if relative and baseline is None:  # refused before anything is written
+        raise thresholds.ThresholdError(
+            f"{relative[0]!r} compares with a baseline run; pass --baseline RUN_DIR"
+        )
     summary = summarize(run)
     _write_json(run.folder / "summary.json", summary)
     step("summary", 0)
@@ -69,8 +77,6 @@ def analyze(
     step("curves over time", 0)
     figures += draw(curves_by_rate(run, summary, window_s))
     step("curves by rate, readiness and region", 0)
-    if checks is None:
-        checks = thresholds.parse((run.manifest.get("scenario") or {}).get("thresholds") or [])
     base_values = thresholds.metrics(baseline) if baseline else None
     results = thresholds.evaluate(checks, thresholds.metrics(summary), base_values, "baseline")
     outcome = Outcome(run, summary, results)
@@ -95,11 +101,13 @@ def curves_over_time(run: Run, window_s: float) -> list[tuple]:
     if requests.empty:
         return []
     limit = _limit(run)
+    demand = (run.manifest.get("demand") or {}).get("segments")
+    epoch = run.manifest.get("epoch")
     return [
         (
             "Throughput",
             plots.throughput_plot,
-            windows.throughput(requests, window_s),
+            windows.throughput(requests, window_s, (demand, epoch) if demand and epoch else None),
             limit,
             folder,
         ),
@@ -114,44 +122,74 @@ def curves_over_time(run: Run, window_s: float) -> list[tuple]:
 
 
 def curves_by_rate(run: Run, summary: dict, window_s: float) -> list[tuple]:
-    """curves_by_rate are the plot jobs of 422 and 429 shares, time to ready and regions."""
+    """curves_by_rate are the plot jobs of 422s and 429s, occupancy, fleet, readiness, regions.
+
+    Each share is drawn against what can explain it: the offered rate (when the run had
+    more than one), the slots held (with the emulator), and time; a one-rate run's 429s
+    are drawn over time, not as one dot.
+    """
     from analysis import plots
 
     requests, folder = run.requests, run.folder
     if requests.empty:
         return []
-    limit = _limit(run)
-    failures = [(windows.share_by_offered_rate(requests, "allocation_failure"), *OFFERED)]
-    if not run.emulator.empty:
-        active = windows.share_by_active(requests, run.emulator, "allocation_failure", window_s)
-        failures.append((active, "active", "active deployments (emulator)"))
-    limited = [(windows.share_by_offered_rate(requests, "rate_limited"), *OFFERED)]
-    jobs = [
-        (
-            "422 allocation failures",
-            plots.share_curve_plot,
-            failures,
-            limit,
-            "422 allocation failures",
-            "allocation_failures",
-            folder,
-        ),
-        (
-            "429 rate limited",
-            plots.share_curve_plot,
-            limited,
-            limit,
-            "429 rate limited",
-            "rate_limited",
-            folder,
-        ),
+    several_rates = windows.distinct_rates(requests) > 1
+    occupancy = windows.occupancy_over_time(requests, run.emulator, "allocation_failure", window_s)
+    capacity = (summary.get("occupancy") or {}).get("capacity")
+    failures = [
+        plots.Panel(windows.share_over_time(requests, "allocation_failure", window_s), *OVER_TIME)
     ]
+    if several_rates:
+        failures.insert(0, _by_rate(requests, "allocation_failure"))
+    if not occupancy.empty:
+        line = (capacity, f"capacity {capacity}") if capacity else None
+        failures.append(plots.Panel(occupancy, "holding", "deployments holding a slot", line))
+    limited = [_by_rate(requests, "rate_limited", _limit(run))] if several_rates else []
+    limited = limited or [
+        plots.Panel(windows.share_over_time(requests, "rate_limited", window_s), *OVER_TIME)
+    ]
+    draw_shares = plots.share_curve_plot
+    jobs = [
+        ("422 allocation failures", draw_shares, failures, "allocation_failure", *FAILURES, folder),
+        ("429 rate limited", draw_shares, limited, "rate_limited", *LIMITED, folder),
+    ]
+    if not occupancy.empty:
+        jobs.append(("Occupancy", plots.occupancy_plot, occupancy, capacity, folder))
+    jobs += _fleet_jobs(run)
     ready = time_to_ready(run)
     if not ready.empty:
         jobs.append(("Time to ready", plots.time_to_ready_plot, ready, folder))
     if summary["by_region"]:
         jobs.append(("Regions", plots.region_plot, summary["by_region"], folder))
     return jobs
+
+
+OVER_TIME = ("t_s", "time since first start (s)")
+FAILURES = ("422 allocation failures", "allocation_failures")
+LIMITED = ("429 rate limited", "rate_limited")
+
+
+def _by_rate(requests, outcome: str, limit: float | None = None):
+    from analysis import plots
+
+    line = (limit, f"limit {limit:g}/s") if limit else None
+    curve = windows.share_by_offered_rate(requests, outcome)
+    return plots.Panel(curve, "offered_per_s", "offered rate (requests/s)", line)
+
+
+def _fleet_jobs(run: Run) -> list[tuple]:
+    """_fleet_jobs draw where deployments landed, when the run's world has private hosts."""
+    from analysis import plots
+
+    hosts = run.hosts
+    if hosts.empty or len(hosts.columns) < 2:
+        return []
+    held = run.emulator.sort_values("t")["holding_capacity"].to_numpy()
+    private = hosts.drop(columns="t").sum(axis=1).to_numpy()
+    cloud = pd.Series((held[: len(private)] - private[: len(held)]).clip(min=0))
+    world = (run.manifest.get("emulator") or {}).get("world") or {}
+    hosts = hosts.iloc[: len(cloud)]
+    return [("Fleet", plots.fleet_plot, hosts, cloud, world.get("private_capacity"), run.folder)]
 
 
 def _limit(run: Run) -> float | None:
@@ -165,6 +203,8 @@ def write_report(outcome: Outcome, figures: list[tuple[str, Path]]) -> Path:
     page = TEMPLATES.get_template("report.html.j2").render(
         title=f"edgebench run: {scenario.get('name') or run.folder.name}",
         subtitle=_subtitle(run),
+        ran_on=ran_on(run.manifest),
+        explanation=summary.get("explanation_422"),
         verdict=verdict(outcome.results),
         warnings=_warnings(run, summary),
         key_numbers=key_numbers(summary),
@@ -211,19 +251,42 @@ def key_numbers(summary: dict) -> list[tuple[str, str]]:
     rows = [
         ("scheduled starts", f"{summary['requests_total']:,}"),
         ("sent", f"{summary['requests_sent']:,}"),
-        ("offered rate", f"{summary['offered_rate_per_s']:g}/s"),
-        ("accepted rate (202)", f"{summary['accepted_rate_per_s']:g}/s"),
     ]
+    if summary.get("demand_rate_per_s") is not None:
+        rows.append(("demand rate (before the cap)", _rate(summary["demand_rate_per_s"])))
+    rows += [
+        ("offered rate", _rate(summary["offered_rate_per_s"])),
+        ("accepted rate (202)", _rate(summary["accepted_rate_per_s"])),
+    ]
+    if summary.get("capped_starts"):
+        share = _percent(summary["share_capped"])
+        rows.append(
+            ("capped starts (demand never sent)", f"{summary['capped_starts']:,} ({share})")
+        )
+    if summary.get("peak_offered_rate_per_s") is not None:
+        rows.append(
+            ("peak offered rate (busiest second)", _rate(summary["peak_offered_rate_per_s"]))
+        )
     rows += [(label, _percent(values[name])) for name, label in SHARES]
+    if causes := summary.get("allocation_failure_causes"):
+        rows.append(("422 causes", ", ".join(f"{c} {n:,}" for c, n in causes.items())))
+    if fleet := summary.get("fleet"):
+        placed = f"{fleet['placed_private']:,} / {fleet['placed_cloud']:,}"
+        overflow = _percent(fleet["overflow_share"])
+        rows.append(("fleet deploys on private hosts / cloud", f"{placed} ({overflow} overflow)"))
     rows.append(("dropped starts", f"{summary['dropped_starts']:,}"))
+    warmup = f", after the first {summary['warmup_s']:g} s" if summary.get("warmup_s") else ""
     for source in ("from_send", "from_schedule"):
         latency = summary["latency_ms"][source]
         figures = " / ".join(_ms(latency[k]) for k in ("p50", "p95", "p99", "max"))
-        rows.append((f"latency {source.replace('_', ' ')} p50 / p95 / p99 / max", figures))
+        label = f"latency {source.replace('_', ' ')}{warmup}, p50 / p95 / p99 / max"
+        rows.append((label, figures))
     ready = summary["time_to_ready_s"]
     if ready["p50"] is not None:
-        figures = " / ".join(f"{ready[k]:g} s" for k in ("p50", "p95", "max"))
-        rows.append(("time to ready p50 / p95 / max", figures))
+        figures = " / ".join(_seconds(ready[k]) for k in ("p50", "p95", "p99", "max"))
+        scale = summary.get("time_scale")
+        note = f" (wall time; the emulator ran {scale:g}x faster)" if scale and scale != 1 else ""
+        rows.append((f"time to ready p50 / p95 / p99 / max{note}", figures))
     return rows
 
 
@@ -235,10 +298,44 @@ def _subtitle(run: Run) -> str:
     return f"{run.folder.name} · {mode} mode, limit {limit}/s · against {target}"
 
 
+def ran_on(manifest: dict) -> list[str]:
+    """ran_on says what a run ran on: scenario and seed, world file and hash, time scale."""
+    scenario, emulator = manifest.get("scenario") or {}, manifest.get("emulator") or {}
+    lines = []
+    if scenario:
+        sha = (scenario.get("sha256") or "")[:12]
+        lines.append(
+            f"scenario {scenario.get('path') or scenario.get('name')} (sha256 {sha}…), "
+            f"seed {scenario.get('seed')}"
+        )
+    if emulator:
+        world = emulator.get("world") or {}
+        sha = (world.get("sha256") or "")[:12]
+        lines.append(
+            f"embedded emulator: world {world.get('source')} (sha256 {sha}…, "
+            f"{world.get('locations')} locations, {world.get('capacity')} slots), "
+            f"seed {emulator.get('seed')}, time scale {emulator.get('time_scale'):g}x"
+        )
+        if emulator.get("time_scale", 1) != 1:
+            lines.append(
+                f"time to ready is measured in wall time: the platform ran "
+                f"{emulator['time_scale']:g}x faster, so in platform time it is "
+                f"{emulator['time_scale']:g} times the figures shown"
+            )
+    if manifest.get("command_line"):
+        lines.append("command: " + " ".join(manifest["command_line"]))
+    return lines
+
+
 def _warnings(run: Run, summary: dict) -> list[str]:
     warnings = []
     if summary["requests_total"] == 0:
         warnings.append("This run recorded no requests: the logs are empty or missing.")
+    if run.foreign_files:
+        warnings.append(
+            f"{len(run.foreign_files)} record files of another run in this folder were not read: "
+            + ", ".join(run.foreign_files[:5])
+        )
     if run.skipped_lines:
         warnings.append(
             f"{run.skipped_lines} unreadable log lines were skipped "
@@ -270,12 +367,21 @@ def _rows(breakdown: dict) -> list[tuple[str, dict]]:
     return rows
 
 
+# One format for each kind of number, in the report and on the console.
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2%}"
 
 
 def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:g} ms"
+    return "n/a" if value is None else f"{value:,.1f} ms"
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.2f} s"
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.1f}/s"
 
 
 def _write_json(path: Path, value: dict) -> None:

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.metrics import NOT_SENT
+from analysis.metrics import NOT_SENT, demand_by
 from analysis.thresholds import OTHER_ERRORS
 
 OUTCOME_ORDER = (
@@ -35,8 +35,14 @@ def window_of(requests: pd.DataFrame, window_s: float) -> pd.Series:
     return np.floor((requests["t_sched"] - start) / window_s).astype(int)
 
 
-def throughput(requests: pd.DataFrame, window_s: float = 1.0) -> pd.DataFrame:
-    """throughput is per window, per second: offered, sent, accepted, and each outcome."""
+def throughput(
+    requests: pd.DataFrame, window_s: float = 1.0, demand: tuple[list, float] | None = None
+) -> pd.DataFrame:
+    """throughput is per window, per second: offered, sent, accepted, and each outcome.
+
+    With demand (the manifest's demand segments and epoch), also what the demand asked
+    for in each window, before respect mode's cap.
+    """
     if requests.empty:
         return pd.DataFrame(columns=["t_s", "offered_per_s", "sent_per_s", "accepted_per_s"])
     counts = _counts_per_window(window_of(requests, window_s).to_numpy(), requests["outcome"])
@@ -49,7 +55,16 @@ def throughput(requests: pd.DataFrame, window_s: float = 1.0) -> pd.DataFrame:
             "accepted_per_s": counts.get("accepted", 0) / window_s,
         }
     )
+    if demand:
+        series["demand_per_s"] = _demand_per_window(requests, window_s, len(series), *demand)
     return pd.concat([series, counts / window_s], axis=1)
+
+
+def _demand_per_window(requests, window_s: float, windows: int, segments, epoch) -> np.ndarray:
+    """_demand_per_window is the demand's rate in each window: its integral over the window."""
+    first = float(requests["t_sched"].min()) - epoch
+    edges = [demand_by(segments, first + k * window_s) for k in range(windows + 1)]
+    return np.diff(edges) / window_s
 
 
 def _counts_per_window(windows: np.ndarray, outcomes: pd.Series) -> pd.DataFrame:
@@ -125,47 +140,65 @@ def outcome_shares(requests: pd.DataFrame, window_s: float = 1.0) -> pd.DataFram
 
 
 def share_by_offered_rate(requests: pd.DataFrame, outcome: str, bins: int = 20) -> pd.DataFrame:
-    """share_by_offered_rate is the share of `outcome` among sent requests per offered-rate bin.
+    """share_by_offered_rate is the share of `outcome` among sent requests per offered rate.
 
-    The offered rate is the schedule's at each start (results/README.md); bins
-    split its range evenly, and a constant rate is one bin.
+    The offered rate is the schedule's at each start (results/README.md). A scenario of
+    steps and holds has few rates: each is its own point, at that rate. A ramp has many:
+    they are split into `bins` even bins, each point at the mean rate of its starts.
     """
     columns = requests[["offered_rate", "outcome"]]
     sent = columns[~columns["outcome"].isin(NOT_SENT)].dropna(subset=["offered_rate"])
     if sent.empty:
         return pd.DataFrame(columns=["offered_per_s", "share", "sent"])
-    rates = sent["offered_rate"].astype(float)
-    low, high = float(rates.min()), float(rates.max())
-    width = (high - low) / bins or 1.0
-    bin_of = np.minimum(np.floor((rates - low) / width), bins - 1)
+    rates = sent["offered_rate"].astype(float).round(3)
+    if rates.nunique() > bins:
+        low, high = float(rates.min()), float(rates.max())
+        width = (high - low) / bins
+        group = np.minimum(np.floor((rates - low) / width), bins - 1)
+    else:
+        group = rates
     hits = (sent["outcome"] == outcome).astype(float)
-    grouped = hits.groupby(bin_of).agg(["mean", "size"])
-    centre = low + (grouped.index.to_numpy() + 0.5) * width if high > low else np.array([low])
-    return pd.DataFrame(
-        {"offered_per_s": centre, "share": grouped["mean"].to_numpy(), "sent": grouped["size"]}
-    ).reset_index(drop=True)
+    grouped = pd.DataFrame({"rate": rates, "hit": hits}).groupby(group.to_numpy())
+    table = grouped.agg(offered_per_s=("rate", "mean"), share=("hit", "mean"), sent=("hit", "size"))
+    return table.reset_index(drop=True)
 
 
-def share_by_active(
-    requests: pd.DataFrame, samples: pd.DataFrame, outcome: str, window_s: float = 1.0
-) -> pd.DataFrame:
-    """share_by_active pairs each window's share of `outcome` with the active deployments then.
+def distinct_rates(requests: pd.DataFrame) -> int:
+    """distinct_rates is how many offered rates the run's starts were made at."""
+    return int(requests["offered_rate"].dropna().round(3).nunique())
 
-    samples are the emulator's (t, active) readings (emulator-metrics.jsonl); each
-    window takes the last reading at or before its start.
-    """
+
+def share_over_time(requests: pd.DataFrame, outcome: str, window_s: float = 1.0) -> pd.DataFrame:
+    """share_over_time is per window the share of `outcome` among sent requests (t_s, share)."""
     shares = outcome_shares(requests, window_s)
-    if shares.empty or samples.empty:
-        return pd.DataFrame(columns=["active", "share", "sent"])
-    start = float(requests["t_sched"].min())
-    readings = samples.sort_values("t")
-    at = np.searchsorted(readings["t"].to_numpy(), start + shares["t_s"].to_numpy(), "right") - 1
-    known = at >= 0
     group = next(g for g, members in SHARE_GROUPS.items() if outcome in members)
+    if shares.empty:
+        return pd.DataFrame(columns=["t_s", "share", "sent"])
+    return pd.DataFrame({"t_s": shares["t_s"], "share": shares[group], "sent": shares["sent"]})
+
+
+def occupancy_over_time(
+    requests: pd.DataFrame, readings: pd.DataFrame, outcome: str, window_s: float = 1.0
+) -> pd.DataFrame:
+    """occupancy_over_time pairs each window's share of `outcome` with the slots held then.
+
+    readings are the emulator's (t, holding_capacity) samples (emulator-metrics.jsonl):
+    each window takes the last reading at or before its end. Deployments in ERROR hold
+    no slot, so they are not counted (`active` would count them).
+    """
+    shares = share_over_time(requests, outcome, window_s)
+    if shares.empty or readings.empty:
+        return pd.DataFrame(columns=["t_s", "holding", "share", "sent"])
+    start = float(requests["t_sched"].min())
+    ordered = readings.dropna(subset=["holding_capacity"]).sort_values("t")
+    ends = start + shares["t_s"].to_numpy() + window_s
+    at = np.searchsorted(ordered["t"].to_numpy(), ends, "right") - 1
+    known = at >= 0
     return pd.DataFrame(
         {
-            "active": readings["active"].to_numpy()[at[known]],
-            "share": shares[group].to_numpy()[known],
+            "t_s": shares["t_s"].to_numpy()[known],
+            "holding": ordered["holding_capacity"].to_numpy()[at[known]],
+            "share": shares["share"].to_numpy()[known],
             "sent": shares["sent"].to_numpy()[known],
         }
     )

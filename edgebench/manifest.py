@@ -6,6 +6,7 @@ import platform
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -13,6 +14,15 @@ import orjson
 from edgebench import __version__
 
 MANIFEST = "manifest.json"
+
+
+def utc(unix: float) -> str:
+    """utc is a unix time as ISO 8601 in UTC, to the millisecond.
+
+    >>> utc(1_800_000_000.25)
+    '2027-01-15T08:00:00.250Z'
+    """
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def git_commit(directory: Path) -> str | None:
@@ -30,11 +40,19 @@ def git_commit(directory: Path) -> str | None:
     return result.stdout.strip() or None
 
 
+def read_manifest(results_dir: Path) -> dict:
+    """read_manifest is results_dir/manifest.json ({} when there is none or it is unreadable)."""
+    try:
+        manifest = orjson.loads((results_dir / MANIFEST).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def write_manifest(results_dir: Path, **fields: object) -> dict:
     """write_manifest merges fields into results_dir/manifest.json and returns it all."""
     path = results_dir / MANIFEST
-    manifest = orjson.loads(path.read_bytes()) if path.exists() else {}
-    manifest |= fields
+    manifest = read_manifest(results_dir) | fields
     results_dir.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     temporary.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
@@ -42,7 +60,7 @@ def write_manifest(results_dir: Path, **fields: object) -> dict:
     return manifest
 
 
-def run_facts(scenario, host: str, token_set: bool, workers: int, expected: int) -> dict:
+def run_facts(scenario, schedule, host: str, token_set: bool, workers: int) -> dict:
     """run_facts is what the manifest records when a run starts."""
     import locust
 
@@ -55,9 +73,10 @@ def run_facts(scenario, host: str, token_set: bool, workers: int, expected: int)
             "mode": scenario.rate.mode,
             "limit": scenario.rate.limit,
             "duration_s": scenario.duration_s,
-            "expected_requests": expected,
+            "expected_requests": schedule.count(),
             "thresholds": scenario.thresholds,
         },
+        "demand": schedule.demand_facts(),
         "target": {"host": host, "token_set": token_set},
         "versions": {
             "edgebench": __version__,
@@ -67,5 +86,6 @@ def run_facts(scenario, host: str, token_set: bool, workers: int, expected: int)
         "git_commit": git_commit(Path(__file__).resolve().parent),
         "command_line": sys.argv,
         "workers": workers,
-        "started_at": time.time(),
+        "started_at": (now := time.time()),
+        "started_at_utc": utc(now),
     }

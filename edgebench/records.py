@@ -1,13 +1,15 @@
 """The record contract between traffic and analysis: the fields of every line, and the writer.
 
-Every scheduled start becomes one JSON line of `requests-<worker>.jsonl`
+Every scheduled start becomes one JSON line of `requests-<run>-<worker>.jsonl`
 (REQUEST_FIELDS, built by request_record); every webhook callback or status poll
-that tells a deployment's fate one line of `events-<worker>.jsonl` (EVENT_FIELDS,
-built by event_record). results/README.md documents each field, and
-tests/test_records.py checks that the writers, the analysis' read schema
-(analysis/load.py, which imports nothing of the traffic code) and that page agree
-field by field. Lines are buffered and written at least once a second, so a
-killed process loses at most its last second, and a reader skips a torn last line.
+that tells a deployment's fate one line of `events-<run>-<worker>.jsonl` (EVENT_FIELDS,
+built by event_record). `<run>` is the run's id (manifest.json's `run_id`), so a
+reader takes only the files of the run the manifest describes. results/README.md
+documents each field, and tests/test_records.py checks that the writers, the
+analysis' read schema (analysis/load.py, which imports nothing of the traffic code)
+and that page agree field by field. Lines are buffered and written at least once a
+second, so a killed process loses at most its last second, and a reader skips a torn
+last line.
 """
 
 from __future__ import annotations
@@ -19,6 +21,22 @@ from typing import IO, NamedTuple
 import orjson
 
 FLUSH_EVERY_S = 1.0
+KINDS = ("requests", "events")
+
+
+def log_name(kind: str, run_id: str, worker: str, suffix: str = "jsonl") -> str:
+    """log_name is the file a worker writes a kind of record to.
+
+    >>> log_name("requests", "3fa9c2e1", "w0")
+    'requests-3fa9c2e1-w0.jsonl'
+    """
+    return f"{kind}-{run_id}-{worker}.{suffix}"
+
+
+def run_logs(folder: Path, kind: str, run_id: str | None) -> list[Path]:
+    """run_logs are a run's files of one kind (every such file when the run has no id)."""
+    pattern = f"{kind}-{run_id}-*.jsonl" if run_id else f"{kind}-*.jsonl"
+    return sorted(folder.glob(pattern))
 
 
 class Field(NamedTuple):
@@ -44,6 +62,7 @@ REQUEST_FIELDS = (
     Field("latency_ms", float, nullable=True),
     Field("latency_sched_ms", float, nullable=True),
     Field("request_id", str, nullable=True),
+    Field("cause", str, nullable=True),
 )
 EVENT_FIELDS = (
     Field("t_received", float),
@@ -111,6 +130,7 @@ def request_record(
     latency_ms: float | None = None,
     latency_sched_ms: float | None = None,
     request_id: str | None = None,
+    cause: str | None = None,
 ) -> dict:
     """request_record is a start's line; a send's fields stay None when it was never sent."""
     return {
@@ -128,6 +148,7 @@ def request_record(
         "latency_ms": latency_ms,
         "latency_sched_ms": latency_sched_ms,
         "request_id": request_id,
+        "cause": cause,
     }
 
 

@@ -1,4 +1,9 @@
-"""The results folder of a run: where it goes by default, and whether it can take the records."""
+"""The results folder of a run: where it goes by default, and whether it can take the records.
+
+A results folder holds one run: a run refuses a folder that holds another run's records
+(or, with --overwrite, clears the files edgebench writes there first), and every record
+file carries the run's id in its name (edgebench.records.log_name).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,23 @@ from edgebench._errors import EdgebenchError
 from edgebench.plan.schedule import Schedule
 
 RESULTS = Path("results")
+# What marks a folder as holding a run, and every file a run and its analysis write there.
+RECORDS = ("manifest.json", "requests-*.jsonl", "events-*.jsonl")
+RUN_FILES = (
+    *RECORDS,
+    "webhooks-*.json",
+    "emulator-metrics.jsonl",
+    "emulator.log",
+    "locust.log",
+    "locust_*.csv",
+    "locust.html",
+    "cleanup.json",
+    "summary.json",
+    "report.html",
+    "junit.xml",
+    "*.png",
+    "*.svg",
+)
 BYTES_PER_RECORD = 600  # a record line is about 300 bytes: twice that, for the events and slack
 MIN_FREE_BYTES = 50 * 1024 * 1024
 
@@ -29,6 +51,39 @@ def expected_bytes(schedule: Schedule) -> int:
     seconds = schedule.duration_s
     peak = max((schedule.rate_at(t) for t in range(int(seconds) + 1)), default=0.0)
     return int(peak * seconds * BYTES_PER_RECORD)
+
+
+def holds_a_run(folder: Path) -> bool:
+    """holds_a_run is whether a folder has a manifest or records already."""
+    return folder.is_dir() and any(any(folder.glob(pattern)) for pattern in RECORDS)
+
+
+def refuse_used(folder: Path, option: str = "--results-dir") -> None:
+    """refuse_used fails when the folder holds another run's records: one folder, one run."""
+    if holds_a_run(folder):
+        raise EdgebenchError(
+            f"{option} {folder}: holds the records of an earlier run; pass another folder, "
+            "or --overwrite to clear its run files first"
+        )
+
+
+def clear_run_files(folder: Path) -> int:
+    """clear_run_files deletes the files a run and its analysis wrote (RUN_FILES); a count."""
+    removed = 0
+    for pattern in RUN_FILES:
+        for path in folder.glob(pattern):
+            if path.is_file():
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def prepare_results_dir(folder: Path, needed: int, overwrite: bool = False) -> None:
+    """prepare_results_dir makes the folder ready for one run, or fails before any traffic."""
+    if overwrite and folder.is_dir():
+        clear_run_files(folder)
+    refuse_used(folder)
+    check_results_dir(folder, needed)
 
 
 def check_results_dir(folder: Path, needed: int) -> None:

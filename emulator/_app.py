@@ -12,7 +12,7 @@ import functools
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import orjson
 from starlette.applications import Starlette
@@ -291,12 +291,26 @@ class Emulator:
                 "by_private_host": self.platform.active_by_host(),
             },
             "allocation_failures": dict(self.platform.failures),
+            "fleet_placements": dict(self.platform.fleet_placements),
             "deployments_created": self.platform.created,
             "platform_time_s": round(self.clock.now(), 3),
             "time_scale": self.config.time_scale,
             "faults": self.faults.describe(),
+            "config": self.describe(),
         }
         return json_response(200, body)
+
+    def describe(self) -> dict:
+        """describe is the emulator's set-up, for a run's manifest (never any token)."""
+        limits = self.config.rate_limits
+        return {
+            "world": self.config.world.describe(),
+            "seed": self.config.seed,
+            "time_scale": self.config.time_scale,
+            "rate_limits": asdict(limits),
+            "tokens_file": self.config.accepted_tokens is not None,
+            "faults": self.faults.describe(),
+        }
 
     async def reset_endpoint(self, request: Request) -> Response:
         self.reset()

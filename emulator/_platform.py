@@ -157,6 +157,7 @@ class Platform:
         self._terminated: deque[str] = deque()
         self._events = EventQueue()
         self.failures: Counter[str] = Counter()
+        self.fleet_placements: Counter[str] = Counter()  # fleet deploys: "private" or "cloud"
         self.created = 0
         self.outbox: list[tuple[str, Deployment, float]] = []
 
@@ -182,6 +183,8 @@ class Platform:
             self._fail(dep, cause, now)
         else:
             self._start(dep, target, now)
+        if request.private_host_ids is not None and cause is None:
+            self.fleet_placements["private" if isinstance(target, PrivateHost) else "cloud"] += 1
         return dep
 
     def get(self, request_id: str, now: float) -> Deployment | None:

@@ -7,8 +7,9 @@ each problem raises ConfigError naming the file, the key and the fix.
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -70,9 +71,22 @@ class World:
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     max_distance_km: float = 20000.0
     source: str = "<memory>"
+    sha256: str = ""
 
     def knows(self, application: str, version: str) -> bool:
         return version in self.applications.get(application, ())
+
+    def describe(self) -> dict:
+        """describe is what a run's manifest records of the world: which file, how big."""
+        active_hosts = [h for h in self.private_hosts.values() if h.status == "ACTIVE"]
+        return {
+            "source": self.source,
+            "sha256": self.sha256,
+            "locations": len(self.locations),
+            "capacity": sum(location.capacity for location in self.locations),
+            "private_hosts": len(self.private_hosts),
+            "private_capacity": sum(host.capacity for host in active_hosts),
+        }
 
 
 DEFAULT_WORLD = "default-world.toml"
@@ -87,7 +101,8 @@ def load_world(path: str | Path | None = None) -> World:
     """load_world reads a world file (the default world when path is None)."""
     path = Path(path) if path else default_world_path()
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        raw = tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError("world", f"file {path} not found", "pass an existing file") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -95,9 +110,10 @@ def load_world(path: str | Path | None = None) -> World:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("world", f"invalid TOML: {exc}", "fix the syntax", str(path)) from None
     try:
-        return parse_world(raw, source=str(path))
+        world = parse_world(raw, source=str(path))
     except ConfigError as exc:
         raise exc.in_file(str(path)) from None
+    return replace(world, sha256=hashlib.sha256(data).hexdigest())
 
 
 def parse_world(raw: dict, source: str = "<memory>") -> World:

@@ -108,6 +108,19 @@ def country_positions() -> dict[str, Position]:
 
 
 @functools.cache
+def country_alpha3() -> dict[str, str]:
+    """country_alpha3 maps ISO 3166 alpha-3 codes to alpha-2 ("DEU" -> "DE")."""
+    from countryinfo import all_countries
+
+    codes = {}
+    for country in all_countries():
+        iso = country.iso() or {}
+        if iso.get("alpha3") and iso.get("alpha2"):
+            codes[iso["alpha3"].upper()] = iso["alpha2"].upper()
+    return codes
+
+
+@functools.cache
 def country_regions() -> dict[str, str]:
     """country_regions maps ISO alpha-2 codes to countryinfo's region (continent)."""
     from countryinfo import all_countries

@@ -15,11 +15,13 @@ nothing is in flight. -t/--run-time is the same as --duration. Works with
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 import time
 from pathlib import Path
 
 import edgegap_ui as live_ui  # locustfiles/, on Locust's path beside this file
+import gevent
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.runners import (
     STATE_INIT,
@@ -30,13 +32,13 @@ from locust.runners import (
 )
 
 from edgebench._errors import EdgebenchError
-from edgebench.manifest import run_facts, write_manifest
+from edgebench.manifest import run_facts, utc, write_manifest
 from edgebench.plan.payloads import DEPLOY, FLEET_DEPLOY
-from edgebench.plan.scenario import load_scenario, with_duration, with_rate
+from edgebench.plan.scenario import load_scenario, with_duration, with_rate, with_seed
 from edgebench.plan.schedule import Schedule
 from edgebench.realapi.safety import is_loopback
 from edgebench.realapi.token import api_token, authorization, request_token
-from edgebench.runfolder import default_results_dir
+from edgebench.runfolder import default_results_dir, refuse_used
 from edgebench.traffic.pool import pool_size, settle_pool
 from edgebench.traffic.run import TrafficRun, WorkerSlice
 from edgebench.traffic.state import RunFacts, RunState, Split
@@ -79,6 +81,12 @@ def _arguments(parser) -> None:
         help="Offered rate = stages x factor, e.g. 1.5 (default: the scenario's)",
     )
     parser.add_argument(
+        "--seed",
+        default="",
+        include_in_web_ui=True,
+        help="Seed of every draw: players, parties, endpoints (default: the scenario's)",
+    )
+    parser.add_argument(
         "--max-deployments",
         type=int,
         default=0,
@@ -109,6 +117,8 @@ def _init(environment, **_kwargs) -> None:
         if not isinstance(runner, WorkerRunner):
             host = environment.host or scenario.target.host
             environment.host = _checked_host(host, options.allow_remote)
+            if options.results_dir:
+                refuse_used(Path(options.results_dir))
     except EdgebenchError as exc:
         _quit_with(str(exc))
     if getattr(options, "num_users", None) or getattr(options, "spawn_rate", None):
@@ -137,6 +147,7 @@ def _scenario(options):
     duration = options.duration or (f"{run_time}s" if run_time else "")
     if duration:
         scenario = with_duration(scenario, duration)
+    scenario = with_seed(scenario, options.seed)
     return with_rate(scenario, options.rate_mode, options.rate_factor)
 
 
@@ -167,14 +178,14 @@ def _test_start(environment, **_kwargs) -> None:
     try:  # the start form may have changed the scenario or its rate since start-up
         scenario = _scenario(options)
         _checked_host(environment.host, options.allow_remote)  # a worker's too: its master named it
+        if isinstance(runner, WorkerRunner):
+            facts = RunFacts.received(options)
+            scenario = with_duration(scenario, f"{facts.duration_s}s")
+        else:
+            facts = _decide_facts(environment, scenario)
     except EdgebenchError as exc:
-        logging.error("edgebench: %s", exc)
+        _refuse(environment, exc)
         return
-    if isinstance(runner, WorkerRunner):
-        facts = RunFacts.received(options)
-        scenario = with_duration(scenario, f"{facts.duration_s}s")
-    else:
-        facts = _decide_facts(environment, scenario)
     STATE.facts = facts
     STATE.scenario, STATE.schedule = scenario, Schedule.from_scenario(scenario)
     if isinstance(runner, MasterRunner):
@@ -187,12 +198,16 @@ def _decide_facts(environment, scenario) -> RunFacts:
     """_decide_facts fixes the run's facts, publishes them to the workers, writes the manifest."""
     options, runner = environment.parsed_options, environment.runner
     results_dir = options.results_dir or str(default_results_dir(scenario.name))
+    refuse_used(Path(results_dir))  # the start form may name a folder that holds a run now
     workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
-    facts = RunFacts(results_dir, time.time() + START_LEAD_S, workers, scenario.duration_s)
+    epoch = time.time() + START_LEAD_S
+    facts = RunFacts(secrets.token_hex(4), results_dir, epoch, workers, scenario.duration_s)
     facts.publish(options)
-    expected = Schedule.from_scenario(scenario).count()
-    manifest = run_facts(scenario, environment.host, api_token() is not None, workers, expected)
-    write_manifest(Path(results_dir), **manifest, epoch=facts.epoch)
+    schedule = Schedule.from_scenario(scenario)
+    manifest = run_facts(scenario, schedule, environment.host, api_token() is not None, workers)
+    write_manifest(
+        Path(results_dir), **manifest, run_id=facts.run_id, epoch=facts.epoch, epoch_utc=utc(epoch)
+    )
     live_ui.started(Path(results_dir))
     return facts
 
@@ -205,7 +220,7 @@ def _start_traffic(environment, facts: RunFacts) -> None:
     STATE.run = TrafficRun(
         STATE.scenario,
         results_dir,
-        WorkerSlice(index, facts.workers, facts.epoch),
+        WorkerSlice(index, facts.workers, facts.epoch, facts.run_id),
         f"edgebench-{results_dir.name}",
         environment.host,
         STATE.token,
@@ -215,6 +230,16 @@ def _start_traffic(environment, facts: RunFacts) -> None:
         STATE.run.resplit(*STATE.pending_split)
         STATE.pending_split = None
     STATE.run.start()
+
+
+def _refuse(environment, exc: EdgebenchError) -> None:
+    """_refuse stops a run that cannot start (exit code 2), saying why."""
+    logging.error("edgebench: %s", exc)
+    environment.process_exit_code = 2
+    runner = environment.runner
+    if not isinstance(runner, WorkerRunner):
+        stop = runner.quit if environment.parsed_options.headless else runner.stop
+        gevent.spawn(stop)
 
 
 def _alive_workers(runner) -> tuple[str, ...]:
@@ -280,7 +305,8 @@ def _test_stop(environment, **_kwargs) -> None:
     facts, STATE.facts, STATE.members = STATE.facts, None, None
     if facts is not None and not isinstance(environment.runner, WorkerRunner):
         results_dir = Path(facts.results_dir)
-        write_manifest(results_dir, ended_at=time.time())
+        ended = time.time()
+        write_manifest(results_dir, ended_at=ended, ended_at_utc=utc(ended))
         print(f"edgebench: records in {results_dir}", file=sys.stderr)
         live_ui.stopped(environment, results_dir)
 

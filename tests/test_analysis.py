@@ -125,6 +125,7 @@ def test_breakdowns_by_endpoint_and_region(run_folder):
 def test_an_empty_run_says_so(tmp_path):
     folder = tmp_path / "empty"
     folder.mkdir()
+    (folder / "manifest.json").write_bytes(orjson.dumps({"run_id": "e0", "workers": 1}))
     summary = summarize(load_run(folder))
     assert summary["requests_total"] == 0
     assert summary["offered_rate_per_s"] is None
@@ -192,3 +193,38 @@ def test_only_a_tail_that_does_not_parse_is_a_torn_line(tmp_path):
     run = load_run(folder)
     assert list(run.requests["index"]) == [0, 1]
     assert run.skipped_lines == 1
+
+
+@pytest.mark.parametrize("kind", ["empty", "not a run", "the results root"])
+def test_what_is_not_a_run_folder_is_refused_and_nothing_is_written(tmp_path, run_folder, kind):
+    folder = {"empty": tmp_path / "e", "not a run": tmp_path / "x", "the results root": tmp_path}[
+        kind
+    ]
+    folder.mkdir(exist_ok=True)
+    if kind == "not a run":
+        (folder / "notes.txt").write_text("hello")
+    done = edgebench("analyze", folder)
+    assert done.exit_code == 2
+    assert done.stderr == (
+        f"Error: {folder}: not a run folder (no manifest.json, no requests-*.jsonl); "
+        "pass a folder made by edgebench run\n"
+    )
+    assert not (folder / "report.html").exists()
+    assert not (folder / "summary.json").exists()
+
+
+def test_only_the_files_of_the_manifests_run_are_read(tmp_path):
+    folder = tmp_path / "run"
+    write(folder, "requests-aa11-w0.jsonl", [request(0), request(1)])
+    write(folder, "requests-bb22-w0.jsonl", [request(i) for i in range(2, 12)])  # an older run
+    write(folder, "events-bb22-w0.jsonl", [])
+    (folder / "manifest.json").write_bytes(orjson.dumps({"run_id": "aa11"}))
+    run = load_run(folder)
+    assert list(run.requests["index"]) == [0, 1]
+    assert run.foreign_files == ["events-bb22-w0.jsonl", "requests-bb22-w0.jsonl"]
+    done = edgebench("analyze", folder)
+    assert "2 record files of another run were not read" in done.stdout
+    assert (
+        "record files of another run in this folder were not read"
+        in (folder / "report.html").read_text()
+    )

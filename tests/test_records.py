@@ -105,7 +105,7 @@ def documented_fields(heading: str) -> dict[str, tuple[type, bool]]:
     [
         (
             REQUEST_FIELDS,
-            "## `requests-<worker>.jsonl`",
+            "## `requests-<run>-<worker>.jsonl`",
             load.REQUEST_SCHEMA,
             request_record(
                 index=0, t_sched=1.0, endpoint="e", worker="w0", stage=0, offered_rate=1.0,
@@ -114,7 +114,7 @@ def documented_fields(heading: str) -> dict[str, tuple[type, bool]]:
         ),
         (
             EVENT_FIELDS,
-            "## `events-<worker>.jsonl`",
+            "## `events-<run>-<worker>.jsonl`",
             load.EVENT_SCHEMA,
             event_record(
                 t_received=1.0, event="ready", request_id="r", current_status=None,
@@ -133,7 +133,7 @@ def test_the_writers_the_analysis_and_the_readme_agree_field_by_field(
 
 
 def test_every_outcome_is_documented():
-    section = README.read_text().split("## `requests-<worker>.jsonl`", 1)[1]
+    section = README.read_text().split("## `requests-<run>-<worker>.jsonl`", 1)[1]
     row = next(line for line in section.splitlines() if line.startswith("| `outcome`"))
     documented = set(re.findall(r"`(\w+)` \(", row))
     assert documented == {*SENT_OUTCOMES, *NOT_SENT}

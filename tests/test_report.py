@@ -2,10 +2,12 @@
 
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import orjson
 import pytest
 
 from analysis import load_run, summarize, thresholds, windows
+from analysis.report import analyze, curves_by_rate, key_numbers
 
 from .conftest import edgebench
 from .test_analysis import T0, request, write
@@ -43,20 +45,25 @@ def test_outcome_shares_and_failure_curves_are_exact(tmp_path):
     # Second 10 holds starts 100-119: 100, 104, 108, 112, 116 refused: 5 of 20.
     assert shares.loc[10, "allocation failure (422)"] == 0.25
     assert shares.loc[9, "accepted (202)"] == 1.0
-    curve = windows.share_by_offered_rate(run.requests, "allocation_failure", bins=2)
+    # Two stages, two rates: a point at each of the scenario's rates, not at bin centres.
+    curve = windows.share_by_offered_rate(run.requests, "allocation_failure")
     assert list(curve["sent"]) == [100, 200]
     assert list(curve["share"]) == [0.0, 0.25]
-    assert list(curve["offered_per_s"]) == [12.5, 17.5]
+    assert list(curve["offered_per_s"]) == [10.0, 20.0]
+    ramp = run.requests.assign(offered_rate=run.requests["index"].astype(float) / 10)
+    binned = windows.share_by_offered_rate(ramp, "allocation_failure", bins=2)
+    assert list(binned["offered_per_s"]) == [7.45, 22.45]  # the mean rate of each bin's starts
 
 
-def test_failures_against_active_deployments_use_the_emulator_readings(tmp_path):
+def test_failures_against_occupancy_count_only_deployments_that_hold_a_slot(tmp_path):
     folder = synthetic_run(tmp_path / "run", refuse_from=100)
-    readings = [{"t": T0 + s, "active": 10 * s, "holding_capacity": 10 * s} for s in range(21)]
+    # Deployments in ERROR are active but hold no slot: 50 of them from the start.
+    readings = [{"t": T0 + s, "active": 10 * s + 50, "holding_capacity": 10 * s} for s in range(21)]
     write(folder, "emulator-metrics.jsonl", readings)
     run = load_run(folder)
-    curve = windows.share_by_active(run.requests, run.emulator, "allocation_failure")
-    assert list(curve["active"][:3]) == [0, 10, 20]
-    assert curve.set_index("active").loc[150, "share"] == 0.25
+    curve = windows.occupancy_over_time(run.requests, run.emulator, "allocation_failure")
+    assert list(curve["holding"][:3]) == [10, 20, 30]  # the reading at each window's end
+    assert curve.set_index("holding").loc[110, "share"] == 0.25
 
 
 def test_checks_parse_and_reject_with_the_fix():
@@ -179,3 +186,181 @@ def test_a_large_log_shows_a_progress_bar(tmp_path, monkeypatch):
     assert large.exit_code == 0, large.output
     assert "analysing run" in large.stderr
     assert "100%" in large.stderr
+
+
+def test_the_report_says_what_the_run_ran_on_and_that_times_are_scaled(tmp_path):
+    folder = synthetic_run(tmp_path / "run")
+    manifest = orjson.loads((folder / "manifest.json").read_bytes())
+    manifest["scenario"] |= {"path": "scenarios/x.toml", "sha256": "ab" * 32, "seed": 7}
+    manifest["emulator"] = {
+        "embedded": True,
+        "seed": 7,
+        "time_scale": 60.0,
+        "world": {"source": "w.toml", "sha256": "cd" * 32, "locations": 4, "capacity": 120},
+    }
+    manifest["command_line"] = ["edgebench", "run", "scenarios/x.toml", "--time-scale", "60"]
+    (folder / "manifest.json").write_bytes(orjson.dumps(manifest))
+    done = edgebench("analyze", folder)
+    assert done.exit_code == 0, done.output
+    page = (folder / "report.html").read_text()
+    assert "scenario scenarios/x.toml (sha256 abababababab…), seed 7" in page
+    assert (
+        "world w.toml (sha256 cdcdcdcdcdcd…, 4 locations, 120 slots), seed 7, time scale 60x"
+        in (page)
+    )
+    assert "time to ready is measured in wall time: the platform ran 60x faster" in page
+    assert "command: edgebench run scenarios/x.toml --time-scale 60" in page
+    assert orjson.loads((folder / "summary.json").read_bytes())["time_scale"] == 60.0
+
+
+def test_key_numbers_read_top_to_bottom_with_one_format_each(tmp_path):
+    folder = synthetic_run(tmp_path / "run", accepted_latency=12.5)
+    outcome = analyze(folder, checks=[])
+    numbers = dict(key_numbers(outcome.summary))
+    assert numbers["offered rate"] == "15.0/s"
+    assert numbers["peak offered rate (busiest second)"] == "20.0/s"  # the second stage
+    assert numbers["latency from send, after the first 5 s, p50 / p95 / p99 / max"] == (
+        "12.5 ms / 12.5 ms / 12.5 ms / 12.5 ms"
+    )
+    page = (folder / "report.html").read_text()
+    order = ["Key numbers", "By endpoint", "By region", "Curves", "Run manifest"]
+    positions = [page.index(f">{title}</h2>") for title in order]
+    assert positions == sorted(positions)
+    assert '<a href="#curves">curves</a>' in page  # a table of contents
+
+
+def test_the_warm_up_is_left_out_of_the_headline_percentiles(tmp_path):
+    folder = synthetic_run(tmp_path / "run")
+    log = next(folder.glob("requests-*"))
+    lines = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+    for line in lines:
+        if line["t_sched"] < T0 + 4:
+            line["latency_ms"] = 400.0  # the first seconds' spike
+    write(folder, log.name, lines)
+    summary = summarize(load_run(folder))
+    assert summary["warmup_s"] == 5.0
+    assert summary["latency_ms"]["from_send"]["max"] == 10.0
+    assert summary["latency_ms"]["whole_run"]["from_send"]["max"] == 400.0
+
+
+def capacity_run(tmp_path, cause="no_capacity", rates=(10, 20)):
+    """capacity_run: a 20 s run whose 422s begin at 10 s, when the emulator's 100 slots are full."""
+    folder = synthetic_run(tmp_path / "run", refuse_from=100)
+    log = next(folder.glob("requests-*"))
+    lines = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+    for line in lines:
+        line["offered_rate"] = float(rates[0] if line["t_sched"] < T0 + 10 else rates[-1])
+        if line["outcome"] == "allocation_failure":
+            line["cause"] = cause
+    write(folder, log.name, lines)
+    readings = [
+        {
+            "t": T0 + s,
+            "active": min(10 * s, 100) + 5 * max(0, s - 10),  # ERROR ones are active too
+            "holding_capacity": min(10 * s, 100),
+            "by_private_host": {"h1": min(s, 10), "h2": 0},
+            "fleet_private": 10 * s,
+            "fleet_cloud": 30 * s,
+        }
+        for s in range(21)
+    ]
+    write(folder, "emulator-metrics.jsonl", readings)
+    manifest = orjson.loads((folder / "manifest.json").read_bytes())
+    world = {"capacity": 90, "private_capacity": 10, "source": "w.toml", "sha256": "ab"}
+    manifest["emulator"] = {"world": world, "time_scale": 1.0, "seed": 0}
+    (folder / "manifest.json").write_bytes(orjson.dumps(manifest))
+    return folder
+
+
+def test_422_causes_and_what_explains_them_go_into_the_summary_and_the_report(tmp_path):
+    outcome = analyze(capacity_run(tmp_path), checks=[])
+    summary = outcome.summary
+    assert summary["allocation_failure_causes"] == {"no_capacity": 50}
+    assert summary["occupancy"] == {
+        "capacity": 100,
+        "peak_holding": 100,
+        "first_422_s": 10.0,
+        "holding_at_first_422": 100,
+    }
+    assert summary["explanation_422"].startswith(
+        "422s began 10 s in, with 100 of 100 slots held: the world filled up"
+    )
+    assert summary["fleet"] == {"placed_private": 200, "placed_cloud": 600, "overflow_share": 0.75}
+    page = outcome.report.read_text()
+    assert "What explains the 422s: 422s began 10 s in" in page
+    assert "no_capacity 50" in page
+    assert "600 (75.00% overflow)" in page
+    assert (outcome.run.folder / "occupancy.png").exists()
+    assert (outcome.run.folder / "fleet.png").exists()
+
+
+def test_coverage_causes_are_told_apart_from_capacity(tmp_path):
+    summary = analyze(capacity_run(tmp_path, cause="out_of_range"), checks=[]).summary
+    assert summary["explanation_422"].startswith("50 of 50 422s are out_of_range: a matter of")
+
+
+def test_each_share_is_drawn_against_what_can_explain_it(tmp_path):
+    run = load_run(capacity_run(tmp_path))
+    jobs = {job[0]: job for job in curves_by_rate(run, summarize(run), 1.0)}
+    failures = jobs["422 allocation failures"][2]
+    assert [panel.x for panel in failures] == ["offered_per_s", "t_s", "holding"]
+    assert failures[0].line is None  # no rate limit line on a capacity plot
+    assert failures[2].line == (100, "capacity 100")
+    assert list(failures[0].curve["offered_per_s"]) == [10.0, 20.0]
+    limited = jobs["429 rate limited"][2]
+    assert limited[0].line == (40, "limit 40/s")
+    (tmp_path / "one").mkdir()
+    one_rate = load_run(capacity_run(tmp_path / "one", rates=(60,)))
+    jobs = {job[0]: job for job in curves_by_rate(one_rate, summarize(one_rate), 1.0)}
+    # One offered rate: its 429s over time, not one dot on a rate axis.
+    assert [panel.x for panel in jobs["429 rate limited"][2]] == ["t_s"]
+    assert jobs["429 rate limited"][3] == "rate_limited"  # drawn in the 429 colour
+
+
+def renamed(folder, name: str):
+    manifest = orjson.loads((folder / "manifest.json").read_bytes())
+    manifest["scenario"] |= {"name": name, "sha256": name * 8}
+    (folder / "manifest.json").write_bytes(orjson.dumps(manifest))
+    return folder
+
+
+def test_compare_warns_loudly_when_the_runs_are_of_different_scenarios(tmp_path):
+    base = renamed(synthetic_run(tmp_path / "base"), "smoke")
+    candidate = renamed(synthetic_run(tmp_path / "candidate"), "launch")
+    done = edgebench("compare", base, candidate)
+    assert done.stdout.startswith("WARNING: the runs are of different scenarios (smoke and launch")
+    page = (candidate / "compare-base" / "compare.html").read_text()
+    assert "WARNING: the runs are of different scenarios" in page
+
+
+def test_a_difference_within_the_runs_noise_is_not_called_better_or_worse(tmp_path):
+    rng = np.random.default_rng(3)
+    folders = []
+    for name, shift in (("base", 0.0), ("candidate", -0.008)):
+        folder = synthetic_run(tmp_path / name)
+        log = next(folder.glob("requests-*"))
+        lines = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+        for line in lines:
+            line["latency_ms"] = float(rng.lognormal(1.0, 0.3)) + shift
+        write(folder, log.name, lines)
+        folders.append(folder)
+    done = edgebench("compare", *folders)
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line[:1].isalpha()}
+    assert rows["p50_ms"].endswith("within noise")
+    assert "better" not in rows["p50_ms"]
+
+
+def test_runs_of_different_lengths_are_compared_over_the_shorter(tmp_path):
+    base = synthetic_run(tmp_path / "base")
+    candidate = tmp_path / "candidate"
+    log = next(base.glob("requests-*"))
+    lines = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+    write(candidate, log.name, [line for line in lines if line["t_sched"] < T0 + 10])
+    (candidate / "manifest.json").write_bytes((base / "manifest.json").read_bytes())
+    done = edgebench("compare", base, candidate)
+    assert "WARNING: the runs differ in length (20 s and 10 s): both are compared over" in (
+        done.stdout
+    )
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line[:1].isalpha()}
+    # Over their first 10 s both ran at 10/s: no change in the offered rate.
+    assert rows["offered_rate_per_s"].split()[1:4] == ["10", "10", "0"]

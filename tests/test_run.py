@@ -56,6 +56,16 @@ def test_smoke_runs_end_to_end_against_an_embedded_emulator(tmp_path):
     assert "data:image/png;base64," in (results / "report.html").read_text()
     # The run waited for every deployment's ready callback before it ended.
     assert summary["time_to_ready_s"]["p50"] is not None
+    # The manifest says what the run ran on, as typed and with readable times.
+    manifest = orjson.loads((results / "manifest.json").read_bytes())
+    assert manifest["command_line"][:3] == ["edgebench", "run", "scenarios/smoke.toml"]
+    world = manifest["emulator"]["world"]
+    assert world["source"].endswith("default-world.toml")
+    assert len(world["sha256"]) == 64
+    assert (manifest["emulator"]["seed"], manifest["emulator"]["time_scale"]) == (1, 1.0)
+    assert manifest["started_at_utc"].endswith("Z")
+    assert manifest["ended_at_utc"] > manifest["started_at_utc"]
+    assert f"world {world['source']}" in (results / "report.html").read_text()
 
 
 def test_two_processes_hold_the_limit_and_share_one_schedule(tmp_path):
@@ -137,7 +147,7 @@ def test_ctrl_c_once_stops_the_traffic_and_still_writes_the_report(tmp_path):
 def test_ctrl_c_twice_aborts_at_once(tmp_path):
     results = tmp_path / "run"
     process = start_run(results)
-    wait_for(lambda: (results / "requests-w0.jsonl").exists(), every=0.2)
+    wait_for(lambda: any(results.glob("requests-*-w0.jsonl")), every=0.2)
     process.send_signal(signal.SIGINT)
     time.sleep(0.3)  # two presses of Ctrl-C, as a person makes them
     process.send_signal(signal.SIGINT)

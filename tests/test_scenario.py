@@ -150,3 +150,14 @@ def test_sample_command_prints_the_first_requests():
     assert len(lines) == 4
     assert all('"application":"my-game"' in line for line in lines)
     assert "POST /v2/" in lines[0]
+
+
+def test_the_fleet_overflow_scenario_says_the_private_capacity_its_hosts_hold():
+    from emulator import load_world
+
+    scenario = load_scenario("scenarios/fleet-overflow.toml")
+    hosts = load_world().private_hosts
+    active = sum(
+        hosts[h].capacity for h in scenario.mix.private_host_ids if hosts[h].status == "ACTIVE"
+    )
+    assert f"{active} private slots" in scenario.description

@@ -155,6 +155,18 @@ def test_non_loopback_hosts_are_refused_before_any_traffic(tmp_path, host, messa
     assert not list(tmp_path.glob("requests-*"))
 
 
+def test_a_results_folder_that_holds_a_run_is_refused_by_locust_too(tmp_path):
+    scenario = scenario_file(tmp_path, "respect", 5, 5)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "requests-old1-w0.jsonl").write_text("{}\n")
+    command = [*LOCUST, *target_args("http://127.0.0.1:9", scenario, tmp_path / "run")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"Error: --results-dir {tmp_path / 'run'}: holds the records of an earlier run" in (
+        result.stderr
+    )
+
+
 def test_a_bad_scenario_stops_locust_with_one_line_per_problem(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("name = 'x'\n[rate]\nmode = 'wild'\n")
@@ -219,7 +231,7 @@ def test_a_master_and_two_worker_processes_share_one_schedule(emulator, tmp_path
     assert sorted(r["index"] for r in records) == list(range(len(records)))
     assert abs(len(records) - 5 * 20 / 1.015) <= 3  # respect mode's margin at the limit
     assert Counter(r["outcome"] for r in records)["accepted"] == len(records)
-    assert [p.name for p in results.glob("events-*.jsonl")] == ["events-w0.jsonl"]
+    assert [p.name.rsplit("-", 1)[1] for p in results.glob("events-*.jsonl")] == ["w0.jsonl"]
     ready = {e["request_id"] for e in load(results, "events-*.jsonl")}
     from_w1 = {r["request_id"] for r in records if r["worker"] == "w1" and r["request_id"]}
     assert len(from_w1 & ready) >= 0.9 * len(from_w1) > 0
@@ -234,7 +246,7 @@ def test_a_killed_worker_loses_about_a_second_and_the_rest_take_its_share(emulat
     results = tmp_path / "run"
     master, (survivor, victim) = start_distributed(emulator, scenario, results)
     # Killed once it has recorded its first two seconds (records are flushed every second).
-    wait_for(lambda: len(load(results, "requests-w1.jsonl")) >= 20, every=0.2)
+    wait_for(lambda: len(load(results, "requests-*-w1.jsonl")) >= 20, every=0.2)
     victim.kill()
     killed_at = time.time()
     victim.wait(timeout=10)

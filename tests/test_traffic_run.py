@@ -163,6 +163,19 @@ def test_each_answer_is_classified_and_failed_in_locusts_stats(
         assert record["latency_ms"] is not None  # the time until the failure is still measured
 
 
+def test_a_422_records_why_it_could_not_allocate(tmp_path):
+    clock = FakeClock()
+    run = traffic(tmp_path, clock, mode="exceed")
+    refused = FakeResponse(
+        422, b'{"request_id": "x", "message": "Couldn\'t Allocate Server: out_of_range"}'
+    )
+    send_due(run, FakeClient(refused, accepted()), clock, 2)
+    assert [(r["outcome"], r["cause"]) for r in records(run)] == [
+        ("allocation_failure", "out_of_range"),
+        ("accepted", None),
+    ]
+
+
 def test_the_deployment_budget_stops_sending_and_records_the_rest_as_over_budget(tmp_path):
     clock = FakeClock()
     run = traffic(tmp_path, clock, max_deployments=3)

@@ -83,6 +83,6 @@ def test_a_run_started_from_the_form_shows_live_numbers_and_links_its_report(web
         expect(report_row).to_be_visible()
         page.goto(f"{web_ui}/edgebench/report")
         expect(page).to_have_title(re.compile("edgebench run: smoke"))
-        expect(page.get_by_text("Key numbers")).to_be_visible()
+        expect(page.get_by_role("heading", name="Key numbers")).to_be_visible()
         browser.close()
     assert (tmp_path / "run" / "report.html").exists()

@@ -10,6 +10,7 @@ population (edgebench.plan.players), so a request costs a few hash draws and a j
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import orjson
@@ -17,6 +18,8 @@ import orjson
 from edgebench.plan.draws import unit_draws, unit_hash
 from edgebench.plan.players import PlayerFactory
 
+PREVIEW_WEBHOOK_BASE = "http://127.0.0.1:<port>"
+PREVIEW_RUN_TAG = "edgebench-<run>"
 DEPLOY = "POST /v2/deployments"
 FLEET_DEPLOY = "POST /v2/private-fleets/deployments"
 PATHS = {DEPLOY: "/v2/deployments", FLEET_DEPLOY: "/v2/private-fleets/deployments"}
@@ -99,3 +102,18 @@ class PayloadPlan:
 def _tail(fields: dict) -> bytes:
     """_tail closes the users list and the body with the given fields."""
     return b"]" + (b"," + orjson.dumps(fields)[1:] if fields else b"}")
+
+
+def preview(scenario, count: int) -> Iterator[tuple[float, PlannedRequest]]:
+    """preview is (due_s, request) of a run's first count arrivals, as a run would send them.
+
+    The run tag and the webhook receiver's address are known only once a run starts: the
+    bodies carry the placeholders `edgebench-<run>` and `http://127.0.0.1:<port>`.
+    `edgebench scenario sample` and `edgebench run --dry-run` both show these.
+    """
+    from edgebench.plan.schedule import Schedule
+
+    plan = PayloadPlan(scenario, webhook_base=PREVIEW_WEBHOOK_BASE, run_tag=PREVIEW_RUN_TAG)
+    arrivals = Schedule.from_scenario(scenario).arrivals()
+    for arrival, _ in zip(arrivals, range(count), strict=False):
+        yield arrival.due_s, plan.request(arrival.index)

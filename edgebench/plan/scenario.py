@@ -9,10 +9,12 @@ Every problem in a file is reported, one line each, as
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
 import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -30,11 +32,11 @@ from pydantic import (
 from checks import ThresholdError
 from checks import parse as parse_checks
 from edgebench._errors import EdgebenchError, ScenarioError
-from geo import country_positions
+from geo import country_alpha3, country_positions
 
 DEFAULT_LIMIT = 40
 _DURATION = re.compile(
-    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
+    r"^\s*(-)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
 )
 
 
@@ -49,9 +51,10 @@ def parse_duration(value: object) -> float:
     if isinstance(value, int | float):
         return float(value)
     match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match or not any(match.groups()):
+    if not match or not any(match.groups()[1:]):
         raise ValueError('must be a duration such as 30 or "30s", "2m", "1h30m"')
-    hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    sign = -1.0 if match.group(1) else 1.0
+    hours, minutes, seconds = (sign * float(part or 0) for part in match.groups()[1:])
     return hours * 3600 + minutes * 60 + seconds
 
 
@@ -247,11 +250,25 @@ class Scenario(_Strict):
         """duration_s is the run's length: `duration`, else the stages' total."""
         return self.duration or sum(stage.duration_s for stage in self.rate.stages)
 
+    @property
+    def world_file(self) -> Path | None:
+        """world_file is target.world, relative to the scenario file (None: the default world)."""
+        if not self.target.world:
+            return None
+        world = Path(self.target.world)
+        return world if world.is_absolute() else Path(self.source).parent / world
+
+
+# Codes people write that ISO 3166 alpha-2 spells otherwise.
+_COUNTRY_ALIASES = {"UK": "GB", "EL": "GR", "EN": "GB"}
+
 
 def _country_code(code: str) -> str:
-    if code.upper() not in country_positions():
-        raise ValueError(f"unknown country code {code!r}; use an ISO 3166 alpha-2 code such as BR")
-    return code.upper()
+    if code.upper() in country_positions():
+        return code.upper()
+    meant = _COUNTRY_ALIASES.get(code.upper()) or country_alpha3().get(code.upper())
+    fix = f"did you mean {meant!r}?" if meant else "use an ISO 3166 alpha-2 code such as BR"
+    raise ValueError(f"unknown country code {code!r}; {fix}")
 
 
 def with_duration(scenario: Scenario, text: str) -> Scenario:
@@ -263,7 +280,7 @@ def with_duration(scenario: Scenario, text: str) -> Scenario:
             f"--duration {text!r}: not a duration; write seconds or e.g. 15s, 2m, 1h30m"
         ) from None
     if seconds <= 0:
-        raise EdgebenchError(f"--duration {text!r}: must be above 0; e.g. 15s")
+        raise EdgebenchError(f"--duration {text!r}: must be positive; e.g. 15s")
     return scenario.model_copy(update={"duration": seconds})
 
 
@@ -301,9 +318,36 @@ def load_scenario(path: str | Path) -> Scenario:
     raw.setdefault("name", path.stem)
     raw |= {"source": str(path), "digest": hashlib.sha256(text).hexdigest()}
     try:
-        return Scenario.model_validate(raw)
+        scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
         raise ScenarioError([_problem(path, error) for error in exc.errors()]) from None
+    if scenario.world_file and not scenario.world_file.is_file():
+        raise ScenarioError(
+            [
+                f"{path}: target.world: {scenario.target.world!r} not found (looked for "
+                f"{scenario.world_file}); give a world file's path, relative to the scenario"
+            ]
+        )
+    return scenario
+
+
+def with_world(scenario: Scenario, world: str | Path) -> Scenario:
+    """with_world is the scenario with another world file (a path from the current folder)."""
+    path = Path(world)
+    if not path.is_file():
+        raise EdgebenchError(f"--world {world}: no such file; give a world file's path")
+    target = scenario.target.model_copy(update={"world": str(path.resolve())})
+    return scenario.model_copy(update={"target": target})
+
+
+def with_seed(scenario: Scenario, seed: int | str | None) -> Scenario:
+    """with_seed is the scenario with another seed (None or blank: keep its own)."""
+    if seed is None or seed == "":
+        return scenario
+    try:
+        return scenario.model_copy(update={"seed": int(seed)})
+    except ValueError:
+        raise EdgebenchError(f"--seed {seed!r}: not a whole number; e.g. 7") from None
 
 
 _FIXES = {
@@ -332,4 +376,22 @@ def _problem(path: Path, error: dict) -> str:
     if ";" in message:
         return f"{path}: {key}: {message}"
     fix = _FIXES.get(error["type"], "see scenarios/README.md")
+    if error["type"] == "extra_forbidden":
+        fix = _misspelt(error["loc"]) or fix
     return f"{path}: {key}: {message[0].lower()}{message[1:]}; {fix}"
+
+
+def _misspelt(loc: tuple) -> str | None:
+    """_misspelt suggests the key an unknown one was probably meant to be ("weigths")."""
+    model = Scenario
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        inner = field.annotation if field else None
+        inner = next(iter(typing.get_args(inner)), inner) if typing.get_args(inner) else inner
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return None
+        model = inner
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f"did you mean {close[0]!r}?" if close else None

@@ -86,11 +86,13 @@ class Schedule:
         duration_s: float,
         limit: int | None = None,
         margin_s: float = 0.0,
+        demand: list[Segment] | None = None,
     ) -> None:
         self.segments = segments
         self.duration_s = duration_s
         self.limit = limit  # None: no guard (exceed mode)
         self.margin_s = margin_s
+        self.demand = demand or segments  # the rates asked for, before respect mode's cap
 
     @classmethod
     def from_scenario(cls, scenario) -> Schedule:
@@ -99,8 +101,9 @@ class Schedule:
         stages = [(s.kind, s.duration_s, s.rate * rate.factor) for s in rate.stages]
         cap = float(rate.limit) if respect else math.inf
         segments = build_segments(stages, scenario.duration_s, cap)
+        demand = build_segments(stages, scenario.duration_s)
         limit = rate.limit if respect else None
-        return cls(segments, scenario.duration_s, limit, rate.margin_ms / 1000)
+        return cls(segments, scenario.duration_s, limit, rate.margin_ms / 1000, demand)
 
     def rate_at(self, t: float) -> float:
         """rate_at is the offered rate (requests/s) at elapsed time t."""
@@ -113,10 +116,63 @@ class Schedule:
                 return segment
         return None
 
-    def expected_total(self) -> int:
-        """expected_total is how many arrivals the rates alone call for (before any guard)."""
-        last = self.segments[-1]
-        return math.floor(last.arrivals_by(last.end_s) + 0.5)
+    def demand_total(self) -> float:
+        """demand_total is how many arrivals the scenario asks for, before any cap."""
+        last = self.demand[-1]
+        return last.arrivals_by(last.end_s)
+
+    def capped_rate(self) -> float | None:
+        """capped_rate is the most respect mode sends per second (None: no cap, exceed mode).
+
+        No `limit + 1` arrivals fall within a window and its margin: limit / (1 s + margin).
+        """
+        return self.limit / (WINDOW_S + self.margin_s) if self.limit else None
+
+    def above_limit_s(self) -> float:
+        """above_limit_s is how long the demand asks for more than respect mode sends."""
+        cap = self.capped_rate()
+        return sum(_time_above(segment, cap) for segment in self.demand) if cap else 0.0
+
+    def demand_note(self) -> str | None:
+        """demand_note says, when it is so, that part of the demand will not be sent.
+
+        >>> print(Schedule.from_stages([("hold", 10, 60)], 10, limit=40).demand_note())
+        demand above the limit for 10 s (peak 60/s, limit 40/s): capped at 40/s, 200 of 600 \
+starts not made
+        """
+        above = self.above_limit_s()
+        if not above:
+            return None
+        peak = max(max(s.rate_start, s.rate_end) for s in self.demand)
+        asked = round(self.demand_total())
+        missing = f"{asked - self.count():,} of {asked:,} starts not made"
+        if peak > self.limit:
+            return (
+                f"demand above the limit for {above:.3g} s (peak {peak:g}/s, limit "
+                f"{self.limit}/s): capped at {self.capped_rate():.3g}/s, {missing}"
+            )
+        return (
+            f"demand at the limit for {above:.3g} s ({peak:g}/s): respect mode's margin caps it "
+            f"at {self.capped_rate():.3g}/s, {missing}"
+        )
+
+    def demand_facts(self) -> dict:
+        """demand_facts is what the manifest records of the demand, for the analysis."""
+        return {
+            "segments": [[s.start_s, s.end_s, s.rate_start, s.rate_end] for s in self.demand],
+            "total": round(self.demand_total(), 3),
+            "capped_at_per_s": self.capped_rate(),
+            "above_limit_s": round(self.above_limit_s(), 3),
+        }
+
+    @classmethod
+    def from_stages(
+        cls, stages: list[tuple[str, float, float]], duration_s: float, limit: int | None = None
+    ) -> Schedule:
+        """from_stages is a schedule of (kind, seconds, rate) stages, respecting `limit` if set."""
+        cap = float(limit) if limit else math.inf
+        segments = build_segments(stages, duration_s, cap)
+        return cls(segments, duration_s, limit, 0.0, build_segments(stages, duration_s))
 
     def count(self) -> int:
         """count is how many arrivals the run has, all workers, the guard applied."""
@@ -153,6 +209,16 @@ class Schedule:
                 recent.append(due)
                 yield index, due, segment
                 index, n = index + 1, n + 1
+
+
+def _time_above(segment: Segment, level: float) -> float:
+    """_time_above is how long a segment's rate is above level (it moves linearly)."""
+    low, high = sorted((segment.rate_start, segment.rate_end))
+    if high <= level:
+        return 0.0
+    if low >= level:
+        return segment.duration_s
+    return segment.duration_s * (high - level) / (high - low)
 
 
 def owner_pattern(slots: int, workers: int) -> list[int]:

@@ -17,18 +17,21 @@ from pathlib import Path
 import httpx
 import orjson
 
-from edgebench.records import read_records
+from edgebench.manifest import read_manifest
+from edgebench.realapi.token import authorization
+from edgebench.records import read_records, run_logs
 
 REPORT = "cleanup.json"
 DONE = ("stopped", "gone")
 STOP_RATE_PER_S = 5.0  # the stop endpoint's limit is not published: stay well below 10/s
 RETRY_AFTER_S = 2.0
+UNREACHABLE = "unreachable"  # the host refused the connection: nothing listens there
 
 
 def accepted_ids(folder: Path) -> list[str]:
     """accepted_ids are the request_ids of every deployment the run's 202s created."""
     ids = []
-    for log in sorted(folder.glob("requests-*.jsonl")):
+    for log in run_logs(folder, "requests", read_manifest(folder).get("run_id")):
         records, _ = read_records(log)
         ids += [r["request_id"] for r in records if r.get("status") == 202 and r.get("request_id")]
     return ids
@@ -48,9 +51,7 @@ def cleanup(
     todo = deque(rid for rid in accepted_ids(folder) if states.get(rid) not in DONE)
     not_before: dict[str, float] = {}
     ends = clock() + deadline_s
-    with httpx.Client(
-        base_url=host, headers={"Authorization": f"token {token}"}, timeout=10.0
-    ) as client:
+    with httpx.Client(base_url=host, headers=authorization(token), timeout=10.0) as client:
         while todo and clock() < ends:
             request_id = todo.popleft()
             wait = not_before.get(request_id, 0.0) - clock()
@@ -59,6 +60,8 @@ def cleanup(
                 sleep(min(wait, 1 / rate_per_s))
                 continue
             states[request_id], retry_in = _stop(client, request_id)
+            if states[request_id] == UNREACHABLE:
+                return _write(folder, host, states, unreachable=True)  # nothing answers there
             if states[request_id] not in DONE:
                 not_before[request_id] = clock() + retry_in
                 todo.append(request_id)
@@ -70,6 +73,8 @@ def _stop(client: httpx.Client, request_id: str) -> tuple[str, float]:
     """_stop asks once: (state, seconds before asking again)."""
     try:
         response = client.delete(f"/v1/stop/{request_id}")
+    except httpx.ConnectError:
+        return UNREACHABLE, RETRY_AFTER_S
     except httpx.HTTPError as exc:
         return f"error: {type(exc).__name__}", RETRY_AFTER_S
     if response.status_code == 200:
@@ -100,10 +105,11 @@ def _previous(folder: Path) -> dict[str, str]:
         return {}
 
 
-def _write(folder: Path, host: str, states: dict[str, str]) -> dict:
-    left = sorted(rid for rid, state in states.items() if state not in DONE)
+def _write(folder: Path, host: str, states: dict[str, str], unreachable: bool = False) -> dict:
+    left = sorted(rid for rid in accepted_ids(folder) if states.get(rid) not in DONE)
     report = {
         "host": host,
+        "unreachable": unreachable,
         "finished_at": time.time(),
         "stopped": sum(state == "stopped" for state in states.values()),
         "gone": sum(state == "gone" for state in states.values()),
@@ -114,7 +120,18 @@ def _write(folder: Path, host: str, states: dict[str, str]) -> dict:
     return report
 
 
-def summary_line(report: dict, folder: Path) -> str:
+def summary_line(report: dict, folder: Path, embedded: bool = False) -> str:
+    """summary_line is cleanup's outcome in a line; embedded: the host was the run's emulator."""
+    if report.get("unreachable") and embedded:
+        return (
+            f"cleanup: the run's embedded emulator ({report['host']}) ended with the run, and "
+            "its deployments with it: nothing is left to stop"
+        )
+    if report.get("unreachable"):
+        return (
+            f"cleanup: {report['host']} does not answer (connection refused): nothing was "
+            f"stopped, {len(report['left'])} left (edgebench cleanup {folder} retries them)"
+        )
     line = f"cleanup: {report['stopped']} stopped, {report['gone']} already gone"
     if report["left"]:
         line += f", {len(report['left'])} left (edgebench cleanup {folder} retries them)"

@@ -91,13 +91,13 @@ class EmulatorProcess:
     def __init__(self, scenario: Scenario, time_scale: float, results: Path) -> None:
         self.scenario, self.time_scale, self.results = scenario, time_scale, results
         self.url = ""
-        self._log = self._readings = None
+        self._log = self._readings = self._client = None
 
     def __enter__(self) -> EmulatorProcess:
         command = [sys.executable, "-m", "edgebench.cli", "emulator", "--port", "0"]
         command += ["--seed", str(self.scenario.seed), "--time-scale", str(self.time_scale)]
-        if self.scenario.target.world:
-            command += ["--world", str(world_path(self.scenario))]
+        if self.scenario.world_file:
+            command += ["--world", str(self.scenario.world_file)]
         self._log = (self.results / "emulator.log").open("wb")
         self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and command)
             command, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True
@@ -112,8 +112,19 @@ class EmulatorProcess:
         if not line.startswith("http://"):
             self.__exit__()
             log = (self.results / "emulator.log").read_text(errors="replace").strip()
-            raise EdgebenchError(f"the emulator did not start: {log.splitlines()[-1:] or '?'}")
+            last = log.splitlines()[-1] if log else "it printed nothing"
+            raise EdgebenchError(
+                f"the embedded emulator did not start: {last.removeprefix('Error: ')}"
+            )
         return line
+
+    def describe(self) -> dict:
+        """describe is the emulator's set-up as it reports it (world, seed, time scale, limits)."""
+        try:
+            config = self._client.get("/_emulator/metrics").json()["config"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            config = {}
+        return {"embedded": True, "url": self.url} | config
 
     def sample(self) -> None:
         """sample appends the emulator's active deployments now to emulator-metrics.jsonl."""
@@ -122,11 +133,16 @@ class EmulatorProcess:
         except (httpx.HTTPError, ValueError):
             return
         active = metrics.get("active_deployments") or {}
+        placements = metrics.get("fleet_placements") or {}
         reading = {
             "t": round(time.time(), 3),
             "active": active.get("total"),
             "holding_capacity": active.get("holding_capacity"),
             "deployments_created": metrics.get("deployments_created"),
+            "by_private_host": active.get("by_private_host") or {},
+            "fleet_private": placements.get("private", 0),
+            "fleet_cloud": placements.get("cloud", 0),
+            "allocation_failures": metrics.get("allocation_failures") or {},
         }
         self._readings.write(orjson.dumps(reading) + b"\n")
         self._readings.flush()
@@ -138,12 +154,6 @@ class EmulatorProcess:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        for handle in (self._readings, self._log):
+        for handle in (self._readings, self._log, self.process.stdout, self._client):
             if handle:
                 handle.close()
-
-
-def world_path(scenario: Scenario) -> Path:
-    """world_path is the scenario's world file, relative to the scenario file."""
-    world = Path(scenario.target.world)
-    return world if world.is_absolute() else Path(scenario.source).parent / world

@@ -2,7 +2,8 @@
 
 Each update reads the lines added to requests-*.jsonl since the last one and
 prints elapsed and remaining time, offered and accepted rate over the last few
-seconds, and the outcome shares so far: one line a few seconds apart, or one
+seconds, and the outcome shares and dropped starts of the run so far (the line says
+which window each figure covers): one line a few seconds apart, or one
 line kept up to date on a terminal.
 """
 
@@ -72,8 +73,8 @@ class Progress:
         if not sent:
             return f"{clock} waiting for the first records"
         return (
-            f"{clock} offered {offered:.1f}/s, accepted {accepted:.1f}/s | {shares} "
-            f"other {other / sent:.1%} | dropped {self.outcomes['dropped']}"
+            f"{clock} last {RECENT_S:g} s: offered {offered:.1f}/s, accepted {accepted:.1f}/s | "
+            f"run so far: {shares} other {other / sent:.1%}, dropped {self.outcomes['dropped']}"
         )
 
     def _new_records(self):

@@ -6,6 +6,7 @@ exit_code = run(plan)    # 0 thresholds met, 1 a threshold failed, 2 bad input
 
 from __future__ import annotations
 
+import shutil
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -13,13 +14,23 @@ from pathlib import Path
 
 import click
 
-from edgebench.plan.payloads import PayloadPlan
-from edgebench.plan.scenario import Scenario, load_scenario, with_duration
+from checks import load_file, parse
+from edgebench._errors import EdgebenchError
+from edgebench.manifest import write_manifest
+from edgebench.plan.payloads import preview
+from edgebench.plan.scenario import (
+    Scenario,
+    load_scenario,
+    with_duration,
+    with_rate,
+    with_seed,
+    with_world,
+)
 from edgebench.plan.schedule import Schedule
 from edgebench.realapi.cleanup import cleanup, summary_line
 from edgebench.realapi.safety import Policy, decide, target_host
 from edgebench.realapi.token import api_token, request_token
-from edgebench.runfolder import check_results_dir, default_results_dir, expected_bytes
+from edgebench.runfolder import default_results_dir, expected_bytes, prepare_results_dir
 from edgebench.runner.processes import LOCUSTFILE, EmulatorProcess, LocustProcess, watch
 from edgebench.runner.progress import Progress
 
@@ -40,41 +51,84 @@ class RunPlan:
     max_deployments: int | None = None  # None: the default for the host (see safety)
     cleanup: bool | None = None  # None: on for a non-loopback host
     allow_exceed: bool = False
+    overwrite: bool = False  # clear a results folder's run files instead of refusing it
+    rate_mode: str | None = None  # None: the scenario's
+    rate_factor: str | None = None
+    world: Path | None = None  # the embedded emulator's world instead of the scenario's
+    seed: int | None = None
+
+
+def planned_scenario(plan: RunPlan) -> Scenario:
+    """planned_scenario is the scenario file with every override the command line gives."""
+    scenario = load_scenario(plan.scenario)
+    if plan.duration:
+        scenario = with_duration(scenario, plan.duration)
+    if plan.world:
+        scenario = with_world(scenario, plan.world)
+    scenario = with_seed(scenario, plan.seed)
+    return with_rate(scenario, plan.rate_mode or "", plan.rate_factor or "")
 
 
 def run(plan: RunPlan) -> int:
     """run does the whole run and returns the exit code (the verdict)."""
-    scenario = load_scenario(plan.scenario)
-    if plan.duration:
-        scenario = with_duration(scenario, plan.duration)
+    scenario = planned_scenario(plan)
     host = target_host(plan.host, scenario.target.host)
     policy = decide(host, scenario.rate.mode, plan.max_deployments, plan.cleanup, plan.allow_exceed)
+    refuse_baseline_checks(scenario, plan.thresholds_file)
     if plan.dry_run:
         click.echo(dry_run_text(scenario, host, policy))
         return 0
     schedule = Schedule.from_scenario(scenario)
     results = plan.results_dir or default_results_dir(scenario.name)
-    check_results_dir(results, expected_bytes(schedule))
+    new_folder = not results.exists()
+    prepare_results_dir(results, expected_bytes(schedule), plan.overwrite)
     with ExitStack() as stack:
+        emulator = None
         if host is None:
-            emulator = stack.enter_context(EmulatorProcess(scenario, plan.time_scale, results))
+            emulator = _embedded_emulator(stack, scenario, plan.time_scale, results, new_folder)
             host = emulator.url
-        else:
-            emulator = None
         click.echo(f"edgebench: {scenario.name} against {host}; records in {results}", err=True)
-        command = locust_command(plan, host, results, policy)
+        command = locust_command(plan, scenario, host, results, policy)
         locust = LocustProcess(command, results / "locust.log", plan.web)
         watch(locust, Progress(results, scenario.duration_s), emulator)
         locust.check()
+        # What the user typed, and what the emulator ran with (Locust knows neither).
+        facts = {"command_line": ["edgebench", *sys.argv[1:]]}
+        write_manifest(results, **facts, **({"emulator": emulator.describe()} if emulator else {}))
         if policy.cleanup:
             report = cleanup(results, host, request_token())
             click.echo(summary_line(report, results), err=True)
     return analyse(results, plan.thresholds_file)
 
 
+def _embedded_emulator(stack, scenario, time_scale, results: Path, new_folder: bool):
+    """_embedded_emulator starts the emulator; if it cannot, a folder made for the run goes."""
+    try:
+        return stack.enter_context(EmulatorProcess(scenario, time_scale, results))
+    except EdgebenchError:
+        if new_folder:
+            shutil.rmtree(results, ignore_errors=True)
+        raise
+
+
+def refuse_baseline_checks(scenario: Scenario, thresholds_file: Path | None) -> None:
+    """refuse_baseline_checks fails before traffic on checks a run cannot judge: no baseline."""
+    texts = scenario.thresholds
+    where = f"{scenario.source}: thresholds"
+    if thresholds_file:
+        texts, where = [c.text for c in load_file(thresholds_file)], f"{thresholds_file}: checks"
+    relative = [check.text for check in parse(texts) if check.number is None]
+    if relative:
+        raise EdgebenchError(
+            f"{where}: {relative[0]!r} compares with a baseline run, which `edgebench run` has "
+            "none of; judge it after the run with `edgebench analyze RUN_DIR --baseline BASE`"
+        )
+
+
 def dry_run_text(scenario: Scenario, host: str | None, policy: Policy) -> str:
     """dry_run_text is the plan of a run: where, how fast, how many deployments, what bodies."""
-    expected = Schedule.from_scenario(scenario).count()
+    schedule = Schedule.from_scenario(scenario)
+    expected = schedule.count()
     rate = scenario.rate
     most = min(expected, policy.max_deployments) if policy.max_deployments else expected
     lines = [
@@ -92,18 +146,25 @@ def dry_run_text(scenario: Scenario, host: str | None, policy: Policy) -> str:
     budget = (
         f" (budget --max-deployments {policy.max_deployments})" if policy.max_deployments else ""
     )
-    lines.append(f"requests: about {expected}; deployments it may create: at most {most}{budget}")
+    lines.append(f"requests: {expected:,}; deployments it may create: at most {most:,}{budget}")
+    if note := schedule.demand_note():
+        lines.append(f"warning: {note}")
     lines.append(f"cleanup at the end: {'on' if policy.cleanup else 'off'}")
-    lines.append("first requests:")
-    plan = PayloadPlan(scenario, run_tag="edgebench-<run>")
-    for index in range(3):
-        request = plan.request(index)
+    lines.append("first requests (as `edgebench scenario sample` shows them):")
+    for _, request in preview(scenario, 3):
         lines.append(f"  {request.path} {request.json.decode()}")
     return "\n".join(lines)
 
 
-def locust_command(plan: RunPlan, host: str, results: Path, policy: Policy) -> list[str]:
+def locust_command(
+    plan: RunPlan, scenario: Scenario, host: str, results: Path, policy: Policy
+) -> list[str]:
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host]
+    command += ["--seed", str(scenario.seed)]
+    if plan.rate_mode:
+        command += ["--rate-mode", plan.rate_mode]
+    if plan.rate_factor:
+        command += ["--rate-factor", plan.rate_factor]
     if policy.max_deployments:
         command += ["--max-deployments", str(policy.max_deployments)]
     if policy.remote:

@@ -12,7 +12,7 @@ How a start travels, from the schedule to its record:
                 one `budget` sends before it for a window)
       -> send (TrafficRun.send: the request from edgebench.plan.payloads, timed from the
                send and from the schedule)
-      -> record (one requests-<worker>.jsonl line, edgebench.records; live counts for the UI)
+      -> record (a requests-<run>-<worker>.jsonl line, edgebench.records; live counts for the UI)
 
 Runs inside Locust's gevent world; the locustfile is the shell. The clock and the
 sleep are parameters, so every decision here can be tested with a fake client and
@@ -40,6 +40,7 @@ from edgebench.records import (
     DROPPED,
     OVER_BUDGET,
     RecordWriter,
+    log_name,
     outcome_of,
     request_record,
 )
@@ -51,15 +52,17 @@ from edgebench.traffic.webhooks import WebhookReceiver
 JSON = {"Content-Type": "application/json"}  # FastHttpSession copies it per request
 GC_THRESHOLD = 20_000
 MAX_RETRY_AFTER_S = 60.0
+MAX_CAUSE_CHARS = 120
 
 
 @dataclass(frozen=True)
 class WorkerSlice:
-    """WorkerSlice is this process's part of the run: worker i of n, and the run's time zero."""
+    """WorkerSlice is this process's part of the run: worker i of n, the run's time zero and id."""
 
     worker_index: int
     worker_count: int
     epoch: float  # unix time of schedule time 0, the same in every process
+    run_id: str = "run"  # in every record file's name (edgebench.records.log_name)
 
     @property
     def name(self) -> str:
@@ -92,7 +95,7 @@ class TrafficRun:
         self.respect = scenario.rate.mode == "respect"
         self.window_s = WINDOW_S + scenario.rate.margin_ms / 1000
         self.schedule = Schedule.from_scenario(scenario)
-        self.records = RecordWriter(results_dir / f"requests-{part.name}.jsonl")
+        self.records = RecordWriter(results_dir / log_name("requests", part.run_id, part.name))
         self.live = LiveCounts()
         self.sending = 0  # requests sent (or held by the guard) and not answered yet
         self.created: set[str] = set()  # request_ids of this process's 202s, for the receiver
@@ -113,7 +116,8 @@ class TrafficRun:
         receives = requests.webhooks and (public is None or self.part.worker_index == 0)
         self.events_file = self.events = None
         if receives or requests.poll_status:
-            self.events_file = RecordWriter(self.results_dir / f"events-{self.part.name}.jsonl")
+            events = log_name("events", self.part.run_id, self.part.name)
+            self.events_file = RecordWriter(self.results_dir / events)
             self.events = CountedEvents(self.events_file, self.live)
         self.receiver = self._receiver(run_tag) if receives else None
         self.poller = self._poller(host, token) if requests.poll_status else None
@@ -166,7 +170,7 @@ class TrafficRun:
             if part:
                 part.stop()
         if self.receiver:
-            path = self.results_dir / f"webhooks-{self.part.name}.json"
+            path = self.results_dir / log_name("webhooks", self.part.run_id, self.part.name, "json")
             path.write_bytes(orjson.dumps(self.receiver.counts()))
         for writer in (self.records, self.events_file):
             if writer:
@@ -231,7 +235,7 @@ class TrafficRun:
                     catch_response=True,
                 ) as response:
                     latency_s = time.perf_counter() - started
-                    status, request_id = _answer(response)
+                    status, request_id, cause = _answer(response)
                     outcome = outcome_of(status)
                     _judge(response, status, outcome)
         finally:
@@ -249,6 +253,7 @@ class TrafficRun:
                 latency_ms=round(latency_s * 1000, 3),
                 latency_sched_ms=round((sent + latency_s - start.due) * 1000, 3),
                 request_id=request_id,
+                cause=cause,
             )
         )
 
@@ -314,13 +319,27 @@ def _judge(response, status: int, outcome: str) -> None:
         response.failure(f"{outcome.replace('_', ' ')} ({status})")
 
 
-def _answer(response) -> tuple[int, str | None]:
-    """_answer is a response's status (0: no answer, in effect) and its request_id, if any."""
+def _answer(response) -> tuple[int, str | None, str | None]:
+    """_answer is a response's status (0: no answer, in effect), request_id and 422 cause."""
     status = response.status_code or 0
-    request_id = _request_id(response) if status in (202, 422) else None
+    request_id = message = None
+    if status in (202, 422):
+        request_id, message = _body_fields(response)
     if status and request_id is None and _cut_short(response):
-        return 0, None  # the connection closed mid-response
-    return status, request_id
+        return 0, None, None  # the connection closed mid-response
+    return status, request_id, _cause(message) if status == 422 else None
+
+
+def _cause(message: str | None) -> str | None:
+    """_cause is why a 422 could not allocate, from its message.
+
+    >>> _cause("Couldn't Allocate Server: no_capacity"), _cause("No server found"), _cause(None)
+    ('no_capacity', 'No server found', None)
+    """
+    if not message:
+        return None
+    reason = message.rpartition("Couldn't Allocate Server:")[2].strip() or message
+    return reason[:MAX_CAUSE_CHARS]
 
 
 def _cut_short(response) -> bool:
@@ -334,9 +353,12 @@ def _cut_short(response) -> bool:
         return True
 
 
-def _request_id(response) -> str | None:
+def _body_fields(response) -> tuple[str | None, str | None]:
+    """_body_fields is a JSON answer's request_id and message (None where absent or not text)."""
     try:
-        value = orjson.loads(response.content or b"").get("request_id")
+        body = orjson.loads(response.content or b"")
+        request_id, message = body.get("request_id"), body.get("message")
     except Exception:  # not JSON, not an object, or cut off (the client raises its own kinds)
-        return None
-    return value if isinstance(value, str) else None
+        return None, None
+    text = (value if isinstance(value, str) else None for value in (request_id, message))
+    return tuple(text)

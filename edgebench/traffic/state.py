@@ -30,6 +30,7 @@ _PREFIX = "edgebench_"
 class RunFacts:
     """RunFacts is what every process of a run must agree on."""
 
+    run_id: str  # in every record file's name: a folder's files are told apart by run
     results_dir: str
     epoch: float  # unix time of schedule time 0
     workers: int  # how many processes the schedule is split among at the start

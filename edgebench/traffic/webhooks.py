@@ -4,7 +4,7 @@ Each traffic process runs one on a free port; with a public webhook URL (the
 real API cannot call loopback), worker 0 runs one on `webhook_port`, where the
 user's tunnel forwards that URL. Edgegap (or the emulator) POSTs the deployment's
 status to `<url>/<run tag>/ready`, `/error` or `/terminated`; every callback becomes a line
-of `events-<worker>.jsonl`, and the analysis joins them to the requests by
+of `events-<run>-<worker>.jsonl`, and the analysis joins them to the requests by
 request_id to get the time to ready. A body that is not a status is answered
 400 and not recorded.
 """
