@@ -188,7 +188,8 @@ def fleet_plot(hosts: pd.DataFrame, cloud: pd.Series, capacity: int | None, fold
     names = [column for column in hosts.columns if column != "t"]
     axes.stackplot(t, [hosts[n] for n in names] + [cloud], labels=[*names, "cloud"], alpha=0.85)
     if capacity:
-        axes.axhline(capacity, color="#37474f", linestyle="--", linewidth=1, label="fleet capacity")
+        label = "capacity of these private hosts"
+        axes.axhline(capacity, color="#37474f", linestyle="--", linewidth=1, label=label)
     axes.set(
         title="Where deployments landed", xlabel="time since first reading (s)", ylabel="slots held"
     )

@@ -188,8 +188,11 @@ def _fleet_jobs(run: Run) -> list[tuple]:
     private = hosts.drop(columns="t").sum(axis=1).to_numpy()
     cloud = pd.Series((held[: len(private)] - private[: len(held)]).clip(min=0))
     world = (run.manifest.get("emulator") or {}).get("world") or {}
+    known = world.get("private_hosts") if isinstance(world.get("private_hosts"), dict) else {}
+    used = [known[h] for h in hosts.columns if h in known and known[h].get("status") == "ACTIVE"]
+    capacity = sum(host.get("capacity", 0) for host in used) or None
     hosts = hosts.iloc[: len(cloud)]
-    return [("Fleet", plots.fleet_plot, hosts, cloud, world.get("private_capacity"), run.folder)]
+    return [("Fleet", plots.fleet_plot, hosts, cloud, capacity, run.folder)]
 
 
 def _limit(run: Run) -> float | None:

@@ -84,7 +84,10 @@ class World:
             "sha256": self.sha256,
             "locations": len(self.locations),
             "capacity": sum(location.capacity for location in self.locations),
-            "private_hosts": len(self.private_hosts),
+            "private_hosts": {
+                host.id: {"capacity": host.capacity, "status": host.status}
+                for host in self.private_hosts.values()
+            },
             "private_capacity": sum(host.capacity for host in active_hosts),
         }
 

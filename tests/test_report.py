@@ -267,6 +267,10 @@ def capacity_run(tmp_path, cause="no_capacity", rates=(10, 20)):
     write(folder, "emulator-metrics.jsonl", readings)
     manifest = orjson.loads((folder / "manifest.json").read_bytes())
     world = {"capacity": 90, "private_capacity": 10, "source": "w.toml", "sha256": "ab"}
+    world["private_hosts"] = {
+        "h1": {"capacity": 10, "status": "ACTIVE"},
+        "h2": {"capacity": 5, "status": "PENDING"},
+    }
     manifest["emulator"] = {"world": world, "time_scale": 1.0, "seed": 0}
     (folder / "manifest.json").write_bytes(orjson.dumps(manifest))
     return folder
@@ -309,6 +313,8 @@ def test_each_share_is_drawn_against_what_can_explain_it(tmp_path):
     assert list(failures[0].curve["offered_per_s"]) == [10.0, 20.0]
     limited = jobs["429 rate limited"][2]
     assert limited[0].line == (40, "limit 40/s")
+    # Where fleet deploys landed, against the capacity of the active hosts it used.
+    assert jobs["Fleet"][4] == 10
     (tmp_path / "one").mkdir()
     one_rate = load_run(capacity_run(tmp_path / "one", rates=(60,)))
     jobs = {job[0]: job for job in curves_by_rate(one_rate, summarize(one_rate), 1.0)}
