@@ -69,7 +69,7 @@ def test_smoke_runs_end_to_end_against_an_embedded_emulator(tmp_path):
 
 
 def test_two_processes_hold_the_limit_and_share_one_schedule(tmp_path):
-    scenario = scenario_file(tmp_path, "respect", 8, 40)
+    scenario = scenario_file(tmp_path, "respect", 6, 40)
     results = tmp_path / "two"
     done = edgebench_run(
         str(scenario), "--processes", "2", "--time-scale", "30", "--results-dir", str(results)
@@ -80,12 +80,17 @@ def test_two_processes_hold_the_limit_and_share_one_schedule(tmp_path):
     assert sorted(r["index"] for r in got) == list(range(len(got)))
     outcomes = Counter(r["outcome"] for r in got)
     assert outcomes["rate_limited"] == 0
-    assert outcomes["accepted"] / 8 >= 0.95 * 40
+    assert outcomes["accepted"] / 6 >= 0.95 * 40
     assert most_in_any_second([r["t_send"] for r in got if r["t_send"]]) <= 40
     manifest = orjson.loads((results / "manifest.json").read_bytes())
     assert manifest["workers"] == 2
     # One schedule shared out, not two: the total is the scenario's, exactly.
     assert len(got) == manifest["scenario"]["expected_requests"]
+    # 40/s asked for, 39.4/s sent (respect mode's margin): the difference is said, not hidden.
+    summary = orjson.loads((results / "summary.json").read_bytes())
+    assert summary["demand_rate_per_s"] == pytest.approx(40, rel=0.02)
+    assert summary["capped_starts"] == pytest.approx(6 * 40 - len(got), abs=2)
+    assert summary["capped_starts"] > 0
 
 
 @pytest.mark.parametrize(
@@ -129,7 +134,7 @@ def start_run(results, *args: str) -> subprocess.Popen:
 def test_ctrl_c_once_stops_the_traffic_and_still_writes_the_report(tmp_path):
     results = tmp_path / "stopped"
     process = start_run(results)
-    wait_for(lambda: len(records(results)) >= 5, every=0.2)
+    wait_for(lambda: len(records(results)) >= 2, every=0.2)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=90)
     assert process.returncode == 0, stderr[-3000:]

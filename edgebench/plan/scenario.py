@@ -204,6 +204,8 @@ class Rate(_Strict):
     limit: Annotated[int, Field(ge=1)] = DEFAULT_LIMIT
     factor: Annotated[float, Field(gt=0)] = 1.0
     margin_ms: Annotated[float, Field(ge=0, le=500)] = 15.0
+    arrivals: Literal["uniform", "poisson", "tick"] = "uniform"
+    tick: Seconds = 5.0  # arrivals = "tick": how often the matchmaker releases its matches
     stages: list[Stage] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -22,13 +22,17 @@ margin for jitter between client and server.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from edgebench.plan.draws import unit_draws
+
 WINDOW_S = 1.0
+POISSON_KEY = 0x504F4953534F4E  # the arrival stream's key among a seed's draws ("POISSON")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +91,18 @@ class Schedule:
         limit: int | None = None,
         margin_s: float = 0.0,
         demand: list[Segment] | None = None,
+        arrivals: str = "uniform",
+        tick_s: float = 0.0,
+        seed: int = 0,
     ) -> None:
         self.segments = segments
         self.duration_s = duration_s
         self.limit = limit  # None: no guard (exceed mode)
         self.margin_s = margin_s
         self.demand = demand or segments  # the rates asked for, before respect mode's cap
+        self.arrivals_kind = arrivals  # uniform, poisson or tick
+        self.tick_s = tick_s if arrivals == "tick" else 0.0
+        self.seed = seed
 
     @classmethod
     def from_scenario(cls, scenario) -> Schedule:
@@ -103,7 +113,11 @@ class Schedule:
         segments = build_segments(stages, scenario.duration_s, cap)
         demand = build_segments(stages, scenario.duration_s)
         limit = rate.limit if respect else None
-        return cls(segments, scenario.duration_s, limit, rate.margin_ms / 1000, demand)
+        margin = rate.margin_ms / 1000
+        return cls(
+            segments, scenario.duration_s, limit, margin, demand, rate.arrivals, rate.tick,
+            scenario.seed,
+        )  # fmt: skip
 
     def rate_at(self, t: float) -> float:
         """rate_at is the offered rate (requests/s) at elapsed time t."""
@@ -197,18 +211,33 @@ starts not made
         """
         recent: deque[float] = deque(maxlen=self.limit or 1)
         span = WINDOW_S + self.margin_s + 1e-9  # a nanosecond past: rounding cannot squeeze one in
-        index, n = 0, 0.5
+        positions, tick = self._positions(), self.tick_s
+        index, n = 0, next(positions)
         for segment in self.segments:
             total = segment.arrivals_by(segment.end_s)
             while n <= total and segment.duration_s > 0:
                 due = max(segment.start_s, segment.time_of(n))
+                if tick:  # released with the matches formed since the last tick
+                    due = math.ceil(due / tick - 1e-9) * tick
                 if self.limit is not None and len(recent) == self.limit:
                     due = max(due, recent[0] + span)
                 if due >= self.duration_s:
                     return
                 recent.append(due)
                 yield index, due, segment
-                index, n = index + 1, n + 1
+                index, n = index + 1, next(positions)
+
+    def _positions(self) -> Iterator[float]:
+        """_positions are where arrivals fall on the integral of the rate, in order.
+
+        Uniform: k + 0.5, so a constant rate gives evenly spaced arrivals. Poisson (and
+        tick, whose matches form at random moments): the sums of Exp(1) draws from the
+        seed, which makes a non-homogeneous Poisson process of the rate (time change).
+        """
+        if self.arrivals_kind == "uniform":
+            return itertools.count(0.5)
+        draws = unit_draws(self.seed, POISSON_KEY)
+        return itertools.accumulate(-math.log(1.0 - u) for u in draws)
 
 
 def _time_above(segment: Segment, level: float) -> float:

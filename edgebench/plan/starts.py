@@ -2,9 +2,10 @@
 
 A free user pulls its endpoint's next start and sleeps until it is due: no
 dispatcher wakes for each arrival and hands it over (that hand-over cost a
-quarter of the generator's time). A start still waiting when a later start of
-its endpoint is already due found no free user at its time: it is dropped, as
-k6 counts dropped_iterations, and the user takes the latest due start instead.
+quarter of the generator's time). A start still waiting when a strictly later
+start of its endpoint is already due found no free user at its time: it is
+dropped, as k6 counts dropped_iterations, and the user takes the latest due start
+instead. Starts due at the same moment (a tick's batch) are sent one after another.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ class Starts:
         start = self._pop(endpoint)
         while start is not None and start.due <= now:
             later = self._peek(endpoint)
-            if later is None or later.due > now:
+            # Passed over only by a strictly later start already due: starts due together
+            # (a matchmaker's tick) are a burst to send, not a slot that was missed.
+            if later is None or later.due > now or later.due == start.due:
                 break
             dropped.append(start)
             start = self._pop(endpoint)
