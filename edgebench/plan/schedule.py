@@ -270,6 +270,9 @@ def share_of(limit: int, worker_index: int, worker_count: int) -> int:
     return owner_pattern(limit, worker_count).count(worker_index)
 
 
+Piece = tuple[float, float, float, float, int]  # start, end, rate at start, at end, stage
+
+
 def build_segments(
     stages: list[tuple[str, float, float]], duration_s: float, cap: float = math.inf
 ) -> list[Segment]:
@@ -279,24 +282,48 @@ def build_segments(
     their rate; spike stays at its rate, and the stage after it starts again from
     the level before the spike. Rates above cap are held at cap.
     """
-    segments: list[Segment] = []
-    level, start, integral = 0.0, 0.0, 0.0
+    pieces: list[Piece] = []
+    level, start = 0.0, 0.0
     for index, (kind, length, rate) in enumerate(stages):
         end = min(start + length, duration_s)
         if end <= start:
             break
         begin = level if kind == "ramp" else rate
         begin, finish = _ramp_part(begin, rate, start, end, start + length)
-        begin, finish = min(begin, cap), min(finish, cap)
-        segment = Segment(start, end, begin, finish, index, integral)
-        segments.append(segment)
-        integral = segment.arrivals_by(end)
+        pieces.append((start, end, begin, finish, index))
         level = level if kind == "spike" else rate
         start = end
     if start < duration_s:
-        held = min(level, cap)
-        segments.append(Segment(start, duration_s, held, held, len(stages) - 1, integral))
+        pieces.append((start, duration_s, level, level, len(stages) - 1))
+    return segments_of(pieces, cap)
+
+
+def segments_of(pieces: list[Piece], cap: float = math.inf) -> list[Segment]:
+    """segments_of turns linear pieces of rate into segments, rates above cap held at cap.
+
+    A piece that crosses the cap is split where it does, so the capped rate follows the
+    demand exactly up to the cap and no further.
+
+    >>> capped = segments_of([(0, 10, 0, 80, 0)], 40)
+    >>> [(s.start_s, s.end_s, s.rate_start, s.rate_end) for s in capped]
+    [(0, 5.0, 0, 40), (5.0, 10, 40, 40)]
+    """
+    segments: list[Segment] = []
+    integral = 0.0
+    for start, end, rate_start, rate_end, stage in pieces:
+        for a, b, u, v in _split_at(start, end, rate_start, rate_end, cap):
+            segment = Segment(a, b, min(u, cap), min(v, cap), stage, integral)
+            segments.append(segment)
+            integral = segment.arrivals_by(b)
     return segments
+
+
+def _split_at(start: float, end: float, r0: float, r1: float, level: float):
+    """_split_at cuts a linear piece where its rate crosses level (if it does)."""
+    if (r0 - level) * (r1 - level) >= 0 or math.isinf(level):
+        return [(start, end, r0, r1)]
+    at = start + (level - r0) / (r1 - r0) * (end - start)
+    return [(start, at, r0, level), (at, end, level, r1)]
 
 
 def _ramp_part(begin: float, rate: float, start: float, end: float, full_end: float):
