@@ -238,3 +238,31 @@ def region_plot(by_region: dict, folder: Path) -> list[Path]:
     axes.xaxis.set_major_formatter(ticker.PercentFormatter(1.0))
     axes.legend(loc="lower right", fontsize="small")
     return save(figure, folder, "regions")
+
+
+def plan_plot(plan, forecast, folder: Path) -> list[Path]:
+    """plan_plot draws a forecast's match rate against the limit, and the queue it would build.
+
+    plan and forecast come from edgebench.plan.forecast (duck-typed: the analysis does
+    not import the harness).
+    """
+    start, end = forecast.times[0], forecast.times[-1]
+    times = [start + (end - start) * k / 400 for k in range(401)]
+    hours = [t / 3600 for t in times]
+    figure, (rate, queue) = new_figure(10, 6.5, nrows=2, sharex=True)
+    figure.subplots_adjust(hspace=0.25)
+    rate.plot(hours, [forecast.rate_at(t) for t in times], color="#1565c0", label="matches/s")
+    limit_line(rate.axhline, plan.limit)
+    rate.axvline(plan.peak_at_s / 3600, color="#6a1b9a", linestyle=":", label="peak")
+    if forecast.window:
+        run = [t / 3600 for t in forecast.window]
+        rate.axvspan(*run, color="#9e9e9e", alpha=0.25, label="the run's window")
+    rate.set(title="Demand from the forecast", ylabel="match starts (deploys) per second")
+    rate.legend(loc="upper left", fontsize="small")
+    queue.plot([t / 3600 for t, _ in plan.queue], [n for _, n in plan.queue], color="#ef6c00")
+    queue.set(
+        xlabel="forecast time (h)",
+        ylabel="matches waiting for the limit",
+        title="A first-in-first-out queue in front of the limit",
+    )
+    return save(figure, folder, "plan")

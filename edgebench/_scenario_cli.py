@@ -57,3 +57,60 @@ def sample(path: Path, count: int, annotated: bool = False) -> Iterator[str]:
         else:
             line = {"due_s": round(due_s, 6), "endpoint": request.endpoint, "body": request.body}
             yield orjson.dumps(line).decode()
+
+
+def plan_text(path: Path) -> tuple[str, object, object]:
+    """plan_text is the forecast's plan as a table: (text, plan, forecast)."""
+    from edgebench.plan.forecast import Forecast, plan
+
+    scenario = load_scenario(path)
+    if not scenario.demand:
+        raise ScenarioError(
+            [f"{path}: demand: missing; `scenario plan` reads a [demand] forecast (see "
+             "scenarios/README.md)"]
+        )  # fmt: skip
+    forecast = Forecast.of(scenario)
+    schedule = Schedule.from_scenario(scenario)
+    limit = scenario.rate.limit
+    result = plan(forecast, limit, schedule.capped_rate())
+    regions = list(result.rows[0].servers)
+    header = f"{'time':>9} {'players':>10} {'matches/s':>10}  " + " ".join(
+        f"{'servers ' + r:>16}" for r in regions
+    )
+    window = forecast.span
+    lines = [
+        f"{path}: {scenario.name}: forecast {_clock(forecast.times[0])} to "
+        f"{_clock(forecast.times[-1])}; a run covers {_clock(window[0])} to {_clock(window[1])} "
+        f"(*); limit {limit}/s",
+        header,
+    ]
+    for row in result.rows:
+        mark = "  above the limit" if row.rate > limit else ""
+        mark = ("*" if window[0] <= row.t_s <= window[1] else " ") + mark
+        servers = " ".join(f"{row.servers[r]:>16,.0f}" for r in regions)
+        lines.append(f"{_clock(row.t_s):>9} {row.ccu:>10,.0f} {row.rate:>10.1f}  {servers} {mark}")
+    lines += [
+        f"peak: {result.peak_rate:.1f} matches/s at {_clock(result.peak_at_s)}",
+        f"above the limit ({limit}/s): {result.above_limit_s:,.0f} s of the forecast",
+        f"servers held when the run starts: {result.servers_at_start:,.0f} (the emulator "
+        "starts empty: occupancy is right from one match length into the run)",
+    ]
+    if result.cap is not None:
+        lines.append(
+            f"a first-in-first-out queue in front of the {result.cap:.1f}/s the client sends: "
+            f"at most {result.queue_peak:,.0f} matches waiting (at "
+            f"{_clock(result.queue_peak_at_s)}), the last of them for "
+            f"{result.queue_wait_peak_s:,.0f} s"
+        )
+    return "\n".join(lines), result, forecast
+
+
+def _clock(seconds: float) -> str:
+    """_clock is a forecast time as h:mm:ss.
+
+    >>> _clock(9000.0)
+    '2:30:00'
+    """
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"

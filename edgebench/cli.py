@@ -167,6 +167,32 @@ def scenario_sample(file: Path, count: int, annotated: bool) -> None:
         click.echo(line)
 
 
+@scenario.command("plan")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for plan.png and plan.svg (default: results/<scenario>-plan).",
+)
+def scenario_plan(file: Path, out: Path | None) -> None:
+    """Show what a [demand] forecast asks of the API, at once and without traffic.
+
+    The match (deploy) rate over time against the limit, the peak and when it comes, the
+    time above the limit, the servers needed per region, and how a first-in-first-out
+    queue in front of the limit grows; a table here, and plan.png / plan.svg.
+    Exit codes: 0 planned, 2 bad input (no [demand], a bad forecast file).
+    """
+    from analysis.plots import plan_plot
+    from edgebench._scenario_cli import plan_text
+
+    text, result, forecast = plan_text(file)
+    click.echo(text)
+    folder = out or Path("results") / f"{file.stem}-plan"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = plan_plot(result, forecast, folder)
+    click.echo(f"plot: {paths[0]} ({paths[1].name} beside it)")
+
+
 @main.command("run")
 @click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path))
 @click.option("--host", help="API base URL (default: the scenario's, else an embedded emulator).")

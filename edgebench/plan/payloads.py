@@ -10,7 +10,8 @@ population (edgebench.plan.players), so a request costs a few hash draws and a j
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import orjson
@@ -49,6 +50,7 @@ class PayloadPlan:
     def __init__(self, scenario, webhook_base: str | None = None, run_tag: str | None = None):
         self.scenario = scenario
         self.players = PlayerFactory(scenario)
+        self._region_weights_at = _region_weights(scenario)
         self._fleet_share = scenario.mix.shares[1]
         self._cached_share = scenario.requests.require_cached_share
         target = scenario.target
@@ -84,10 +86,12 @@ class PayloadPlan:
             return FLEET_DEPLOY if self._fleet_share else DEPLOY
         return FLEET_DEPLOY if unit_hash(self.scenario.seed, index) < self._fleet_share else DEPLOY
 
-    def request(self, index: int) -> PlannedRequest:
+    def request(self, index: int, due_s: float = 0.0) -> PlannedRequest:
+        """request is arrival index's request; due_s (run time) matters to a forecast's regions."""
         endpoint = self.endpoint(index)
         draw = unit_draws(self.scenario.seed, index).__next__
-        region, users = self.players.party(draw)
+        weights = self._region_weights_at(due_s) if self._region_weights_at else None
+        region, users = self.players.party(draw, weights)
         if endpoint == FLEET_DEPLOY:
             tail = self._tails["fleet"]
         elif self._cached_share and draw() < self._cached_share:
@@ -97,6 +101,23 @@ class PayloadPlan:
         return PlannedRequest(
             index, endpoint, self._head + b",".join(users) + tail, region, len(users)
         )
+
+
+def _region_weights(scenario) -> Callable[[float], list[float]] | None:
+    """_region_weights is the regions' cumulative weights at a run time, from a forecast's
+    per-region columns (None: the regions' own, fixed weights)."""
+    if not (scenario.demand and scenario.demand.region_ccu):
+        return None
+    from edgebench.plan.forecast import Forecast
+
+    forecast = Forecast.of(scenario)
+    names = [region.name for region in scenario.regions]
+
+    def weights_at(due_s: float) -> list[float]:
+        shares = forecast.region_shares_at(due_s) or {}
+        return list(itertools.accumulate(shares.get(name, 0.0) for name in names))
+
+    return weights_at
 
 
 def _tail(fields: dict) -> bytes:
@@ -116,4 +137,4 @@ def preview(scenario, count: int) -> Iterator[tuple[float, PlannedRequest]]:
     plan = PayloadPlan(scenario, webhook_base=PREVIEW_WEBHOOK_BASE, run_tag=PREVIEW_RUN_TAG)
     arrivals = Schedule.from_scenario(scenario).arrivals()
     for arrival, _ in zip(arrivals, range(count), strict=False):
-        yield arrival.due_s, plan.request(arrival.index)
+        yield arrival.due_s, plan.request(arrival.index, arrival.due_s)

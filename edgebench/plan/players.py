@@ -123,9 +123,16 @@ class PlayerFactory:
         self._size_weights = list(itertools.accumulate(players.weights or [1] * len(players.sizes)))
         self._population = players.population
 
-    def party(self, draw: Draw) -> tuple[str, list[bytes]]:
-        """party is (region name, its players' JSON) for a request; draw() is a float in [0, 1)."""
-        region = self.regions[_weighted_index(self._region_weights, draw())]
+    def party(
+        self, draw: Draw, region_weights: list[float] | None = None
+    ) -> tuple[str, list[bytes]]:
+        """party is (region name, its players' JSON) for a request; draw() is a float in [0, 1).
+
+        region_weights (cumulative, in the scenario's order) replace the regions' own
+        weights: a forecast's regions move over the day.
+        """
+        weights = region_weights or self._region_weights
+        region = self.regions[_weighted_index(weights, draw())]
         size = self._sizes[_weighted_index(self._size_weights, draw())]
         slots: list[int] = []
         while len(slots) < size:

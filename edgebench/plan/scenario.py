@@ -206,13 +206,70 @@ class Rate(_Strict):
     margin_ms: Annotated[float, Field(ge=0, le=500)] = 15.0
     arrivals: Literal["uniform", "poisson", "tick"] = "uniform"
     tick: Seconds = 5.0  # arrivals = "tick": how often the matchmaker releases its matches
-    stages: list[Stage] = Field(min_length=1)
+    stages: list[Stage] = Field(default_factory=list)  # none: the [demand] forecast's rate
 
     @model_validator(mode="after")
     def _some_traffic(self) -> Rate:
-        if all(stage.rate == 0 for stage in self.stages):
+        if self.stages and all(stage.rate == 0 for stage in self.stages):
             raise ValueError("every stage has rate 0; give a stage a rate above 0")
         return self
+
+
+class MatchLength(_Strict):
+    """MatchLength is a lognormal match length: its median and spread (sigma 0: fixed)."""
+
+    median: Seconds
+    sigma: Annotated[float, Field(ge=0, le=3)] = 0.0
+
+    @property
+    def mean_s(self) -> float:
+        return self.median * math.exp(self.sigma**2 / 2)
+
+
+def _forecast_points(value: object) -> list[tuple[float, float]]:
+    """_forecast_points reads [[time, players], ...] (time: seconds, "2h" or ISO 8601)."""
+    from edgebench.plan.forecast import parse_time
+
+    if not isinstance(value, list):
+        raise ValueError('must be a list of [time, players] pairs, e.g. [["0m", 0], ["1h", 5000]]')
+    points, origin = [], None
+    for point in value:
+        if not (isinstance(point, list) and len(point) == 2):
+            raise ValueError(f'{point!r} is not a [time, players] pair; e.g. ["1h", 5000]')
+        t, origin = parse_time(point[0], origin)
+        if isinstance(point[1], bool) or not isinstance(point[1], int | float) or point[1] < 0:
+            raise ValueError(f"{point[1]!r} is not a count of players; use 0 or more")
+        points.append((t, float(point[1])))
+    return points
+
+
+class Demand(_Strict):
+    """Demand is a launch forecast: concurrent players over time, and how they play.
+
+    The deploy rate follows by Little's law (edgebench.plan.forecast).
+    """
+
+    ccu: Annotated[list, BeforeValidator(_forecast_points)] = Field(default_factory=list)
+    ccu_file: str | None = None
+    region_ccu: dict[str, list[float]] = Field(default_factory=dict)  # from the CSV's columns
+    share_in_matches: Fraction = 1.0
+    match_length: Seconds | MatchLength
+    window: list[Annotated[float, BeforeValidator(parse_duration)]] | None = None
+
+    @model_validator(mode="after")
+    def _points(self) -> Demand:
+        if bool(self.ccu) == bool(self.ccu_file):
+            raise ValueError("give either ccu = [[time, players], ...] or ccu_file, not both")
+        if self.window is not None and (
+            len(self.window) != 2 or not self.window[0] < self.window[1]
+        ):
+            raise ValueError('window must be [start, end] with start < end, e.g. ["2h", "3h"]')
+        return self
+
+    @property
+    def mean_match_length_s(self) -> float:
+        length = self.match_length
+        return length.mean_s if isinstance(length, MatchLength) else float(length)
 
 
 class Scenario(_Strict):
@@ -227,6 +284,7 @@ class Scenario(_Strict):
     players: Players = Field(default_factory=Players)
     requests: Requests = Field(default_factory=Requests)
     rate: Rate
+    demand: Demand | None = None
     regions: list[Region] = Field(min_length=1)
     thresholds: list[str] = Field(default_factory=list)
     source: str = ""
@@ -245,12 +303,22 @@ class Scenario(_Strict):
     def _regions_weigh_something(self) -> Scenario:
         if sum(region.weight for region in self.regions) <= 0:
             raise ValueError("region weights sum to 0; give a region a weight above 0")
+        if bool(self.rate.stages) == bool(self.demand):
+            raise ValueError(
+                "give either [rate] stages or a [demand] forecast (one of the two); "
+                "see scenarios/README.md"
+            )
         return self
 
     @property
     def duration_s(self) -> float:
-        """duration_s is the run's length: `duration`, else the stages' total."""
-        return self.duration or sum(stage.duration_s for stage in self.rate.stages)
+        """duration_s is the run's length: `duration`, else the stages' or the forecast's."""
+        if self.duration:
+            return self.duration
+        if self.demand:
+            times = self.demand.window or [t for t, _ in self.demand.ccu]
+            return times[-1] - times[0]
+        return sum(stage.duration_s for stage in self.rate.stages)
 
     @property
     def world_file(self) -> Path | None:
@@ -323,6 +391,8 @@ def load_scenario(path: str | Path) -> Scenario:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
         raise ScenarioError([_problem(path, error) for error in exc.errors()]) from None
+    if scenario.demand and scenario.demand.ccu_file:
+        scenario = _with_forecast_file(scenario, path)
     if scenario.world_file and not scenario.world_file.is_file():
         raise ScenarioError(
             [
@@ -331,6 +401,25 @@ def load_scenario(path: str | Path) -> Scenario:
             ]
         )
     return scenario
+
+
+def _with_forecast_file(scenario: Scenario, path: Path) -> Scenario:
+    """_with_forecast_file reads demand.ccu_file (relative to the scenario) into the points."""
+    from edgebench.plan.forecast import read_ccu_file
+
+    demand = scenario.demand
+    csv = Path(demand.ccu_file)
+    csv = csv if csv.is_absolute() else path.parent / csv
+    points, regions = read_ccu_file(csv, path)
+    if not points:
+        raise ScenarioError([f"{csv}: no rows; write t,ccu then one row per time"])
+    names = {region.name for region in scenario.regions}
+    if unknown := sorted(set(regions) - names):
+        raise ScenarioError(
+            [f"{csv}: line 1: column {unknown[0]!r} is not a region of {path}; name a region"]
+        )
+    update = {"ccu": points, "ccu_file": None, "region_ccu": regions}
+    return scenario.model_copy(update={"demand": demand.model_copy(update=update)})
 
 
 def with_world(scenario: Scenario, world: str | Path) -> Scenario:

@@ -108,10 +108,16 @@ class Schedule:
     def from_scenario(cls, scenario) -> Schedule:
         rate = scenario.rate
         respect = rate.mode == "respect"
-        stages = [(s.kind, s.duration_s, s.rate * rate.factor) for s in rate.stages]
         cap = float(rate.limit) if respect else math.inf
-        segments = build_segments(stages, scenario.duration_s, cap)
-        demand = build_segments(stages, scenario.duration_s)
+        if scenario.demand:
+            from edgebench.plan.forecast import Forecast
+
+            pieces = fit(Forecast.of(scenario).pieces(rate.factor), scenario.duration_s)
+            segments, demand = segments_of(pieces, cap), segments_of(pieces)
+        else:
+            stages = [(s.kind, s.duration_s, s.rate * rate.factor) for s in rate.stages]
+            segments = build_segments(stages, scenario.duration_s, cap)
+            demand = build_segments(stages, scenario.duration_s)
         limit = rate.limit if respect else None
         margin = rate.margin_ms / 1000
         return cls(
@@ -160,13 +166,14 @@ starts not made
         peak = max(max(s.rate_start, s.rate_end) for s in self.demand)
         asked = round(self.demand_total())
         missing = f"{asked - self.count():,} of {asked:,} starts not made"
+        seconds = f"{above:,.0f}" if above >= 1 else f"{above:.2g}"
         if peak > self.limit:
             return (
-                f"demand above the limit for {above:.3g} s (peak {peak:g}/s, limit "
+                f"demand above the limit for {seconds} s (peak {peak:.3g}/s, limit "
                 f"{self.limit}/s): capped at {self.capped_rate():.3g}/s, {missing}"
             )
         return (
-            f"demand at the limit for {above:.3g} s ({peak:g}/s): respect mode's margin caps it "
+            f"demand at the limit for {seconds} s ({peak:.3g}/s): respect mode's margin caps it "
             f"at {self.capped_rate():.3g}/s, {missing}"
         )
 
@@ -296,6 +303,25 @@ def build_segments(
     if start < duration_s:
         pieces.append((start, duration_s, level, level, len(stages) - 1))
     return segments_of(pieces, cap)
+
+
+def fit(pieces: list[Piece], duration_s: float) -> list[Piece]:
+    """fit cuts pieces at duration_s, or holds the last rate until it.
+
+    >>> fit([(0, 10, 0, 10, 0)], 5), fit([(0, 10, 0, 10, 0)], 12)[-1]
+    ([(0, 5, 0, 5.0, 0)], (10, 12, 10, 10, 0))
+    """
+    fitted = []
+    for start, end, r0, r1, stage in pieces:
+        if start >= duration_s:
+            break
+        if end > duration_s:
+            r1, end = r0 + (r1 - r0) * (duration_s - start) / (end - start), duration_s
+        fitted.append((start, end, r0, r1, stage))
+    last = fitted[-1]
+    if last[1] < duration_s:
+        fitted.append((last[1], duration_s, last[3], last[3], last[4]))
+    return fitted
 
 
 def segments_of(pieces: list[Piece], cap: float = math.inf) -> list[Segment]:

@@ -143,6 +143,13 @@ def dry_run_text(scenario: Scenario, host: str | None, policy: Policy) -> str:
         f"  stage {i}: {stage.kind} {stage.duration_s:g} s at {stage.rate * rate.factor:g}/s"
         for i, stage in enumerate(rate.stages)
     ]
+    if scenario.demand:
+        peak = max(max(s.rate_start, s.rate_end) for s in schedule.demand)
+        lines.append(
+            f"  demand: a forecast of {len(scenario.demand.ccu)} points, from "
+            f"{schedule.demand[0].rate_start:.1f}/s, peak {peak:.1f}/s "
+            "(edgebench scenario plan shows it whole)"
+        )
     budget = (
         f" (budget --max-deployments {policy.max_deployments})" if policy.max_deployments else ""
     )

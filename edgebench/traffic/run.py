@@ -221,7 +221,7 @@ class TrafficRun:
 
     def send(self, client, start: Start) -> None:
         """send posts one start's request with a Locust FastHttpUser client and records it."""
-        request = self.plan.request(start.arrival.index)
+        request = self.plan.request(start.arrival.index, start.arrival.due_s)
         self.sending += 1
         try:
             with self.guard.turn() if self.guard else nullcontext():

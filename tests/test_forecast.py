@@ -1,0 +1,169 @@
+"""Demand from a launch forecast: Little's law, regions that move, a window, and the plan."""
+
+import textwrap
+
+import pytest
+
+from edgebench._errors import ScenarioError
+from edgebench.plan.forecast import Forecast, plan
+from edgebench.plan.payloads import PayloadPlan
+from edgebench.plan.scenario import load_scenario
+from edgebench.plan.schedule import Schedule
+
+from .conftest import edgebench
+
+BASE = """
+name = "forecast"
+[target]
+application = "my-game"
+version = "1.0.0"
+[players]
+sizes = [10]
+[rate]
+mode = "exceed"
+{demand}
+[[regions]]
+name = "west"
+countries = ["US"]
+[[regions]]
+name = "east"
+countries = ["JP"]
+"""
+
+
+def scenario(tmp_path, demand: str, csv: str | None = None):
+    if csv is not None:
+        (tmp_path / "ccu.csv").write_text(textwrap.dedent(csv).lstrip())
+    path = tmp_path / "forecast.toml"
+    path.write_text(BASE.format(demand=textwrap.dedent(demand)))
+    return load_scenario(path)
+
+
+def test_the_rate_follows_littles_law(tmp_path):
+    # 120,000 players, 90% in 10-player matches of 15 minutes: 12 matches/s.
+    loaded = scenario(
+        tmp_path,
+        """
+        [demand]
+        ccu = [["0m", 0], ["1h", 120000], ["2h", 120000]]
+        share_in_matches = 0.9
+        match_length = "15m"
+        """,
+    )
+    schedule = Schedule.from_scenario(loaded)
+    assert schedule.duration_s == 7200
+    assert schedule.rate_at(5400) == pytest.approx(0.9 * 120000 / (10 * 900))
+    assert schedule.rate_at(1800) == pytest.approx(6.0)  # half way up the ramp
+    assert Forecast.of(loaded).servers_per_player * 120000 == pytest.approx(10800)
+
+
+def test_a_lognormal_match_length_counts_by_its_mean(tmp_path):
+    loaded = scenario(
+        tmp_path,
+        """
+        [demand]
+        ccu = [["0s", 10000], ["1h", 10000]]
+        match_length = { median = "10m", sigma = 0.5 }
+        """,
+    )
+    mean = 600 * 2.718281828459045 ** (0.5**2 / 2)
+    assert Schedule.from_scenario(loaded).rate_at(10) == pytest.approx(10000 / (10 * mean))
+
+
+def test_a_csv_forecast_with_iso_times_moves_the_regions_over_the_day(tmp_path):
+    loaded = scenario(
+        tmp_path,
+        """
+        [demand]
+        ccu_file = "ccu.csv"
+        match_length = "10m"
+        """,
+        """
+        t,ccu,west,east
+        2026-12-01T00:00:00Z,6000,6000,0
+        2026-12-01T01:00:00Z,6000,0,6000
+        """,
+    )
+    assert loaded.duration_s == 3600
+    plan_ = PayloadPlan(loaded)
+    first = {plan_.request(k, 10.0).region for k in range(50)}
+    last = {plan_.request(k, 3600.0).region for k in range(50)}
+    assert first == {"west"}
+    assert last == {"east"}
+
+
+def test_a_window_runs_a_slice_of_the_forecast(tmp_path):
+    loaded = scenario(
+        tmp_path,
+        """
+        [demand]
+        ccu = [["0h", 0], ["2h", 60000]]
+        match_length = "10m"
+        window = ["1h", "1h30m"]
+        """,
+    )
+    schedule = Schedule.from_scenario(loaded)
+    assert schedule.duration_s == 1800
+    assert schedule.rate_at(0) == pytest.approx(30000 / 6000)  # the forecast at 1h
+    assert schedule.rate_at(1799.9) == pytest.approx(45000 / 6000, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("csv", "says"),
+    [
+        ("t,ccu\n0h,10\n1h,lots\n", "ccu.csv: line 3: ccu: "),
+        ("t,ccu\n0h,10\nsoon,20\n", "ccu.csv: line 3: t: "),
+        ("time,players\n0h,10\n", "ccu.csv: line 1: the columns must start t,ccu"),
+        ("t,ccu,north\n0h,10,10\n", "ccu.csv: line 1: column 'north' is not a region"),
+    ],
+)
+def test_a_bad_forecast_file_names_the_file_line_and_field(tmp_path, csv, says):
+    with pytest.raises(ScenarioError, match=says):
+        scenario(tmp_path, '[demand]\nccu_file = "ccu.csv"\nmatch_length = "10m"\n', csv)
+
+
+def test_stages_or_a_forecast_one_of_the_two(tmp_path):
+    both = '[demand]\nccu = [["0s", 1], ["1m", 1]]\nmatch_length = "1m"\n'
+    path = tmp_path / "both.toml"
+    path.write_text(
+        BASE.format(demand=both).replace(
+            '[rate]\nmode = "exceed"',
+            '[rate]\nmode = "exceed"\nstages = [{ kind = "hold", duration = "1m", rate = 1 }]',
+        )
+    )
+    with pytest.raises(ScenarioError, match="give either \\[rate\\] stages or a \\[demand\\]"):
+        load_scenario(path)
+
+
+def test_the_plan_finds_the_peak_the_time_above_the_limit_and_the_queue(tmp_path):
+    # 50/s for 100 s in the middle of 300 s at 20/s: 100 s above 40/s, and a FIFO queue in
+    # front of 40/s that grows by 10/s to 1,000 matches, then drains at 20/s in 50 s.
+    loaded = scenario(
+        tmp_path,
+        """
+        [demand]
+        ccu = [["0s", 120000], ["100s", 120000], ["100.001s", 300000], ["200s", 300000],
+               ["200.001s", 120000], ["300s", 120000]]
+        match_length = "10m"
+        """,
+    )
+    result = plan(Forecast.of(loaded), 40, 40.0)
+    assert result.peak_rate == pytest.approx(50)
+    assert result.above_limit_s == pytest.approx(100, abs=0.1)
+    assert result.queue_peak == pytest.approx(1000, rel=0.01)
+    assert result.queue_peak_at_s == pytest.approx(200, abs=0.5)
+    assert result.queue_wait_peak_s == pytest.approx(25, rel=0.01)
+    assert result.queue[-1][1] == pytest.approx(0, abs=1)  # drained by 250 s
+
+
+def test_scenario_plan_prints_the_table_and_draws_the_plot(tmp_path):
+    done = edgebench("scenario", "plan", "scenarios/launch-forecast.toml", "--out", tmp_path)
+    assert done.exit_code == 0, done.output
+    assert "peak: 57.6 matches/s at 19:00:00" in done.stdout
+    assert "above the limit" in done.stdout
+    assert "servers americas" in done.stdout
+    assert (tmp_path / "plan.png").stat().st_size > 1000
+    assert (tmp_path / "plan.svg").exists()
+    stages_only = edgebench("scenario", "plan", "scenarios/smoke.toml", "--out", tmp_path)
+    assert stages_only.exit_code == 2
+    assert "demand: missing; `scenario plan` reads a [demand] forecast" in stages_only.stderr
