@@ -131,7 +131,7 @@ def test_stages_or_a_forecast_one_of_the_two(tmp_path):
             '[rate]\nmode = "exceed"\nstages = [{ kind = "hold", duration = "1m", rate = 1 }]',
         )
     )
-    with pytest.raises(ScenarioError, match="give either \\[rate\\] stages or a \\[demand\\]"):
+    with pytest.raises(ScenarioError, match=r"give one of \[rate\] stages, a \[demand\] forecast"):
         load_scenario(path)
 
 

@@ -82,12 +82,16 @@ class PayloadPlan:
 
     def endpoint(self, index: int) -> str:
         """endpoint is where arrival index goes, by the mix; cheap, as unsent starts need it."""
+        if self.scenario.replay:
+            return FLEET_DEPLOY if self.scenario.replay[index].fleet else DEPLOY
         if self._fleet_share in (0.0, 1.0):
             return FLEET_DEPLOY if self._fleet_share else DEPLOY
         return FLEET_DEPLOY if unit_hash(self.scenario.seed, index) < self._fleet_share else DEPLOY
 
     def request(self, index: int, due_s: float = 0.0) -> PlannedRequest:
         """request is arrival index's request; due_s (run time) matters to a forecast's regions."""
+        if self.scenario.replay:
+            return self._replayed(index)
         endpoint = self.endpoint(index)
         draw = unit_draws(self.scenario.seed, index).__next__
         weights = self._region_weights_at(due_s) if self._region_weights_at else None
@@ -101,6 +105,14 @@ class PayloadPlan:
         return PlannedRequest(
             index, endpoint, self._head + b",".join(users) + tail, region, len(users)
         )
+
+    def _replayed(self, index: int) -> PlannedRequest:
+        """_replayed is a logged match's request: its own players, region and endpoint."""
+        match = self.scenario.replay[index]
+        endpoint = FLEET_DEPLOY if match.fleet else DEPLOY
+        tail = self._tails["fleet" if match.fleet else "deploy"]
+        body = self._head + match.users + tail
+        return PlannedRequest(index, endpoint, body, match.region, match.players)
 
 
 def _region_weights(scenario) -> Callable[[float], list[float]] | None:

@@ -24,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SkipValidation,
     ValidationError,
     field_validator,
     model_validator,
@@ -204,8 +205,10 @@ class Rate(_Strict):
     limit: Annotated[int, Field(ge=1)] = DEFAULT_LIMIT
     factor: Annotated[float, Field(gt=0)] = 1.0
     margin_ms: Annotated[float, Field(ge=0, le=500)] = 15.0
-    arrivals: Literal["uniform", "poisson", "tick"] = "uniform"
+    arrivals: Literal["uniform", "poisson", "tick", "replay"] = "uniform"
     tick: Seconds = 5.0  # arrivals = "tick": how often the matchmaker releases its matches
+    replay_file: str | None = None  # arrivals = "replay": the match log, JSON lines or CSV
+    speed: Annotated[float, Field(gt=0)] = 1.0  # arrivals = "replay": x real time
     stages: list[Stage] = Field(default_factory=list)  # none: the [demand] forecast's rate
 
     @model_validator(mode="after")
@@ -285,7 +288,8 @@ class Scenario(_Strict):
     requests: Requests = Field(default_factory=Requests)
     rate: Rate
     demand: Demand | None = None
-    regions: list[Region] = Field(min_length=1)
+    regions: list[Region] = Field(default_factory=list)
+    replay: SkipValidation[tuple] = ()  # arrivals = "replay": the log's matches, once loaded
     thresholds: list[str] = Field(default_factory=list)
     source: str = ""
     digest: str = ""
@@ -301,13 +305,18 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _regions_weigh_something(self) -> Scenario:
-        if sum(region.weight for region in self.regions) <= 0:
+        replaying = self.rate.arrivals == "replay"
+        if not replaying and not self.regions:
+            raise ValueError("no [[regions]]; add one (the players' countries and cities)")
+        if not replaying and sum(region.weight for region in self.regions) <= 0:
             raise ValueError("region weights sum to 0; give a region a weight above 0")
-        if bool(self.rate.stages) == bool(self.demand):
+        if [bool(self.rate.stages), bool(self.demand), replaying].count(True) != 1:
             raise ValueError(
-                "give either [rate] stages or a [demand] forecast (one of the two); "
-                "see scenarios/README.md"
+                'give one of [rate] stages, a [demand] forecast, or arrivals = "replay" '
+                "with a replay_file; see scenarios/README.md"
             )
+        if replaying and not self.rate.replay_file:
+            raise ValueError('arrivals = "replay" needs rate.replay_file; name the match log')
         return self
 
     @property
@@ -315,6 +324,8 @@ class Scenario(_Strict):
         """duration_s is the run's length: `duration`, else the stages' or the forecast's."""
         if self.duration:
             return self.duration
+        if self.replay:
+            return math.ceil(self.replay[-1].t_s / self.rate.speed) + 1.0
         if self.demand:
             times = self.demand.window or [t for t, _ in self.demand.ccu]
             return times[-1] - times[0]
@@ -393,6 +404,8 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError([_problem(path, error) for error in exc.errors()]) from None
     if scenario.demand and scenario.demand.ccu_file:
         scenario = _with_forecast_file(scenario, path)
+    if scenario.rate.replay_file:
+        scenario = _with_replay(scenario, path)
     if scenario.world_file and not scenario.world_file.is_file():
         raise ScenarioError(
             [
@@ -401,6 +414,19 @@ def load_scenario(path: str | Path) -> Scenario:
             ]
         )
     return scenario
+
+
+def _with_replay(scenario: Scenario, path: Path) -> Scenario:
+    """_with_replay reads rate.replay_file (relative to the scenario) into its matches."""
+    from edgebench.plan.replay import read_replay
+
+    log = Path(scenario.rate.replay_file)
+    log = log if log.is_absolute() else path.parent / log
+    if not log.is_file():
+        raise ScenarioError(
+            [f"{path}: rate.replay_file: {scenario.rate.replay_file!r} not found; give a log"]
+        )
+    return scenario.model_copy(update={"replay": tuple(read_replay(log))})
 
 
 def _with_forecast_file(scenario: Scenario, path: Path) -> Scenario:

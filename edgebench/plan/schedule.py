@@ -100,30 +100,37 @@ class Schedule:
         self.limit = limit  # None: no guard (exceed mode)
         self.margin_s = margin_s
         self.demand = demand or segments  # the rates asked for, before respect mode's cap
-        self.arrivals_kind = arrivals  # uniform, poisson or tick
+        self.arrivals_kind = arrivals  # uniform, poisson, tick or replay
         self.tick_s = tick_s if arrivals == "tick" else 0.0
         self.seed = seed
+        self.replay: list[float] = []  # arrivals = "replay": each match's due time
 
     @classmethod
     def from_scenario(cls, scenario) -> Schedule:
         rate = scenario.rate
         respect = rate.mode == "respect"
         cap = float(rate.limit) if respect else math.inf
+        replay = [m.t_s / rate.speed for m in scenario.replay]
         if scenario.demand:
             from edgebench.plan.forecast import Forecast
 
             pieces = fit(Forecast.of(scenario).pieces(rate.factor), scenario.duration_s)
             segments, demand = segments_of(pieces, cap), segments_of(pieces)
+        elif replay:
+            pieces = fit(replay_pieces(replay), scenario.duration_s)
+            segments, demand = segments_of(pieces), segments_of(pieces)
         else:
             stages = [(s.kind, s.duration_s, s.rate * rate.factor) for s in rate.stages]
             segments = build_segments(stages, scenario.duration_s, cap)
             demand = build_segments(stages, scenario.duration_s)
         limit = rate.limit if respect else None
         margin = rate.margin_ms / 1000
-        return cls(
+        schedule = cls(
             segments, scenario.duration_s, limit, margin, demand, rate.arrivals, rate.tick,
             scenario.seed,
         )  # fmt: skip
+        schedule.replay = replay
+        return schedule
 
     def rate_at(self, t: float) -> float:
         """rate_at is the offered rate (requests/s) at elapsed time t."""
@@ -218,21 +225,35 @@ starts not made
         """
         recent: deque[float] = deque(maxlen=self.limit or 1)
         span = WINDOW_S + self.margin_s + 1e-9  # a nanosecond past: rounding cannot squeeze one in
+        formed = self._replayed() if self.replay else self._formed()
+        for index, (due, segment) in enumerate(formed):
+            if self.limit is not None and len(recent) == self.limit:
+                due = max(due, recent[0] + span)
+            if due >= self.duration_s:
+                return
+            recent.append(due)
+            yield index, due, segment
+
+    def _formed(self) -> Iterator[tuple[float, Segment]]:
+        """_formed yields when each arrival forms (tick: when it is released), and its segment."""
         positions, tick = self._positions(), self.tick_s
-        index, n = 0, next(positions)
+        n = next(positions)
         for segment in self.segments:
             total = segment.arrivals_by(segment.end_s)
             while n <= total and segment.duration_s > 0:
                 due = max(segment.start_s, segment.time_of(n))
                 if tick:  # released with the matches formed since the last tick
                     due = math.ceil(due / tick - 1e-9) * tick
-                if self.limit is not None and len(recent) == self.limit:
-                    due = max(due, recent[0] + span)
-                if due >= self.duration_s:
-                    return
-                recent.append(due)
-                yield index, due, segment
-                index, n = index + 1, next(positions)
+                yield due, segment
+                n = next(positions)
+
+    def _replayed(self) -> Iterator[tuple[float, Segment]]:
+        """_replayed yields each logged match's due time, and the segment it falls in."""
+        segments, k = self.segments, 0
+        for due in self.replay:
+            while k + 1 < len(segments) and due >= segments[k].end_s:
+                k += 1
+            yield due, segments[k]
 
     def _positions(self) -> Iterator[float]:
         """_positions are where arrivals fall on the integral of the rate, in order.
@@ -303,6 +324,19 @@ def build_segments(
     if start < duration_s:
         pieces.append((start, duration_s, level, level, len(stages) - 1))
     return segments_of(pieces, cap)
+
+
+def replay_pieces(dues: list[float]) -> list[Piece]:
+    """replay_pieces are a log's matches per second, as pieces of constant rate.
+
+    >>> replay_pieces([0.2, 0.5, 1.5])
+    [(0, 1, 2, 2, 0), (1, 2, 1, 1, 1)]
+    """
+    seconds = int(dues[-1]) + 1
+    counts = [0] * seconds
+    for due in dues:
+        counts[int(due)] += 1
+    return [(k, k + 1, count, count, k) for k, count in enumerate(counts)]
 
 
 def fit(pieces: list[Piece], duration_s: float) -> list[Piece]:
