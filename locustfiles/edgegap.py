@@ -125,7 +125,7 @@ def _init(environment, **_kwargs) -> None:
         logging.warning("edgebench: -u and -r have no effect: the user pool follows the rate")
     STATE.token = request_token()
     EdgegapUser.default_headers = authorization(STATE.token)
-    deploy_share, fleet_share = scenario.mix.shares
+    deploy_share, fleet_share = scenario.endpoint_shares
     DeployUser.weight = max(1, round(100 * deploy_share))
     FleetDeployUser.weight = max(1, round(100 * fleet_share))
     environment.stop_timeout = max(environment.stop_timeout or 0, 10)
@@ -408,7 +408,7 @@ class ScheduleShape(LoadTestShape):
         scenario, schedule = STATE.scenario, STATE.schedule
         rate = max(schedule.rate_at(elapsed + ahead) for ahead in (0, 1, 2))
         latency_ms = runner.stats.total.get_current_response_time_percentile(0.95)
-        shares = list(scenario.mix.shares)
+        shares = list(scenario.endpoint_shares)
         processes = getattr(runner, "worker_count", 1)
         wanted = pool_size(rate, (latency_ms or 100) / 1000, shares, processes)
         users = settle_pool(runner.user_count, wanted)

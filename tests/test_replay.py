@@ -57,6 +57,16 @@ def test_each_logged_match_is_an_arrival_with_its_own_players(tmp_path):
     assert requests[2].players == 2
 
 
+def test_the_logs_fleet_share_decides_the_users_and_needs_host_ids(tmp_path):
+    scenario = replayed(tmp_path, LOG)
+    assert scenario.endpoint_shares == pytest.approx((2 / 3, 1 / 3))
+    (tmp_path / "nohosts.toml").write_text(
+        (tmp_path / "replayed.toml").read_text().replace('["fleet-mtl-1"]', "[]")
+    )
+    with pytest.raises(ScenarioError, match=r"mix\.private_host_ids: .* has fleet deploys"):
+        load_scenario(tmp_path / "nohosts.toml")
+
+
 def test_a_csv_log_and_iso_times(tmp_path):
     log = """
     t,players,region,fleet

@@ -332,6 +332,14 @@ class Scenario(_Strict):
         return sum(stage.duration_s for stage in self.rate.stages)
 
     @property
+    def endpoint_shares(self) -> tuple[float, float]:
+        """endpoint_shares is (deploy, fleet deploy) as fractions: the mix's, or the log's."""
+        if self.replay:
+            fleet = sum(match.fleet for match in self.replay) / len(self.replay)
+            return 1 - fleet, fleet
+        return self.mix.shares
+
+    @property
     def world_file(self) -> Path | None:
         """world_file is target.world, relative to the scenario file (None: the default world)."""
         if not self.target.world:
@@ -426,7 +434,12 @@ def _with_replay(scenario: Scenario, path: Path) -> Scenario:
         raise ScenarioError(
             [f"{path}: rate.replay_file: {scenario.rate.replay_file!r} not found; give a log"]
         )
-    return scenario.model_copy(update={"replay": tuple(read_replay(log))})
+    matches = tuple(read_replay(log))
+    if any(match.fleet for match in matches) and not scenario.mix.private_host_ids:
+        raise ScenarioError(
+            [f"{path}: mix.private_host_ids: {log} has fleet deploys; list the fleet's host ids"]
+        )
+    return scenario.model_copy(update={"replay": matches})
 
 
 def _with_forecast_file(scenario: Scenario, path: Path) -> Scenario:
