@@ -36,6 +36,10 @@ REQUEST_SCHEMA = pa.schema(
         ("stage", pa.int64()),
         ("offered_rate", pa.float64()),
         ("cause", pa.string()),
+        ("match", pa.int64()),
+        ("attempt", pa.int64()),
+        ("queue_ms", pa.float64()),
+        ("final", pa.string()),
     ]
 )
 EVENT_SCHEMA = pa.schema(

@@ -13,7 +13,7 @@ import pandas as pd
 from analysis.load import Run
 
 PERCENTILES = (50, 90, 95, 99)
-NOT_SENT = ("dropped", "backoff", "over_budget")  # outcomes of starts never sent
+NOT_SENT = ("dropped", "backoff", "over_budget", "abandoned")  # outcomes of starts never sent
 
 
 def percentiles(values: pd.Series) -> dict[str, float | None]:
@@ -53,7 +53,7 @@ def summarize(run: Run, warmup_s: float = WARMUP_S) -> dict:
     requests = run.requests
     steady, warmup_s = _after_warmup(requests, warmup_s)
     summary = (
-        _totals(requests)
+        _totals(requests, run.manifest.get("epoch"))
         | _demand(run)
         | {
             "peak_offered_rate_per_s": _peak_rate(requests),
@@ -74,15 +74,16 @@ def summarize(run: Run, warmup_s: float = WARMUP_S) -> dict:
         }
     )
     summary |= _capacity(run)
+    summary |= matches(run)
     summary["explanation_422"] = explain_422(summary)
     summary["by_endpoint"] = _breakdown(requests, "endpoint")
     summary["by_region"] = _breakdown(requests, "region")
     return summary
 
 
-def _totals(requests: pd.DataFrame) -> dict:
+def _totals(requests: pd.DataFrame, epoch: float | None = None) -> dict:
     statuses = counts(requests["status"].dropna()).rename(index=str)
-    span = _span_s(requests)
+    span = _span_s(requests, epoch)
     outcomes = counts(requests["outcome"])
     total = len(requests)
     return {
@@ -98,6 +99,76 @@ def _totals(requests: pd.DataFrame) -> dict:
         "offered_rate_per_s": round(total / span, 3) if span else None,
         "accepted_rate_per_s": round(int(outcomes.get("accepted", 0)) / span, 3) if span else None,
     }
+
+
+def matches(run: Run) -> dict:
+    """matches is what became of the matches (arrivals): served, failed or abandoned, the
+    attempts each took, the time attempts waited for the limiter, and the players' wait.
+
+    A match is a record's `match` (its arrival); its fate is on its last attempt. The
+    players' wait runs from when the match was due to its deployment's first ready event,
+    or, when the run measured no readiness, to its 202 (`player_wait_to` says which).
+    """
+    requests = run.requests
+    if requests.empty:
+        return {"matches": {"total": 0, "served": 0, "failed": 0, "abandoned": 0}}
+    frame = _attempts(requests)
+    last = frame.groupby("match", sort=False).tail(1)
+    fates = last["fate"].value_counts()
+    per_match = frame.groupby("match", sort=False).size()
+    waits, to = _player_waits(run, frame)
+    return {
+        "matches": {
+            "total": len(last),
+            **{fate: int(fates.get(fate, 0)) for fate in ("served", "failed", "abandoned")},
+        },
+        "attempts_per_match": {
+            "mean": round(float(per_match.mean()), 4),
+            "max": int(per_match.max()),
+        },
+        "queue_wait_ms": percentiles(frame["queue_ms"]),
+        "player_wait_s": percentiles(waits),
+        "player_wait_to": to,
+    }
+
+
+def _attempts(requests: pd.DataFrame) -> pd.DataFrame:
+    """_attempts is each record's match, attempt and fate, filled in for logs that lack them."""
+    match = requests["match"].astype("float64")
+    fallback = pd.Series(np.arange(len(requests)), index=requests.index, dtype="float64")
+    attempt = requests["attempt"].astype("float64").fillna(1)
+    fate = requests["final"].astype(object)
+    guessed = np.where(requests["outcome"].astype(object) == "accepted", "served", "failed")
+    frame = pd.DataFrame(
+        {
+            "match": match.fillna(fallback - len(requests)).to_numpy(),  # old logs: one each
+            "attempt": attempt.to_numpy(),
+            "fate": np.where(fate.isna(), guessed, fate),
+            "queue_ms": requests["queue_ms"].to_numpy(),
+            "t_sched": requests["t_sched"].to_numpy(),
+            "t_send": requests["t_send"].to_numpy(),
+            "latency_ms": requests["latency_ms"].to_numpy(),
+            "outcome": requests["outcome"].astype(object).to_numpy(),
+            "request_id": requests["request_id"].to_numpy() if "request_id" in requests else None,
+        }
+    )
+    return frame.sort_values(["match", "attempt"], kind="stable")
+
+
+def _player_waits(run: Run, frame: pd.DataFrame) -> tuple[pd.Series, str]:
+    """_player_waits is, per served match, seconds from when it was due to ready (or to 202)."""
+    due = frame.groupby("match", sort=False)["t_sched"].min()
+    served = frame[frame["outcome"] == "accepted"].drop_duplicates("match")
+    ready = run.events[run.events["event"] == "ready"] if not run.events.empty else None
+    if ready is not None and not ready.empty and served["request_id"].notna().any():
+        first = ready.groupby("request_id", observed=True)["t_received"].min()
+        at = served.set_index("request_id")["match"]
+        joined = pd.concat([at, first], axis=1, join="inner")
+        waits = joined["t_received"].to_numpy() - due.loc[joined["match"]].to_numpy()
+        return pd.Series(waits, dtype=float), "ready"
+    accepted = served["t_send"] + served["latency_ms"] / 1000
+    waits = accepted.to_numpy() - due.loc[served["match"]].to_numpy()
+    return pd.Series(waits, dtype=float), "accepted"
 
 
 COVERAGE_CAUSES = ("out_of_range", "no_cached_location", "unlocatable_users")
@@ -210,21 +281,23 @@ def demand_by(segments: list[list[float]], t: float) -> float:
 def _demand(run: Run) -> dict:
     """_demand is the demand before respect mode's cap, and the starts the cap left out.
 
-    Counted over the run's span (first start plus as many mean intervals as starts), so a
+    Counted over the run's span (from the schedule's time zero to the last start), so a
     stopped run is compared with the demand of the time it ran. None when the manifest
     does not record the demand; no capped starts when the demand never passed the cap.
     """
     demand, epoch = run.manifest.get("demand") or {}, run.manifest.get("epoch")
-    times = run.requests["t_sched"].dropna()
-    span = _span_s(run.requests)
+    firsts = run.requests[run.requests["attempt"].fillna(1) == 1]  # a match each, not retries
+    times = firsts["t_sched"].dropna()
+    span = _span_s(firsts, epoch)
     if not demand.get("segments") or epoch is None or not span:
         return dict.fromkeys(
             ("demand_total", "demand_rate_per_s", "capped_starts", "share_capped")
         ) | {"demand_above_limit_s": demand.get("above_limit_s")}
     total = len(times)
-    end = float(times.min()) - epoch + span
+    end = span
     asked = math.floor(demand_by(demand["segments"], end) + 1e-3)  # unix-time rounding
-    asked = max(asked, total) if demand.get("above_limit_s") else total
+    capped = demand.get("above_limit_s") and demand.get("capped", True)
+    asked = max(asked, total) if capped else total
     return {
         "demand_total": asked,
         "demand_rate_per_s": round(asked / span, 3),
@@ -253,13 +326,20 @@ def outcome_shares(outcomes: pd.Series) -> dict[str, dict[str, float]]:
     }
 
 
-def _span_s(requests: pd.DataFrame) -> float:
-    """_span_s is the run's length: first to last scheduled start, plus one mean interval."""
+def _span_s(requests: pd.DataFrame, epoch: float | None = None) -> float:
+    """_span_s is the run's length: from the schedule's time zero (epoch, when known) or the
+    first start, to the last start plus half a mean interval (one without an epoch).
+
+    From the epoch, a matchmaker's tick counts the seconds its first batch was forming.
+    """
     times = requests["t_sched"].dropna()
     if len(times) < 2:
         return 0.0
     first, last = float(times.min()), float(times.max())
-    return (last - first) * len(times) / (len(times) - 1)
+    interval = (last - first) / (len(times) - 1)
+    if epoch is not None and first >= epoch:
+        return last - epoch + interval / 2
+    return last - first + interval
 
 
 def time_to_ready(run: Run) -> pd.Series:

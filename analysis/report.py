@@ -252,7 +252,8 @@ def key_numbers(summary: dict) -> list[tuple[str, str]]:
         return [("requests", "0 (no requests were recorded)")]
     values = thresholds.metrics(summary)
     rows = [
-        ("scheduled starts", f"{summary['requests_total']:,}"),
+        *_match_rows(summary),
+        ("scheduled starts and retries (records)", f"{summary['requests_total']:,}"),
         ("sent", f"{summary['requests_sent']:,}"),
     ]
     if summary.get("demand_rate_per_s") is not None:
@@ -290,6 +291,27 @@ def key_numbers(summary: dict) -> list[tuple[str, str]]:
         scale = summary.get("time_scale")
         note = f" (wall time; the emulator ran {scale:g}x faster)" if scale and scale != 1 else ""
         rows.append((f"time to ready p50 / p95 / p99 / max{note}", figures))
+    return rows
+
+
+def _match_rows(summary: dict) -> list[tuple[str, str]]:
+    """_match_rows lead the key numbers: the players' wait, and what became of the matches."""
+    matches, wait = summary.get("matches") or {}, summary.get("player_wait_s") or {}
+    if not matches.get("total"):
+        return []
+    rows = []
+    if wait.get("p50") is not None:
+        to = "a ready server" if summary.get("player_wait_to") == "ready" else "the 202"
+        figures = " / ".join(_seconds(wait[k]) for k in ("p50", "p95", "p99", "max"))
+        rows.append((f"players' wait, match to {to}: p50 / p95 / p99 / max", figures))
+    fates = " / ".join(f"{matches[k]:,}" for k in ("served", "failed", "abandoned"))
+    rows.append(("matches: served / failed / abandoned", f"{fates} of {matches['total']:,}"))
+    attempts = summary.get("attempts_per_match") or {}
+    rows.append(("attempts per match: mean / max", f"{attempts['mean']:.2f} / {attempts['max']}"))
+    queue = summary.get("queue_wait_ms") or {}
+    if queue.get("p50") is not None:
+        figures = " / ".join(_ms(queue[k]) for k in ("p50", "p95", "p99", "max"))
+        rows.append(("wait for the limiter: p50 / p95 / p99 / max", figures))
     return rows
 
 

@@ -77,6 +77,7 @@ def metrics(summary: dict) -> dict[str, float | None]:
         "share_error": share(*OTHER_ERRORS),
         "share_dropped": summary["dropped_starts"] / total if total else None,
         "max_ms": from_send["max"],
+        **_match_values(summary),
     }
     for p in (50, 90, 95, 99):
         values[f"p{p}_ms"] = from_send[f"p{p}"]
@@ -84,6 +85,18 @@ def metrics(summary: dict) -> dict[str, float | None]:
     for p in (50, 95, 99):
         values[f"ttr_p{p}_s"] = ready[f"p{p}"]
     return values
+
+
+def _match_values(summary: dict) -> dict:
+    """_match_values are the checks on matches: abandoned share, retries, the players' wait."""
+    matches = summary.get("matches") or {}
+    total = matches.get("total") or 0
+    wait = summary.get("player_wait_s") or {}
+    return {
+        "share_abandoned": matches.get("abandoned", 0) / total if total else None,
+        "amplification": (summary.get("attempts_per_match") or {}).get("mean"),
+        **{f"wait_p{p}_s": wait.get(f"p{p}") for p in (50, 95, 99)},
+    }
 
 
 def evaluate(

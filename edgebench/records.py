@@ -63,6 +63,10 @@ REQUEST_FIELDS = (
     Field("latency_sched_ms", float, nullable=True),
     Field("request_id", str, nullable=True),
     Field("cause", str, nullable=True),
+    Field("match", int),
+    Field("attempt", int),
+    Field("queue_ms", float, nullable=True),
+    Field("final", str, nullable=True),
 )
 EVENT_FIELDS = (
     Field("t_received", float),
@@ -92,7 +96,11 @@ SENT_OUTCOMES = (
 DROPPED = "dropped"  # no free user when it was due
 BACKOFF = "backoff"  # due while honouring a 429's Retry-After (respect mode)
 OVER_BUDGET = "over_budget"  # due after the run's deployment budget was used up
-NOT_SENT = (DROPPED, BACKOFF, OVER_BUDGET)
+ABANDONED = "abandoned"  # waited in the client's queue past max_queue_wait: players gave up
+NOT_SENT = (DROPPED, BACKOFF, OVER_BUDGET, ABANDONED)
+# A match's fate, on the record of its last attempt (null on the attempts before it).
+SERVED, FAILED = "served", "failed"
+FINALS = (SERVED, FAILED, ABANDONED)
 EVENTS = ("ready", "error", "terminated")
 EVENT_SOURCES = ("webhook", "poll")
 
@@ -131,8 +139,14 @@ def request_record(
     latency_sched_ms: float | None = None,
     request_id: str | None = None,
     cause: str | None = None,
+    attempt: int = 1,
+    queue_ms: float | None = None,
+    final: str | None = None,
 ) -> dict:
-    """request_record is a start's line; a send's fields stay None when it was never sent."""
+    """request_record is an attempt's line; a send's fields stay None when it was never sent.
+
+    The match is the arrival (index); attempt counts its requests from 1.
+    """
     return {
         "index": index,
         "t_sched": round(t_sched, 6),
@@ -149,6 +163,10 @@ def request_record(
         "latency_sched_ms": latency_sched_ms,
         "request_id": request_id,
         "cause": cause,
+        "match": index,
+        "attempt": attempt,
+        "queue_ms": queue_ms,
+        "final": final,
     }
 
 

@@ -47,6 +47,7 @@ START_LEAD_S = 1.0  # workers start their schedules together, this long after th
 RESPLIT_LEAD_S = 1.0  # a new split of the schedule starts this long after it is sent
 SPLIT_MESSAGE = "edgebench_split"
 IN_FLIGHT_REPORT = "edgebench_in_flight"
+BUSY_REPORT = "edgebench_busy_s"
 ALIVE = (STATE_INIT, STATE_SPAWNING, STATE_RUNNING)
 # After the last arrival the run waits for the answers and ready events in flight, at most this.
 DRAIN_MAX_S = 10.0
@@ -125,6 +126,8 @@ def _init(environment, **_kwargs) -> None:
         logging.warning("edgebench: -u and -r have no effect: the user pool follows the rate")
     STATE.token = request_token()
     EdgegapUser.default_headers = authorization(STATE.token)
+    if policy := scenario.client_policy:  # the client's request timeout
+        EdgegapUser.network_timeout = EdgegapUser.connection_timeout = policy.timeout_s
     deploy_share, fleet_share = scenario.endpoint_shares
     DeployUser.weight = max(1, round(100 * deploy_share))
     FleetDeployUser.weight = max(1, round(100 * fleet_share))
@@ -189,7 +192,7 @@ def _test_start(environment, **_kwargs) -> None:
     STATE.facts = facts
     STATE.scenario, STATE.schedule = scenario, Schedule.from_scenario(scenario)
     if isinstance(runner, MasterRunner):
-        STATE.members, STATE.in_flight = _alive_workers(runner), {}
+        STATE.members, STATE.in_flight, STATE.busy_s = _alive_workers(runner), {}, {}
     else:
         _start_traffic(environment, facts)
 
@@ -278,11 +281,14 @@ def _on_split(environment, msg, **_kwargs) -> None:
 def _report_in_flight(client_id, data, **_kwargs) -> None:
     if STATE.run is not None:
         data[IN_FLIGHT_REPORT] = STATE.run.in_flight()
+        data[BUSY_REPORT] = STATE.run.busy_s
 
 
 def _note_in_flight(client_id, data, **_kwargs) -> None:
     if IN_FLIGHT_REPORT in data:
         STATE.in_flight[client_id] = (time.time(), data[IN_FLIGHT_REPORT])
+    if BUSY_REPORT in data:
+        STATE.busy_s[client_id] = data[BUSY_REPORT]
 
 
 def _drained(runner, since: float) -> bool:
@@ -408,9 +414,14 @@ class ScheduleShape(LoadTestShape):
         scenario, schedule = STATE.scenario, STATE.schedule
         rate = max(schedule.rate_at(elapsed + ahead) for ahead in (0, 1, 2))
         latency_ms = runner.stats.total.get_current_response_time_percentile(0.95)
+        # A user is busy for a match's whole stay: its queue, its retries' waits, its answers.
+        busy_s = max(STATE.busy_s.values(), default=0.0)
+        if STATE.run is not None:
+            busy_s = max(busy_s, STATE.run.busy_s)
+        latency_s = max((latency_ms or 100) / 1000, busy_s)
         shares = list(scenario.endpoint_shares)
         processes = getattr(runner, "worker_count", 1)
-        wanted = pool_size(rate, (latency_ms or 100) / 1000, shares, processes)
+        wanted = pool_size(rate, latency_s, shares, processes)
         users = settle_pool(runner.user_count, wanted)
         classes = [c for c, s in ((DeployUser, shares[0]), (FleetDeployUser, shares[1])) if s > 0]
         return users, users, classes

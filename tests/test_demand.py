@@ -85,13 +85,13 @@ def capped_run(tmp_path):
     folder = tmp_path / "capped"
     records = [request(i) for i in range(80)]
     for i, record in enumerate(records):
-        record["t_sched"] = T0 + i / 40
+        record["t_sched"] = T0 + (i + 0.5) / 40  # as a schedule lays them: at (k + 0.5) / r
     write(folder, "requests-c1-w0.jsonl", records)
     manifest = {
         "run_id": "c1",
         "epoch": T0,
         "scenario": {"name": "capped", "mode": "respect", "limit": 40},
-        "demand": {"segments": [[0, 2, 60, 60]], "total": 120, "above_limit_s": 2},
+        "demand": {"segments": [[0, 3, 60, 60]], "total": 180, "above_limit_s": 3},
     }
     (folder / "manifest.json").write_bytes(orjson.dumps(manifest))
     return folder

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from collections import Counter
 from pathlib import Path
 
+import gevent
 import orjson
 import pytest
 
 from edgebench.plan.payloads import DEPLOY
 from edgebench.plan.scenario import load_scenario
 from edgebench.records import REQUEST_FIELDS, read_records
+from edgebench.traffic.guard import SendGuard
 from edgebench.traffic.run import TrafficRun, WorkerSlice
 
 EPOCH = 1_000.0
@@ -71,7 +74,9 @@ def accepted(request_id: str = "abc123") -> FakeResponse:
     return FakeResponse(202, orjson.dumps({"request_id": request_id}))
 
 
-def scenario(tmp_path: Path, mode: str = "respect", rate: float = 10, seconds: int = 10):
+def scenario(
+    tmp_path: Path, mode: str = "respect", rate: float = 10, seconds: int = 10, extra: str = ""
+):
     path = tmp_path / "s.toml"
     path.write_text(
         textwrap.dedent(
@@ -88,13 +93,16 @@ def scenario(tmp_path: Path, mode: str = "respect", rate: float = 10, seconds: i
             countries = ["US", "BR"]
             """
         )
+        + textwrap.dedent(extra)
     )
     return load_scenario(path)
 
 
-def traffic(tmp_path: Path, clock: FakeClock, mode="respect", rate=10, **options) -> TrafficRun:
+def traffic(
+    tmp_path: Path, clock: FakeClock, mode="respect", rate=10, client: str = "", **options
+) -> TrafficRun:
     return TrafficRun(
-        scenario(tmp_path, mode, rate),
+        scenario(tmp_path, mode, rate, extra=client),
         tmp_path / "run",
         WorkerSlice(0, 1, EPOCH),
         "edgebench-unit",
@@ -250,3 +258,141 @@ def test_in_flight_counts_requests_and_deployments_awaiting_their_ready_event(tm
     run.live.event({"event": "ready", "request_id": "r-9", "t_received": clock.now + 2})
     assert run.in_flight() == 0
     run.stop()
+
+
+SDK = """
+[client]
+preset = "edgegap-sdk"
+"""
+
+
+def limited(retry_after: str | None = "2") -> FakeResponse:
+    headers = {"content-length": "2"} | ({"retry-after": retry_after} if retry_after else {})
+    return FakeResponse(429, b"{}", headers)
+
+
+def test_a_retried_match_waits_as_told_and_every_attempt_is_a_record(tmp_path):
+    clock = FakeClock()
+    run = traffic(tmp_path, clock, client=SDK)
+    send_due(run, FakeClient(limited("2"), accepted("r-2")), clock, 1)
+    first, second = [r for r in records(run) if r["match"] == 0]
+    assert (first["match"], first["attempt"], first["final"]) == (0, 1, None)
+    assert (second["match"], second["attempt"], second["final"]) == (0, 2, "served")
+    # Retry-After 2 s, plus the SDK's jitter of up to 0.1 s.
+    assert 2.0 <= second["t_send"] - first["t_send"] <= 2.1
+    assert run.in_flight() == 0
+
+
+def test_retries_stop_at_the_attempts_and_only_on_the_answers_named(tmp_path):
+    clock = FakeClock()
+    run = traffic(tmp_path, clock, mode="exceed", client=SDK)
+    failing = FakeResponse(503, b"{}")
+    send_due(run, FakeClient(failing), clock, 1)
+    refused = FakeResponse(422, b'{"request_id": "x"}')
+    send_due(run, FakeClient(refused), clock, 1)
+    got = [r for r in records(run) if r["outcome"] != "dropped"]  # the clock ran on: drops
+    assert [(r["match"], r["attempt"], r["final"]) for r in got[:3]] == [
+        (0, 1, None),
+        (0, 2, None),
+        (0, 3, "failed"),  # three attempts in all
+    ]
+    assert (got[3]["status"], got[3]["attempt"], got[3]["final"]) == (422, 1, "failed")
+    assert len(got) == 4  # the SDK does not retry a 422
+    # Without Retry-After: about 1 s, plus up to 0.1 s.
+    assert all(1.0 <= b["t_send"] - a["t_send"] <= 1.1 for a, b in itertools.pairwise(got[:3]))
+
+
+def test_the_matchmaker_preset_retries_a_422_and_exponential_backoff_doubles(tmp_path):
+    clock = FakeClock()
+    client = """
+    [client]
+    preset = "edgegap-matchmaker"
+    backoff = "exponential"
+    backoff_base = "1s"
+    jitter = 0
+    """
+    run = traffic(tmp_path, clock, mode="exceed", client=client)
+    send_due(run, FakeClient(FakeResponse(422, b'{"request_id": "x"}')), clock, 1)
+    sends = [r["t_send"] for r in records(run) if r["match"] == 0]
+    assert [round(b - a, 6) for a, b in itertools.pairwise(sends)] == [1.0, 2.0, 4.0]
+
+
+def test_with_a_queue_the_schedule_is_when_matches_form_and_every_match_ends_once(tmp_path):
+    clock = FakeClock()
+    run = traffic(tmp_path, clock, rate=60, client=SDK)  # above the limit
+    assert run.schedule.guard is False  # the client's queue holds the limit, not the schedule
+    send_due(run, FakeClient(limited(None), accepted()), clock, 30)
+    got = records(run)
+    finals = Counter(r["final"] for r in got if r["final"])
+    assert sum(finals.values()) == len({r["match"] for r in got})  # one fate for each match
+
+
+def test_the_queue_is_first_in_first_out_and_players_give_up_at_their_deadline():
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += max(0.0, seconds)
+        gevent.sleep(0)  # let the others queue behind
+
+    guard = SendGuard(3, 1.0, clock=lambda: now[0], sleep=sleep)
+    admitted = []
+
+    def match(number: int, deadline: float | None) -> None:
+        with guard.turn(deadline) as went:
+            admitted.append((number, went, now[0]))
+
+    gevent.joinall([gevent.spawn(match, n, 0.5 if n in (3, 4) else None) for n in range(7)])
+    # Three go at once; the fourth and fifth would wait a second, give up at 0.5 s, in
+    # turn; the sixth and seventh go when the window has room, in their order.
+    assert admitted == [
+        (0, True, 0.0),
+        (1, True, 0.0),
+        (2, True, 0.0),
+        (3, False, 0.5),
+        (4, False, 0.5),
+        (5, True, 1.0),
+        (6, True, 1.0),
+    ]
+
+
+SHIPPED = sorted(Path("scenarios").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_match_ends_once_served_failed_or_abandoned_for_every_shipped_kind(tmp_path, path):
+    from analysis import load_run, summarize
+
+    clock = FakeClock()
+    run = TrafficRun(
+        load_scenario(path),
+        tmp_path / "run",
+        WorkerSlice(0, 1, EPOCH, "k1"),
+        "edgebench-unit",
+        "http://127.0.0.1:9",
+        "token",
+        max_deployments=25,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    answers = [limited("1"), FakeResponse(503, b"{}"), accepted(), FakeResponse(422, b"{}")]
+    client = FakeClient(*answers * 40)
+    for _ in range(40):
+        start = run.next_start(run.plan.endpoint(0))
+        if start is None:
+            break
+        clock.now = max(clock.now, start.due)
+        if run.ready(start):
+            run.send(client, start)
+    clock.now += 5.0  # the starts due since are recorded as not sent
+    run.stop()
+    got = read_records(next((tmp_path / "run").glob("requests-*.jsonl")))[0]
+    by_match: dict[int, list[dict]] = {}
+    for record in got:
+        by_match.setdefault(record["match"], []).append(record)
+    for attempts in by_match.values():  # one fate each, on the last attempt
+        attempts.sort(key=lambda r: r["attempt"])
+        assert [r["final"] is not None for r in attempts] == [False] * (len(attempts) - 1) + [True]
+    summary = summarize(load_run(tmp_path / "run"))
+    matches = summary["matches"]
+    assert matches["served"] + matches["failed"] + matches["abandoned"] == matches["total"]
+    assert matches["total"] == len(by_match) > 0

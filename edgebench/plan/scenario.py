@@ -218,6 +218,42 @@ class Rate(_Strict):
         return self
 
 
+Wait = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+
+
+class Client(_Strict):
+    """Client is what the studio's backend does with a match (edgebench.plan.client)."""
+
+    preset: Literal["naive", "edgegap-sdk", "edgegap-matchmaker"] = "naive"
+    queue: bool | None = None
+    max_queue_wait: Seconds | None = None
+    retry_on: list[Literal["429", "5xx", "transport", "422"]] | None = None
+    attempts: Annotated[int, Field(ge=1, le=10)] | None = None
+    backoff: Literal["fixed", "exponential"] | None = None
+    backoff_base: Wait | None = None
+    backoff_max: Wait | None = None
+    jitter: Wait | None = None
+    retry_after: bool | None = None
+    timeout: Seconds | None = None
+
+    def policy(self):
+        """policy is the preset with this table's keys over it."""
+        from edgebench.plan.client import ClientPolicy
+
+        return ClientPolicy.preset(self.preset).with_keys(
+            queue=self.queue,
+            max_queue_wait_s=self.max_queue_wait,
+            retry_on=tuple(self.retry_on) if self.retry_on is not None else None,
+            attempts=self.attempts,
+            backoff=self.backoff,
+            backoff_base_s=self.backoff_base,
+            backoff_max_s=self.backoff_max,
+            jitter_s=self.jitter,
+            retry_after=self.retry_after,
+            timeout_s=self.timeout,
+        )
+
+
 class MatchLength(_Strict):
     """MatchLength is a lognormal match length: its median and spread (sigma 0: fixed)."""
 
@@ -287,6 +323,7 @@ class Scenario(_Strict):
     players: Players = Field(default_factory=Players)
     requests: Requests = Field(default_factory=Requests)
     rate: Rate
+    client: Client | None = None
     demand: Demand | None = None
     regions: list[Region] = Field(default_factory=list)
     replay: SkipValidation[tuple] = ()  # arrivals = "replay": the log's matches, once loaded
@@ -330,6 +367,17 @@ class Scenario(_Strict):
             times = self.demand.window or [t for t, _ in self.demand.ccu]
             return times[-1] - times[0]
         return sum(stage.duration_s for stage in self.rate.stages)
+
+    @property
+    def client_policy(self):
+        """client_policy is the resolved [client] (None: none given, each match one request)."""
+        return self.client.policy() if self.client else None
+
+    @property
+    def queues(self) -> bool:
+        """queues is whether matches wait for the limiter in the client, not in the schedule."""
+        policy = self.client_policy
+        return bool(policy and policy.queue and self.rate.mode == "respect")
 
     @property
     def endpoint_shares(self) -> tuple[float, float]:

@@ -104,6 +104,7 @@ class Schedule:
         self.tick_s = tick_s if arrivals == "tick" else 0.0
         self.seed = seed
         self.replay: list[float] = []  # arrivals = "replay": each match's due time
+        self.guard = True  # delay arrivals to hold the limit (respect mode without a queue)
 
     @classmethod
     def from_scenario(cls, scenario) -> Schedule:
@@ -130,6 +131,8 @@ class Schedule:
             scenario.seed,
         )  # fmt: skip
         schedule.replay = replay
+        # A client that queues holds the limit itself: arrivals are when matches form.
+        schedule.guard = not scenario.queues
         return schedule
 
     def rate_at(self, t: float) -> float:
@@ -174,6 +177,12 @@ starts not made
         asked = round(self.demand_total())
         missing = f"{asked - self.count():,} of {asked:,} starts not made"
         seconds = f"{above:,.0f}" if above >= 1 else f"{above:.2g}"
+        if not self.guard:
+            return (
+                f"demand above the limit for {seconds} s (peak {peak:.3g}/s): the client's "
+                f"queue holds what {self.capped_rate():.3g}/s cannot send at once: the run's "
+                "queue wait and players' wait show for how long"
+            )
         if peak > self.limit:
             return (
                 f"demand above the limit for {seconds} s (peak {peak:.3g}/s, limit "
@@ -191,6 +200,7 @@ starts not made
             "total": round(self.demand_total(), 3),
             "capped_at_per_s": self.capped_rate(),
             "above_limit_s": round(self.above_limit_s(), 3),
+            "capped": self.guard and self.limit is not None,  # else a client's queue holds it
         }
 
     @classmethod
@@ -226,8 +236,9 @@ starts not made
         recent: deque[float] = deque(maxlen=self.limit or 1)
         span = WINDOW_S + self.margin_s + 1e-9  # a nanosecond past: rounding cannot squeeze one in
         formed = self._replayed() if self.replay else self._formed()
+        guard = self.limit is not None and self.guard
         for index, (due, segment) in enumerate(formed):
-            if self.limit is not None and len(recent) == self.limit:
+            if guard and len(recent) == self.limit:
                 due = max(due, recent[0] + span)
             if due >= self.duration_s:
                 return

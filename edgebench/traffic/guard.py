@@ -22,7 +22,7 @@ class SendGuard:
     `window_s`: the API handled it by then. Requests pass one at a time, in order;
     a held one waits (its latency from the schedule shows the wait).
 
-        with guard.turn():
+        with guard.turn() as admitted:      # turn(deadline): False once the match is abandoned
             client.post(...)
     """
 
@@ -39,14 +39,37 @@ class SendGuard:
         return guard
 
     @contextmanager
-    def turn(self) -> Iterator[None]:
+    def turn(self, deadline: float | None = None) -> Iterator[bool]:
+        """turn waits, in order, until the request may go: True, or False past deadline.
+
+        A deadline (unix time) is when the waiting match is abandoned: its players give up.
+        """
         answered = AsyncResult()
-        with self._order:
-            if len(self._recent) == self._recent.maxlen:
-                oldest_answer = self._recent[0].get()
-                self._sleep(max(0.0, oldest_answer + self.window_s - self._clock()))
-            self._recent.append(answered)
+        admitted = self._admit(answered, deadline)
         try:
-            yield
+            yield admitted
         finally:
-            answered.set(self._clock())
+            if admitted:
+                answered.set(self._clock())
+
+    def _admit(self, answered: AsyncResult, deadline: float | None) -> bool:
+        """_admit takes the next place in the window for a request, if it comes by deadline."""
+        left = None if deadline is None else max(0.0, deadline - self._clock())
+        if not self._order.acquire(timeout=left):
+            return False
+        try:
+            if len(self._recent) == self._recent.maxlen:
+                left = None if deadline is None else max(0.0, deadline - self._clock())
+                try:
+                    oldest_answer = self._recent[0].get(timeout=left)
+                except gevent.Timeout:
+                    return False
+                wait = max(0.0, oldest_answer + self.window_s - self._clock())
+                if deadline is not None and self._clock() + wait > deadline:
+                    self._sleep(max(0.0, deadline - self._clock()))  # the players wait, then go
+                    return False
+                self._sleep(wait)
+            self._recent.append(answered)
+            return True
+        finally:
+            self._order.release()

@@ -31,14 +31,19 @@ import gevent
 import httpx
 import orjson
 
+from edgebench.plan.client import ClientPolicy
+from edgebench.plan.draws import unit_hash
 from edgebench.plan.payloads import PayloadPlan
 from edgebench.plan.schedule import WINDOW_S, Schedule, share_of
 from edgebench.plan.starts import Start, Starts
 from edgebench.realapi.token import authorization
 from edgebench.records import (
+    ABANDONED,
     BACKOFF,
     DROPPED,
+    FAILED,
     OVER_BUDGET,
+    SERVED,
     RecordWriter,
     log_name,
     outcome_of,
@@ -53,6 +58,8 @@ JSON = {"Content-Type": "application/json"}  # FastHttpSession copies it per req
 GC_THRESHOLD = 20_000
 MAX_RETRY_AFTER_S = 60.0
 MAX_CAUSE_CHARS = 120
+RETRY_KEY = 0x5245545259  # the retry jitter's draws among a seed's ("RETRY")
+BUSY_WEIGHT = 0.1  # of each match in the moving mean of the time a user is busy
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,11 @@ class TrafficRun:
             else None
         )
         self.respect = scenario.rate.mode == "respect"
+        # No [client]: each match one request, and a 429 pauses the process (respect mode).
+        self.policy = scenario.client_policy or ClientPolicy()
+        self.pauses = scenario.client is None
+        self._busy_mean = 0.0  # how long a match keeps a user, from due to done (moving mean)
+        self._serving: dict[int, float] = {}  # matches being served: index -> when due
         self.window_s = WINDOW_S + scenario.rate.margin_ms / 1000
         self.schedule = Schedule.from_scenario(scenario)
         self.records = RecordWriter(results_dir / log_name("requests", part.run_id, part.name))
@@ -220,27 +232,62 @@ class TrafficRun:
     # Sending ------------------------------------------------------------------
 
     def send(self, client, start: Start) -> None:
-        """send posts one start's request with a Locust FastHttpUser client and records it."""
+        """send serves one match: its attempts, each through the limiter, as the client would.
+
+        Each attempt is one record; the last carries the match's fate (`final`).
+        """
         request = self.plan.request(start.arrival.index, start.arrival.due_s)
+        wait = self.policy.max_queue_wait_s
+        deadline = start.due + wait if wait is not None else None
         self.sending += 1
+        self._serving[start.arrival.index] = start.due
         try:
-            with self.guard.turn() if self.guard else nullcontext():
-                sent = self._clock()
-                started = time.perf_counter()
-                with client.post(
-                    request.path,
-                    data=request.json,
-                    headers=JSON,
-                    name=request.endpoint,
-                    catch_response=True,
-                ) as response:
-                    latency_s = time.perf_counter() - started
-                    status, request_id, cause = _answer(response)
-                    outcome = outcome_of(status)
-                    _judge(response, status, outcome)
+            attempt = 1
+            while not self._attempt(client, start, request, attempt, deadline):
+                attempt += 1
         finally:
             self.sending -= 1
+            del self._serving[start.arrival.index]
+            self._busy_mean += BUSY_WEIGHT * (self._clock() - start.due - self._busy_mean)
+
+    @property
+    def busy_s(self) -> float:
+        """busy_s is how long a match keeps a user: the recent mean, or longer while the
+        matches being served now (in the queue, between retries) have been at it longer."""
+        longest = self._clock() - min(self._serving.values()) if self._serving else 0.0
+        return max(self._busy_mean, longest)
+
+    def _attempt(self, client, start: Start, request, attempt: int, deadline) -> bool:
+        """_attempt sends a match's request once and records it; True when the match is done."""
+        if attempt > 1 and self.budget_left is not None and self.budget_left <= 0:
+            self._record_unsent(start, OVER_BUDGET, attempt, final=FAILED)
+            return True
+        entered = self._clock()
+        with self.guard.turn(deadline) if self.guard else nullcontext(True) as admitted:
+            if not admitted:
+                queued = round((self._clock() - entered) * 1000, 3)
+                self._record_unsent(start, ABANDONED, attempt, queued, ABANDONED)
+                return True
+            sent = self._clock()
+            started = time.perf_counter()
+            with client.post(
+                request.path,
+                data=request.json,
+                headers=JSON,
+                name=request.endpoint,
+                catch_response=True,
+            ) as response:
+                latency_s = time.perf_counter() - started
+                status, request_id, cause = _answer(response)
+                outcome = outcome_of(status)
+                _judge(response, status, outcome)
         self._after_answer(request.endpoint, status, outcome, request_id, sent, response)
+        delay = None
+        if status != 202:
+            unit = unit_hash(self.scenario.seed ^ RETRY_KEY, start.arrival.index * 64 + attempt)
+            retry_after = response.headers.get("retry-after")
+            delay = self.policy.retry_delay(attempt, status, retry_after, unit)
+        final = SERVED if status == 202 else (FAILED if delay is None else None)
         self.records.add(
             request_record(
                 **_scheduled(start, self.part.name),
@@ -254,12 +301,19 @@ class TrafficRun:
                 latency_sched_ms=round((sent + latency_s - start.due) * 1000, 3),
                 request_id=request_id,
                 cause=cause,
+                attempt=attempt,
+                queue_ms=round((sent - entered) * 1000, 3) if self.guard else None,
+                final=final,
             )
         )
+        if delay is None:
+            return True
+        self._sleep(delay)
+        return False
 
     def _after_answer(self, endpoint, status, outcome, request_id, sent, response) -> None:
         """_after_answer applies what an answer decides: backoff, budget, readiness tracking."""
-        if status == 429 and self.respect:
+        if status == 429 and self.respect and self.pauses:
             self._back_off(response.headers.get("retry-after"))
         self.live.count(endpoint, outcome)
         if status != 202:
@@ -279,11 +333,24 @@ class TrafficRun:
             wait = 1.0
         self.pause_until = max(self.pause_until, self._clock() + min(wait, MAX_RETRY_AFTER_S))
 
-    def _record_unsent(self, start: Start, outcome: str) -> None:
+    def _record_unsent(
+        self,
+        start: Start,
+        outcome: str,
+        attempt: int = 1,
+        queue_ms: float | None = None,
+        final: str = FAILED,
+    ) -> None:
         self.live.count(start.endpoint, outcome)
+        fields = _scheduled(start, self.part.name)
         self.records.add(
             request_record(
-                **_scheduled(start, self.part.name), endpoint=start.endpoint, outcome=outcome
+                **fields,
+                endpoint=start.endpoint,
+                outcome=outcome,
+                attempt=attempt,
+                queue_ms=queue_ms,
+                final=final,
             )
         )
 

@@ -73,5 +73,6 @@ class RunState:
     # what it has in flight (unix time of the report, count).
     members: tuple[str, ...] | None = None
     in_flight: dict[str, tuple[float, int]] = field(default_factory=dict)
+    busy_s: dict[str, float] = field(default_factory=dict)  # each worker's time a match takes
     # A worker: a split that came before its run began.
     pending_split: Split | None = None
