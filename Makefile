@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis lock clean
+.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag lock clean
 
 install: $(STAMP)
 
@@ -57,6 +57,9 @@ bench-traffic: install
 
 bench-analysis: install
 	$(BIN)/python bench/analysis_speed.py
+
+bench-lag: install
+	$(BIN)/python bench/send_lag.py
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock: install

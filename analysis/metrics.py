@@ -117,6 +117,7 @@ def matches(run: Run) -> dict:
     fates = last["fate"].value_counts()
     per_match = frame.groupby("match", sort=False).size()
     waits, to = _player_waits(run, frame)
+    waits = waits["wait_s"]
     return {
         "matches": {
             "total": len(last),
@@ -155,8 +156,15 @@ def _attempts(requests: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["match", "attempt"], kind="stable")
 
 
-def _player_waits(run: Run, frame: pd.DataFrame) -> tuple[pd.Series, str]:
-    """_player_waits is, per served match, seconds from when it was due to ready (or to 202)."""
+def player_waits(run: Run) -> tuple[pd.DataFrame, str]:
+    """player_waits is, per served match, when it was due (t_due) and the players' wait in
+    seconds to its first ready event (or to its 202: the second value says which)."""
+    if run.requests.empty:
+        return pd.DataFrame(columns=["t_due", "wait_s"]), "accepted"
+    return _player_waits(run, _attempts(run.requests))
+
+
+def _player_waits(run: Run, frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     due = frame.groupby("match", sort=False)["t_sched"].min()
     served = frame[frame["outcome"] == "accepted"].drop_duplicates("match")
     ready = run.events[run.events["event"] == "ready"] if not run.events.empty else None
@@ -164,11 +172,12 @@ def _player_waits(run: Run, frame: pd.DataFrame) -> tuple[pd.Series, str]:
         first = ready.groupby("request_id", observed=True)["t_received"].min()
         at = served.set_index("request_id")["match"]
         joined = pd.concat([at, first], axis=1, join="inner")
-        waits = joined["t_received"].to_numpy() - due.loc[joined["match"]].to_numpy()
-        return pd.Series(waits, dtype=float), "ready"
-    accepted = served["t_send"] + served["latency_ms"] / 1000
-    waits = accepted.to_numpy() - due.loc[served["match"]].to_numpy()
-    return pd.Series(waits, dtype=float), "accepted"
+        t_due = due.loc[joined["match"]].to_numpy()
+        waits = joined["t_received"].to_numpy() - t_due
+        return pd.DataFrame({"t_due": t_due, "wait_s": waits}), "ready"
+    t_due = due.loc[served["match"]].to_numpy()
+    waits = (served["t_send"] + served["latency_ms"] / 1000).to_numpy() - t_due
+    return pd.DataFrame({"t_due": t_due, "wait_s": waits.astype(float)}), "accepted"
 
 
 COVERAGE_CAUSES = ("out_of_range", "no_cached_location", "unlocatable_users")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import matplotlib
+import numpy as np
 import pandas as pd
 from matplotlib import ticker
 from matplotlib.figure import Figure
@@ -266,3 +267,39 @@ def plan_plot(plan, forecast, folder: Path) -> list[Path]:
         title="A first-in-first-out queue in front of the limit",
     )
     return save(figure, folder, "plan")
+
+
+def player_wait_plot(waits: pd.Series, over_time: pd.DataFrame, to: str, folder) -> list[Path]:
+    """player_wait_plot draws the players' wait: its CDF, and its percentiles over the run."""
+    figure, (cdf, timeline) = new_figure(11, 4.2, ncols=2)
+    figure.subplots_adjust(wspace=0.3)
+    ordered = np.sort(waits.to_numpy(dtype=float))
+    cdf.step(ordered, np.arange(1, len(ordered) + 1) / len(ordered), where="post")
+    target = "a ready server" if to == "ready" else "the 202"
+    cdf.set(
+        title=f"Players' wait, match found to {target}",
+        xlabel="seconds",
+        ylabel="share of served matches",
+        ylim=(0, 1.02),
+    )
+    cdf.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+    cdf.grid(alpha=0.3)
+    for key, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
+        timeline.plot(over_time["t_s"], over_time[key], style, color="#6a1b9a", label=key)
+    timeline.set(title="over the run", xlabel="when the match was found (s)", ylabel="seconds")
+    timeline.legend(loc="upper left", fontsize="small")
+    return save(figure, folder, "player_wait")
+
+
+def queue_plot(queue: pd.DataFrame, attempts: pd.Series, folder) -> list[Path]:
+    """queue_plot draws the matches waiting for the limiter over time, and attempts per match."""
+    figure, (length, tries) = new_figure(11, 4.2, ncols=2)
+    figure.subplots_adjust(wspace=0.3)
+    length.plot(queue["t_s"], queue["waiting"], color="#ef6c00")
+    length.set(
+        title="Waiting for the limiter", xlabel="time since first start (s)", ylabel="attempts"
+    )
+    tries.bar(attempts.index.astype(int), attempts.to_numpy(), color="#5c6bc0")
+    tries.set(title="Attempts per match", xlabel="attempts", ylabel="matches")
+    tries.set_xticks(attempts.index.astype(int))
+    return save(figure, folder, "queue")

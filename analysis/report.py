@@ -21,7 +21,7 @@ import pandas as pd
 
 from analysis import thresholds, windows
 from analysis.load import Run, load_run
-from analysis.metrics import NOT_SENT, summarize, time_to_ready
+from analysis.metrics import NOT_SENT, player_waits, summarize, time_to_ready
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("analysis", "templates"),
@@ -104,6 +104,7 @@ def curves_over_time(run: Run, window_s: float) -> list[tuple]:
     demand = (run.manifest.get("demand") or {}).get("segments")
     epoch = run.manifest.get("epoch")
     return [
+        *_wait_jobs(run, window_s),
         (
             "Throughput",
             plots.throughput_plot,
@@ -119,6 +120,26 @@ def curves_over_time(run: Run, window_s: float) -> list[tuple]:
         ),
         ("Latency", plots.latency_plot, windows.latency(requests, window_s), folder),
     ]
+
+
+def _wait_jobs(run: Run, window_s: float) -> list[tuple]:
+    """_wait_jobs lead the curves: the players' wait, the queue, the attempts per match."""
+    from analysis import plots
+
+    waits, to = player_waits(run)
+    jobs = []
+    if not waits.empty:
+        start = float(run.requests["t_sched"].min())
+        over_time = windows.wait_over_time(waits, start, max(window_s, 5.0))
+        jobs.append(
+            ("Players' wait", plots.player_wait_plot, waits["wait_s"], over_time, to, run.folder)
+        )
+    queue = windows.queue_length(run.requests, window_s)
+    if not queue.empty:
+        matches = run.requests["match"].dropna()
+        attempts = matches.value_counts().value_counts().sort_index()
+        jobs.append(("Queue and attempts", plots.queue_plot, queue, attempts, run.folder))
+    return jobs
 
 
 def curves_by_rate(run: Run, summary: dict, window_s: float) -> list[tuple]:

@@ -202,3 +202,32 @@ def occupancy_over_time(
             "sent": shares["sent"].to_numpy()[known],
         }
     )
+
+
+def wait_over_time(waits: pd.DataFrame, start: float, window_s: float = 1.0) -> pd.DataFrame:
+    """wait_over_time is per window (by when matches were due) the players' wait p50/p95/p99."""
+    if waits.empty:
+        return pd.DataFrame(columns=["t_s", "p50", "p95", "p99"])
+    windows = np.floor((waits["t_due"].to_numpy() - start) / window_s).astype(int)
+    windows = np.maximum(windows, 0)
+    table = window_percentiles(windows, waits["wait_s"].to_numpy(dtype=float), (50, 95, 99))
+    present = np.unique(windows)
+    return pd.DataFrame({"t_s": present * window_s} | {k: v[present] for k, v in table.items()})
+
+
+def queue_length(requests: pd.DataFrame, window_s: float = 1.0) -> pd.DataFrame:
+    """queue_length is, at the end of each window, how many attempts waited for the limiter.
+
+    An attempt waits from its send minus its queue_ms until its send; one abandoned waits
+    until its queue_ms ran out (from when it was due, or its retry's turn).
+    """
+    waited = requests[["t_sched", "t_send", "queue_ms"]].dropna(subset=["queue_ms"])
+    if waited.empty:
+        return pd.DataFrame(columns=["t_s", "waiting"])
+    start = float(requests["t_sched"].min())
+    leave = waited["t_send"].fillna(waited["t_sched"] + waited["queue_ms"] / 1000).to_numpy()
+    enter = np.sort(leave - waited["queue_ms"].to_numpy() / 1000)
+    leave = np.sort(leave)
+    ends = start + np.arange(1, math.ceil((leave[-1] - start) / window_s) + 2) * window_s
+    waiting = np.searchsorted(enter, ends, "right") - np.searchsorted(leave, ends, "right")
+    return pd.DataFrame({"t_s": ends - start, "waiting": waiting})

@@ -1,5 +1,6 @@
 """Curves, thresholds, report.html and compare, on synthetic runs with known answers."""
 
+import html
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -133,7 +134,7 @@ def test_the_report_is_one_self_contained_page_in_reading_order(tmp_path):
     order = ["PASS: all 1 thresholds met", "Key numbers", "data:image/png;base64,", "Run manifest"]
     positions = [page.index(marker) for marker in order]
     assert positions == sorted(positions)
-    assert page.count("data:image/png;base64,") == 6  # no time-to-ready data in this run
+    assert page.count("data:image/png;base64,") == 7  # no time to ready, no queue in this run
     assert "1 unreadable log lines were skipped" in page
     for name in ("throughput", "outcome_shares", "latency", "allocation_failures", "regions"):
         assert (folder / f"{name}.png").stat().st_size > 1000
@@ -370,3 +371,28 @@ def test_runs_of_different_lengths_are_compared_over_the_shorter(tmp_path):
     rows = {line.split()[0]: line for line in done.stdout.splitlines() if line[:1].isalpha()}
     # Over their first 10 s both ran at 10/s: no change in the offered rate.
     assert rows["offered_rate_per_s"].split()[1:4] == ["10", "10", "0"]
+
+
+def test_the_report_leads_with_the_players_wait_the_queue_and_the_attempts(tmp_path):
+    folder = tmp_path / "run"
+    records = []
+    for match in range(20):
+        due = T0 + match * 0.1
+        first = request(match, "rate_limited", 429) | {"match": match, "attempt": 1}
+        first |= {"t_sched": due, "t_send": due + 0.5, "queue_ms": 500.0, "final": None}
+        retry = request(match) | {"match": match, "attempt": 2, "t_sched": due}
+        retry |= {"t_send": due + 1.5, "latency_ms": 10.0, "queue_ms": 0.0, "final": "served"}
+        records += [first, retry] if match % 2 else [first | {"final": "failed"}]
+    write(folder, "requests-w0.jsonl", records)
+    outcome = analyze(folder, checks=thresholds.parse(["amplification < 1.2"]))
+    summary = outcome.summary
+    assert summary["matches"] == {"total": 20, "served": 10, "failed": 10, "abandoned": 0}
+    assert summary["attempts_per_match"] == {"mean": 1.5, "max": 2}
+    assert summary["player_wait_to"] == "accepted"
+    assert summary["player_wait_s"]["p50"] == pytest.approx(1.51)  # due to the retry's 202
+    assert summary["queue_wait_ms"]["max"] == 500.0
+    assert not outcome.passed  # 1.5 requests per match: the retries are the amplification
+    page = html.unescape(outcome.report.read_text())
+    assert page.index('alt="Players\' wait"') < page.index('alt="Throughput"')
+    assert (folder / "queue.png").stat().st_size > 1000
+    assert "players' wait, match to the 202: p50 / p95 / p99 / max" in page

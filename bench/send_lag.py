@@ -1,0 +1,182 @@
+"""Benchmark: how late does edgebench send, and does the client's queue hold the limit?
+
+1. Send lag (send minus due, for first attempts the limiter did not hold): p50 and p99 at
+   40/s and 1,000/s, for uniform and Poisson arrivals, each a 20 s run against the
+   emulator with its rate limit off (exceed mode: no limiter). Target p99 <= 2 ms. Beside
+   it, the same percentiles of a bare gevent timer woken at the same times in a process
+   of its own (the machine's own timer lateness): the ratio says what is edgebench's.
+2. Respect mode at exactly the limit (40/s, Poisson, the SDK's client with its queue) for
+   5 minutes (--soak-seconds): zero dropped matches, zero 429s, p99 queue wait <= 1 s.
+
+Usage: make bench-lag  (or .venv/bin/python bench/send_lag.py [--soak-seconds 300])
+Writes bench/out/send_lag.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out" / "send_lag.json"
+EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]
+TARGET_P99_MS = 2.0
+TARGET_QUEUE_P99_MS = 1000.0
+TIMER = """
+import sys, time, gevent
+rate, seconds = float(sys.argv[1]), float(sys.argv[2])
+start, lags = time.time() + 0.5, []
+for k in range(int(rate * seconds)):
+    due = start + (k + 0.5) / rate
+    gevent.sleep(max(0.0, due - time.time()))
+    lags.append((time.time() - due) * 1000)
+lags.sort()
+print(lags[len(lags) // 2], lags[int(len(lags) * 0.99)])
+"""
+
+
+def scenario(folder: Path, name: str, mode: str, rate: float, seconds: float, extra="") -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            name = "{name}"
+            seed = 1
+            [target]
+            application = "my-game"
+            version = "1.0.0"
+            [rate]
+            mode = "{mode}"
+            {extra}
+            stages = [{{ kind = "hold", duration = "{seconds}s", rate = {rate} }}]
+            [[regions]]
+            name = "world"
+            countries = ["US", "BR", "DE", "JP"]
+            """
+        )
+    )
+    return path
+
+
+class Emulator:
+    """Emulator is `edgebench emulator` on a free port, its limits off, its time fast."""
+
+    def __enter__(self) -> str:
+        command = [*EDGEBENCH, "emulator", "--port", "0", "--rate-limit", "0"]
+        self.process = subprocess.Popen(
+            [*command, "--time-scale", "60"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        return self.process.stdout.readline().decode().strip()
+
+    def __exit__(self, *_exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def run(path: Path, results: Path, *args: str) -> list[dict]:
+    done = subprocess.run(
+        [*EDGEBENCH, "run", str(path), "--results-dir", str(results), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{path.name}: edgebench run failed: {done.stderr[-2000:]}")
+    return [
+        orjson.loads(line) for log in results.glob("requests-*.jsonl") for line in log.open("rb")
+    ]
+
+
+def lag_ms(records: list[dict]) -> tuple[float, float]:
+    lags = np.array(
+        [
+            (r["t_send"] - r["t_sched"]) * 1000
+            for r in records
+            if r["t_send"] and r["attempt"] == 1 and not r.get("queue_ms")
+        ]
+    )
+    return float(np.percentile(lags, 50)), float(np.percentile(lags, 99))
+
+
+def timer_ms(rate: float, seconds: float) -> tuple[float, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", TIMER, str(rate), str(seconds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    p50, p99 = (float(x) for x in done.stdout.split())
+    return p50, p99
+
+
+def measure_lag(folder: Path, url: str, seconds: float) -> dict:
+    figures = {}
+    for rate in (40, 1000):
+        for arrivals in ("uniform", "poisson"):
+            name = f"lag-{rate}-{arrivals}"
+            path = scenario(folder, name, "exceed", rate, seconds, f'arrivals = "{arrivals}"')
+            p50, p99 = lag_ms(run(path, folder / name, "--host", url))
+            base50, base99 = timer_ms(rate, seconds)
+            figures[name] = {
+                "p50_ms": round(p50, 3),
+                "p99_ms": round(p99, 3),
+                "bare_timer_p50_ms": round(base50, 3),
+                "bare_timer_p99_ms": round(base99, 3),
+            }
+            print(f"  {name}: send lag p50 {p50:.3f} ms, p99 {p99:.3f} ms "
+                  f"(a bare gevent timer: {base50:.3f} / {base99:.3f} ms)", flush=True)  # fmt: skip
+    return figures
+
+
+def measure_soak(folder: Path, seconds: float) -> dict:
+    path = scenario(folder, "soak", "respect", 40, seconds, 'arrivals = "poisson"')
+    path.write_text(path.read_text() + '\n[client]\npreset = "edgegap-sdk"\n')
+    records = run(path, folder / "soak", "--time-scale", "60")
+    queue = np.array([r["queue_ms"] for r in records if r["queue_ms"] is not None])
+    outcomes = [r["outcome"] for r in records]
+    figures = {
+        "seconds": seconds,
+        "matches": len({r["match"] for r in records}),
+        "dropped": outcomes.count("dropped"),
+        "abandoned": outcomes.count("abandoned"),
+        "rate_limited": outcomes.count("rate_limited"),
+        "queue_p99_ms": round(float(np.percentile(queue, 99)), 3),
+    }
+    print(f"  soak at 40/s for {seconds:g} s: {figures}", flush=True)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="each send-lag run")
+    parser.add_argument("--soak-seconds", type=float, default=300.0, help="the soak at 40/s")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as temporary, Emulator() as url:
+        folder = Path(temporary)
+        lag = measure_lag(folder, url, args.seconds)
+        soak = measure_soak(folder, args.soak_seconds)
+    met = {
+        "lag_p99": all(f["p99_ms"] <= TARGET_P99_MS for f in lag.values()),
+        "soak": soak["dropped"] == 0
+        and soak["rate_limited"] == 0
+        and soak["queue_p99_ms"] <= TARGET_QUEUE_P99_MS,
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"lag": lag, "soak": soak, "met": met}, indent=2))
+    for target, ok in met.items():
+        print(f"  target {target} {'met' if ok else 'MISSED'}")
+    print(f"wrote {OUT}")
+    if not all(met.values()):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
