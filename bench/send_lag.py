@@ -5,8 +5,10 @@
    emulator with its rate limit off (exceed mode: no limiter). Target p99 <= 2 ms. Beside
    it, the same percentiles of a bare gevent timer woken at the same times in a process
    of its own (the machine's own timer lateness): the ratio says what is edgebench's.
-2. Respect mode at exactly the limit (40/s, Poisson, the SDK's client with its queue) for
-   5 minutes (--soak-seconds): zero dropped matches, zero 429s, p99 queue wait <= 1 s.
+2. Respect mode at exactly the limit (40/s, even arrivals, the SDK's client with its
+   queue) for 5 minutes (--soak-seconds): zero dropped matches, zero 429s, p99 queue wait
+   <= 1 s. Even arrivals: Poisson arrivals at exactly the limit make a queue at full load
+   (utilisation 1), whose wait grows without bound with the run's length.
 
 Usage: make bench-lag  (or .venv/bin/python bench/send_lag.py [--soak-seconds 300])
 Writes bench/out/send_lag.json.
@@ -137,7 +139,7 @@ def measure_lag(folder: Path, url: str, seconds: float) -> dict:
 
 
 def measure_soak(folder: Path, seconds: float) -> dict:
-    path = scenario(folder, "soak", "respect", 40, seconds, 'arrivals = "poisson"')
+    path = scenario(folder, "soak", "respect", 40, seconds, 'arrivals = "uniform"')
     path.write_text(path.read_text() + '\n[client]\npreset = "edgegap-sdk"\n')
     records = run(path, folder / "soak", "--time-scale", "60")
     queue = np.array([r["queue_ms"] for r in records if r["queue_ms"] is not None])

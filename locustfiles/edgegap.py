@@ -48,6 +48,7 @@ RESPLIT_LEAD_S = 1.0  # a new split of the schedule starts this long after it is
 SPLIT_MESSAGE = "edgebench_split"
 IN_FLIGHT_REPORT = "edgebench_in_flight"
 BUSY_REPORT = "edgebench_busy_s"
+QUEUE_WINDOW_S = 1.0  # the limiter's window: how long a queued burst may wait at the least
 ALIVE = (STATE_INIT, STATE_SPAWNING, STATE_RUNNING)
 # After the last arrival the run waits for the answers and ready events in flight, at most this.
 DRAIN_MAX_S = 10.0
@@ -419,6 +420,8 @@ class ScheduleShape(LoadTestShape):
         if STATE.run is not None:
             busy_s = max(busy_s, STATE.run.busy_s)
         latency_s = max((latency_ms or 100) / 1000, busy_s)
+        if scenario.queues:  # a burst waits up to a window for the limiter: users for it now
+            latency_s = max(latency_s, QUEUE_WINDOW_S)
         shares = list(scenario.endpoint_shares)
         processes = getattr(runner, "worker_count", 1)
         wanted = pool_size(rate, latency_s, shares, processes)

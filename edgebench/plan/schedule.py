@@ -155,8 +155,11 @@ class Schedule:
         """capped_rate is the most respect mode sends per second (None: no cap, exceed mode).
 
         No `limit + 1` arrivals fall within a window and its margin: limit / (1 s + margin).
+        A client's queue needs no margin (it counts from the API's answers): the limit.
         """
-        return self.limit / (WINDOW_S + self.margin_s) if self.limit else None
+        if not self.limit:
+            return None
+        return self.limit / (WINDOW_S + (self.margin_s if self.guard else 0.0))
 
     def above_limit_s(self) -> float:
         """above_limit_s is how long the demand asks for more than respect mode sends."""
