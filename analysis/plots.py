@@ -201,17 +201,18 @@ def fleet_plot(hosts: pd.DataFrame, cloud: pd.Series, capacity: int | None, fold
 def time_to_ready_plot(seconds: pd.Series, folder: Path) -> list[Path]:
     """time_to_ready_plot is the CDF of seconds from send to the READY callback or poll."""
     figure, axes = new_figure(7, 4)
-    ordered = seconds.sort_values().to_numpy()
-    axes.step(ordered, (pd.RangeIndex(1, len(ordered) + 1) / len(ordered)), where="post")
-    axes.set(
-        title=f"Time to ready ({len(ordered)} deployments)",
-        xlabel="seconds from send to ready",
-        ylabel="share of deployments ready",
-        ylim=(0, 1.02),
-    )
+    title = f"Time to ready ({len(seconds)} deployments)"
+    cdf_plot(axes, seconds, title, "seconds from send to ready", "share of deployments ready")
+    return save(figure, folder, "time_to_ready")
+
+
+def cdf_plot(axes, values: pd.Series, title: str, xlabel: str, ylabel: str) -> None:
+    """cdf_plot draws the empirical distribution of values: the share at or below each."""
+    ordered = np.sort(values.to_numpy(dtype=float))
+    axes.step(ordered, np.arange(1, len(ordered) + 1) / len(ordered), where="post")
+    axes.set(title=title, xlabel=xlabel, ylabel=ylabel, ylim=(0, 1.02))
     axes.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
     axes.grid(alpha=0.3)
-    return save(figure, folder, "time_to_ready")
 
 
 def region_plot(by_region: dict, folder: Path) -> list[Path]:
@@ -273,17 +274,9 @@ def player_wait_plot(waits: pd.Series, over_time: pd.DataFrame, to: str, folder)
     """player_wait_plot draws the players' wait: its CDF, and its percentiles over the run."""
     figure, (cdf, timeline) = new_figure(11, 4.2, ncols=2)
     figure.subplots_adjust(wspace=0.3)
-    ordered = np.sort(waits.to_numpy(dtype=float))
-    cdf.step(ordered, np.arange(1, len(ordered) + 1) / len(ordered), where="post")
     target = "a ready server" if to == "ready" else "the 202"
-    cdf.set(
-        title=f"Players' wait, match found to {target}",
-        xlabel="seconds",
-        ylabel="share of served matches",
-        ylim=(0, 1.02),
-    )
-    cdf.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
-    cdf.grid(alpha=0.3)
+    title = f"Players' wait, match found to {target}"
+    cdf_plot(cdf, waits, title, "seconds", "share of served matches")
     for key, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
         timeline.plot(over_time["t_s"], over_time[key], style, color="#6a1b9a", label=key)
     timeline.set(title="over the run", xlabel="when the match was found (s)", ylabel="seconds")

@@ -75,14 +75,17 @@ def test_a_negative_duration_must_be_positive():
     assert done.stderr == "Error: --duration '-5s': must be positive; e.g. 15s\n"
 
 
-def test_a_missing_world_file_is_caught_by_scenario_check_naming_the_key(tmp_path):
-    path = (
-        scenario_with(tmp_path, "")
-        .read_text()
-        .replace('version = "1.0.0"', 'version = "1.0.0"\nworld = "worlds/nowhere.toml"')
+def scenario_in_world(tmp_path, world: str):
+    """scenario_in_world is a scenario file whose target.world is `world`."""
+    text = scenario_with(tmp_path, "").read_text()
+    (tmp_path / "s.toml").write_text(
+        text.replace('version = "1.0.0"', f'version = "1.0.0"\nworld = "{world}"')
     )
-    (tmp_path / "s.toml").write_text(path)
-    done = edgebench("scenario", "check", tmp_path / "s.toml")
+    return tmp_path / "s.toml"
+
+
+def test_a_missing_world_file_is_caught_by_scenario_check_naming_the_key(tmp_path):
+    done = edgebench("scenario", "check", scenario_in_world(tmp_path, "worlds/nowhere.toml"))
     assert done.exit_code == 2
     assert done.stderr.startswith(
         f"Error: {tmp_path / 's.toml'}: target.world: 'worlds/nowhere.toml' not found"
@@ -179,13 +182,7 @@ def test_the_progress_line_says_which_window_each_figure_covers(tmp_path):
 def test_a_bad_world_file_is_caught_by_scenario_check_and_by_run_before_any_folder(tmp_path):
     (tmp_path / "worlds").mkdir()
     (tmp_path / "worlds" / "bad.toml").write_text("[[locations]]\ncity = 'X'\n")
-    text = (
-        scenario_with(tmp_path, "")
-        .read_text()
-        .replace('version = "1.0.0"', 'version = "1.0.0"\nworld = "worlds/bad.toml"')
-    )
-    (tmp_path / "s.toml").write_text(text)
-    checked = edgebench("scenario", "check", tmp_path / "s.toml")
+    checked = edgebench("scenario", "check", scenario_in_world(tmp_path, "worlds/bad.toml"))
     assert checked.exit_code == 2
     assert checked.stderr.startswith(f"Error: {tmp_path / 's.toml'}: target.world: ")
     assert "bad.toml" in checked.stderr
