@@ -112,7 +112,7 @@ def matches(run: Run) -> dict:
     requests = run.requests
     if requests.empty:
         return {"matches": {"total": 0, "served": 0, "failed": 0, "abandoned": 0}}
-    frame = _attempts(requests)
+    frame = attempts_of(run)
     last = frame.groupby("match", sort=False).tail(1)
     fates = last["fate"].value_counts()
     per_match = frame.groupby("match", sort=False).size()
@@ -131,6 +131,13 @@ def matches(run: Run) -> dict:
         "player_wait_s": percentiles(waits),
         "player_wait_to": to,
     }
+
+
+def attempts_of(run: Run) -> pd.DataFrame:
+    """attempts_of is the run's attempts by match, made once (the summary and the curves use it)."""
+    if run.attempts is None:
+        run.attempts = _attempts(run.requests)
+    return run.attempts
 
 
 def _attempts(requests: pd.DataFrame) -> pd.DataFrame:
@@ -161,7 +168,7 @@ def player_waits(run: Run) -> tuple[pd.DataFrame, str]:
     seconds to its first ready event (or to its 202: the second value says which)."""
     if run.requests.empty:
         return pd.DataFrame(columns=["t_due", "wait_s"]), "accepted"
-    return _player_waits(run, _attempts(run.requests))
+    return _player_waits(run, attempts_of(run))
 
 
 def _player_waits(run: Run, frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:

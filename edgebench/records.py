@@ -21,7 +21,6 @@ from typing import IO, NamedTuple
 import orjson
 
 FLUSH_EVERY_S = 1.0
-KINDS = ("requests", "events")
 
 
 def log_name(kind: str, run_id: str, worker: str, suffix: str = "jsonl") -> str:
@@ -100,9 +99,7 @@ ABANDONED = "abandoned"  # waited in the client's queue past max_queue_wait: pla
 NOT_SENT = (DROPPED, BACKOFF, OVER_BUDGET, ABANDONED)
 # A match's fate, on the record of its last attempt (null on the attempts before it).
 SERVED, FAILED = "served", "failed"
-FINALS = (SERVED, FAILED, ABANDONED)
 EVENTS = ("ready", "error", "terminated")
-EVENT_SOURCES = ("webhook", "poll")
 
 
 def outcome_of(status: int) -> str:

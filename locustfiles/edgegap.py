@@ -185,20 +185,22 @@ def _test_start(environment, **_kwargs) -> None:
         if isinstance(runner, WorkerRunner):
             facts = RunFacts.received(options)
             scenario = with_duration(scenario, f"{facts.duration_s}s")
+            schedule = Schedule.from_scenario(scenario)
         else:
-            facts = _decide_facts(environment, scenario)
+            schedule = Schedule.from_scenario(scenario)
+            facts = _decide_facts(environment, scenario, schedule)
     except EdgebenchError as exc:
         _refuse(environment, exc)
         return
     STATE.facts = facts
-    STATE.scenario, STATE.schedule = scenario, Schedule.from_scenario(scenario)
+    STATE.scenario, STATE.schedule = scenario, schedule
     if isinstance(runner, MasterRunner):
         STATE.members, STATE.in_flight, STATE.busy_s = _alive_workers(runner), {}, {}
     else:
         _start_traffic(environment, facts)
 
 
-def _decide_facts(environment, scenario) -> RunFacts:
+def _decide_facts(environment, scenario, schedule: Schedule) -> RunFacts:
     """_decide_facts fixes the run's facts, publishes them to the workers, writes the manifest."""
     options, runner = environment.parsed_options, environment.runner
     results_dir = options.results_dir or str(default_results_dir(scenario.name))
@@ -207,7 +209,6 @@ def _decide_facts(environment, scenario) -> RunFacts:
     epoch = time.time() + START_LEAD_S
     facts = RunFacts(secrets.token_hex(4), results_dir, epoch, workers, scenario.duration_s)
     facts.publish(options)
-    schedule = Schedule.from_scenario(scenario)
     manifest = run_facts(scenario, schedule, environment.host, api_token() is not None, workers)
     write_manifest(
         Path(results_dir), **manifest, run_id=facts.run_id, epoch=facts.epoch, epoch_utc=utc(epoch)

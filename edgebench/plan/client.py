@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-RETRYABLE = ("429", "5xx", "transport", "422")
 MAX_RETRY_AFTER_S = 60.0
 
 

@@ -31,7 +31,7 @@ import gevent
 import httpx
 import orjson
 
-from edgebench.plan.client import ClientPolicy
+from edgebench.plan.client import MAX_RETRY_AFTER_S, ClientPolicy
 from edgebench.plan.draws import unit_hash
 from edgebench.plan.payloads import PayloadPlan
 from edgebench.plan.schedule import WINDOW_S, Schedule, share_of
@@ -56,7 +56,6 @@ from edgebench.traffic.webhooks import WebhookReceiver
 
 JSON = {"Content-Type": "application/json"}  # FastHttpSession copies it per request
 GC_THRESHOLD = 200_000
-MAX_RETRY_AFTER_S = 60.0
 MAX_CAUSE_CHARS = 120
 RETRY_KEY = 0x5245545259  # the retry jitter's draws among a seed's ("RETRY")
 BUSY_WEIGHT = 0.1  # of each match in the moving mean of the time a user is busy
