@@ -90,7 +90,7 @@ class Run:
     callbacks: dict = field(default_factory=dict)  # the webhook receivers' counts, added up
     foreign_files: list[str] = field(default_factory=list)  # another run's records: not read
     hosts: pd.DataFrame = field(default_factory=pd.DataFrame)  # slots held per private host
-    attempts: pd.DataFrame | None = None  # each record's match and fate (analysis.metrics)
+    derived: dict = field(default_factory=dict)  # made once from the records (analysis.metrics)
 
 
 def load_run(
