@@ -105,7 +105,8 @@ def one_screen(outcome) -> str:
     """one_screen is the console's summary of a run: the key numbers, the verdict, the files."""
     from analysis.report import key_numbers, verdict
 
-    lines = [f"{outcome.run.folder}"]
+    simulated = " (simulated)" if outcome.run.manifest.get("simulated") else ""
+    lines = [f"{outcome.run.folder}{simulated}"]
     if outcome.run.skipped_lines:
         lines.append(f"  warning: {outcome.run.skipped_lines} unreadable log lines skipped")
     if outcome.run.foreign_files:
@@ -114,7 +115,7 @@ def one_screen(outcome) -> str:
     lines += [f"  {label:<44} {value}" for label, value in key_numbers(outcome.summary)]
     if explanation := outcome.summary.get("explanation_422"):
         lines.append(f"  what explains the 422s: {explanation}")
-    banner = verdict(outcome.results)
+    banner = verdict(outcome.results, outcome.aborted)
     lines.append(f"  {banner['text']}")
     lines += [f"    {line}" for line in banner["lines"]]
     lines.append(f"  report: {outcome.report}")

@@ -41,7 +41,12 @@ class Outcome:
 
     @property
     def passed(self) -> bool:
-        return all(result.passed for result in self.results)
+        return not self.aborted and all(result.passed for result in self.results)
+
+    @property
+    def aborted(self) -> dict | None:
+        """aborted is the watched check that stopped the run (manifest.json), if one did."""
+        return self.run.manifest.get("aborted")
 
 
 def analyze(
@@ -225,11 +230,11 @@ def write_report(outcome: Outcome, figures: list[tuple[str, Path]]) -> Path:
     run, summary = outcome.run, outcome.summary
     scenario = run.manifest.get("scenario") or {}
     page = TEMPLATES.get_template("report.html.j2").render(
-        title=f"edgebench run: {scenario.get('name') or run.folder.name}",
+        title=_title(run.manifest, scenario.get("name") or run.folder.name),
         subtitle=_subtitle(run),
         ran_on=ran_on(run.manifest),
         explanation=summary.get("explanation_422"),
-        verdict=verdict(outcome.results),
+        verdict=verdict(outcome.results, outcome.aborted),
         warnings=_warnings(run, summary),
         key_numbers=key_numbers(summary),
         plots=[
@@ -247,8 +252,12 @@ def write_report(outcome: Outcome, figures: list[tuple[str, Path]]) -> Path:
     return path
 
 
-def verdict(results: list[thresholds.Result]) -> dict:
-    """verdict is the report's banner: pass, fail (naming each failure) or no thresholds."""
+def verdict(results: list[thresholds.Result], aborted: dict | None = None) -> dict:
+    """verdict is the report's banner: pass, fail (naming each failure) or no thresholds;
+    a run a watched check stopped fails, whatever its thresholds say of what it sent."""
+    if aborted:
+        text = f"FAIL: aborted: {aborted['check']} at {aborted['at_utc']}"
+        return {"kind": "fail", "text": text, "lines": [r.message for r in results]}
     if not results:
         return {"kind": "none", "text": "No thresholds: nothing to pass or fail.", "lines": []}
     failed = [r.message for r in results if not r.passed]
@@ -334,6 +343,13 @@ def _match_rows(summary: dict) -> list[tuple[str, str]]:
         figures = " / ".join(_ms(queue[k]) for k in ("p50", "p95", "p99", "max"))
         rows.append(("wait for the limiter: p50 / p95 / p99 / max", figures))
     return rows
+
+
+def _title(manifest: dict, name: str) -> str:
+    """_title names the run, and says when it was simulated rather than sent."""
+    if manifest.get("simulated"):
+        return f"edgebench run: {name} (simulated, not sent: edgebench simulate)"
+    return f"edgebench run: {name}"
 
 
 def _subtitle(run: Run) -> str:

@@ -111,3 +111,88 @@ def load_file(path: str | Path) -> list[Check]:
         return parse(checks)
     except ThresholdError as exc:
         raise ThresholdError(f"{path}: checks: {exc}") from None
+
+
+# Watched checks: judged live over a sliding window of the records as they are written.
+# Only what a window of sent requests tells can be watched.
+WATCHABLE = ("share_202", "share_422", "share_429", "share_error", "p50_ms", "p95_ms", "p99_ms")
+_WATCH = re.compile(r"^\s*abort\s+if\s+(?P<check>.+?)\s+for\s+(?P<for>\S+)\s*$")
+_DURATION = re.compile(
+    r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s?)?$"
+)
+
+
+class Watch(NamedTuple):
+    """Watch is a breach to look for during a run: `check` holding over the last `for_s`.
+
+    With abort, the run stops when it holds; without, the breach is only reported.
+    """
+
+    text: str
+    check: Check
+    for_s: float
+    abort: bool
+
+
+def parse_watch(item: object) -> Watch:
+    """parse_watch reads `{ check = "share_429 > 0.05", for = "10s", abort = true }` or its
+    one-line form `"abort if share_429 > 0.05 for 10s"`.
+
+    >>> parse_watch("abort if share_error > 0.5 for 10s").for_s
+    10.0
+    """
+    if isinstance(item, str):
+        match = _WATCH.match(item)
+        if not match:
+            raise ThresholdError(
+                f"{item!r} is not a watched check; write 'abort if METRIC OP VALUE for 10s'"
+            )
+        text, window, abort = match["check"], match["for"], True
+    elif isinstance(item, dict):
+        unknown = sorted(set(item) - {"check", "for", "abort"})
+        if unknown or "check" not in item or "for" not in item:
+            raise ThresholdError(
+                f"{item!r}: a watched check has check, for and abort; "
+                'write { check = "share_429 > 0.05", for = "10s", abort = true }'
+            )
+        text, window, abort = item["check"], item["for"], item.get("abort", False)
+        if not isinstance(abort, bool):
+            raise ThresholdError(f"{item!r}: abort must be true or false")
+    else:
+        raise ThresholdError(f"{item!r} is neither a check nor a watched check")
+    check = parse_one(text)
+    if check.metric not in WATCHABLE or check.number is None:
+        raise ThresholdError(
+            f"{text!r} cannot be watched live; watch one of {', '.join(WATCHABLE)} against a number"
+        )
+    return Watch(
+        f"{check.text} for {_seconds(window, text):g}s", check, _seconds(window, text), abort
+    )
+
+
+def _seconds(value: object, where: str) -> float:
+    """_seconds reads a watch's window: a number of seconds or a text like 10s, 1m30s."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value) if isinstance(value, str) and value else None
+        if not match:
+            raise ThresholdError(
+                f"{where!r}: for {value!r} is not a duration; write e.g. 10s or 1m"
+            )
+        seconds = sum(float(match[k] or 0) * f for k, f in (("h", 3600), ("m", 60), ("s", 1)))
+    if seconds <= 0:
+        raise ThresholdError(f"{where!r}: for must be above 0 s")
+    return seconds
+
+
+def split_thresholds(items: list) -> tuple[list[str], list[Watch]]:
+    """split_thresholds separates a scenario's end-of-run checks from its watched ones."""
+    checks, watches = [], []
+    for item in items:
+        if isinstance(item, str) and not item.lstrip().startswith("abort if"):
+            parse_one(item)
+            checks.append(item)
+        else:
+            watches.append(parse_watch(item))
+    return checks, watches

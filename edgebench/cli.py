@@ -271,6 +271,106 @@ def run_command(scenario_file: Path, **options) -> None:
     raise SystemExit(code)
 
 
+@main.command("simulate")
+@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path))
+@click.option("--duration", help="Length such as 2m or 24h (default: the scenario's).")
+@click.option(
+    "--rate-mode",
+    type=click.Choice(["respect", "exceed"]),
+    help="Respect the API's limit or exceed it (default: the scenario's).",
+)
+@click.option("--rate-factor", help="Offered rate = stages x factor, e.g. 1.5 (default: 1).")
+@click.option(
+    "--world",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The platform's world file (default: the scenario's, else the shipped one).",
+)
+@click.option("--seed", type=int, help="Seed of every draw (default: the scenario's).")
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the records go (default: results/<timestamp>-<scenario>).",
+)
+@click.option("--overwrite", is_flag=True, help="Clear the results folder's run files first.")
+@click.option(
+    "--time-scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Platform seconds per wall second, as the live run's emulator would take.",
+)
+@click.option(
+    "--latency-ms",
+    help="Each request's latency: a number or a distribution such as "
+    "'{ distribution = \"lognormal\", median = 1.6, sigma = 0.25 }' (the default: "
+    "measured against the embedded emulator).",
+)
+@thresholds_option("the verdict's checks (default: the scenario's thresholds).")
+def simulate_command(scenario_file: Path, **options) -> None:
+    """Simulate a scenario against the emulator's model in virtual time: no HTTP, no Locust.
+
+    Writes the same results folder, analysis and report as `edgebench run` (marked as
+    simulated). Exit codes: 0 every threshold met, 1 a threshold failed, 2 bad input.
+    Ctrl-C keeps what was simulated and analyses it.
+    """
+    from edgebench.simulate.command import SimulatePlan, simulate
+
+    raise SystemExit(simulate(SimulatePlan(scenario_file, **options)))
+
+
+@main.command("search")
+@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path))
+@click.option(
+    "--check",
+    "checks",
+    multiple=True,
+    help='What must hold, e.g. "share_422 < 0.01" (repeat for several).',
+)
+@click.option(
+    "--vary",
+    required=True,
+    help="rate (the highest offered rate), capacity (the smallest scale of every location), "
+    "or capacity:CITY_OR_HOST (the fewest slots there).",
+)
+@click.option("--live", is_flag=True, help="Probe with live runs instead of simulations.")
+@click.option("--host", help="With --live: the API base URL (default: an embedded emulator).")
+@click.option("--precision", default="2%", show_default=True, help="Width of the final bracket.")
+@click.option(
+    "--max-probes", type=click.IntRange(min=2), default=12, show_default=True, help="Most runs."
+)
+@click.option("--duration", help="Each probe's length (default: the scenario's).")
+@click.option(
+    "--world",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The world file (default: the scenario's, else the shipped one).",
+)
+@click.option("--seed", type=int, help="Seed of every draw (default: the scenario's).")
+@click.option(
+    "--time-scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Platform seconds per wall second.",
+)
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where search.json, search.html and each probe go "
+    "(default: results/<stamp>-<name>-search).",
+)
+@click.option("--overwrite", is_flag=True, help="Reuse a folder an earlier search wrote.")
+@click.option("--confirm", is_flag=True, help="End with one live run at the answer.")
+def search_command(scenario_file: Path, **options) -> None:
+    """Find the highest rate, or the smallest capacity, for which every check holds.
+
+    Brackets, then bisects; each probe is a simulation (or a live run with --live).
+    Exit codes: 0 an answer was found, 1 even the lowest value fails, 2 bad input.
+    """
+    from edgebench.search.command import SearchPlan, search
+
+    raise SystemExit(search(SearchPlan(scenario_file, **options)))
+
+
 @main.command("cleanup")
 @click.argument("folder", metavar="RUN_DIR", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--host", help="API base URL (default: the run's, from its manifest).")

@@ -64,6 +64,16 @@ def run_facts(scenario, schedule, host: str, token_set: bool, workers: int) -> d
     """run_facts is what the manifest records when a run starts."""
     import locust
 
+    facts = scenario_facts(scenario, schedule)
+    facts["versions"]["locust"] = locust.__version__
+    return facts | {
+        "target": {"host": host, "token_set": token_set},
+        "workers": workers,
+    }
+
+
+def scenario_facts(scenario, schedule) -> dict:
+    """scenario_facts is what a live run's and a simulation's manifests both record."""
     return {
         "scenario": {
             "name": scenario.name,
@@ -75,17 +85,12 @@ def run_facts(scenario, schedule, host: str, token_set: bool, workers: int) -> d
             "duration_s": scenario.duration_s,
             "expected_requests": schedule.count(),
             "thresholds": scenario.thresholds,
+            "watches": [watch.text for watch in scenario.watches],
         },
         "demand": schedule.demand_facts(),
-        "target": {"host": host, "token_set": token_set},
-        "versions": {
-            "edgebench": __version__,
-            "locust": locust.__version__,
-            "python": platform.python_version(),
-        },
+        "versions": {"edgebench": __version__, "python": platform.python_version()},
         "git_commit": git_commit(Path(__file__).resolve().parent),
         "command_line": sys.argv,
-        "workers": workers,
         "started_at": (now := time.time()),
         "started_at_utc": utc(now),
     }

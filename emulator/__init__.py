@@ -16,7 +16,8 @@ _EXPORTS = {
     "DeployRequest": "emulator._platform",
     "Distribution": "emulator._distributions",
     "Emulator": "emulator._app",
-    "EmulatorConfig": "emulator._app",
+    "ApiModel": "emulator._model",
+    "EmulatorConfig": "emulator._model",
     "EmulatorError": "emulator._errors",
     "Faults": "emulator._faults",
     "Platform": "emulator._platform",
@@ -29,6 +30,10 @@ _EXPORTS = {
     "create_app": "emulator._app",
     "default_world_path": "emulator._world",
     "load_world": "emulator._world",
+    "locate_user": "emulator._model",
+    "parse_deploy": "emulator._validation",
+    "parse_fleet_deploy": "emulator._validation",
+    "BadRequest": "emulator._validation",
     "serve": "emulator._server",
 }
 __all__ = list(_EXPORTS)

@@ -2,6 +2,8 @@
 
 Every API request goes through the same steps, in this order:
 injected faults -> auth (401) -> rate limit (429) -> body checks (400) -> the model.
+Faults, limits and placement are emulator._model's ApiModel, which the simulator
+drives too; this module adds what only HTTP has.
 """
 
 from __future__ import annotations
@@ -9,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import orjson
 from starlette.applications import Starlette
@@ -24,45 +25,18 @@ from starlette.types import Receive, Scope, Send
 
 from emulator._clock import PlatformClock
 from emulator._errors import ConfigError
-from emulator._faults import Faults, draw_fault
 from emulator._metrics import Metrics
-from emulator._platform import Platform, Status, StopOutcome
-from emulator._ratelimit import RateLimiter, RateLimits
+from emulator._model import ApiModel, EmulatorConfig
+from emulator._platform import StopOutcome
 from emulator._validation import BadRequest, parse_deploy, parse_fleet_deploy
 from emulator._views import deployment_summary, list_item, status_body
 from emulator._webhooks import WebhookSender
-from emulator._world import World, load_world
 from geo import warm_up
 
 # The ticker sleeps until the next transition, within these bounds: requests advance
 # the platform themselves, the ticker is for webhooks when no request comes.
 TICK_MIN_S, TICK_MAX_S = 0.005, 0.05
-ALLOCATION_FAILED = "Couldn't Allocate Server"
-INVALID_APPLICATION = "Invalid Application or Application Version"
 Handler = Callable[[Request, float], Awaitable[Response]]
-
-
-@dataclass(frozen=True)
-class EmulatorConfig:
-    """EmulatorConfig is everything an emulator instance is built from.
-
-    EmulatorConfig(time_scale=60)  # a platform minute per wall second
-    """
-
-    world: World = field(default_factory=load_world)
-    seed: int = 0
-    time_scale: float = 1.0
-    rate_limits: RateLimits = field(default_factory=RateLimits)
-    accepted_tokens: frozenset[str] | None = None
-    faults: Faults = field(default_factory=Faults)
-    max_body_bytes: int = 64 * 1024
-    webhook_timeout_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        if not self.time_scale > 0:
-            raise ConfigError("time_scale", "must be above 0", "e.g. 1 (real time) or 60")
-        if self.max_body_bytes <= 0:
-            raise ConfigError("max_body_bytes", "must be above 0", "e.g. 65536")
 
 
 class JSONResponse(Response):
@@ -135,20 +109,17 @@ class Emulator:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.clock = PlatformClock(config.time_scale)
-        self.platform = Platform(config.world, seed=config.seed)
-        self.limiter = RateLimiter(config.rate_limits)
+        self.model = ApiModel(config)
+        self.platform = self.model.platform
         self.metrics = Metrics()
-        self.faults = config.faults
         self.webhooks = WebhookSender(self.metrics, config.webhook_timeout_s)
         self.reset()
 
     def reset(self) -> None:
         """reset makes the emulator as it started: no deployments, counters, budgets or draws."""
-        self.platform.reset()
-        self.limiter.reset()
+        self.model.reset()
         self.metrics.reset()
         self.clock.restart()
-        self._fault_rng = random.Random(f"faults-{self.config.seed}")
 
     # Time -----------------------------------------------------------------
 
@@ -187,20 +158,19 @@ class Emulator:
         return endpoint
 
     async def _respond(self, request: Request, group: str, handler: Handler) -> Response:
-        if self.faults.active:
-            delay, fault = draw_fault(self.faults, self._fault_rng)
-            if delay:
-                await asyncio.sleep(delay)
-            if fault == "error":
-                return error(500, "Internal Server Error (injected fault)")
-            if fault == "drop":
-                return DroppedConnection()
+        delay, fault = self.model.fault()
+        if delay:
+            await asyncio.sleep(delay)
+        if fault == "error":
+            return error(500, "Internal Server Error (injected fault)")
+        if fault == "drop":
+            return DroppedConnection()
         token = parse_token(raw_header(request, b"authorization"))
         if token is None:
             return error(401, "Unauthorized - Missing Token", header="Authorization: token <value>")
         if self.config.accepted_tokens is not None and token not in self.config.accepted_tokens:
             return error(401, "Unauthorized - Invalid Token")
-        retry_after = self.limiter.check(token, group)
+        retry_after = self.model.limited(token, group)
         if retry_after is not None:
             headers = {"Retry-After": str(retry_after)}
             return json_response(429, {"message": "Too Many Requests"}, headers)
@@ -235,21 +205,16 @@ class Emulator:
         return self._create(parse_deploy(await self.read_json(request)), now)
 
     async def fleet_deploy(self, request: Request, now: float) -> Response:
-        deploy_request = parse_fleet_deploy(await self.read_json(request))
-        for i, host_id in enumerate(deploy_request.private_host_ids or ()):
-            if host_id not in self.config.world.private_hosts:
-                message = "Invalid request: unknown private host"
-                return error(400, message, field=f"private_host_ids[{i}]", reason="unknown host")
-        return self._create(deploy_request, now)
+        return self._create(parse_fleet_deploy(await self.read_json(request)), now)
 
     def _create(self, deploy_request, now: float) -> Response:
-        if not self.config.world.knows(deploy_request.application, deploy_request.version):
-            return error(400, INVALID_APPLICATION, field="application", reason="not registered")
-        dep = self.platform.deploy(deploy_request, now)
-        if dep.status is Status.ERROR:
-            message = f"{ALLOCATION_FAILED}: {dep.error_detail}"
-            return json_response(422, {"request_id": dep.request_id, "message": message})
-        return JSONResponse(b'{"request_id":"%s"}' % dep.request_id.encode(), 202)
+        answer = self.model.create(deploy_request, now)
+        if answer.status == 400:
+            return error(400, answer.message, field=answer.field, reason=answer.reason)
+        request_id = answer.deployment.request_id
+        if answer.status == 422:
+            return json_response(422, {"request_id": request_id, "message": answer.message})
+        return JSONResponse(b'{"request_id":"%s"}' % request_id.encode(), 202)
 
     async def status(self, request: Request, now: float) -> Response:
         dep = self.platform.get(request.path_params["request_id"], now)
@@ -295,7 +260,7 @@ class Emulator:
             "deployments_created": self.platform.created,
             "platform_time_s": round(self.clock.now(), 3),
             "time_scale": self.config.time_scale,
-            "faults": self.faults.describe(),
+            "faults": self.model.faults.describe(),
             "config": self.describe(),
         }
         return json_response(200, body)
@@ -309,7 +274,7 @@ class Emulator:
             "time_scale": self.config.time_scale,
             "rate_limits": asdict(limits),
             "tokens_file": self.config.accepted_tokens is not None,
-            "faults": self.faults.describe(),
+            "faults": self.model.faults.describe(),
         }
 
     async def reset_endpoint(self, request: Request) -> Response:
@@ -322,12 +287,12 @@ class Emulator:
                 changes = orjson.loads(await request.body())
                 if not isinstance(changes, dict):
                     raise ConfigError("body", "must be a JSON object", 'e.g. {"error_share": 0.1}')
-                self.faults = self.faults.updated(changes)
+                self.model.faults = self.model.faults.updated(changes)
             except orjson.JSONDecodeError:
                 return error(400, "Invalid request: body is not valid JSON")
             except ConfigError as exc:
                 return error(400, f"Invalid request: {exc}", field=exc.key, reason=exc.problem)
-        return json_response(200, self.faults.describe())
+        return json_response(200, self.model.faults.describe())
 
     def routes(self) -> list[Route]:
         api = self.api

@@ -22,7 +22,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from edgebench.plan.draws import unit_hash
+
 MAX_RETRY_AFTER_S = 60.0
+RETRY_KEY = 0x5245545259  # the retry jitter's draws among a seed's ("RETRY")
+
+
+def jitter_unit(seed: int, match: int, attempt: int) -> float:
+    """jitter_unit is the draw in [0, 1) for the jitter after a match's attempt: the same
+    in a live run and a simulated one."""
+    return unit_hash(seed ^ RETRY_KEY, match * 64 + attempt)
 
 
 def answer_kind(status: int) -> str | None:

@@ -16,6 +16,7 @@ between two points becomes one piece of the schedule. `window` runs a slice of i
 
 from __future__ import annotations
 
+import bisect
 import csv
 import itertools
 import math
@@ -105,12 +106,11 @@ def _interpolate(times: tuple[float, ...], values: tuple[float, ...], t: float) 
     """
     if t <= times[0]:
         return values[0]
-    for (t0, t1), (v0, v1) in zip(
-        itertools.pairwise(times), itertools.pairwise(values), strict=True
-    ):
-        if t <= t1:
-            return v0 + (v1 - v0) * (t - t0) / (t1 - t0) if t1 > t0 else v1
-    return values[-1]
+    k = bisect.bisect_left(times, t)  # every arrival of a day asks this: no linear scan
+    if k == len(times):
+        return values[-1]
+    t0, t1, v0, v1 = times[k - 1], times[k], values[k - 1], values[k]
+    return v0 + (v1 - v0) * (t - t0) / (t1 - t0) if t1 > t0 else v1
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,15 @@ class PlannedRequest(NamedTuple):
         return orjson.loads(self.json)
 
 
+class Party(NamedTuple):
+    """Party is a request before it is joined: its players' `users[]` items, and its kind."""
+
+    endpoint: str
+    region: str
+    users: list[bytes]
+    kind: str  # which tail closes the body: "deploy", "cached" or "fleet"
+
+
 class PayloadPlan:
     """PayloadPlan draws arrival k's request from a random stream seeded by (seed, k)."""
 
@@ -92,19 +101,31 @@ class PayloadPlan:
         """request is arrival index's request; due_s (run time) matters to a forecast's regions."""
         if self.scenario.replay:
             return self._replayed(index)
+        party = self.party(index, due_s)
+        return PlannedRequest(
+            index, party.endpoint, self.body(party), party.region, len(party.users)
+        )
+
+    def body(self, party: Party) -> bytes:
+        """body is the JSON a party is sent as."""
+        return self._head + b",".join(party.users) + self._tails[party.kind]
+
+    def party(self, index: int, due_s: float = 0.0) -> Party:
+        """party is what arrival index's body is made of (not for a replay: its log has it).
+
+        The simulator reads it as is; request() joins it into the body a run sends.
+        """
         endpoint = self.endpoint(index)
         draw = unit_draws(self.scenario.seed, index).__next__
         weights = self._region_weights_at(due_s) if self._region_weights_at else None
         region, users = self.players.party(draw, weights)
         if endpoint == FLEET_DEPLOY:
-            tail = self._tails["fleet"]
+            kind = "fleet"
         elif self._cached_share and draw() < self._cached_share:
-            tail = self._tails["cached"]
+            kind = "cached"
         else:
-            tail = self._tails["deploy"]
-        return PlannedRequest(
-            index, endpoint, self._head + b",".join(users) + tail, region, len(users)
-        )
+            kind = "deploy"
+        return Party(endpoint, region, users, kind)
 
     def _replayed(self, index: int) -> PlannedRequest:
         """_replayed is a logged match's request: its own players, region and endpoint."""

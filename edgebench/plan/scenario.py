@@ -30,8 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from checks import ThresholdError
-from checks import parse as parse_checks
+from checks import ThresholdError, Watch, split_thresholds
 from edgebench._errors import EdgebenchError, ScenarioError
 from geo import country_alpha3, country_positions
 
@@ -327,18 +326,22 @@ class Scenario(_Strict):
     demand: Demand | None = None
     regions: list[Region] = Field(default_factory=list)
     replay: SkipValidation[tuple] = ()  # arrivals = "replay": the log's matches, once loaded
-    thresholds: list[str] = Field(default_factory=list)
+    thresholds: list[str] = Field(default_factory=list)  # judged once the run is over
+    watches: SkipValidation[tuple[Watch, ...]] = ()  # judged live (checks.Watch)
     source: str = ""
     digest: str = ""
 
-    @field_validator("thresholds")
+    @model_validator(mode="before")
     @classmethod
-    def _checks(cls, checks: list[str]) -> list[str]:
+    def _watched_apart(cls, data: object) -> object:
+        """_watched_apart moves the watched checks out of `thresholds` into `watches`."""
+        if not isinstance(data, dict) or not isinstance(data.get("thresholds"), list):
+            return data
         try:
-            parse_checks(checks)
+            checks, watches = split_thresholds(data["thresholds"])
         except ThresholdError as exc:
-            raise ValueError(str(exc)) from None
-        return checks
+            raise ValueError(f"thresholds: {exc}") from None
+        return data | {"thresholds": checks, "watches": tuple(watches)}
 
     @model_validator(mode="after")
     def _regions_weigh_something(self) -> Scenario:

@@ -18,10 +18,14 @@ import click
 import httpx
 import orjson
 
+from checks import Watch
 from edgebench._errors import EdgebenchError
 from edgebench.plan.scenario import Scenario
 from edgebench.runner.progress import Progress
+from edgebench.runner.watch import Watcher
 
+TICK_S = 0.25  # watched checks are judged this often; progress and readings once a second
+TICKS_A_SECOND = 4
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "edgegap.py"
 
@@ -65,15 +69,29 @@ class LocustProcess:
             os.killpg(self.process.pid, number)
 
 
-def watch(locust: LocustProcess, progress: Progress, emulator: EmulatorProcess | None) -> None:
-    """watch shows progress until Locust ends; Ctrl-C once stops it, twice aborts."""
-    interrupts = 0
+def watch(
+    locust: LocustProcess,
+    progress: Progress,
+    emulator: EmulatorProcess | None,
+    watcher: Watcher | None = None,
+) -> Watch | None:
+    """watch shows progress until Locust ends; Ctrl-C once stops it, twice aborts.
+
+    A watched check that holds stops the traffic as Ctrl-C does; it is returned.
+    """
+    interrupts, ticks, aborted = 0, 0, None
     while locust.process.poll() is None:
         try:
-            time.sleep(1.0)
-            progress.update()
-            if emulator:
-                emulator.sample()
+            time.sleep(TICK_S)
+            ticks += 1
+            progress.read()
+            if ticks % TICKS_A_SECOND == 0:
+                progress.show()
+                if emulator:
+                    emulator.sample()
+            if watcher and aborted is None and (aborted := watcher.breached()):
+                click.echo(f"\nedgebench: aborting: {aborted.text} held", err=True)
+                locust.interrupt()
         except KeyboardInterrupt:
             interrupts += 1
             if interrupts == 1:
@@ -83,6 +101,7 @@ def watch(locust: LocustProcess, progress: Progress, emulator: EmulatorProcess |
                 locust.kill()
                 raise
     progress.finish()
+    return aborted
 
 
 class EmulatorProcess:

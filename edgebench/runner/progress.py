@@ -26,8 +26,16 @@ SHARES = (("202", "accepted"), ("422", "allocation_failure"), ("429", "rate_limi
 class Progress:
     """Progress follows a results folder's request logs as they grow."""
 
-    def __init__(self, folder: Path, duration_s: float, out=sys.stderr, clock=time.monotonic):
+    def __init__(
+        self,
+        folder: Path,
+        duration_s: float,
+        out=sys.stderr,
+        clock=time.monotonic,
+        on_record=None,
+    ) -> None:
         self.folder, self.duration_s = folder, duration_s
+        self.on_record = on_record  # each new record, as it is read (the watched checks)
         self.out, self.clock = out, clock
         self.started = clock()
         self.outcomes: Counter[str] = Counter()
@@ -35,17 +43,31 @@ class Progress:
         self._recent: deque[tuple[float, int, int]] = deque()  # (time, starts, accepted)
         self._printed = 0.0
         self._live = out.isatty()
+        self._starts = self._accepted = 0  # read since the last show
 
     def update(self) -> None:
         """update reads the new records and shows the line when it is time."""
+        self.read()
+        self.show()
+
+    def read(self) -> None:
+        """read takes in the records written since the last read."""
         starts = accepted = 0
         for record in self._new_records():
             outcome = record.get("outcome")
             self.outcomes[outcome] += 1
             starts += 1
             accepted += outcome == "accepted"
+            if self.on_record:
+                self.on_record(record)
+        self._starts += starts
+        self._accepted += accepted
+
+    def show(self) -> None:
+        """show counts what was read since the last show, and prints the line when it is time."""
         now = self.clock()
-        self._recent.append((now, starts, accepted))
+        self._recent.append((now, self._starts, self._accepted))
+        self._starts = self._accepted = 0
         while self._recent and self._recent[0][0] < now - RECENT_S:
             self._recent.popleft()
         if self._live or now - self._printed >= PRINT_EVERY_S:

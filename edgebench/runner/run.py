@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
-from checks import load_file, parse
+from checks import Watch, load_file, parse, parse_watch
 from edgebench._errors import EdgebenchError
-from edgebench.manifest import write_manifest
+from edgebench.manifest import utc, write_manifest
 from edgebench.plan.payloads import preview
 from edgebench.plan.scenario import (
     Scenario,
@@ -33,6 +33,7 @@ from edgebench.realapi.token import api_token, request_token
 from edgebench.runfolder import default_results_dir, expected_bytes, prepare_results_dir
 from edgebench.runner.processes import LOCUSTFILE, EmulatorProcess, LocustProcess, watch
 from edgebench.runner.progress import Progress
+from edgebench.runner.watch import REMOTE_DEFAULT, Watcher
 
 
 @dataclass
@@ -90,15 +91,43 @@ def run(plan: RunPlan) -> int:
         click.echo(f"edgebench: {scenario.name} against {host}; records in {results}", err=True)
         command = locust_command(plan, scenario, host, results, policy)
         locust = LocustProcess(command, results / "locust.log", plan.web)
-        watch(locust, Progress(results, scenario.duration_s), emulator)
+        watcher = Watcher(watches_for(scenario, policy))
+        progress = Progress(results, scenario.duration_s, on_record=watcher.add)
+        aborted = watch(locust, progress, emulator, watcher)
         locust.check()
         # What the user typed, and what the emulator ran with (Locust knows neither).
-        facts = {"command_line": ["edgebench", *sys.argv[1:]]}
+        facts = {"command_line": ["edgebench", *sys.argv[1:]]} | watch_facts(watcher, aborted)
         write_manifest(results, **facts, **({"emulator": emulator.describe()} if emulator else {}))
         if policy.cleanup:
             report = cleanup(results, host, request_token())
             click.echo(summary_line(report, results), err=True)
     return analyse(results, plan.thresholds_file)
+
+
+def watches_for(scenario: Scenario, policy: Policy) -> list[Watch]:
+    """watches_for is what the run watches live: the scenario's watched checks, and against
+    a host that is not loopback an abort on a high error share unless it watches that."""
+    watches = list(scenario.watches)
+    if policy.remote and not any(w.check.metric == "share_error" for w in watches):
+        watches.append(parse_watch(REMOTE_DEFAULT))
+    return watches
+
+
+def watch_facts(watcher: Watcher, aborted: Watch | None) -> dict:
+    """watch_facts is what the manifest says of the watched checks: each breach, the abort."""
+    if not watcher.watches:
+        return {}
+    facts = {
+        "watches": [w.text for w in watcher.watches],
+        "breaches": [
+            {"check": w.text, "at": at, "at_utc": utc(at), "abort": w.abort}
+            for w, at in watcher.breaches
+        ],
+    }
+    if aborted:
+        at = next(at for w, at in watcher.breaches if w is aborted)
+        facts["aborted"] = {"check": aborted.text, "at": at, "at_utc": utc(at)}
+    return facts
 
 
 def _embedded_emulator(stack, scenario, time_scale, results: Path, new_folder: bool):

@@ -31,8 +31,7 @@ import gevent
 import httpx
 import orjson
 
-from edgebench.plan.client import MAX_RETRY_AFTER_S, ClientPolicy
-from edgebench.plan.draws import unit_hash
+from edgebench.plan.client import MAX_RETRY_AFTER_S, ClientPolicy, jitter_unit
 from edgebench.plan.payloads import PayloadPlan
 from edgebench.plan.schedule import WINDOW_S, Schedule, share_of
 from edgebench.plan.starts import Start, Starts
@@ -57,7 +56,6 @@ from edgebench.traffic.webhooks import WebhookReceiver
 JSON = {"Content-Type": "application/json"}  # FastHttpSession copies it per request
 GC_THRESHOLD = 200_000
 MAX_CAUSE_CHARS = 120
-RETRY_KEY = 0x5245545259  # the retry jitter's draws among a seed's ("RETRY")
 BUSY_WEIGHT = 0.1  # of each match in the moving mean of the time a user is busy
 
 
@@ -289,7 +287,7 @@ class TrafficRun:
         self._after_answer(request.endpoint, status, outcome, request_id, sent, response)
         delay = None
         if status != 202:
-            unit = unit_hash(self.scenario.seed ^ RETRY_KEY, start.arrival.index * 64 + attempt)
+            unit = jitter_unit(self.scenario.seed, start.arrival.index, attempt)
             retry_after = response.headers.get("retry-after")
             delay = self.policy.retry_delay(attempt, status, retry_after, unit)
         final = SERVED if status == 202 else (FAILED if delay is None else None)

@@ -1,0 +1,313 @@
+"""`edgebench search`: the highest rate, or the smallest capacity, for which every check holds.
+
+plan = SearchPlan(Path("scenarios/capacity-search.toml"), checks=("share_422 < 0.01",),
+                  vary="rate")
+exit_code = search(plan)   # 0 an answer, 1 even the lowest value fails, 2 bad input
+
+Each probe is a run of the scenario at one value, simulated (edgebench simulate) by
+default or live against the emulator (or --host) with --live, in a folder of its own
+under the search's folder. search.json holds every probe; search.html draws the knee.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import orjson
+
+from checks import ThresholdError, parse
+from edgebench._errors import EdgebenchError
+from edgebench.plan.scenario import Scenario
+from edgebench.runfolder import RESULTS
+from edgebench.search.knee import Knee, Probe
+from edgebench.search.space import Space, parse_space, peak_rate
+
+# What each probe keeps beside its checks' metrics (search.json and the knee's plot).
+KEY_METRICS = (
+    "offered_rate_per_s",
+    "accepted_rate_per_s",
+    "share_202",
+    "share_422",
+    "share_429",
+    "share_error",
+    "share_abandoned",
+    "amplification",
+    "p95_ms",
+    "wait_p95_s",
+    "ttr_p95_s",
+)
+MAX_FACTOR = 64.0  # how far a bracket may step from the scenario as written
+REMOTE_PROBE_DEPLOYMENTS = 20  # a live probe's budget against a host that is not loopback
+
+
+@dataclass
+class SearchPlan:
+    """SearchPlan is what `edgebench search` was asked to do."""
+
+    scenario: Path
+    checks: tuple[str, ...]
+    vary: str
+    live: bool = False
+    precision: str = "2%"
+    max_probes: int = 12
+    results_dir: Path | None = None
+    world: Path | None = None
+    duration: str | None = None
+    seed: int | None = None
+    time_scale: float = 1.0
+    confirm: bool = False
+    host: str | None = None
+    overwrite: bool = False
+    # Read by the shared overrides (edgebench.runner.run.planned_scenario): never set here.
+    rate_mode: str | None = None
+    rate_factor: str | None = None
+
+
+def search(plan: SearchPlan) -> int:
+    """search runs the probes, writes search.json and search.html, prints the answer."""
+    from edgebench.runner.run import planned_scenario
+
+    checks = _checks(plan.checks)
+    precision = parse_precision(plan.precision)
+    scenario = planned_scenario(plan)
+    space = parse_space(plan.vary, scenario)
+    if space.kind == "rate":
+        space = Space(**{**space.__dict__, "start": scenario.rate.factor})
+    folder = plan.results_dir or _default_folder(scenario.name)
+    _refuse_earlier_search(folder, plan.overwrite)
+    if plan.live:
+        click.echo(live_plan_text(plan, scenario, space), err=True)
+    knee = Knee(
+        lambda value: _probe(plan, scenario, space, checks, value, folder, knee),
+        start=space.start,
+        wants=space.wants,
+        precision=precision,
+        max_probes=plan.max_probes,
+        whole=space.whole,
+        ceiling=space.start * MAX_FACTOR if space.kind in ("rate", "scale") else 1_000_000,
+    )
+    answer = knee.run()
+    result = search_facts(plan, scenario, space, checks, precision, knee, answer)
+    (folder / "search.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    from analysis.search import write_search_report
+
+    page = write_search_report(result, folder)
+    click.echo(answer_line(result))
+    click.echo(f"  search: {folder / 'search.json'}\n  knee: {page}")
+    if answer is not None and plan.confirm:
+        return _confirm(plan, space, answer, folder)
+    return 0 if answer is not None else 1
+
+
+def _refuse_earlier_search(folder: Path, overwrite: bool) -> None:
+    """_refuse_earlier_search keeps an earlier search's folder unless told to reuse it."""
+    if (folder / "search.json").exists() and not overwrite:
+        raise EdgebenchError(
+            f"{folder}: holds an earlier search; pass another --results-dir, or --overwrite"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _checks(texts: tuple[str, ...]) -> list:
+    if not texts:
+        raise EdgebenchError('--check: give at least one, e.g. --check "share_422 < 0.01"')
+    try:
+        checks = parse(list(texts))
+    except ThresholdError as exc:
+        raise EdgebenchError(f"--check {exc}") from None
+    relative = [c.text for c in checks if c.number is None]
+    if relative:
+        raise EdgebenchError(f"--check {relative[0]!r}: a search compares with numbers only")
+    return checks
+
+
+def parse_precision(text: str) -> float:
+    """parse_precision reads --precision: "2%" or 0.02 (a share of the answer).
+
+    >>> parse_precision("2%"), parse_precision("0.05")
+    (0.02, 0.05)
+    """
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise EdgebenchError(f"--precision {text!r}: not a share between 0 and 1; e.g. 2% or 0.02")
+    return value
+
+
+def _default_folder(name: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return RESULTS / f"{stamp}-{name}-search"
+
+
+def _probe(plan, scenario, space, checks, value, folder: Path, knee: Knee) -> Probe:
+    """_probe runs the scenario at value and judges the checks on its summary."""
+    from analysis.thresholds import evaluate, metrics
+
+    number = len(knee.probes) + 1
+    probe_folder = folder / f"probe-{number:02d}"
+    variant = space.scenario_at(scenario, value, probe_folder)
+    summary = (
+        _live(plan, space, value, probe_folder)
+        if plan.live
+        else _simulated(plan, variant, probe_folder)
+    )
+    values = metrics(summary)
+    results = evaluate(checks, values)
+    passed = all(result.passed for result in results)
+    kept = {key: values.get(key) for key in (*KEY_METRICS, *(c.metric for c in checks))}
+    if space.kind == "rate":
+        kept["peak_rate_per_s"] = round(peak_rate(variant), 3)
+    click.echo(probe_line(number, space, value, kept, passed, results), err=True)
+    return Probe(value, passed, kept | {"folder": probe_folder.name})
+
+
+def _simulated(plan: SearchPlan, scenario: Scenario, folder: Path) -> dict:
+    from analysis.load import load_run
+    from analysis.metrics import summarize
+    from edgebench.simulate.command import SimulatePlan, simulate_into
+
+    simulation = SimulatePlan(
+        plan.scenario, results_dir=folder, time_scale=plan.time_scale, overwrite=plan.overwrite
+    )
+    simulate_into(scenario, simulation, echo=False)
+    summary = summarize(load_run(folder, lean=True))
+    (folder / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY))
+    return summary
+
+
+def _live(plan: SearchPlan, space: Space, value: float, folder: Path) -> dict:
+    """_live runs one probe with `edgebench run`: the embedded emulator or --host, with the
+    real-API rules (token, budget, cleanup) when the host is not loopback."""
+    from edgebench.runner.run import RunPlan, run
+
+    overrides = (
+        {"rate_factor": repr(value)} if space.kind == "rate" else {"world": folder / "world.toml"}
+    )
+    run_plan = RunPlan(
+        plan.scenario,
+        host=plan.host,
+        duration=plan.duration,
+        results_dir=folder,
+        time_scale=plan.time_scale,
+        seed=plan.seed,
+        overwrite=True,  # the folder holds the probe's world file already
+        **overrides,
+    )
+    run(run_plan)
+    return orjson.loads((folder / "summary.json").read_bytes())
+
+
+def _confirm(plan: SearchPlan, space: Space, answer: float, folder: Path) -> int:
+    """_confirm ends the search with one live run at the answer: its verdict is the exit code."""
+    from edgebench.runner.run import RunPlan, run
+
+    confirm = folder / "confirm"
+    space.scenario_at(planned_for(plan), answer, confirm)
+    overrides = (
+        {"rate_factor": repr(answer)} if space.kind == "rate" else {"world": confirm / "world.toml"}
+    )
+    click.echo(f"edgebench: confirming the answer with a live run in {confirm}", err=True)
+    return run(
+        RunPlan(
+            plan.scenario,
+            host=plan.host,
+            duration=plan.duration,
+            results_dir=confirm,
+            time_scale=plan.time_scale,
+            seed=plan.seed,
+            overwrite=True,
+            **overrides,
+        )
+    )
+
+
+def planned_for(plan: SearchPlan) -> Scenario:
+    from edgebench.runner.run import planned_scenario
+
+    return planned_scenario(plan)
+
+
+def live_plan_text(plan: SearchPlan, scenario: Scenario, space: Space) -> str:
+    """live_plan_text is printed before live probes: how many, how far, how many deployments."""
+    from edgebench.plan.schedule import Schedule
+    from edgebench.realapi.safety import is_loopback
+
+    host = plan.host or "the embedded emulator"
+    remote = plan.host is not None and not is_loopback(plan.host)
+    count = Schedule.from_scenario(scenario).count()
+    lines = [
+        f"live search against {host}: at most {plan.max_probes} probes of {scenario.duration_s:g} s"
+    ]
+    if space.kind == "rate":
+        top = space.start * MAX_FACTOR
+        lines.append(
+            f"  largest rate it may try: {peak_rate(scenario) * top:.1f}/s (factor {top:g}); "
+            f"this scenario sends {count:,} requests at factor {space.start:g}"
+        )
+    else:
+        lines.append(f"  {space.label}: from {space.start:g}, each probe {count:,} requests")
+    if remote:
+        most = plan.max_probes * REMOTE_PROBE_DEPLOYMENTS
+        lines.append(
+            f"  not loopback: every probe follows the real-API rules (token, a budget of "
+            f"{REMOTE_PROBE_DEPLOYMENTS} deployments, cleanup): at most {most} deployments"
+        )
+    else:
+        lines.append(f"  deployments it may create: at most {plan.max_probes * count:,} (loopback)")
+    return "\n".join(lines)
+
+
+def probe_line(number: int, space: Space, value: float, kept: dict, passed: bool, results) -> str:
+    rate = f" (peak {kept['peak_rate_per_s']:g}/s)" if "peak_rate_per_s" in kept else ""
+    judged = "; ".join(result.message for result in results)
+    return (
+        f"  probe {number}: {space.label} {value:g}{rate}: {'pass' if passed else 'FAIL'}: {judged}"
+    )
+
+
+def search_facts(plan, scenario, space: Space, checks, precision, knee: Knee, answer) -> dict:
+    """search_facts is search.json: what was varied, the answer, and every probe."""
+    probes = [{"value": p.value, "passed": p.passed, **p.metrics} for p in knee.probes]
+    facts = {
+        "scenario": {"name": scenario.name, "path": scenario.source},
+        "varied": {
+            "kind": space.kind,
+            "name": space.name,
+            "label": space.label,
+            "wants": space.wants,
+        },
+        "checks": [check.text for check in checks],
+        "precision": precision,
+        "mode": "live" if plan.live else "simulated",
+        "answer": answer,
+        "probes": probes,
+        "command_line": ["edgebench", *sys.argv[1:]],
+    }
+    if space.kind == "rate" and answer is not None:
+        at = next(p for p in probes if p["value"] == answer)
+        facts["answer_rate_per_s"] = at["peak_rate_per_s"]
+    return facts
+
+
+def answer_line(result: dict) -> str:
+    """answer_line is the search's answer in one line."""
+    varied, count, how = result["varied"], len(result["probes"]), result["mode"]
+    where = f"{count} probes ({how}), precision {result['precision']:.0%}"
+    if result["answer"] is None:
+        side = "lowest" if varied["wants"] == "higher" else "largest"
+        return f"no answer: even the {side} value tried fails a check ({where})"
+    if varied["kind"] == "rate":
+        return (
+            f"highest rate meeting every check: {result['answer_rate_per_s']:g}/s at its peak "
+            f"(factor {result['answer']:.4g} of the scenario's rates; {where})"
+        )
+    return (
+        f"smallest capacity meeting every check: {varied['label']} {result['answer']:g} ({where})"
+    )

@@ -1,0 +1,137 @@
+"""What a search varies, and the scenario (and world file) each value makes.
+
+    --vary rate                  the offered rate: a factor over the scenario's rates
+    --vary capacity              a scale factor over every location's slots
+    --vary capacity:Frankfurt    the slots at one location (a city of the world)
+    --vary capacity:fleet-fra-1  the slots on one private host
+
+A capacity value is written as a world file in the probe's folder (the world the probe
+ran on, beside its records), so a simulated probe and a live one read the same file.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgebench._errors import EdgebenchError
+from edgebench.plan.scenario import Scenario, with_rate, with_world
+from edgebench.plan.schedule import Schedule
+from emulator import default_world_path
+
+
+@dataclass(frozen=True)
+class Space:
+    """Space is the varied quantity: what it is, where the search starts, which way is good."""
+
+    kind: str  # "rate", "scale", "location" or "host"
+    name: str | None  # the city or host of a "location" or "host" space
+    start: float
+    wants: str  # "higher" (rate) or "lower" (capacity)
+    whole: bool
+    world_file: Path
+    raw_world: dict
+
+    @property
+    def label(self) -> str:
+        return {
+            "rate": "rate factor (x the scenario's rates)",
+            "scale": "capacity scale (x every location's slots)",
+            "location": f"slots at {self.name}",
+            "host": f"slots on private host {self.name}",
+        }[self.kind]
+
+    def scenario_at(self, scenario: Scenario, value: float, folder: Path) -> Scenario:
+        """scenario_at is the scenario a probe at value runs (writing its world file)."""
+        if self.kind == "rate":
+            return with_rate(scenario, "", repr(value))
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "world.toml"
+        path.write_text(world_toml(self._world_at(value)))
+        return with_world(scenario, path)
+
+    def _world_at(self, value: float) -> dict:
+        world = {key: _copied(table) for key, table in self.raw_world.items()}
+        if self.kind == "scale":
+            for location in world.get("locations", []):
+                location["capacity"] = math.floor(location["capacity"] * value)
+        elif self.kind == "location":
+            for location in world.get("locations", []):
+                if location["city"] == self.name:
+                    location["capacity"] = int(value)
+        else:
+            for host in world.get("private_hosts", []):
+                if host["id"] == self.name:
+                    host["capacity"] = int(value)
+        return world
+
+
+def parse_space(vary: str, scenario: Scenario) -> Space:
+    """parse_space reads --vary against the scenario's world; EdgebenchError names the fix."""
+    world_file = Path(scenario.world_file) if scenario.world_file else default_world_path()
+    raw = tomllib.loads(world_file.read_text())
+    kind, _, name = vary.partition(":")
+    if kind == "rate" and not name:
+        return Space("rate", None, 1.0, "higher", False, world_file, raw)
+    if kind != "capacity":
+        raise EdgebenchError(
+            f"--vary {vary!r}: not a quantity; use rate, capacity or capacity:CITY_OR_HOST"
+        )
+    if not name:
+        return Space("scale", None, 1.0, "lower", False, world_file, raw)
+    cities = {loc["city"]: loc["capacity"] for loc in raw.get("locations", [])}
+    hosts = {host["id"]: host["capacity"] for host in raw.get("private_hosts", [])}
+    if name in cities:
+        return Space("location", name, float(cities[name]), "lower", True, world_file, raw)
+    if name in hosts:
+        return Space("host", name, float(hosts[name]), "lower", True, world_file, raw)
+    known = ", ".join([*cities, *hosts][:12])
+    raise EdgebenchError(
+        f"--vary {vary!r}: {world_file} has no city or private host {name!r}; one of {known}"
+    )
+
+
+def peak_rate(scenario: Scenario) -> float:
+    """peak_rate is the busiest rate a scenario's schedule offers, per second."""
+    schedule = Schedule.from_scenario(scenario)
+    return max(
+        (max(segment.rate_start, segment.rate_end) for segment in schedule.demand), default=0.0
+    )
+
+
+def world_toml(world: dict) -> str:
+    """world_toml writes a world table back as TOML (scalars, inline tables, [[arrays]])."""
+    lines = []
+    for key, value in world.items():
+        if isinstance(value, dict):
+            lines += ["", f"[{key}]", *(f"{k} = {_value(v)}" for k, v in value.items())]
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for table in value:
+                lines += ["", f"[[{key}]]", *(f"{k} = {_value(v)}" for k, v in table.items())]
+        else:
+            lines.insert(0, f"{key} = {_value(value)}")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"a world holds no {type(value).__name__}")
+
+
+def _copied(table):
+    if isinstance(table, dict):
+        return {key: _copied(value) for key, value in table.items()}
+    if isinstance(table, list):
+        return [_copied(value) for value in table]
+    return table

@@ -1,0 +1,200 @@
+"""`edgebench simulate`: a scenario in virtual time, written as a live run's results folder.
+
+plan = SimulatePlan(Path("scenarios/launch-forecast.toml"), duration="24h")
+exit_code = simulate(plan)   # 0 thresholds met, 1 a threshold failed, 2 bad input
+
+The folder has what `edgebench run` writes (requests-*.jsonl, events-*.jsonl,
+emulator-metrics.jsonl, manifest.json), so `analyze`, `compare` and thresholds read it
+unchanged; manifest.json says `simulated: true` and gives the model's parameters.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import tomllib
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import click
+
+from edgebench._errors import EdgebenchError
+from edgebench.manifest import scenario_facts, utc, write_manifest
+from edgebench.plan.scenario import Scenario
+from edgebench.plan.schedule import Schedule
+from edgebench.records import RecordWriter, log_name
+from edgebench.runfolder import default_results_dir, expected_bytes, prepare_results_dir
+from edgebench.simulate.engine import DEFAULT_LATENCY_MS, WORKER, Simulation, Sink
+from emulator import ConfigError, Distribution, EmulatorConfig, load_world
+from emulator._distributions import parse_distribution
+
+FLUSH_EVERY = 50_000  # records held before they are written
+
+
+@dataclass
+class SimulatePlan:
+    """SimulatePlan is what `edgebench simulate` was asked to do."""
+
+    scenario: Path
+    results_dir: Path | None = None
+    world: Path | None = None
+    duration: str | None = None
+    seed: int | None = None
+    rate_mode: str | None = None
+    rate_factor: str | None = None
+    time_scale: float = 1.0
+    latency_ms: str | None = None  # a distribution, as a TOML value (default: measured)
+    thresholds_file: Path | None = None
+    overwrite: bool = False
+
+
+class FileSink(Sink):
+    """FileSink writes a simulation's records where a live run's would be."""
+
+    def __init__(self, folder: Path, run_id: str) -> None:
+        self.requests = RecordWriter(folder / log_name("requests", run_id, WORKER))
+        self.events = RecordWriter(folder / log_name("events", run_id, WORKER))
+        self.readings = RecordWriter(folder / "emulator-metrics.jsonl")
+        self.request = self._counted(self.requests)
+        self.event = self._counted(self.events)
+        self.reading = self.readings.add
+        self._held = 0
+
+    def _counted(self, writer: RecordWriter):
+        def add(record: dict) -> None:
+            writer.add(record)
+            self._held += 1
+            if self._held >= FLUSH_EVERY:
+                self.flush()
+
+        return add
+
+    def flush(self) -> None:
+        for writer in (self.requests, self.events, self.readings):
+            writer.flush()
+        self._held = 0
+
+    def close(self) -> None:
+        for writer in (self.requests, self.events, self.readings):
+            writer.close()
+
+
+def latency_distribution(text: str | None) -> Distribution:
+    """latency_distribution reads --latency-ms: a number (fixed) or a TOML inline table."""
+    if text is None:
+        return DEFAULT_LATENCY_MS
+    try:
+        value = tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        raise EdgebenchError(
+            f"--latency-ms {text!r}: not a number or a TOML table; write e.g. 2.5 or "
+            "'{ distribution = \"lognormal\", median = 1.6, sigma = 0.25 }'"
+        ) from None
+    try:
+        return parse_distribution(value, "--latency-ms")
+    except ConfigError as exc:
+        raise EdgebenchError(f"--latency-ms: {exc}") from None
+
+
+def model_config(scenario: Scenario, time_scale: float) -> EmulatorConfig:
+    """model_config is the platform `edgebench run` would start for the scenario (its world,
+    its seed, the emulator's default limits), at time_scale."""
+    return EmulatorConfig(
+        world=load_world(scenario.world_file), seed=scenario.seed, time_scale=time_scale
+    )
+
+
+def simulate(plan: SimulatePlan, echo=True) -> int:
+    """simulate runs the plan, writes its folder and its analysis; the verdict's exit code."""
+    from edgebench.runner.run import analyse, planned_scenario, refuse_baseline_checks
+
+    scenario = planned_scenario(plan)
+    refuse_baseline_checks(scenario, plan.thresholds_file)
+    results = simulate_into(scenario, plan, echo)
+    return analyse(results, plan.thresholds_file)
+
+
+def simulate_into(scenario: Scenario, plan: SimulatePlan, echo=True) -> Path:
+    """simulate_into simulates scenario into its results folder and returns the folder."""
+    latency = latency_distribution(plan.latency_ms)
+    config = model_config(scenario, plan.time_scale)
+    schedule = Schedule.from_scenario(scenario)
+    results = plan.results_dir or default_results_dir(scenario.name)
+    prepare_results_dir(results, expected_bytes(schedule), plan.overwrite)
+    run_id, epoch = uuid.uuid4().hex[:8], time.time()
+    facts = scenario_facts(scenario, schedule) | {"command_line": ["edgebench", *sys.argv[1:]]}
+    write_manifest(
+        results,
+        **facts,
+        run_id=run_id,
+        epoch=epoch,
+        epoch_utc=utc(epoch),
+        workers=1,
+        simulated=True,
+        target={"host": "simulated", "token_set": False},
+        # Under "emulator" as a live run's, so the report and compare read the world.
+        emulator={"embedded": False, "simulated": True} | _model_facts(config, latency),
+    )
+    sink = FileSink(results, run_id)
+    simulation = Simulation(scenario, config, sink, epoch=epoch, latency_ms=latency)
+    if echo:
+        click.echo(f"edgebench: simulating {scenario.name}; records in {results}", err=True)
+    interrupted = _run(simulation, scenario.duration_s, echo)
+    sink.close()
+    ended = simulation.now
+    write_manifest(
+        results,
+        ended_at=ended,
+        ended_at_utc=utc(ended),
+        **({"interrupted_at_s": round(ended - epoch, 3)} if interrupted else {}),
+    )
+    return results
+
+
+def _run(simulation: Simulation, duration_s: float, echo: bool) -> bool:
+    """_run runs the simulation with a progress bar; True when Ctrl-C cut it short."""
+    with click.progressbar(
+        length=max(1, int(duration_s)),
+        label="simulated",
+        file=sys.stderr if echo else _Silent(),
+        show_eta=True,
+    ) as bar:
+        shown = [0]
+
+        def advance(seconds: float) -> None:
+            step = min(int(seconds), bar.length) - shown[0]
+            if step > 0:
+                bar.update(step)
+                shown[0] += step
+
+        try:
+            simulation.run(on_progress=advance)
+        except KeyboardInterrupt:
+            click.echo("\nedgebench: interrupted; keeping what was simulated", err=True)
+            return True
+        advance(duration_s)
+    return False
+
+
+class _Silent:
+    def write(self, _text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _model_facts(config: EmulatorConfig, latency: Distribution) -> dict:
+    """_model_facts is the model a simulation ran, for its manifest."""
+    return {
+        "world": config.world.describe(),
+        "seed": config.seed,
+        "time_scale": config.time_scale,
+        "rate_limits": asdict(config.rate_limits),
+        "faults": config.faults.describe(),
+        "latency_ms": latency.describe(),
+    }

@@ -1,0 +1,374 @@
+"""A scenario against the emulator's model in virtual time: no HTTP, no Locust, one process.
+
+What is shared with a live run against the embedded emulator, not copied:
+- the schedule (edgebench.plan.schedule), the bodies' players, regions and endpoints
+  (edgebench.plan.payloads), the client's rules (edgebench.plan.client: retries, their
+  delays and jitter draws);
+- the platform: emulator._model.ApiModel (injected faults, rate limits, placement,
+  lifecycle), the very code the emulator's HTTP app calls; each population player is
+  located once by the emulator's own users[] check (emulator.locate_user).
+
+What stands in for HTTP and Locust (results/README.md, "Simulated runs"):
+- time is virtual: wall seconds from the run's epoch; platform time is that times
+  `time_scale`, as in the emulator;
+- a request's latency is drawn from a distribution (DEFAULT_LATENCY_MS: measured against
+  the embedded emulator on this machine); the API handles a request when it is sent
+  (after an injected fault's delay) and answers a latency later; an answer later than
+  the client's timeout is a transport error, as it is live;
+- respect mode's guard is the live one's rule (edgebench.traffic.guard.SendGuard): a send
+  waits, first in first out, until the answer to the send `budget` places before it is
+  `window` old; a match whose wait passes max_queue_wait is abandoned at that moment;
+- there is no user pool, so no start is ever dropped;
+- a webhook arrives at the deployment's ready time plus a latency draw; polling sees
+  readiness at the first poll after it (one every poll_interval from the 202).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+
+from edgebench.plan.client import MAX_RETRY_AFTER_S, ClientPolicy, jitter_unit
+from edgebench.plan.payloads import FLEET_DEPLOY, PayloadPlan
+from edgebench.plan.schedule import WINDOW_S, Arrival, Schedule
+from edgebench.records import (
+    ABANDONED,
+    BACKOFF,
+    FAILED,
+    SERVED,
+    event_record,
+    outcome_of,
+    request_record,
+)
+from emulator import (
+    ApiModel,
+    BadRequest,
+    DeployRequest,
+    Distribution,
+    EmulatorConfig,
+    locate_user,
+    parse_deploy,
+    parse_fleet_deploy,
+)
+
+DEFAULT_LATENCY_MS = Distribution("lognormal", 1.6, 0.25)
+WORKER = "sim"
+RATE_KEY = "simulated"  # whose budget the rate limiter counts: one client
+SAMPLE_EVERY_S = 1.0  # the emulator's readings, as `edgebench run` takes them
+GROUPS = {FLEET_DEPLOY: "fleet-deploy"}
+
+
+class Sink:
+    """Sink receives what a simulation writes: request and event records, emulator readings."""
+
+    def request(self, record: dict) -> None: ...
+    def event(self, record: dict) -> None: ...
+    def reading(self, record: dict) -> None: ...
+
+
+@dataclass(slots=True)
+class Match:
+    """Match is one arrival on its way through the client: what every attempt needs."""
+
+    arrival: Arrival
+    due: float
+    endpoint: str
+    region: str | None
+    players: int | None
+    request: DeployRequest | None
+    bad: str | None = None  # the 400's reason, when the body does not pass the API's check
+    deadline: float | None = None
+
+
+class VirtualGuard:
+    """VirtualGuard is SendGuard's rule in virtual time: answers are known when a send goes."""
+
+    def __init__(self, budget: int, window_s: float) -> None:
+        self.window_s = window_s
+        self._answers: deque[float] = deque(maxlen=max(1, budget))
+        self._last = -math.inf  # sends go one at a time, in order
+
+    def admit(self, entered: float, deadline: float | None) -> float | None:
+        """admit is when a request that entered at `entered` may go (None: past its deadline)."""
+        send = max(entered, self._last)
+        if len(self._answers) == self._answers.maxlen:
+            send = max(send, self._answers[0] + self.window_s)
+        if deadline is not None and send > deadline:
+            return None
+        return send
+
+    def took(self, send: float, answered: float) -> None:
+        self._last = send
+        self._answers.append(answered)
+
+
+class Simulation:
+    """Simulation runs one scenario's whole schedule through the client and the platform."""
+
+    def __init__(
+        self,
+        scenario,
+        config: EmulatorConfig,
+        sink: Sink,
+        epoch: float,
+        latency_ms: Distribution = DEFAULT_LATENCY_MS,
+    ) -> None:
+        self.scenario, self.sink, self.epoch = scenario, sink, epoch
+        self.time_scale = config.time_scale
+        self.now = epoch
+        self.model = ApiModel(config, clock=lambda: self.now)
+        self.schedule = Schedule.from_scenario(scenario)
+        self.plan = PayloadPlan(scenario)
+        self.policy = scenario.client_policy or ClientPolicy()
+        self.respect = scenario.rate.mode == "respect"
+        self.pauses = scenario.client is None  # no [client]: a 429 pauses the sender
+        self.pause_until = -math.inf
+        self.guard = self._guard()
+        self._latency, self._rng = latency_ms, random.Random(f"latency-{scenario.seed}")
+        self._positions: dict[bytes, object] = {}
+        self._templates: dict[str, DeployRequest] = {}
+        self._heap: list = []
+        self._order = 0
+        requests = scenario.requests
+        self._events = "webhook" if requests.webhooks else "poll" if requests.poll_status else None
+        self._poll_s = requests.poll_interval
+        self.matches = 0
+        self.last_arrival: Arrival | None = None
+
+    def _guard(self) -> VirtualGuard | None:
+        budget = self.schedule.budget(0, 1)
+        if not (self.respect and budget):
+            return None
+        margin = 0.0 if self.scenario.queues else self.scenario.rate.margin_ms / 1000
+        return VirtualGuard(budget, WINDOW_S + margin)
+
+    # The loop ---------------------------------------------------------------
+
+    def run(self, on_progress: Callable[[float], None] | None = None, every: int = 20_000):
+        """run simulates every arrival and everything it leads to; on_progress(schedule s)."""
+        self._at(self.epoch, self._sample)
+        arrivals = self.schedule.arrivals()
+        pending = next(arrivals, None)
+        heap, steps = self._heap, 0
+        while pending is not None or heap:
+            if heap and (pending is None or heap[0][0] <= self.epoch + pending.due_s):
+                self.now, _, action, args = heapq.heappop(heap)
+                action(*args)
+            else:
+                self.now = self.epoch + pending.due_s
+                self._arrive(pending)
+                self.last_arrival, pending = pending, next(arrivals, None)
+            steps += 1
+            if on_progress and steps % every == 0:
+                on_progress(self.now - self.epoch)
+
+    def _at(self, when: float, action, *args) -> None:
+        self._order += 1
+        heapq.heappush(self._heap, (when, self._order, action, args))
+
+    def _sample(self) -> None:
+        """_sample is the emulator's reading now, as `edgebench run` takes one a second."""
+        platform = self.model.platform
+        platform.advance(self._platform_now())
+        placements = platform.fleet_placements
+        self.sink.reading(
+            {
+                "t": round(self.now, 3),
+                "active": platform.active_count(),
+                "holding_capacity": sum(platform.active_by_location().values()),
+                "deployments_created": platform.created,
+                "by_private_host": platform.active_by_host(),
+                "fleet_private": placements.get("private", 0),
+                "fleet_cloud": placements.get("cloud", 0),
+                "allocation_failures": dict(platform.failures),
+            }
+        )
+        if self._heap or self.last_arrival is None or not self._finished():
+            self._at(self.now + SAMPLE_EVERY_S, self._sample)
+
+    def _finished(self) -> bool:
+        return self.now - self.epoch >= self.schedule.duration_s
+
+    def _platform_now(self) -> float:
+        return (self.now - self.epoch) * self.time_scale
+
+    # A match ------------------------------------------------------------------
+
+    def _arrive(self, arrival: Arrival) -> None:
+        self.matches += 1
+        match = self._match(arrival)
+        if self.respect and self.pauses and self.now < self.pause_until:
+            self._unsent(match, BACKOFF, 1, None, FAILED)
+            return
+        self._enter(match, 1)
+
+    def _match(self, arrival: Arrival) -> Match:
+        due = self.epoch + arrival.due_s
+        wait = self.policy.max_queue_wait_s
+        deadline = due + wait if wait is not None else None
+        if self.scenario.replay:
+            planned = self.plan.request(arrival.index, arrival.due_s)
+            request, bad = _checked(planned.endpoint, planned.body)
+            endpoint, region, players = planned.endpoint, planned.region, planned.players
+        else:
+            party = self.plan.party(arrival.index, arrival.due_s)
+            request, bad = self._request(party)
+            endpoint, region, players = party.endpoint, party.region, len(party.users)
+        return Match(arrival, due, endpoint, region, players, request, bad, deadline)
+
+    def _request(self, party) -> tuple[DeployRequest | None, str | None]:
+        """_request is the party's deploy as the API reads it, its players located once each."""
+        template = self._templates.get(party.kind)
+        if template is None:
+            template, bad = _checked(party.endpoint, orjson.loads(self.plan.body(party)))
+            if template is None:
+                return None, bad
+            self._templates[party.kind] = template
+        positions = []
+        for user in party.users:
+            position = self._positions.get(user, self)
+            if position is self:
+                position = self._positions[user] = locate_user(orjson.loads(user))
+            if position is not None:
+                positions.append(position)
+        return DeployRequest(
+            template.application,
+            template.version,
+            tuple(positions),
+            template.require_cached,
+            template.private_host_ids,
+            template.tags,
+        ), None
+
+    def _enter(self, match: Match, attempt: int) -> None:
+        """_enter puts an attempt through the client's guard: it goes now, later, or never."""
+        entered = self.now
+        send = entered
+        if self.guard:
+            send = self.guard.admit(entered, match.deadline)
+            if send is None:
+                self._at(
+                    match.deadline, self._unsent, match, ABANDONED, attempt, entered, ABANDONED
+                )
+                return
+        delay, fault = self.model.fault()
+        latency = self._latency.sample(self._rng) / 1000
+        answered = send + delay + latency
+        timeout = self.policy.timeout_s
+        if delay + latency > timeout:
+            answered = send + timeout
+        if self.guard:
+            self.guard.took(send, answered)
+        self._at(send + delay, self._handle, match, attempt, entered, send, answered, fault)
+
+    def _handle(self, match, attempt, entered, send, answered, fault) -> None:
+        """_handle is the API meeting the request: fault, limit, then the platform."""
+        status, retry_after, request_id, cause = self._answer(match, fault)
+        if answered - send >= self.policy.timeout_s:
+            status, retry_after, request_id, cause = 0, None, None, None
+        if status == 429 and self.respect and self.pauses:
+            wait = min(float(retry_after), MAX_RETRY_AFTER_S)
+            self.pause_until = max(self.pause_until, answered + wait)
+        delay = None
+        if status != 202:
+            unit = jitter_unit(self.scenario.seed, match.arrival.index, attempt)
+            delay = self.policy.retry_delay(attempt, status, retry_after, unit)
+        final = SERVED if status == 202 else (FAILED if delay is None else None)
+        self.sink.request(
+            request_record(
+                **self._scheduled(match),
+                endpoint=match.endpoint,
+                outcome=outcome_of(status),
+                region=match.region,
+                players=match.players,
+                t_send=round(send, 6),
+                status=status,
+                latency_ms=round((answered - send) * 1000, 3),
+                latency_sched_ms=round((answered - match.due) * 1000, 3),
+                request_id=request_id,
+                cause=cause,
+                attempt=attempt,
+                queue_ms=round((send - entered) * 1000, 3) if self.guard else None,
+                final=final,
+            )
+        )
+        if delay is not None:
+            self._at(answered + delay, self._enter, match, attempt + 1)
+
+    def _answer(self, match: Match, fault: str | None):
+        """_answer is (status, Retry-After, request_id, 422 cause) as the emulator gives them."""
+        if fault == "error":
+            return 500, None, None, None
+        if fault == "drop":
+            return 0, None, None, None
+        retry_after = self.model.limited(RATE_KEY, GROUPS.get(match.endpoint, "deploy"))
+        if retry_after is not None:
+            return 429, str(retry_after), None, None
+        if match.request is None:
+            return 400, None, None, None
+        now = self._platform_now()
+        self.model.platform.advance(now)
+        answer = self.model.create(match.request, now)
+        dep = answer.deployment
+        if answer.status == 422:
+            return 422, None, dep.request_id, dep.error_detail
+        if answer.status == 202 and self._events:
+            self._tell_ready(dep)
+        return answer.status, None, dep.request_id if dep else None, None
+
+    def _tell_ready(self, dep) -> None:
+        """_tell_ready records when the client learns the deployment is ready."""
+        ready = self.epoch + dep.ready_at / self.time_scale
+        if self._events == "webhook":
+            told = ready + self._latency.sample(self._rng) / 1000
+        else:
+            polls = math.ceil(max(0.0, ready - self.now) / self._poll_s)
+            told = self.now + max(1, polls) * self._poll_s
+        self.sink.event(
+            event_record(
+                t_received=told,
+                event="ready",
+                request_id=dep.request_id,
+                current_status="Status.READY",
+                source=self._events,
+                worker=WORKER,
+            )
+        )
+
+    def _unsent(self, match, outcome, attempt, entered, final) -> None:
+        queue_ms = None if entered is None else round((self.now - entered) * 1000, 3)
+        self.sink.request(
+            request_record(
+                **self._scheduled(match),
+                endpoint=match.endpoint,
+                outcome=outcome,
+                attempt=attempt,
+                queue_ms=queue_ms,
+                final=final,
+            )
+        )
+
+    def _scheduled(self, match: Match) -> dict:
+        arrival = match.arrival
+        return {
+            "index": arrival.index,
+            "t_sched": match.due,
+            "worker": WORKER,
+            "stage": arrival.stage,
+            "offered_rate": arrival.offered_rate,
+        }
+
+
+def _checked(endpoint: str, body: object) -> tuple[DeployRequest | None, str | None]:
+    """_checked is the body as the API's check reads it, or (None, why it would be a 400)."""
+    parse = parse_fleet_deploy if endpoint == FLEET_DEPLOY else parse_deploy
+    try:
+        return parse(body), None
+    except BadRequest as exc:
+        return None, str(exc)

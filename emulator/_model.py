@@ -1,0 +1,114 @@
+"""The emulator's answer to a deploy, without HTTP: what the app and the simulator share.
+
+A deploy meets, in this order: an injected fault (a delay, a 500, a dropped
+connection) -> the rate limit (429) -> the application check (400) -> placement
+(202, or 422 when no location can take it). The HTTP app adds only what HTTP has
+(auth, body parsing, the other routes); `edgebench simulate` drives this same
+ApiModel with a virtual clock. A change to the capacity model changes both.
+
+    model = ApiModel(EmulatorConfig(seed=1), clock=lambda: now)   # clock: wall seconds
+    delay, fault = model.fault()
+    retry_after = model.limited("token", "deploy")                # None: within the limit
+    answer = model.create(parse_deploy(body), platform_now)        # 202, 400 or 422
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from emulator._errors import ConfigError
+from emulator._faults import Faults, draw_fault
+from emulator._platform import Deployment, DeployRequest, Platform, Status
+from emulator._ratelimit import RateLimiter, RateLimits
+from emulator._validation import _user
+from emulator._world import World, load_world
+from geo import Position
+
+ALLOCATION_FAILED = "Couldn't Allocate Server"
+INVALID_APPLICATION = "Invalid Application or Application Version"
+UNKNOWN_HOST = "Invalid request: unknown private host"
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """EmulatorConfig is everything an emulator instance is built from.
+
+    EmulatorConfig(time_scale=60)  # a platform minute per wall second
+    """
+
+    world: World = field(default_factory=load_world)
+    seed: int = 0
+    time_scale: float = 1.0
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    accepted_tokens: frozenset[str] | None = None
+    faults: Faults = field(default_factory=Faults)
+    max_body_bytes: int = 64 * 1024
+    webhook_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.time_scale > 0:
+            raise ConfigError("time_scale", "must be above 0", "e.g. 1 (real time) or 60")
+        if self.max_body_bytes <= 0:
+            raise ConfigError("max_body_bytes", "must be above 0", "e.g. 65536")
+
+
+class Answer(NamedTuple):
+    """Answer is the model's reply to a deploy: 202 with a deployment, 400 or 422."""
+
+    status: int
+    deployment: Deployment | None = None
+    message: str | None = None
+    field: str | None = None  # a 400's offending field, and why
+    reason: str | None = None
+
+
+class ApiModel:
+    """ApiModel holds the platform, the rate limits and the fault draws of one emulator."""
+
+    def __init__(self, config: EmulatorConfig, clock: Callable[[], float] = time.monotonic):
+        self.config = config
+        self.platform = Platform(config.world, seed=config.seed)
+        self.limiter = RateLimiter(config.rate_limits, clock)
+        self.faults = config.faults
+        self.reset()
+
+    def reset(self) -> None:
+        """reset forgets every deployment, budget and draw (the faults stay as set)."""
+        self.platform.reset()
+        self.limiter.reset()
+        self._fault_rng = random.Random(f"faults-{self.config.seed}")
+
+    def fault(self) -> tuple[float, str | None]:
+        """fault is (extra delay in seconds, "error" | "drop" | None) for the next request."""
+        if not self.faults.active:
+            return 0.0, None
+        return draw_fault(self.faults, self._fault_rng)
+
+    def limited(self, token: str, group: str) -> int | None:
+        """limited is None when the request is within its group's limit, else Retry-After."""
+        return self.limiter.check(token, group)
+
+    def create(self, request: DeployRequest, now: float) -> Answer:
+        """create places a checked deploy at platform time now."""
+        for i, host_id in enumerate(request.private_host_ids or ()):
+            if host_id not in self.config.world.private_hosts:
+                field = f"private_host_ids[{i}]"
+                return Answer(400, None, UNKNOWN_HOST, field, "unknown host")
+        if not self.config.world.knows(request.application, request.version):
+            return Answer(400, None, INVALID_APPLICATION, "application", "not registered")
+        dep = self.platform.deploy(request, now)
+        if dep.status is Status.ERROR:
+            return Answer(422, dep, f"{ALLOCATION_FAILED}: {dep.error_detail}")
+        return Answer(202, dep)
+
+
+def locate_user(user: object) -> Position | None:
+    """locate_user is where the emulator places one `users[]` item (None: an unknown IP).
+
+    Raises BadRequest as the API would answer 400 for it.
+    """
+    return _user(user, 0)

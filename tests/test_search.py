@@ -1,0 +1,171 @@
+"""`edgebench search`: bracket and bisect to a knee known by hand.
+
+The knee core is tested with made-up verdicts; the command with simulations of a world
+whose answer is a direct count: one location of c slots, every deployment holding its
+slot for exactly boot + match = 10 s, even arrivals. No request is ever refused while
+at most c arrivals fall in any 10 s, so the highest rate without a 422 is c / 10 per
+second, and the fewest slots for a rate r is the most arrivals in 10 s: ceil(10 r).
+"""
+
+import math
+import textwrap
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from edgebench.cli import main
+from edgebench.plan.scenario import load_scenario
+from edgebench.search.knee import Knee, Probe
+from edgebench.search.space import parse_space, world_toml
+from emulator import load_world
+
+
+def knee_of(threshold: float, wants: str, start: float, **options) -> Knee:
+    def probe(value: float) -> Probe:
+        passed = value <= threshold if wants == "higher" else value >= threshold
+        return Probe(value, passed)
+
+    return Knee(probe, start=start, wants=wants, **options)
+
+
+@pytest.mark.parametrize("start", [0.3, 1.0, 50.0])
+def test_the_highest_passing_value_is_found_within_the_precision(start):
+    knee = knee_of(7.3, "higher", start, precision=0.02, max_probes=30)
+    answer = knee.run()
+    assert 7.3 * 0.98 <= answer <= 7.3
+    assert all(p.passed == (p.value <= 7.3) for p in knee.probes)
+
+
+def test_the_fewest_whole_slots_are_found_exactly_even_from_zero():
+    knee = knee_of(22, "lower", 0, whole=True, max_probes=30)
+    assert knee.run() == 22
+    assert all(p.value == int(p.value) for p in knee.probes)
+
+
+def test_no_answer_when_even_the_floor_fails_and_the_probes_are_bounded():
+    knee = knee_of(-1.0, "higher", 1.0, max_probes=6)
+    assert knee.run() is None
+    assert len(knee.probes) == 6
+
+
+WORLD = """
+[placement]
+max_distance_km = 20000
+
+[lifecycle]
+boot_s = 2.0
+cached_boot_s = 2.0
+lifetime_s = 8.0
+
+[[applications]]
+name = "my-game"
+versions = ["1.0.0"]
+
+[[locations]]
+city = "Frankfurt"
+country = "DE"
+latitude = 50.1109
+longitude = 8.6821
+capacity = {capacity}
+
+[[private_hosts]]
+id = "fleet-fra-1"
+location = "Frankfurt"
+capacity = 4
+"""
+
+
+def counted_world(tmp_path, capacity: int, rate: float):
+    (tmp_path / "world.toml").write_text(WORLD.format(capacity=capacity))
+    path = tmp_path / "knee.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            name = "knee"
+            seed = 2
+            [target]
+            application = "my-game"
+            version = "1.0.0"
+            world = "world.toml"
+            [rate]
+            mode = "exceed"
+            stages = [{{ kind = "hold", duration = "60s", rate = {rate} }}]
+            [[regions]]
+            name = "germany"
+            countries = ["DE"]
+            """
+        )
+    )
+    return path
+
+
+def search(*args: str):
+    return CliRunner().invoke(main, ["search", *args])
+
+
+def test_search_finds_the_highest_rate_a_counted_world_serves(tmp_path):
+    scenario = counted_world(tmp_path, capacity=20, rate=4.0)  # the knee: 20 / 10 s = 2/s
+    folder = tmp_path / "search"
+    done = search(str(scenario), "--check", "share_422 == 0", "--vary", "rate",
+                  "--results-dir", str(folder))  # fmt: skip
+    assert done.exit_code == 0, done.output
+    result = orjson.loads((folder / "search.json").read_bytes())
+    assert 2.0 * 0.98 <= result["answer_rate_per_s"] <= 2.0 + 1e-9
+    assert f"highest rate meeting every check: {result['answer_rate_per_s']:g}/s" in done.output
+    assert result["precision"] == 0.02
+    for probe in result["probes"]:
+        assert probe["passed"] == (probe["share_422"] == 0)
+        assert (tmp_path / "search" / probe["folder"] / "summary.json").exists()
+    page = (folder / "search.html").read_text()
+    assert "data:image/png;base64," in page
+    assert "Answer:" in page
+
+
+def test_search_finds_the_fewest_slots_at_a_city(tmp_path):
+    scenario = counted_world(tmp_path, capacity=20, rate=2.15)  # at most 22 in any 10 s
+    folder = tmp_path / "search"
+    done = search(str(scenario), "--check", "share_422 == 0", "--vary", "capacity:Frankfurt",
+                  "--results-dir", str(folder))  # fmt: skip
+    assert done.exit_code == 0, done.output
+    result = orjson.loads((folder / "search.json").read_bytes())
+    assert result["answer"] == math.ceil(10 * 2.15) == 22
+    assert "slots at Frankfurt 22" in done.output
+
+
+def test_a_search_that_cannot_pass_exits_1(tmp_path):
+    scenario = counted_world(tmp_path, capacity=20, rate=4.0)
+    done = search(str(scenario), "--check", "share_202 > 1.5", "--vary", "rate",
+                  "--max-probes", "3", "--results-dir", str(tmp_path / "never"))  # fmt: skip
+    assert done.exit_code == 1, done.output
+    assert "no answer: even the lowest value tried fails a check" in done.output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--vary", "speed", "--check", "share_422 < 0.01"], "--vary 'speed': not a quantity"),
+        (["--vary", "capacity:Atlantis", "--check", "share_422 < 0.01"], "no city or private host"),
+        (["--vary", "rate"], "--check: give at least one"),
+        (["--vary", "rate", "--check", "share_422 < baseline"], "numbers only"),
+        (["--vary", "rate", "--check", "share_422 < 0.01", "--precision", "200%"], "--precision"),
+    ],
+)
+def test_bad_search_input_is_one_line_and_exit_2(tmp_path, args, says):
+    scenario = counted_world(tmp_path, capacity=20, rate=4.0)
+    done = search(str(scenario), *args, "--results-dir", str(tmp_path / "bad"))
+    assert done.exit_code == 2, done.output
+    assert says in done.output
+    assert "Traceback" not in done.output
+
+
+def test_a_capacity_world_is_written_back_as_the_same_world(tmp_path):
+    scenario = load_scenario(counted_world(tmp_path, capacity=20, rate=4.0))
+    space = parse_space("capacity:fleet-fra-1", scenario)
+    variant = space.scenario_at(scenario, 9, tmp_path / "probe")
+    world = load_world(variant.world_file)
+    assert world.private_hosts["fleet-fra-1"].capacity == 9
+    assert world.locations[0].capacity == 20
+    again = tmp_path / "again.toml"
+    again.write_text(world_toml(space.raw_world))
+    assert load_world(again).lifecycle == load_world(space.world_file).lifecycle

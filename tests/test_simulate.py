@@ -1,0 +1,245 @@
+"""`edgebench simulate`: the schedule, the client and the emulator's model in virtual time.
+
+The engine runs in-process with an in-memory sink; the command end to end with click's
+CliRunner (no HTTP, no Locust: that is the point). The live-versus-simulated agreement
+over two minutes is bench/agreement.py.
+"""
+
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from edgebench.cli import main
+from edgebench.plan.scenario import load_scenario, with_duration
+from edgebench.records import REQUEST_FIELDS, read_records
+from edgebench.simulate.command import SimulatePlan, latency_distribution, simulate_into
+from edgebench.simulate.engine import Simulation, Sink, VirtualGuard
+from emulator import ApiModel, EmulatorConfig, load_world
+from emulator._app import Emulator
+
+SMALL_WORLD = Path("scenarios/worlds/small.toml").resolve()
+
+
+def write_scenario(folder: Path, rate: str, target: str = "", extra: str = "") -> Path:
+    path = folder / "sim.toml"
+    path.write_text(
+        f"""name = "sim"
+seed = 3
+[target]
+application = "my-game"
+version = "1.0.0"
+{target}
+[rate]
+{rate}
+{extra}
+[[regions]]
+name = "europe"
+countries = ["DE", "FR"]
+"""
+    )
+    return path
+
+
+class Memory(Sink):
+    def __init__(self) -> None:
+        self.requests, self.events, self.readings = [], [], []
+
+    def request(self, record: dict) -> None:
+        self.requests.append(record)
+
+    def event(self, record: dict) -> None:
+        self.events.append(record)
+
+    def reading(self, record: dict) -> None:
+        self.readings.append(record)
+
+
+def simulated(scenario, time_scale: float = 1.0, **config) -> tuple[Simulation, Memory]:
+    world = load_world(scenario.world_file)
+    model = EmulatorConfig(world=world, seed=scenario.seed, time_scale=time_scale, **config)
+    sink = Memory()
+    simulation = Simulation(scenario, model, sink, epoch=1_800_000_000.0)
+    simulation.run()
+    return simulation, sink
+
+
+def most_in_any_window(times: list[float], window: float = 1.0) -> int:
+    times, most, first = sorted(times), 0, 0
+    for last, t in enumerate(times):
+        while t - times[first] >= window:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def matches_add_up(records: list[dict]) -> Counter:
+    finals = Counter(r["final"] for r in records if r["final"])
+    assert sum(finals.values()) == len({r["match"] for r in records})  # one fate a match
+    return finals
+
+
+def test_the_emulator_and_the_simulator_share_one_model():
+    emulator = Emulator(EmulatorConfig())
+    assert type(emulator.model) is ApiModel
+    assert emulator.platform is emulator.model.platform
+    simulation = Simulation(
+        load_scenario(Path("scenarios/smoke.toml")), EmulatorConfig(), Memory(), 0.0
+    )
+    assert type(simulation.model) is ApiModel
+
+
+def test_the_guard_holds_budget_answers_a_window_first_in_first_out():
+    guard = VirtualGuard(budget=2, window_s=1.0)
+    sends = []
+    for entered in (0.0, 0.0, 0.0, 0.1):
+        send = guard.admit(entered, deadline=None)
+        guard.took(send, send + 0.01)
+        sends.append(send)
+    assert sends == [0.0, 0.0, 1.01, 1.01]  # the third waits for the first answer's window
+    assert guard.admit(0.2, deadline=1.5) is None  # it would go at 2.01: past its deadline
+
+
+def test_respect_mode_at_the_limit_meets_the_strict_limiter_without_a_429():
+    scenario = load_scenario(Path("scenarios/respect-limit.toml"))
+    _, sink = simulated(with_duration(scenario, "20s"))
+    sent = [r for r in sink.requests if r["t_send"]]
+    assert len(sent) > 700
+    assert not any(r["status"] == 429 for r in sent)  # counted by the emulator's own limiter
+    assert most_in_any_window([r["t_send"] for r in sent]) <= 40
+
+
+def test_exceed_mode_meets_the_limiter_as_the_emulator_would():
+    scenario = load_scenario(Path("scenarios/retry-storm.toml"))
+    simulation, sink = simulated(with_duration(scenario, "10s"))
+    statuses = Counter(r["status"] for r in sink.requests)
+    firsts = [r for r in sink.requests if r["attempt"] == 1]
+    assert len(firsts) == simulation.matches == simulation.schedule.count()
+    assert statuses[429] > 0
+    assert statuses[202] > 0
+    accepted = [r["t_send"] for r in sink.requests if r["status"] == 202]
+    assert most_in_any_window(accepted) <= 40
+    # The SDK's retries follow Retry-After (1 s here) plus up to 0.1 s of jitter.
+    by_match = {}
+    for record in sink.requests:
+        by_match.setdefault(record["match"], []).append(record)
+    retried = [attempts for attempts in by_match.values() if len(attempts) > 1]
+    for first, second in (attempts[:2] for attempts in retried):
+        answered = first["t_send"] + first["latency_ms"] / 1000
+        assert 1.0 <= second["t_send"] - answered <= 1.1 + 1e-6
+    assert max(len(attempts) for attempts in by_match.values()) == 3
+    finals = matches_add_up(sink.requests)
+    assert finals["served"] + finals["failed"] == simulation.matches
+
+
+def test_a_full_world_refuses_with_422_and_its_cause(tmp_path):
+    path = write_scenario(
+        tmp_path,
+        rate='mode = "exceed"\nstages = [{ kind = "hold", duration = "20s", rate = 20 }]',
+        target=f'world = "{SMALL_WORLD}"',
+    )
+    simulation, sink = simulated(load_scenario(path))
+    causes = Counter(r["cause"] for r in sink.requests if r["status"] == 422)
+    accepted = sum(r["status"] == 202 for r in sink.requests)
+    assert accepted == 120  # the small world's slots; its matches outlast the run
+    assert causes == {"no_capacity": simulation.matches - 120}
+    assert sink.readings[-1]["holding_capacity"] == 120
+
+
+def test_abandoned_matches_leave_the_queue_at_their_deadline(tmp_path):
+    path = write_scenario(
+        tmp_path,
+        rate='mode = "respect"\narrivals = "tick"\ntick = "5s"\n'
+        'stages = [{ kind = "hold", duration = "10s", rate = 30 }]',
+        extra='[client]\npreset = "edgegap-sdk"\nmax_queue_wait = "2s"\n',
+    )
+    simulation, sink = simulated(load_scenario(path))
+    abandoned = [r for r in sink.requests if r["outcome"] == "abandoned"]
+    assert abandoned
+    assert all(r["final"] == "abandoned" for r in abandoned)
+    assert all(abs(r["queue_ms"] - 2000) < 1 for r in abandoned)
+    finals = matches_add_up(sink.requests)
+    assert finals["served"] + finals["abandoned"] == simulation.matches > 100
+
+
+def test_webhooks_tell_readiness_after_the_boot_and_a_simulation_repeats_itself():
+    scenario = with_duration(load_scenario(Path("scenarios/smoke.toml")), "10s")
+    _, first = simulated(scenario)
+    _, again = simulated(scenario)
+    assert first.requests == again.requests
+    assert first.events == again.events
+    sent = {r["request_id"]: r["t_send"] for r in first.requests}
+    waits = [e["t_received"] - sent[e["request_id"]] for e in first.events]
+    assert len(waits) == len(sent)
+    assert min(waits) > 0.5
+    assert max(waits) < 10
+
+
+def test_records_have_every_field_of_the_contract():
+    _, sink = simulated(with_duration(load_scenario(Path("scenarios/smoke.toml")), "5s"))
+    assert [list(r) for r in sink.requests[:1]] == [[f.name for f in REQUEST_FIELDS]]
+
+
+def test_simulate_writes_a_run_folder_the_analysis_reads(tmp_path):
+    results = tmp_path / "sim"
+    done = CliRunner().invoke(
+        main,
+        ["simulate", "scenarios/smoke.toml", "--duration", "20s", "--results-dir", str(results)],
+    )
+    assert done.exit_code == 0, done.output
+    assert "(simulated)" in done.output
+    assert "PASS: all 4 thresholds met" in done.output
+    manifest = orjson.loads((results / "manifest.json").read_bytes())
+    assert manifest["simulated"] is True
+    assert manifest["emulator"]["latency_ms"] == {
+        "distribution": "lognormal",
+        "median": 1.6,
+        "sigma": 0.25,
+    }
+    assert manifest["emulator"]["world"]["source"].endswith("default-world.toml")
+    summary = orjson.loads((results / "summary.json").read_bytes())
+    assert summary["requests_total"] == manifest["scenario"]["expected_requests"]
+    assert summary["time_to_ready_s"]["p50"] > 0
+    assert "(simulated, not sent" in (results / "report.html").read_text()
+    assert read_records(results / "emulator-metrics.jsonl")[0][-1]["deployments_created"] > 0
+
+
+def test_ctrl_c_keeps_what_was_simulated(tmp_path, monkeypatch):
+    original = Simulation._sample
+
+    def interrupted(self):
+        if self.now - self.epoch >= 8:
+            raise KeyboardInterrupt
+        original(self)
+
+    monkeypatch.setattr(Simulation, "_sample", interrupted)
+    scenario = load_scenario(Path("scenarios/smoke.toml"))
+    results = simulate_into(
+        scenario, SimulatePlan(Path("x"), results_dir=tmp_path / "cut"), echo=False
+    )
+    manifest = orjson.loads((results / "manifest.json").read_bytes())
+    assert manifest["interrupted_at_s"] == 8.0
+    kept = read_records(next(results.glob("requests-*.jsonl")))[0]
+    assert kept
+    assert max(r["t_sched"] for r in kept) - manifest["epoch"] <= 8
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--latency-ms", "{ distribution = 'gamma' }"], "--latency-ms"),
+        (["--latency-ms", "fast"], "--latency-ms 'fast': not a number or a TOML table"),
+        (["--duration", "soon"], "--duration 'soon': not a duration"),
+    ],
+)
+def test_bad_simulate_options_are_one_line_and_exit_2(tmp_path, args, says):
+    done = CliRunner().invoke(main, ["simulate", "scenarios/smoke.toml", *args])
+    assert done.exit_code == 2
+    assert says in done.output
+    assert "Traceback" not in done.output
+
+
+def test_a_fixed_latency_is_a_number():
+    assert latency_distribution("2.5").describe() == {"distribution": "fixed", "value": 2.5}
