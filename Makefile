@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag lock clean
+.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement lock clean
 
 install: $(STAMP)
 
@@ -60,6 +60,12 @@ bench-analysis: install
 
 bench-lag: install
 	$(BIN)/python bench/send_lag.py
+
+bench-simulate: install
+	$(BIN)/python bench/simulate_speed.py
+
+bench-agreement: install
+	$(BIN)/python bench/agreement.py
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock: install

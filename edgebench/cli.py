@@ -332,6 +332,10 @@ def simulate_command(scenario_file: Path, **options) -> None:
     help="rate (the highest offered rate), capacity (the smallest scale of every location), "
     "or capacity:CITY_OR_HOST (the fewest slots there).",
 )
+@click.option(
+    "--rate-factor",
+    help="Offered rate = stages x factor (capacity searches; a rate search starts there).",
+)
 @click.option("--live", is_flag=True, help="Probe with live runs instead of simulations.")
 @click.option("--host", help="With --live: the API base URL (default: an embedded emulator).")
 @click.option("--precision", default="2%", show_default=True, help="Width of the final bracket.")

@@ -43,6 +43,17 @@ def great_circle_km(a: Position, b: Position) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
+_UNIT_VECTORS: dict[Position, tuple[float, float, float]] = {}
+UNIT_VECTORS_KEPT = 1_000_000
+
+
+def _unit_vector(point: Position) -> tuple[float, float, float]:
+    if len(_UNIT_VECTORS) >= UNIT_VECTORS_KEPT:
+        _UNIT_VECTORS.clear()
+    vector = _UNIT_VECTORS[point] = Position(*point).unit_vector()
+    return vector
+
+
 def centre(positions: Iterable[Position]) -> Position | None:
     """centre is the spherical mean of positions: the players' centre of gravity.
 
@@ -54,13 +65,13 @@ def centre(positions: Iterable[Position]) -> Position | None:
     if len(points) <= 1:
         return points[0] if points else None
     x = y = z = 0.0
-    cos, sin, rad = math.cos, math.sin, math.radians  # this runs for every request
-    for latitude, longitude in points:
-        lat, lon = rad(latitude), rad(longitude)
-        cos_lat = cos(lat)
-        x += cos_lat * cos(lon)
-        y += cos_lat * sin(lon)
-        z += sin(lat)
+    # This runs for every request; players come back, so their vectors are remembered.
+    vectors, unit = _UNIT_VECTORS, _unit_vector
+    for point in points:
+        px, py, pz = vectors.get(point) or unit(point)
+        x += px
+        y += py
+        z += pz
     norm = math.sqrt(x * x + y * y + z * z)
     if norm < 1e-9:
         # Antipodal players have no centre; the first player's position decides.

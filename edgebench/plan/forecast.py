@@ -87,9 +87,15 @@ class Forecast:
         if not self.regions:
             return None
         at = self.span[0] + t
-        players = {
-            name: _interpolate(self.times, values, at) for name, values in self.regions.items()
-        }
+        times = self.times
+        k = bisect.bisect_left(times, at)  # one search for every region: each arrival asks
+        if k == 0 or k == len(times) or times[k] == times[k - 1]:
+            players = {name: _interpolate(times, v, at) for name, v in self.regions.items()}
+        else:
+            u = (at - times[k - 1]) / (times[k] - times[k - 1])
+            players = {
+                name: v[k - 1] + (v[k] - v[k - 1]) * u for name, v in self.regions.items()
+            }
         total = sum(players.values())
         return {name: n / total for name, n in players.items()} if total > 0 else None
 
