@@ -34,6 +34,17 @@ ROOMS = {
         """,
         ["locust", "gevent", "edgebench", "emulator", "starlette"],
     ),
+    "simulator": (
+        """
+        from pathlib import Path
+        from edgebench.plan.scenario import load_scenario, with_duration
+        from edgebench.simulate.engine import Simulation, Sink
+        from edgebench.simulate.command import model_config
+        scenario = with_duration(load_scenario("scenarios/smoke.toml"), "3s")
+        Simulation(scenario, model_config(scenario, 1.0), Sink(), 0.0).run()
+        """,
+        ["gevent", "locust", "starlette", "uvicorn", "httpx", "analysis"],
+    ),
     "emulator": (
         """
         from emulator import EmulatorConfig, create_app
