@@ -93,9 +93,7 @@ class Forecast:
             players = {name: _interpolate(times, v, at) for name, v in self.regions.items()}
         else:
             u = (at - times[k - 1]) / (times[k] - times[k - 1])
-            players = {
-                name: v[k - 1] + (v[k] - v[k - 1]) * u for name, v in self.regions.items()
-            }
+            players = {name: v[k - 1] + (v[k] - v[k - 1]) * u for name, v in self.regions.items()}
         total = sum(players.values())
         return {name: n / total for name, n in players.items()} if total > 0 else None
 
