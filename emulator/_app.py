@@ -27,15 +27,25 @@ from emulator._clock import PlatformClock
 from emulator._errors import ConfigError
 from emulator._metrics import Metrics
 from emulator._model import ApiModel, EmulatorConfig
-from emulator._platform import StopOutcome
+from emulator._platform import Status, StopOutcome
+from emulator._query import parse_bulk_stop, parse_list_query
 from emulator._validation import BadRequest, parse_deploy, parse_fleet_deploy
-from emulator._views import deployment_summary, list_item, status_body
+from emulator._views import (
+    app_version,
+    application,
+    container_logs,
+    fleet_host,
+    list_item,
+    pagination,
+    status_body,
+)
 from emulator._webhooks import WebhookSender
 from geo import warm_up
 
 # The ticker sleeps until the next transition, within these bounds: requests advance
 # the platform themselves, the ticker is for webhooks when no request comes.
 TICK_MIN_S, TICK_MAX_S = 0.005, 0.05
+UNKNOWN_REQUEST_ID = "Bad Request ID provided"
 Handler = Callable[[Request, float], Awaitable[Response]]
 
 
@@ -219,8 +229,15 @@ class Emulator:
     async def status(self, request: Request, now: float) -> Response:
         dep = self.platform.get(request.path_params["request_id"], now)
         if dep is None:
-            return error(404, "Deployment not found")
+            # The live API answers 400 here; the spec lists 404 too (README, "Routes").
+            return error(400, UNKNOWN_REQUEST_ID)
         return json_response(200, status_body(dep, self.clock, now))
+
+    async def container_logs(self, request: Request, now: float) -> Response:
+        dep = self.platform.get(request.path_params["request_id"], now)
+        if dep is None or dep.status is Status.TERMINATED:
+            return error(404, "Deployment not found")
+        return json_response(200, container_logs(dep))
 
     async def stop(self, request: Request, now: float) -> Response:
         request_id = request.path_params["request_id"]
@@ -231,17 +248,84 @@ class Emulator:
             return error(410, "Deployment is already terminated")
         if outcome is StopOutcome.STOPPING:
             return json_response(202, {"message": "Deployment will be stopped once it is ready"})
-        summary = deployment_summary(self.platform.get(request_id, now), self.clock, now)
-        body = {"message": "Instance is terminating", "deployment_summary": summary}
-        return json_response(200, body)
+        summary = status_body(self.platform.get(request_id, now), self.clock, now)
+        message = f"{request_id} - Delete request will be processed soon"
+        return json_response(200, {"message": message, "deployment_summary": summary})
+
+    async def bulk_stop(self, request: Request, now: float) -> Response:
+        chosen = parse_bulk_stop(await self.read_json(request))
+        stopped = []
+        for dep in self.platform.active(now):
+            if not dep.terminated and chosen(dep):
+                self.platform.stop(dep.request_id, now)
+                stopped.append({"request_id": dep.request_id})
+        return json_response(202, {"processable": stopped})
 
     async def list_deployments(self, request: Request, now: float) -> Response:
         page = _positive_int(request, "page", 1)
         limit = _positive_int(request, "limit", 100)
-        chosen = self.platform.active(now, (page - 1) * limit, page * limit)
-        data = [list_item(dep, self.clock) for dep in chosen]
-        body = {"data": data, "total_count": self.platform.active_count()}
+        query = parse_list_query(request.query_params.get("query"))
+        if query.predicates or query.order:
+            unix = self.clock.unix
+            kept = [d for d in self.platform.active(now) if query.keeps(d, unix(d.created_at))]
+            total, chosen = len(kept), query.sorted(kept)[(page - 1) * limit : page * limit]
+        else:
+            total = self.platform.active_count()
+            chosen = self.platform.active(now, (page - 1) * limit, page * limit)
+        body = {
+            "data": [list_item(dep, self.clock, now) for dep in chosen],
+            "total_count": total,
+            "pagination": pagination(page, limit, total),
+        }
         return json_response(200, body)
+
+    # Applications and fleets ----------------------------------------------------
+
+    async def list_apps(self, request: Request, now: float) -> Response:
+        page = _positive_int(request, "page", 1)
+        limit = _positive_int(request, "limit", 100)
+        names = sorted(self.config.world.applications)
+        chosen = names[(page - 1) * limit : page * limit]
+        body = {
+            "applications": [application(name, self.clock) for name in chosen],
+            "total_count": len(names),
+            "pagination": pagination(page, limit, len(names)),
+        }
+        return json_response(200, body)
+
+    async def get_app(self, request: Request, now: float) -> Response:
+        name = request.path_params["app_name"]
+        if name not in self.config.world.applications:
+            return error(404, f"Application {name} not found")
+        return json_response(200, application(name, self.clock))
+
+    async def list_versions(self, request: Request, now: float) -> Response:
+        name = request.path_params["app_name"]
+        versions = sorted(self.config.world.applications.get(name, ()))
+        if name not in self.config.world.applications:
+            return error(404, f"Application {name} not found")
+        body = {
+            "versions": [app_version(name, version, self.clock) for version in versions],
+            "total_count": len(versions),
+            "pagination": pagination(1, max(1, len(versions)), len(versions)),
+        }
+        return json_response(200, body)
+
+    async def get_version(self, request: Request, now: float) -> Response:
+        name, version = request.path_params["app_name"], request.path_params["version_name"]
+        if not self.config.world.knows(name, version):
+            return error(404, f"Application version {name} {version} not found")
+        return json_response(200, app_version(name, version, self.clock))
+
+    async def fleet_hosts(self, request: Request, now: float) -> Response:
+        fleet = request.path_params["fleet_name"]
+        hosts = [h for h in self.config.world.private_hosts.values() if h.fleet == fleet]
+        if not hosts:
+            return error(404, f"Private fleet {fleet} not found")
+        used = self.platform.active_by_host()
+        world = self.config.world
+        data = [fleet_host(host, used.get(host.id, 0), world, self.clock) for host in hosts]
+        return json_response(200, {"data": data})
 
     # Control ------------------------------------------------------------------
 
@@ -320,6 +404,37 @@ class Emulator:
             Route(
                 "/v1/deployments",
                 api("GET /v1/deployments", "list", self.list_deployments),
+                methods=["GET"],
+            ),
+            Route(
+                "/v1/deployments/bulk-stop",
+                api("POST /v1/deployments/bulk-stop", "stop", self.bulk_stop),
+                methods=["POST"],
+            ),
+            Route(
+                "/v1/deployment/{request_id}/container-logs",
+                api("GET /v1/deployment/{request_id}/container-logs", "logs", self.container_logs),
+                methods=["GET"],
+            ),
+            Route("/v1/apps", api("GET /v1/apps", "apps", self.list_apps), methods=["GET"]),
+            Route(
+                "/v1/app/{app_name}",
+                api("GET /v1/app/{app_name}", "apps", self.get_app),
+                methods=["GET"],
+            ),
+            Route(
+                "/v1/app/{app_name}/versions",
+                api("GET /v1/app/{app_name}/versions", "apps", self.list_versions),
+                methods=["GET"],
+            ),
+            Route(
+                "/v1/app/{app_name}/version/{version_name}",
+                api("GET /v1/app/{app_name}/version/{version_name}", "apps", self.get_version),
+                methods=["GET"],
+            ),
+            Route(
+                "/v2/private-fleets/{fleet_name}/hosts",
+                api("GET /v2/private-fleets/{fleet_name}/hosts", "hosts", self.fleet_hosts),
                 methods=["GET"],
             ),
             Route("/_emulator/metrics", self.metrics_endpoint, methods=["GET"]),

@@ -29,6 +29,17 @@ class PlatformClock:
         return platform_s / self.time_scale
 
     def timestamp(self, platform_s: float) -> str:
-        """timestamp formats a platform instant as Edgegap's status does (UTC, ISO 8601)."""
-        moment = self.epoch + timedelta(seconds=platform_s)
-        return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        """timestamp formats a platform instant as Edgegap's v1 API does (UTC):
+        "2026-04-22 12:00:46.444265"."""
+        return self.moment(platform_s).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def iso(self, platform_s: float) -> str:
+        """iso formats a platform instant as the v2 API does: "2025-11-26T16:32:30.825138Z"."""
+        return self.moment(platform_s).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+    def moment(self, platform_s: float) -> datetime:
+        return self.epoch + timedelta(seconds=platform_s)
+
+    def unix(self, platform_s: float) -> float:
+        """unix is a platform instant as unix time (the list query's created_at)."""
+        return self.moment(platform_s).timestamp()

@@ -18,6 +18,7 @@ from emulator._errors import ConfigError
 from geo import Position, country_positions, country_regions
 
 HOST_STATUSES = ("ACTIVE", "PENDING")
+DEFAULT_FLEET = "my-fleet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,9 @@ class PrivateHost:
     location: Location
     capacity: int
     status: str
+    fleet: str = (
+        DEFAULT_FLEET  # the private fleet it belongs to (GET /v2/private-fleets/{fleet}/hosts)
+    )
 
     @property
     def active(self) -> bool:
@@ -237,7 +241,7 @@ def _capacity(table: dict, where: str) -> int:
 
 
 def _private_host(table: dict, where: str, by_city: dict[str, Location]) -> PrivateHost:
-    _no_unknown_keys(table, where, {"id", "location", "capacity", "status"})
+    _no_unknown_keys(table, where, {"id", "location", "capacity", "status", "fleet"})
     city = _get(table, where, "location", str)
     if city not in by_city:
         raise ConfigError(
@@ -251,6 +255,7 @@ def _private_host(table: dict, where: str, by_city: dict[str, Location]) -> Priv
         location=by_city[city],
         capacity=_capacity(table, where),
         status=status,
+        fleet=_nonempty(_get(table, where, "fleet", str, DEFAULT_FLEET), f"{where}.fleet"),
     )
 
 

@@ -119,6 +119,19 @@ def country_positions() -> dict[str, Position]:
 
 
 @functools.cache
+def country_names() -> dict[str, str]:
+    """country_names maps ISO alpha-2 codes to English names ("CA" -> "Canada")."""
+    from countryinfo import all_countries
+
+    names = {}
+    for country in all_countries():
+        code = (country.iso() or {}).get("alpha2")
+        if code and country.name():
+            names[code.upper()] = country.name()
+    return names
+
+
+@functools.cache
 def country_alpha3() -> dict[str, str]:
     """country_alpha3 maps ISO 3166 alpha-3 codes to alpha-2 ("DEU" -> "DE")."""
     from countryinfo import all_countries
