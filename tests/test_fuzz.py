@@ -2,6 +2,7 @@
 
 import os
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -134,3 +135,25 @@ def test_status_stop_and_list_never_5xx(fuzz_client, request_id, page):
     listing = fuzz_client.get("/v1/deployments", params={"page": page, "limit": page}, headers=AUTH)
     assert listing.status_code in (200, 400)
     conforms(LIST_SCHEMA if listing.status_code == 200 else MESSAGE_SCHEMA, listing.json())
+
+
+WORDS = ["status", "tags", "created_at", "in", "ilike", "eq", "2026-11-28T00:00:00Z", "%"]
+QUERY_PART = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8)
+    | st.sampled_from(WORDS),
+    lambda part: st.lists(part, max_size=3) | st.dictionaries(
+        st.sampled_from(["filters", "order_by", "field", "operator", "value", "order", "values",
+                         "filter_type"]), part, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@settings(FUZZ, max_examples=FUZZ.max_examples // 3)  # two routes a case, and nested JSON
+@given(query=QUERY_PART)
+def test_list_queries_and_bulk_stops_never_5xx(fuzz_client, query):
+    text = orjson.dumps(query).decode()
+    listing = fuzz_client.get("/v1/deployments", params={"query": text}, headers=AUTH)
+    assert listing.status_code in (200, 400)
+    conforms(LIST_SCHEMA if listing.status_code == 200 else MESSAGE_SCHEMA, listing.json())
+    bulk = fuzz_client.post("/v1/deployments/bulk-stop", json=query, headers=AUTH)
+    assert bulk.status_code in (202, 400)
