@@ -82,6 +82,10 @@ class DeployRequest:
     private_host_ids: tuple[str, ...] | None = None
     tags: tuple[str, ...] = ()
     webhooks: dict[str, str] = field(default_factory=dict)
+    # The players' centre, when the caller worked it out already (the simulator, in bulk):
+    # located=True and centre None means no player could be located.
+    located: bool = False
+    centre: Position | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -230,6 +234,10 @@ class Platform:
                 counts[self.world.private_hosts[host_id].location.city] += used
         return dict(counts)
 
+    def holding_count(self) -> int:
+        """holding_count is how many slots deployments hold, at locations and private hosts."""
+        return sum(self._location_used) + sum(self._host_used.values())
+
     def active_by_host(self) -> dict[str, int]:
         return {host: used for host, used in self._host_used.items() if used}
 
@@ -270,7 +278,7 @@ class Platform:
             host = self.world.private_hosts[host_id]
             if host.active and self._host_used[host_id] < host.capacity:
                 return host, None
-        players = centre(request.positions)
+        players = request.centre if request.located else centre(request.positions)
         if players is None:
             return None, Cause.UNLOCATABLE_USERS
         return self._nearest_free_location(players, request.require_cached)

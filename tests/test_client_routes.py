@@ -66,11 +66,19 @@ def test_every_route_the_emulator_serves_has_a_shape_to_check():
     assert served == set(ROUTE_SCHEMAS)
 
 
-@pytest.fixture
-def api():
-    """api is the emulator on a real socket, its time 50 times faster, no rate limits."""
+@pytest.fixture(scope="module")
+def server():
+    """server is the emulator on a real socket, its time 50 times faster, no rate limits."""
     app = create_app(EmulatorConfig(rate_limits=RateLimits(enabled=False), time_scale=50))
-    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, headers=AUTH) as client:
+    with BackgroundServer(app) as running:
+        yield running
+
+
+@pytest.fixture
+def api(server):
+    """api is a client of the server, reset to no deployments for each test."""
+    with httpx.Client(base_url=server.url, headers=AUTH) as client:
+        client.post("/_emulator/reset").raise_for_status()
         yield client
 
 

@@ -77,7 +77,7 @@ deploy_bodies = st.fixed_dictionaries(
 # cases; status, stop and list are each called in every case of their test).
 # The long profile (600 cases a route) runs in CI; a developer's run takes 300 a route.
 FUZZ = settings(
-    max_examples=600 if os.environ.get("CI") else 300,
+    max_examples=450 if os.environ.get("CI") else 300,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

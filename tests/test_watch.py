@@ -86,6 +86,8 @@ def test_bad_watches_say_what_to_write(item, says):
 
 
 def test_a_run_stops_itself_within_the_window_of_an_injected_5xx_burst(tmp_path):
+    # 30 requests/s; once 20 were accepted, every answer is a 500: the watch must stop the
+    # run within its 3 s window plus a second, long before the scenario's 40 s.
     scenario = tmp_path / "burst.toml"
     scenario.write_text(
         textwrap.dedent(
@@ -98,7 +100,7 @@ def test_a_run_stops_itself_within_the_window_of_an_injected_5xx_burst(tmp_path)
             version = "1.0.0"
             [rate]
             mode = "exceed"
-            stages = [{ kind = "hold", duration = "40s", rate = 20 }]
+            stages = [{ kind = "hold", duration = "40s", rate = 30 }]
             [[regions]]
             name = "europe"
             countries = ["DE", "FR"]
@@ -117,7 +119,7 @@ def test_a_run_stops_itself_within_the_window_of_an_injected_5xx_burst(tmp_path)
         wait_for(
             lambda: (
                 httpx.get(metrics).json()["responses"].get("POST /v2/deployments", {}).get("202", 0)
-                > 40
+                > 20
             )
         )
         httpx.post(f"{url}/_emulator/faults", json={"error_share": 1.0})

@@ -26,12 +26,13 @@ What stands in for HTTP and Locust (results/README.md, "Simulated runs"):
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
-import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import orjson
 
 from edgebench.plan.client import MAX_RETRY_AFTER_S, ClientPolicy, jitter_unit
@@ -46,13 +47,13 @@ from edgebench.records import (
     outcome_of,
     request_record,
 )
+from edgebench.simulate.batch import BatchParties, DrawnParty
 from emulator import (
     ApiModel,
     BadRequest,
     DeployRequest,
     Distribution,
     EmulatorConfig,
-    locate_user,
     parse_deploy,
     parse_fleet_deploy,
 )
@@ -60,6 +61,8 @@ from emulator import (
 DEFAULT_LATENCY_MS = Distribution("lognormal", 1.6, 0.25)
 WORKER = "sim"
 RATE_KEY = "simulated"  # whose budget the rate limiter counts: one client
+BLOCK = 4096  # arrivals whose parties are drawn at once, latencies drawn at once
+LATENCY_KEY = 0x4C4154  # the latency draws among a seed's ("LAT")
 SAMPLE_EVERY_S = 1.0  # the emulator's readings, as `edgebench run` takes them
 GROUPS = {FLEET_DEPLOY: "fleet-deploy"}
 
@@ -108,6 +111,32 @@ class VirtualGuard:
         self._answers.append(answered)
 
 
+class LatencyDraws:
+    """LatencyDraws are a distribution's draws in ms, made a block at a time with numpy
+    (a draw one by one cost more than the rest of a request's handling)."""
+
+    def __init__(self, distribution: Distribution, seed: int) -> None:
+        self.distribution = distribution
+        self._rng = np.random.default_rng([seed, LATENCY_KEY])
+        self._block: list[float] = []
+
+    def __call__(self) -> float:
+        if not self._block:
+            self._block = self._draw(BLOCK).tolist()
+            self._block.reverse()
+        return self._block.pop()
+
+    def _draw(self, count: int) -> np.ndarray:
+        kind, a, b = self.distribution.kind, self.distribution.a, self.distribution.b
+        if kind == "fixed":
+            return np.full(count, a)
+        if kind == "uniform":
+            return self._rng.uniform(a, b, count)
+        if kind == "lognormal":
+            return a * np.exp(b * self._rng.standard_normal(count))
+        return self._rng.exponential(a, count) if a > 0 else np.zeros(count)
+
+
 class Simulation:
     """Simulation runs one scenario's whole schedule through the client and the platform."""
 
@@ -130,9 +159,9 @@ class Simulation:
         self.pauses = scenario.client is None  # no [client]: a 429 pauses the sender
         self.pause_until = -math.inf
         self.guard = self._guard()
-        self._latency, self._rng = latency_ms, random.Random(f"latency-{scenario.seed}")
-        self._positions: dict[bytes, object] = {}
-        self._templates: dict[str, DeployRequest] = {}
+        self._latency = LatencyDraws(latency_ms, scenario.seed)
+        self._parties = BatchParties(self.plan)
+        self._templates: dict[str, tuple] = {}  # kind -> (checked request, or why a 400)
         self._heap: list = []
         self._order = 0
         requests = scenario.requests
@@ -153,20 +182,32 @@ class Simulation:
     def run(self, on_progress: Callable[[float], None] | None = None, every: int = 20_000):
         """run simulates every arrival and everything it leads to; on_progress(schedule s)."""
         self._at(self.epoch, self._sample)
-        arrivals = self.schedule.arrivals()
+        arrivals = self._drawn_arrivals()
         pending = next(arrivals, None)
         heap, steps = self._heap, 0
         while pending is not None or heap:
-            if heap and (pending is None or heap[0][0] <= self.epoch + pending.due_s):
+            if heap and (pending is None or heap[0][0] <= self.epoch + pending[0].due_s):
                 self.now, _, action, args = heapq.heappop(heap)
                 action(*args)
             else:
-                self.now = self.epoch + pending.due_s
-                self._arrive(pending)
-                self.last_arrival, pending = pending, next(arrivals, None)
+                self.now = self.epoch + pending[0].due_s
+                self._arrive(*pending)
+                self.last_arrival, pending = pending[0], next(arrivals, None)
             steps += 1
             if on_progress and steps % every == 0:
                 on_progress(self.now - self.epoch)
+
+    def _drawn_arrivals(self):
+        """_drawn_arrivals are (arrival, its party) in time order, the parties drawn a block
+        at a time (a replay's matches carry their own: None)."""
+        arrivals = self.schedule.arrivals()
+        if self.scenario.replay:
+            yield from ((arrival, None) for arrival in arrivals)
+            return
+        while block := list(itertools.islice(arrivals, BLOCK)):
+            indices = np.fromiter((a.index for a in block), np.int64, len(block))
+            due = np.fromiter((a.due_s for a in block), np.float64, len(block))
+            yield from zip(block, self._parties.parties(indices, due), strict=True)
 
     def _at(self, when: float, action, *args) -> None:
         self._order += 1
@@ -181,7 +222,7 @@ class Simulation:
             {
                 "t": round(self.now, 3),
                 "active": platform.active_count(),
-                "holding_capacity": sum(platform.active_by_location().values()),
+                "holding_capacity": platform.holding_count(),
                 "deployments_created": platform.created,
                 "by_private_host": platform.active_by_host(),
                 "fleet_private": placements.get("private", 0),
@@ -200,50 +241,49 @@ class Simulation:
 
     # A match ------------------------------------------------------------------
 
-    def _arrive(self, arrival: Arrival) -> None:
+    def _arrive(self, arrival: Arrival, party: DrawnParty | None) -> None:
         self.matches += 1
-        match = self._match(arrival)
+        match = self._match(arrival, party)
         if self.respect and self.pauses and self.now < self.pause_until:
             self._unsent(match, BACKOFF, 1, None, FAILED)
             return
         self._enter(match, 1)
 
-    def _match(self, arrival: Arrival) -> Match:
+    def _match(self, arrival: Arrival, party: DrawnParty | None) -> Match:
         due = self.epoch + arrival.due_s
         wait = self.policy.max_queue_wait_s
         deadline = due + wait if wait is not None else None
-        if self.scenario.replay:
+        if party is None:
             planned = self.plan.request(arrival.index, arrival.due_s)
             request, bad = _checked(planned.endpoint, planned.body)
             endpoint, region, players = planned.endpoint, planned.region, planned.players
         else:
-            party = self.plan.party(arrival.index, arrival.due_s)
-            request, bad = self._request(party)
-            endpoint, region, players = party.endpoint, party.region, len(party.users)
+            request, bad = self._request(party, arrival)
+            endpoint, region, players = party.endpoint, party.region, party.players
         return Match(arrival, due, endpoint, region, players, request, bad, deadline)
 
-    def _request(self, party) -> tuple[DeployRequest | None, str | None]:
-        """_request is the party's deploy as the API reads it, its players located once each."""
+    def _request(self, party: DrawnParty, arrival: Arrival):
+        """_request is the party's deploy as the API reads it: its kind's fields, checked once
+        by the API's own check on a whole body, and the players' centre."""
         template = self._templates.get(party.kind)
         if template is None:
-            template, bad = _checked(party.endpoint, orjson.loads(self.plan.body(party)))
-            if template is None:
-                return None, bad
-            self._templates[party.kind] = template
-        positions = []
-        for user in party.users:
-            position = self._positions.get(user, self)
-            if position is self:
-                position = self._positions[user] = locate_user(orjson.loads(user))
-            if position is not None:
-                positions.append(position)
+            whole = self.plan.party(arrival.index, arrival.due_s)
+            template = self._templates[party.kind] = _checked(
+                whole.endpoint, orjson.loads(self.plan.body(whole))
+            )
+        request, bad = template
+        if request is None:
+            return None, bad
         return DeployRequest(
-            template.application,
-            template.version,
-            tuple(positions),
-            template.require_cached,
-            template.private_host_ids,
-            template.tags,
+            request.application,
+            request.version,
+            (),
+            request.require_cached,
+            request.private_host_ids,
+            request.tags,
+            {},
+            True,
+            party.centre,
         ), None
 
     def _enter(self, match: Match, attempt: int) -> None:
@@ -258,14 +298,17 @@ class Simulation:
                 )
                 return
         delay, fault = self.model.fault()
-        latency = self._latency.sample(self._rng) / 1000
+        latency = self._latency() / 1000
         answered = send + delay + latency
         timeout = self.policy.timeout_s
         if delay + latency > timeout:
             answered = send + timeout
         if self.guard:
             self.guard.took(send, answered)
-        self._at(send + delay, self._handle, match, attempt, entered, send, answered, fault)
+        if send + delay == self.now:  # the API meets it now: no need to queue the meeting
+            self._handle(match, attempt, entered, send, answered, fault)
+        else:
+            self._at(send + delay, self._handle, match, attempt, entered, send, answered, fault)
 
     def _handle(self, match, attempt, entered, send, answered, fault) -> None:
         """_handle is the API meeting the request: fault, limit, then the platform."""
@@ -280,21 +323,26 @@ class Simulation:
             unit = jitter_unit(self.scenario.seed, match.arrival.index, attempt)
             delay = self.policy.retry_delay(attempt, status, retry_after, unit)
         final = SERVED if status == 202 else (FAILED if delay is None else None)
+        arrival = match.arrival
         self.sink.request(
             request_record(
-                **self._scheduled(match),
+                index=arrival.index,
+                t_sched=match.due,
+                worker=WORKER,
+                stage=arrival.stage,
+                offered_rate=arrival.offered_rate,
                 endpoint=match.endpoint,
                 outcome=outcome_of(status),
                 region=match.region,
                 players=match.players,
-                t_send=round(send, 6),
+                t_send=_micro(send),
                 status=status,
-                latency_ms=round((answered - send) * 1000, 3),
-                latency_sched_ms=round((answered - match.due) * 1000, 3),
+                latency_ms=_ms(answered - send),
+                latency_sched_ms=_ms(answered - match.due),
                 request_id=request_id,
                 cause=cause,
                 attempt=attempt,
-                queue_ms=round((send - entered) * 1000, 3) if self.guard else None,
+                queue_ms=_ms(send - entered) if self.guard else None,
                 final=final,
             )
         )
@@ -326,7 +374,7 @@ class Simulation:
         """_tell_ready records when the client learns the deployment is ready."""
         ready = self.epoch + dep.ready_at / self.time_scale
         if self._events == "webhook":
-            told = ready + self._latency.sample(self._rng) / 1000
+            told = ready + self._latency() / 1000
         else:
             polls = math.ceil(max(0.0, ready - self.now) / self._poll_s)
             told = self.now + max(1, polls) * self._poll_s
@@ -363,6 +411,17 @@ class Simulation:
             "stage": arrival.stage,
             "offered_rate": arrival.offered_rate,
         }
+
+
+def _micro(seconds: float) -> float:
+    """_micro is seconds to the microsecond, as records keep times (round() is several
+    times slower, and a record has four of them)."""
+    return math.floor(seconds * 1e6 + 0.5) / 1e6
+
+
+def _ms(seconds: float) -> float:
+    """_ms is seconds as milliseconds to the microsecond."""
+    return math.floor(seconds * 1e6 + 0.5) / 1e3
 
 
 def _checked(endpoint: str, body: object) -> tuple[DeployRequest | None, str | None]:
