@@ -71,13 +71,14 @@ def test_smoke_runs_end_to_end_against_an_embedded_emulator(tmp_path):
 
 
 def test_two_processes_queue_a_matchmakers_bursts_and_never_pass_the_limit(tmp_path):
-    # A tick of about 150 matches at 5 s, in respect mode behind the SDK's queue, shared by
+    # A tick of about 75 matches at 5 s, in respect mode behind the SDK's queue, shared by
     # two processes: the emulator itself counts zero 429s, and every match ends once.
     results = tmp_path / "two"
     with EmulatorProcess("--time-scale", "30") as url:
         done = edgebench_run(
             "scenarios/matchmaker-tick.toml",
             "--host", url, "--duration", "6s", "--processes", "2", "--results-dir", str(results),
+            "--rate-factor", "0.5",  # a batch of about 75: twice what a second may send
         )  # fmt: skip
         answers = httpx.get(f"{url}/_emulator/metrics").json()["responses"]
     assert done.returncode == 0, done.stderr[-3000:]
@@ -85,7 +86,7 @@ def test_two_processes_queue_a_matchmakers_bursts_and_never_pass_the_limit(tmp_p
     assert "429" not in deploys
     got = records(results)
     assert {r["worker"] for r in got} == {"w0", "w1"}
-    assert deploys["202"] == sum(r["status"] == 202 for r in got) > 100  # a tick's batch
+    assert deploys["202"] == sum(r["status"] == 202 for r in got) > 60  # a tick's batch
     assert most_in_any_second([r["t_send"] for r in got if r["t_send"]]) <= 40
     assert max(r["queue_ms"] for r in got) > 1000  # a burst waited in the queue, not lost
     summary = orjson.loads((results / "summary.json").read_bytes())

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import orjson
@@ -104,10 +105,17 @@ def test_budget_cleanup_and_a_token_that_never_appears_in_one_run(tmp_path):
     checks = tmp_path / "strict.toml"
     checks.write_text('checks = ["p95_ms < 0.001", "share_429 == 0"]\n')
     environment = {k: v for k, v in os.environ.items() if not k.startswith("EDGEGAP_")}
-    options = ["--duration", "8s", "--time-scale", "30", "--max-deployments", "10", "--cleanup"]
+    # 5 a second for 4 s: the budget of 10 is used up half way, the rest is over budget.
+    scenario = tmp_path / "budget.toml"
+    smoke = Path("scenarios/smoke.toml").read_text()
+    stages = smoke[smoke.index("stages = [") : smoke.index("]\n", smoke.index("stages = [")) + 1]
+    scenario.write_text(
+        smoke.replace(stages, 'stages = [{ kind = "hold", duration = "4s", rate = 5 }]')
+    )
+    options = ["--time-scale", "30", "--max-deployments", "10", "--cleanup"]
     options += ["--thresholds", str(checks), "--results-dir", str(results)]
     done = subprocess.run(
-        [*EDGEBENCH, "run", "scenarios/smoke.toml", *options],
+        [*EDGEBENCH, "run", str(scenario), *options],
         capture_output=True,
         text=True,
         timeout=150,
