@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +58,7 @@ EVENT_SCHEMA = pa.schema(
 )
 LEAN_LEAVES_OUT = {"index", "worker", "stage", "players"}
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+BIG_LOGS = 1 << 30  # logs over 1 GiB (about 3.5 million records): memory before time
 BLOCK_BYTES = 16 * 2**20  # the JSON reader's block: the most of a log's text held at once
 PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype("pyarrow")}
 EMULATOR_SCHEMA = pa.schema(
@@ -113,7 +113,8 @@ def load_run(
     folder = Path(folder)
     if not folder.is_dir():
         raise AnalysisError(f"{folder}: not a folder; pass a run's results folder")
-    _return_freed_arrays()
+    if log_bytes(folder) > BIG_LOGS:
+        _return_freed_arrays()
     manifest = _manifest(folder)
     logs = {kind: run_logs(folder, kind, manifest.get("run_id")) for kind in ("requests", "events")}
     if not manifest and not logs["requests"]:
@@ -144,11 +145,12 @@ def _return_freed_arrays() -> None:
     big arrays come from the heap and stay there when freed: loading 10 million records
     block by block held 2.2 GB for a frame of 0.8 GB, and the summary's temporaries added
     to it. A fixed threshold (its starting value, 128 KiB) keeps big arrays mapped, and
-    returned when freed: 1.7 GB at the peak of the load, 1.2 GB after it.
+    returned when freed: 1.7 GB at the peak of the load, 1.2 GB after it. It costs time
+    (every big array is mapped afresh: a million records analysed 15% slower), so it is
+    taken only for logs over BIG_LOGS, where memory is what runs out.
     """
     with contextlib.suppress(OSError, AttributeError):  # not glibc: its allocator decides
-        if not os.environ.get("EDGEBENCH_KEEP_MALLOC"):
-            ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 
 
 def _private_hosts(folder: Path) -> pd.DataFrame:
