@@ -17,6 +17,7 @@ from emulator import (
     load_world,
     serve,
 )
+from emulator._model import DEFAULT_ORGANISATION
 
 
 def emulator_config(
@@ -37,6 +38,7 @@ def emulator_config(
         shared_deploy_budget=shared_deploy_budget,
         enabled=rate_limit > 0,
     )
+    organisations = read_tokens(tokens_file) if tokens_file else {}
     latency = Distribution("exponential", fault_latency_ms) if fault_latency_ms else None
     faults = Faults(latency, fault_error_share, fault_drop_share)
     if faults.error_share + faults.drop_share > 1:
@@ -46,19 +48,33 @@ def emulator_config(
         seed=seed,
         time_scale=time_scale,
         rate_limits=limits,
-        accepted_tokens=read_tokens(tokens_file) if tokens_file else None,
+        accepted_tokens=frozenset(organisations) if tokens_file else None,
+        organisations=organisations,
         faults=faults,
     )
 
 
-def read_tokens(path: Path) -> frozenset[str]:
+def read_tokens(path: Path) -> dict[str, str]:
+    """read_tokens reads --tokens-file: a token a line, optionally followed by its
+    organisation (`<token> <organisation>`); tokens without one share the default one."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ConfigError(
             "--tokens-file", f"cannot read {path}: {exc.strerror}", "pass a readable file"
         ) from None
-    tokens = frozenset(line.strip() for line in lines if line.strip())
+    tokens = {}
+    for number, line in enumerate(lines, 1):
+        words = line.split()
+        if not words:
+            continue
+        if len(words) > 2:
+            raise ConfigError(
+                "--tokens-file",
+                f"{path}: line {number} has {len(words)} words",
+                "write a token, or a token and its organisation, a line",
+            )
+        tokens[words[0]] = words[1] if len(words) == 2 else DEFAULT_ORGANISATION
     if not tokens:
         raise ConfigError("--tokens-file", f"{path} has no tokens", "write one token a line")
     return tokens

@@ -95,7 +95,9 @@ def main() -> None:
 @click.option(
     "--tokens-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Accept only the tokens in this file (one a line). Default: any non-empty token.",
+    help="Accept only the tokens in this file: one a line, each optionally followed by its "
+    "organisation (the rate limits are an organisation's). Default: any non-empty token, "
+    "all of one organisation.",
 )
 @click.option(
     "--fault-error-share", type=click.FloatRange(0, 1), default=0.0, help="Share answered 500."

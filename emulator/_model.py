@@ -29,6 +29,7 @@ from emulator._world import World, load_world
 from geo import Position
 
 ALLOCATION_FAILED = "Couldn't Allocate Server"
+DEFAULT_ORGANISATION = "default"
 INVALID_APPLICATION = "Invalid Application or Application Version"
 UNKNOWN_HOST = "Invalid request: unknown private host"
 
@@ -45,6 +46,9 @@ class EmulatorConfig:
     time_scale: float = 1.0
     rate_limits: RateLimits = field(default_factory=RateLimits)
     accepted_tokens: frozenset[str] | None = None
+    # token -> organisation: the rate limits are an organisation's, shared by its tokens.
+    # A token it does not name belongs to DEFAULT_ORGANISATION (by default, all of them).
+    organisations: dict[str, str] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
     max_body_bytes: int = 64 * 1024
     webhook_timeout_s: float = 5.0
@@ -89,8 +93,10 @@ class ApiModel:
         return draw_fault(self.faults, self._fault_rng)
 
     def limited(self, token: str, group: str) -> int | None:
-        """limited is None when the request is within its group's limit, else Retry-After."""
-        return self.limiter.check(token, group)
+        """limited is None when the request is within its organisation's limit for its group,
+        else Retry-After: Edgegap limits an organisation, whichever of its tokens is used."""
+        organisation = self.config.organisations.get(token, DEFAULT_ORGANISATION)
+        return self.limiter.check(organisation, group)
 
     def create(self, request: DeployRequest, now: float) -> Answer:
         """create places a checked deploy at platform time now."""

@@ -121,6 +121,16 @@ def test_missing_or_malformed_tokens_are_401(client, header):
     assert_conforms("/deployments", "post", 401, response.json())
 
 
+def test_the_limit_is_the_organisations_whichever_token_it_uses(make_client):
+    other = {"Authorization": "token another-token-of-the-same-organisation"}
+    outsider = {"Authorization": "token a-token-of-another-organisation"}
+    client = make_client(organisations={outsider["Authorization"][6:]: "rival-studio"})
+    codes = [post(client, "/v2/deployments", deploy_body(), headers=h).status_code
+             for h in [AUTH, other] * 21]  # fmt: skip
+    assert codes.count(202) == 40  # one budget, shared by the organisation's two tokens
+    assert post(client, "/v2/deployments", deploy_body(), headers=outsider).status_code == 202
+
+
 def test_only_accepted_tokens_pass_when_configured(make_client):
     client = make_client(accepted_tokens=frozenset({TOKEN}))
     assert post(client, "/v2/deployments", deploy_body()).status_code == 202
@@ -155,7 +165,7 @@ def test_41st_deploy_in_a_second_is_429_with_retry_after(make_client):
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) >= 1
     conforms(MESSAGE_SCHEMA, refused.json())
-    # The fleet endpoint has its own budget; another token has its own too.
+    # The fleet endpoint has its own budget; another token of the organisation has none.
     assert (
         post(
             client, "/v2/private-fleets/deployments", deploy_body(private_host_ids=["fleet-mtl-1"])
@@ -166,7 +176,7 @@ def test_41st_deploy_in_a_second_is_429_with_retry_after(make_client):
         post(
             client, "/v2/deployments", deploy_body(), headers={"Authorization": "token b"}
         ).status_code
-        == 202
+        == 429
     )
 
 
@@ -258,3 +268,15 @@ def test_unknown_routes_and_methods_answer_json(client):
     assert (missing.status_code, missing.json()) == (404, {"message": "Not Found"})
     wrong = client.get("/v2/deployments", headers=AUTH)
     assert (wrong.status_code, wrong.json()) == (405, {"message": "Method Not Allowed"})
+
+
+def test_a_tokens_file_names_each_tokens_organisation(tmp_path):
+    from edgebench._emulator_cli import read_tokens
+    from emulator import ConfigError
+
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("alpha studio-a\nbeta studio-a\n\ngamma\n")
+    assert read_tokens(tokens) == {"alpha": "studio-a", "beta": "studio-a", "gamma": "default"}
+    tokens.write_text("alpha studio a\n")
+    with pytest.raises(ConfigError, match="line 1 has 3 words"):
+        read_tokens(tokens)
