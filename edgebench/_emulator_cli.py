@@ -30,6 +30,7 @@ def emulator_config(
     tokens_file: Path | None,
     fault_error_share: float,
     fault_drop_share: float,
+    fault_lost_answer_share: float,
     fault_latency_ms: float,
 ) -> EmulatorConfig:
     limits = RateLimits(
@@ -40,9 +41,13 @@ def emulator_config(
     )
     organisations = read_tokens(tokens_file) if tokens_file else {}
     latency = Distribution("exponential", fault_latency_ms) if fault_latency_ms else None
-    faults = Faults(latency, fault_error_share, fault_drop_share)
-    if faults.error_share + faults.drop_share > 1:
-        raise ConfigError("--fault-error-share", "plus --fault-drop-share exceeds 1", "lower them")
+    faults = Faults(latency, fault_error_share, fault_drop_share, fault_lost_answer_share)
+    if faults.error_share + faults.drop_share + faults.lost_answer_share > 1:
+        raise ConfigError(
+            "--fault-error-share",
+            "plus --fault-drop-share and --fault-lost-answer-share exceeds 1",
+            "lower them",
+        )
     return EmulatorConfig(
         world=load_world(world),
         seed=seed,

@@ -109,6 +109,12 @@ def main() -> None:
     help="Share of dropped connections.",
 )
 @click.option(
+    "--fault-lost-answer-share",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Share of requests handled in full (deployments created) whose answer is lost.",
+)
+@click.option(
     "--fault-latency-ms",
     type=click.FloatRange(min=0),
     default=0.0,

@@ -186,7 +186,8 @@ class Emulator:
             return json_response(429, {"message": "Too Many Requests"}, headers)
         now = self.advance()
         try:
-            return await handler(request, now)
+            response = await handler(request, now)
+            return DroppedConnection() if fault == "lost" else response  # done, then lost
         except BadRequest as exc:
             return error(400, f"Invalid request: {exc}", field=exc.field, reason=exc.reason)
         finally:

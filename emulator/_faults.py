@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 from emulator._distributions import Distribution, parse_distribution
 from emulator._errors import ConfigError
 
+SHARES = ("error_share", "drop_share", "lost_answer_share")
+
 
 @dataclass(frozen=True, slots=True)
 class Faults:
@@ -15,34 +17,36 @@ class Faults:
 
     latency_ms: extra delay before every API answer (None: none);
     error_share: share of requests answered 500 {message};
-    drop_share: share of requests whose connection closes mid-response.
+    drop_share: share of requests whose connection closes mid-response;
+    lost_answer_share: share of requests handled in full (a deploy creates its deployment)
+        whose answer is then lost: the connection closes before it reaches the client.
     """
 
     latency_ms: Distribution | None = None
     error_share: float = 0.0
     drop_share: float = 0.0
+    lost_answer_share: float = 0.0
 
     @property
     def active(self) -> bool:
-        return self.latency_ms is not None or self.error_share > 0 or self.drop_share > 0
+        shares = self.error_share + self.drop_share + self.lost_answer_share
+        return self.latency_ms is not None or shares > 0
 
     def updated(self, changes: dict) -> Faults:
         """updated applies a JSON body of POST /_emulator/faults; raises ConfigError."""
-        unknown = sorted(set(changes) - {"latency_ms", "error_share", "drop_share"})
+        unknown = sorted(set(changes) - {"latency_ms", *SHARES})
         if unknown:
-            raise ConfigError(
-                unknown[0], "unknown fault", "use latency_ms, error_share, drop_share"
-            )
+            raise ConfigError(unknown[0], "unknown fault", f"use latency_ms, {', '.join(SHARES)}")
         faults = self
         if "latency_ms" in changes:
             latency = changes["latency_ms"]
             parsed = None if latency is None else parse_distribution(latency, "latency_ms")
             faults = replace(faults, latency_ms=parsed)
-        for key in ("error_share", "drop_share"):
+        for key in SHARES:
             if key in changes:
                 faults = replace(faults, **{key: share(changes[key], key)})
-        if faults.error_share + faults.drop_share > 1:
-            raise ConfigError("error_share", "error_share + drop_share exceeds 1", "lower them")
+        if faults.error_share + faults.drop_share + faults.lost_answer_share > 1:
+            raise ConfigError("error_share", "the fault shares add up to more than 1", "lower them")
         return faults
 
     def describe(self) -> dict:
@@ -51,6 +55,7 @@ class Faults:
             "latency_ms": None if latency is None else latency.describe(),
             "error_share": self.error_share,
             "drop_share": self.drop_share,
+            "lost_answer_share": self.lost_answer_share,
         }
 
 
@@ -62,11 +67,13 @@ def share(value: object, key: str) -> float:
 
 
 def draw_fault(faults: Faults, rng: random.Random) -> tuple[float, str | None]:
-    """draw_fault is (extra delay in seconds, "error" | "drop" | None) for one request."""
+    """draw_fault is (extra delay in seconds, "error" | "drop" | "lost" | None) for one request."""
     delay = faults.latency_ms.sample(rng) / 1000 if faults.latency_ms else 0.0
     roll = rng.random()
     if roll < faults.error_share:
         return delay, "error"
     if roll < faults.error_share + faults.drop_share:
         return delay, "drop"
+    if roll < faults.error_share + faults.drop_share + faults.lost_answer_share:
+        return delay, "lost"
     return delay, None

@@ -211,7 +211,12 @@ def _decide_facts(environment, scenario, schedule: Schedule) -> RunFacts:
     facts.publish(options)
     manifest = run_facts(scenario, schedule, environment.host, api_token() is not None, workers)
     write_manifest(
-        Path(results_dir), **manifest, run_id=facts.run_id, epoch=facts.epoch, epoch_utc=utc(epoch)
+        Path(results_dir),
+        **manifest,
+        run_id=facts.run_id,
+        run_tag=f"edgebench-{Path(results_dir).name}",  # on every deployment: the cleanup's sweep
+        epoch=facts.epoch,
+        epoch_utc=utc(epoch),
     )
     live_ui.started(Path(results_dir))
     return facts

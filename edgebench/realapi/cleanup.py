@@ -1,17 +1,26 @@
-"""Stopping every deployment a run created: DELETE /v1/stop/{request_id}, paced, until each ends.
+"""Stopping every deployment a run created: by id, then a sweep by the run's tag.
 
     report = cleanup(Path("results/run"), host, token)   # also writes results/run/cleanup.json
 
-A 200 means stopped; 404 and 410 mean already gone (terminated, or never there);
-a 202 means the deployment is still starting and the stop is queued, so it is asked
-again later until it ends. 429s honour Retry-After. What is left when the time is
-up stays in cleanup.json; `edgebench cleanup RUN_DIR` retries exactly those.
+First DELETE /v1/stop/{request_id} for every 202 the records hold, several at once (a
+stop can take seconds to answer: 49 one after another took two minutes) but never more
+than `rate_per_s` a second. A 200 means stopped; 404 and 410 mean already gone
+(terminated, or never there); a 202 means the deployment is still starting and the stop
+is queued, so it is asked again later until it ends. 429s honour Retry-After.
+
+Then the sweep: a deployment can exist whose 202 never reached the run (an answer lost
+after the platform accepted, a worker killed mid-request), and every deployment carries
+the run's tag. GET /v1/deployments with a tag query finds those; POST
+/v1/deployments/bulk-stop stops them (each by id, should the host not have bulk stop).
+What is left when the time is up stays in cleanup.json (`left`; `found_by_tag` lists
+what the sweep found); `edgebench cleanup RUN_DIR` retries exactly those.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -24,8 +33,10 @@ from edgebench.records import read_records, run_logs
 REPORT = "cleanup.json"
 DONE = ("stopped", "gone")
 STOP_RATE_PER_S = 5.0  # the stop endpoint's limit is not published: stay well below 10/s
+STOPS_AT_ONCE = 8  # stops waiting for their answers at the same time
 RETRY_AFTER_S = 2.0
 UNREACHABLE = "unreachable"  # the host refused the connection: nothing listens there
+PAGE = 100
 
 
 def accepted_ids(folder: Path) -> list[str]:
@@ -35,6 +46,11 @@ def accepted_ids(folder: Path) -> list[str]:
         records, _ = read_records(log)
         ids += [r["request_id"] for r in records if r.get("status") == 202 and r.get("request_id")]
     return ids
+
+
+def run_tag(folder: Path) -> str:
+    """run_tag is the tag every deployment of the run carries (manifest.json's run_tag)."""
+    return read_manifest(folder).get("run_tag") or f"edgebench-{folder.name}"
 
 
 def cleanup(
@@ -48,25 +64,88 @@ def cleanup(
 ) -> dict:
     """cleanup stops what the run created and is not known to be done; writes cleanup.json."""
     states = _previous(folder)
-    todo = deque(rid for rid in accepted_ids(folder) if states.get(rid) not in DONE)
-    not_before: dict[str, float] = {}
+    found = set(_previous_found(folder))
     ends = clock() + deadline_s
     with httpx.Client(base_url=host, headers=authorization(token), timeout=10.0) as client:
-        while todo and clock() < ends:
-            request_id = todo.popleft()
-            wait = not_before.get(request_id, 0.0) - clock()
-            if wait > 0:
-                todo.append(request_id)
-                sleep(min(wait, 1 / rate_per_s))
-                continue
-            states[request_id], retry_in = _stop(client, request_id)
-            if states[request_id] == UNREACHABLE:
-                return _write(folder, host, states, unreachable=True)  # nothing answers there
-            if states[request_id] not in DONE:
-                not_before[request_id] = clock() + retry_in
-                todo.append(request_id)
-            sleep(1 / rate_per_s)
-    return _write(folder, host, states)
+        stopper = Stopper(client, states, rate_per_s, clock, sleep)
+        known = accepted_ids(folder)
+        if not stopper.stop(known + sorted(found), ends):
+            return _write(folder, host, states, found, unreachable=True)  # nothing answers
+        swept = _sweep(client, run_tag(folder), set(known) | found)
+        found |= set(swept)
+        if swept and not _bulk_stop(client, run_tag(folder), states, swept):
+            stopper.stop(swept, ends)
+    return _write(folder, host, states, found)
+
+
+class Stopper:
+    """Stopper asks for stops, STOPS_AT_ONCE at a time and at most rate_per_s a second,
+    again for those still starting, until each is done or the time is up."""
+
+    def __init__(self, client, states: dict[str, str], rate_per_s: float, clock, sleep):
+        self.client, self.states = client, states
+        self.gap_s, self.clock, self.sleep = 1 / rate_per_s, clock, sleep
+
+    def stop(self, ids: list[str], ends: float) -> bool:
+        """stop works through ids; False when the host does not answer at all."""
+        todo = deque(rid for rid in dict.fromkeys(ids) if self.states.get(rid) not in DONE)
+        not_before: dict[str, float] = {}
+        running: dict[str, Future] = {}
+        next_send = 0.0
+        with ThreadPoolExecutor(STOPS_AT_ONCE) as pool:
+            while (todo or running) and self.clock() < ends:
+                for rid in [rid for rid, future in running.items() if future.done()]:
+                    state, retry_in = running.pop(rid).result()
+                    self.states[rid] = state
+                    if state == UNREACHABLE:
+                        return False
+                    if state not in DONE:
+                        not_before[rid] = self.clock() + retry_in
+                        todo.append(rid)
+                now = self.clock()
+                due = [rid for rid in todo if not_before.get(rid, 0.0) <= now]
+                if due and len(running) < STOPS_AT_ONCE and now >= next_send:
+                    todo.remove(due[0])
+                    running[due[0]] = pool.submit(_stop, self.client, due[0])
+                    next_send = now + self.gap_s
+                else:
+                    self.sleep(min(self.gap_s, 0.02))
+        return True
+
+
+def _sweep(client: httpx.Client, tag: str, known: set[str]) -> list[str]:
+    """_sweep lists the deployments that carry the run's tag and that the records do not
+    name: created, but their 202 never reached the run."""
+    query = orjson.dumps({"filters": [{"field": "tags", "operator": "eq", "value": tag}]})
+    found, page = [], 1
+    while True:
+        try:
+            response = client.get(
+                "/v1/deployments", params={"query": query.decode(), "page": page, "limit": PAGE}
+            )
+            body = response.json() if response.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError):
+            return found
+        data = body.get("data") or []
+        found += [d["request_id"] for d in data if tag in (d.get("tags") or [])]
+        if not (body.get("pagination") or {}).get("has_next") or not data:
+            return [rid for rid in dict.fromkeys(found) if rid not in known]
+        page += 1
+
+
+def _bulk_stop(client: httpx.Client, tag: str, states: dict[str, str], ids: list[str]) -> bool:
+    """_bulk_stop stops the tagged deployments in one call; False when the host cannot."""
+    body = {"filters": [{"field": "deployment_tags", "values": [tag], "filter_type": "any"}]}
+    try:
+        response = client.post("/v1/deployments/bulk-stop", json=body)
+        processable = {p["request_id"] for p in response.json().get("processable", [])}
+    except (httpx.HTTPError, ValueError, AttributeError, KeyError, TypeError):
+        return False
+    if response.status_code != 202:
+        return False
+    for rid in ids:
+        states[rid] = "stopped" if rid in processable else states.get(rid, "gone")
+    return True
 
 
 def _stop(client: httpx.Client, request_id: str) -> tuple[str, float]:
@@ -105,14 +184,25 @@ def _previous(folder: Path) -> dict[str, str]:
         return {}
 
 
-def _write(folder: Path, host: str, states: dict[str, str], unreachable: bool = False) -> dict:
-    left = sorted(rid for rid in accepted_ids(folder) if states.get(rid) not in DONE)
+def _previous_found(folder: Path) -> list[str]:
+    try:
+        return list(orjson.loads((folder / REPORT).read_bytes()).get("found_by_tag", []))
+    except (OSError, orjson.JSONDecodeError, AttributeError, TypeError):
+        return []
+
+
+def _write(
+    folder: Path, host: str, states: dict[str, str], found: set[str], unreachable: bool = False
+) -> dict:
+    ids = dict.fromkeys([*accepted_ids(folder), *sorted(found)])
+    left = sorted(rid for rid in ids if states.get(rid) not in DONE)
     report = {
         "host": host,
         "unreachable": unreachable,
         "finished_at": time.time(),
         "stopped": sum(state == "stopped" for state in states.values()),
         "gone": sum(state == "gone" for state in states.values()),
+        "found_by_tag": sorted(found),
         "left": left,
         "deployments": states,
     }
@@ -133,6 +223,8 @@ def summary_line(report: dict, folder: Path, embedded: bool = False) -> str:
             f"stopped, {len(report['left'])} left (edgebench cleanup {folder} retries them)"
         )
     line = f"cleanup: {report['stopped']} stopped, {report['gone']} already gone"
+    if report.get("found_by_tag"):
+        line += f" ({len(report['found_by_tag'])} found by the run's tag, their 202s never seen)"
     if report["left"]:
         line += f", {len(report['left'])} left (edgebench cleanup {folder} retries them)"
     return line

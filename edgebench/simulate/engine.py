@@ -364,6 +364,8 @@ class Simulation:
         self.model.platform.advance(now)
         answer = self.model.create(match.request, now)
         dep = answer.deployment
+        if fault == "lost":  # created, and the answer never reached the client
+            return 0, None, None, None
         if answer.status == 422:
             return 422, None, dep.request_id, dep.error_detail
         if answer.status == 202 and self._events:
