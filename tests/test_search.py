@@ -169,3 +169,71 @@ def test_a_capacity_world_is_written_back_as_the_same_world(tmp_path):
     again = tmp_path / "again.toml"
     again.write_text(world_toml(space.raw_world))
     assert load_world(again).lifecycle == load_world(space.world_file).lifecycle
+
+
+def test_a_live_search_runs_each_probe_as_edgebench_run_would(tmp_path, monkeypatch):
+    # Each live probe is `edgebench run` with the probe's value: the runner is replaced here
+    # by one that reports what it was asked (a live probe is a whole run; bench/ has those).
+    import edgebench.runner.run as runner
+
+    asked = []
+
+    def fake_run(plan):
+        asked.append(plan)
+        factor = float(plan.rate_factor)
+        latency = dict.fromkeys(["p50", "p90", "p95", "p99", "max"], 1.0)
+        summary = {"requests_total": 10, "requests_sent": 10, "dropped_starts": 0,
+                   "outcome_counts": {"accepted": 10 if factor <= 0.5 else 9,
+                                      "allocation_failure": 0 if factor <= 0.5 else 1},
+                   "offered_rate_per_s": 4 * factor, "accepted_rate_per_s": 4 * factor,
+                   "latency_ms": {"from_send": latency, "from_schedule": latency},
+                   "time_to_ready_s": dict.fromkeys(["p50", "p95", "p99"])}  # fmt: skip
+        plan.results_dir.mkdir(parents=True, exist_ok=True)
+        (plan.results_dir / "summary.json").write_bytes(orjson.dumps(summary))
+        return 0
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    scenario = counted_world(tmp_path, capacity=20, rate=4.0)
+    folder = tmp_path / "live"
+    done = search(str(scenario), "--check", "share_422 == 0", "--vary", "rate", "--live",
+                  "--max-probes", "4", "--results-dir", str(folder))  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "live search against the embedded emulator: at most 4 probes" in done.output
+    assert [plan.rate_factor for plan in asked] == ["1.0", "0.5", "0.75", "0.625"]
+    assert all(plan.results_dir.parent == folder for plan in asked)
+    result = orjson.loads((folder / "search.json").read_bytes())
+    assert (result["mode"], result["answer"]) == ("live", 0.5)
+
+
+def test_a_live_search_against_a_remote_host_prints_its_plan_and_the_rules(tmp_path):
+    from pathlib import Path
+
+    from edgebench.plan.scenario import load_scenario
+    from edgebench.search.command import SearchPlan, live_plan_text
+
+    scenario = load_scenario(counted_world(tmp_path, capacity=20, rate=4.0))
+    plan = SearchPlan(Path("x"), ("share_422 == 0",), "rate", live=True, max_probes=6,
+                      host="https://api.edgegap.com")  # fmt: skip
+    text = live_plan_text(plan, scenario, parse_space("rate", scenario))
+    assert "at most 6 probes of 60 s" in text
+    assert "largest rate it may try: 256.0/s (factor 64)" in text
+    assert "the real-API rules (token, a budget of 20 deployments, cleanup)" in text
+    assert "at most 120 deployments" in text
+
+
+def test_confirm_ends_with_one_live_run_at_the_answer(tmp_path, monkeypatch):
+    import edgebench.runner.run as runner
+
+    asked = []
+    monkeypatch.setattr(runner, "run", lambda plan: asked.append(plan) or 1)
+    scenario = counted_world(tmp_path, capacity=20, rate=4.0)
+    folder = tmp_path / "confirmed"
+    done = search(str(scenario), "--check", "share_422 == 0", "--vary", "capacity:Frankfurt",
+                  "--rate-factor", "0.5", "--confirm", "--results-dir", str(folder))  # fmt: skip
+    answer = orjson.loads((folder / "search.json").read_bytes())["answer"]
+    assert answer == 20  # 2/s for 10 s each: 20 slots
+    [plan] = asked
+    assert plan.results_dir == folder / "confirm"
+    assert plan.world == folder / "confirm" / "world.toml"
+    assert load_world(plan.world).locations[0].capacity == 20
+    assert done.exit_code == 1  # the confirming run's verdict
