@@ -45,6 +45,51 @@ class Edgebench(click.Group):
             raise UserError(str(exc), getattr(exc, "exit_code", 2)) from None
 
 
+def _options(*decorators):
+    """_options applies a group of click options, first listed shown first."""
+
+    def apply(function):
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+def scenario_overrides(world_help: str):
+    """scenario_overrides are the options run, simulate and search take over a scenario's."""
+    return _options(
+        click.option(
+            "--rate-mode",
+            type=click.Choice(["respect", "exceed"]),
+            help="Respect the API's limit or exceed it (default: the scenario's).",
+        ),
+        click.option(
+            "--rate-factor", help="Offered rate = stages x factor, e.g. 1.5 (default: 1)."
+        ),
+        click.option("--world", type=click.Path(dir_okay=False, path_type=Path), help=world_help),
+        click.option("--seed", type=int, help="Seed of every draw (default: the scenario's)."),
+    )
+
+
+def time_scale_option(help_text: str):
+    return click.option(
+        "--time-scale",
+        type=click.FloatRange(min=0, min_open=True),
+        default=1.0,
+        show_default=True,
+        help=help_text,
+    )
+
+
+def results_dir_option(
+    help_text: str = "Where the records go (default: results/<timestamp>-<scenario>).",
+):
+    return click.option(
+        "--results-dir", type=click.Path(file_okay=False, path_type=Path), help=help_text
+    )
+
+
 @click.group(cls=Edgebench, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgebench")
 def main() -> None:
@@ -205,18 +250,9 @@ def scenario_plan(file: Path, out: Path | None) -> None:
 @click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path))
 @click.option("--host", help="API base URL (default: the scenario's, else an embedded emulator).")
 @click.option("--duration", help="Run length such as 15s or 2m (default: the scenario's).")
-@click.option(
-    "--rate-mode",
-    type=click.Choice(["respect", "exceed"]),
-    help="Respect the API's limit or exceed it (default: the scenario's).",
+@scenario_overrides(
+    "Embedded emulator's world file (default: the scenario's, else the shipped one)."
 )
-@click.option("--rate-factor", help="Offered rate = stages x factor, e.g. 1.5 (default: 1).")
-@click.option(
-    "--world",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Embedded emulator's world file (default: the scenario's, else the shipped one).",
-)
-@click.option("--seed", type=int, help="Seed of every draw (default: the scenario's).")
 @click.option(
     "--processes",
     type=click.IntRange(min=1),
@@ -225,24 +261,14 @@ def scenario_plan(file: Path, out: Path | None) -> None:
     help="Locust processes on this machine (the rate is shared out, not multiplied).",
 )
 @click.option("--web", is_flag=True, help="Open Locust's web UI instead of running headless.")
-@click.option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the records go (default: results/<timestamp>-<scenario>).",
-)
+@results_dir_option()
 @click.option(
     "--overwrite",
     is_flag=True,
     help="Clear the results folder's run files first, if it holds an earlier run "
     "(default: refuse such a folder).",
 )
-@click.option(
-    "--time-scale",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Embedded emulator: platform seconds per wall second.",
-)
+@time_scale_option("Embedded emulator: platform seconds per wall second.")
 @thresholds_option("the verdict's checks (default: the scenario's thresholds).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and sample bodies; send nothing.")
 @click.option(
@@ -282,31 +308,10 @@ def run_command(scenario_file: Path, **options) -> None:
 @main.command("simulate")
 @click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path))
 @click.option("--duration", help="Length such as 2m or 24h (default: the scenario's).")
-@click.option(
-    "--rate-mode",
-    type=click.Choice(["respect", "exceed"]),
-    help="Respect the API's limit or exceed it (default: the scenario's).",
-)
-@click.option("--rate-factor", help="Offered rate = stages x factor, e.g. 1.5 (default: 1).")
-@click.option(
-    "--world",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The platform's world file (default: the scenario's, else the shipped one).",
-)
-@click.option("--seed", type=int, help="Seed of every draw (default: the scenario's).")
-@click.option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the records go (default: results/<timestamp>-<scenario>).",
-)
+@scenario_overrides("The platform's world file (default: the scenario's, else the shipped one).")
+@results_dir_option()
 @click.option("--overwrite", is_flag=True, help="Clear the results folder's run files first.")
-@click.option(
-    "--time-scale",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Platform seconds per wall second, as the live run's emulator would take.",
-)
+@time_scale_option("Platform seconds per wall second, as the live run's emulator would take.")
 @click.option(
     "--latency-ms",
     help="Each request's latency: a number or a distribution such as "
@@ -340,10 +345,6 @@ def simulate_command(scenario_file: Path, **options) -> None:
     help="rate (the highest offered rate), capacity (the smallest scale of every location), "
     "or capacity:CITY_OR_HOST (the fewest slots there).",
 )
-@click.option(
-    "--rate-factor",
-    help="Offered rate = stages x factor (capacity searches; a rate search starts there).",
-)
 @click.option("--live", is_flag=True, help="Probe with live runs instead of simulations.")
 @click.option("--host", help="With --live: the API base URL (default: an embedded emulator).")
 @click.option("--precision", default="2%", show_default=True, help="Width of the final bracket.")
@@ -351,24 +352,10 @@ def simulate_command(scenario_file: Path, **options) -> None:
     "--max-probes", type=click.IntRange(min=2), default=12, show_default=True, help="Most runs."
 )
 @click.option("--duration", help="Each probe's length (default: the scenario's).")
-@click.option(
-    "--world",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The world file (default: the scenario's, else the shipped one).",
-)
-@click.option("--seed", type=int, help="Seed of every draw (default: the scenario's).")
-@click.option(
-    "--time-scale",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Platform seconds per wall second.",
-)
-@click.option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where search.json, search.html and each probe go "
-    "(default: results/<stamp>-<name>-search).",
+@scenario_overrides("The world file (default: the scenario's, else the shipped one).")
+@time_scale_option("Platform seconds per wall second.")
+@results_dir_option(
+    "Where search.json, search.html and each probe go (default: results/<stamp>-<name>-search)."
 )
 @click.option("--overwrite", is_flag=True, help="Reuse a folder an earlier search wrote.")
 @click.option("--confirm", is_flag=True, help="End with one live run at the answer.")

@@ -242,7 +242,8 @@ def test_a_master_and_two_worker_processes_share_one_schedule(emulator, tmp_path
 
 
 def test_a_killed_worker_loses_about_a_second_and_the_rest_take_its_share(emulator, tmp_path):
-    scenario = scenario_file(tmp_path, "exceed", 11, 20)
+    seconds = 10
+    scenario = scenario_file(tmp_path, "exceed", seconds, 20)
     results = tmp_path / "run"
     master, (survivor, victim) = start_distributed(emulator, scenario, results)
     # Killed once it has recorded its first two seconds (records are flushed every second).
@@ -262,7 +263,8 @@ def test_a_killed_worker_loses_about_a_second_and_the_rest_take_its_share(emulat
     epoch = min(r["t_sched"] for r in records) - 0.025
     later = sorted(r["index"] for r in records if r["t_sched"] > killed_at + 6)
     assert later == list(range(later[0], later[0] + len(later)))
-    assert abs(len(later) - 20 * (epoch + 11 - killed_at - 6)) <= 3
+    assert len(later) > 10
+    assert abs(len(later) - 20 * (epoch + seconds - killed_at - 6)) <= 3
     # The victim's torn last line, if any, is counted and skipped: the run still analyses.
     assert analyze(results, checks=[]).summary["requests_total"] == len(records)
 

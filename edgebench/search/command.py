@@ -185,44 +185,35 @@ def _simulated(plan: SearchPlan, scenario: Scenario, folder: Path) -> dict:
 def _live(plan: SearchPlan, space: Space, value: float, folder: Path) -> dict:
     """_live runs one probe with `edgebench run`: the embedded emulator or --host, with the
     real-API rules (token, budget, cleanup) when the host is not loopback."""
-    from edgebench.runner.run import RunPlan, run
-
-    overrides = (
-        {"rate_factor": repr(value)} if space.kind == "rate" else {"world": folder / "world.toml"}
-    )
-    run_plan = RunPlan(
-        plan.scenario,
-        host=plan.host,
-        duration=plan.duration,
-        results_dir=folder,
-        time_scale=plan.time_scale,
-        seed=plan.seed,
-        overwrite=True,  # the folder holds the probe's world file already
-        **overrides,
-    )
-    run(run_plan)
+    _run_at(plan, space, value, folder)
     return orjson.loads((folder / "summary.json").read_bytes())
 
 
 def _confirm(plan: SearchPlan, space: Space, answer: float, folder: Path) -> int:
     """_confirm ends the search with one live run at the answer: its verdict is the exit code."""
-    from edgebench.runner.run import RunPlan, run
-
     confirm = folder / "confirm"
     space.scenario_at(planned_for(plan), answer, confirm)
-    overrides = (
-        {"rate_factor": repr(answer)} if space.kind == "rate" else {"world": confirm / "world.toml"}
-    )
     click.echo(f"edgebench: confirming the answer with a live run in {confirm}", err=True)
+    return _run_at(plan, space, answer, confirm)
+
+
+def _run_at(plan: SearchPlan, space: Space, value: float, folder: Path) -> int:
+    """_run_at is `edgebench run` of the scenario at value (its world file already in folder)."""
+    from edgebench.runner.run import RunPlan, run
+
+    overrides = (
+        {"rate_factor": repr(value)} if space.kind == "rate" else {"world": folder / "world.toml"}
+    )
     return run(
         RunPlan(
             plan.scenario,
             host=plan.host,
             duration=plan.duration,
-            results_dir=confirm,
+            results_dir=folder,
             time_scale=plan.time_scale,
             seed=plan.seed,
-            overwrite=True,
+            rate_mode=plan.rate_mode,
+            overwrite=True,  # the folder holds the probe's world file already
             **overrides,
         )
     )
