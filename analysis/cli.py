@@ -148,3 +148,38 @@ def compare_command(base, candidate, out, thresholds_file, junit) -> None:
     click.echo(f"page: {comparison.page}")
     if not comparison.passed:
         raise SystemExit(1)
+
+
+@click.command("history")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results/history"),
+    show_default=True,
+    help="Folder for history.json, history.html and the plot.",
+)
+@click.option(
+    "--check",
+    "checks",
+    multiple=True,
+    help='Of the newest run, e.g. "p95_ms <= median * 1.1" (the median of up to 5 runs '
+    'before it) or "share_429 == 0"; repeat for several.',
+)
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML path.")
+def history_command(folders, out, checks, junit) -> None:
+    """Show runs' key numbers over time; judge the newest against the runs before it.
+
+    Exit codes: 0 every check met (or none given), 1 the newest run regressed, 2 bad input.
+    """
+    from analysis.history import build_history, table
+
+    history = build_history(list(folders), out, thresholds.parse(list(checks)))
+    click.echo(table(history))
+    for result in history.results:
+        click.echo(f"  {'ok' if result.passed else 'FAILED'}: {result.message}")
+    if history.results:
+        thresholds.write_junit(history.results, junit or out / "junit.xml", "history")
+    click.echo(f"page: {history.page}")
+    if not history.passed:
+        raise SystemExit(1)

@@ -1,7 +1,8 @@
 """The checks grammar: `METRIC OP VALUE`, shared by scenarios (which hold checks) and the analysis.
 
 A check is `METRIC OP VALUE`, OP one of < <= > >= == !=, VALUE a number or,
-against a baseline run, `baseline`, `baseline * 1.1` or `baseline + 50`:
+against a baseline run, `baseline`, `baseline * 1.1` or `baseline + 50` (against the
+median of earlier runs, in `edgebench history`: `median`, `median * 1.1`, ...):
 
     checks = parse(["p95_ms < 800", "share_429 == 0", "p95_ms <= baseline * 1.10"])
 
@@ -29,7 +30,8 @@ OPERATORS = {
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _CHECK = re.compile(
     rf"^\s*(?P<metric>[a-z0-9_]+)\s*(?P<op><=|>=|==|!=|<|>)\s*"
-    rf"(?:(?P<number>{_NUMBER})|baseline(?:\s*(?P<how>[*+])\s*(?P<by>{_NUMBER}))?)\s*$"
+    rf"(?:(?P<number>{_NUMBER})|(?P<reference>baseline|median)"
+    rf"(?:\s*(?P<how>[*+])\s*(?P<by>{_NUMBER}))?)\s*$"
 )
 
 # name -> (what it is, which way is better: -1 lower, +1 higher)
@@ -68,6 +70,7 @@ class Check(NamedTuple):
     number: float | None  # None: relative to the baseline
     how: str | None = None  # "*" or "+" with `by`, for a relative check
     by: float | None = None
+    reference: str | None = None  # a relative check's: "baseline" (a run) or "median" (runs)
 
 
 def parse(texts: list[str]) -> list[Check]:
@@ -78,8 +81,8 @@ def parse(texts: list[str]) -> list[Check]:
 def parse_one(text: str) -> Check:
     """parse_one reads one check.
 
-    >>> parse_one("p95_ms <= baseline * 1.1")
-    Check(text='p95_ms <= baseline * 1.1', metric='p95_ms', op='<=', number=None, how='*', by=1.1)
+    >>> parse_one("p95_ms <= baseline * 1.1").reference, parse_one("p95_ms < median + 5").by
+    ('baseline', 5.0)
     """
     match = _CHECK.match(text) if isinstance(text, str) else None
     if not match:
@@ -92,7 +95,7 @@ def parse_one(text: str) -> Check:
         raise ThresholdError(f"{text!r}: unknown metric {metric!r}; one of {', '.join(METRICS)}")
     number = float(match["number"]) if match["number"] is not None else None
     by = float(match["by"]) if match["by"] is not None else None
-    return Check(text.strip(), metric, match["op"], number, match["how"], by)
+    return Check(text.strip(), metric, match["op"], number, match["how"], by, match["reference"])
 
 
 def load_file(path: str | Path) -> list[Check]:

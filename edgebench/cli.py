@@ -14,7 +14,7 @@ import click
 import orjson
 
 from analysis._errors import AnalysisError
-from analysis.cli import analyze_command, compare_command, thresholds_option
+from analysis.cli import analyze_command, compare_command, history_command, thresholds_option
 from checks import ThresholdError
 from edgebench import __version__
 from edgebench._errors import EdgebenchError, ScenarioError
@@ -401,6 +401,7 @@ def cleanup_command(folder: Path, host: str | None) -> None:
 
 main.add_command(analyze_command)
 main.add_command(compare_command)
+main.add_command(history_command)
 
 
 if __name__ == "__main__":
