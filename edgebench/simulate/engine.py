@@ -87,8 +87,7 @@ class Match:
     endpoint: str
     region: str | None
     players: int | None
-    request: DeployRequest | None
-    bad: str | None = None  # the 400's reason, when the body does not pass the API's check
+    request: DeployRequest | None  # None: the body does not pass the API's check (a 400)
     deadline: float | None = None
 
 
@@ -164,7 +163,7 @@ class Simulation:
         self.guard = self._guard()
         self._latency = LatencyDraws(latency_ms, scenario.seed)
         self._parties = BatchParties(self.plan)
-        self._templates: dict[str, tuple] = {}  # kind -> (checked request, or why a 400)
+        self._templates: dict[str, DeployRequest | None] = {}  # kind -> checked (None: a 400)
         self._heap: list = []
         self._order = 0
         requests = scenario.requests
@@ -262,25 +261,23 @@ class Simulation:
         deadline = due + wait if wait is not None else None
         if party is None:
             planned = self.plan.request(arrival.index, arrival.due_s)
-            request, bad = _checked(planned.endpoint, planned.body)
+            request = _checked(planned.endpoint, planned.body)
             endpoint, region, players = planned.endpoint, planned.region, planned.players
         else:
-            request, bad = self._request(party, arrival)
+            request = self._request(party, arrival)
             endpoint, region, players = party.endpoint, party.region, party.players
-        return Match(arrival, due, endpoint, region, players, request, bad, deadline)
+        return Match(arrival, due, endpoint, region, players, request, deadline)
 
-    def _request(self, party: DrawnParty, arrival: Arrival):
+    def _request(self, party: DrawnParty, arrival: Arrival) -> DeployRequest | None:
         """_request is the party's deploy as the API reads it: its kind's fields, checked once
         by the API's own check on a whole body, and the players' centre."""
-        template = self._templates.get(party.kind)
-        if template is None:
+        if party.kind not in self._templates:
             whole = self.plan.party(arrival.index, arrival.due_s)
-            template = self._templates[party.kind] = _checked(
-                whole.endpoint, orjson.loads(self.plan.body(whole))
-            )
-        request, bad = template
+            body = orjson.loads(self.plan.body(whole))
+            self._templates[party.kind] = _checked(whole.endpoint, body)
+        request = self._templates[party.kind]
         if request is None:
-            return None, bad
+            return None
         return DeployRequest(
             request.application,
             request.version,
@@ -291,7 +288,7 @@ class Simulation:
             {},
             True,
             party.centre,
-        ), None
+        )
 
     def _enter(self, match: Match, attempt: int) -> None:
         """_enter puts an attempt through the client's guard: it goes now, later, or never."""
@@ -451,10 +448,10 @@ def _ms(seconds: float) -> float:
     return math.floor(seconds * 1e6 + 0.5) / 1e3
 
 
-def _checked(endpoint: str, body: object) -> tuple[DeployRequest | None, str | None]:
-    """_checked is the body as the API's check reads it, or (None, why it would be a 400)."""
+def _checked(endpoint: str, body: object) -> DeployRequest | None:
+    """_checked is the body as the API's check reads it, or None where the API answers 400."""
     parse = parse_fleet_deploy if endpoint == FLEET_DEPLOY else parse_deploy
     try:
-        return parse(body), None
-    except BadRequest as exc:
-        return None, str(exc)
+        return parse(body)
+    except BadRequest:
+        return None
