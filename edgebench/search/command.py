@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,7 +77,7 @@ def search(plan: SearchPlan) -> int:
     scenario = planned_scenario(plan)
     space = parse_space(plan.vary, scenario)
     if space.kind == "rate":
-        space = Space(**{**space.__dict__, "start": scenario.rate.factor})
+        space = replace(space, start=scenario.rate.factor)
     folder = plan.results_dir or _default_folder(scenario.name)
     _refuse_earlier_search(folder, plan.overwrite)
     if plan.live:
