@@ -20,7 +20,7 @@ from edgebench.plan.payloads import PayloadPlan
 from edgebench.plan.scenario import load_scenario, with_duration
 from edgebench.plan.schedule import Schedule
 from edgebench.records import REQUEST_FIELDS, read_records
-from edgebench.simulate.batch import BatchParties, unit_draws_matrix
+from edgebench.simulate.batch import BatchParties, arrival_blocks, unit_draws_matrix
 from edgebench.simulate.command import SimulatePlan, latency_distribution, simulate_into
 from edgebench.simulate.engine import Simulation, Sink, VirtualGuard
 from emulator import ApiModel, EmulatorConfig, load_world, locate_user
@@ -281,3 +281,19 @@ def test_bulk_draws_are_the_streams_own():
     matrix = unit_draws_matrix(42, keys, 5)
     for row, key in enumerate(keys.tolist()):
         assert matrix[row].tolist() == list(itertools.islice(unit_draws(42, key), 5))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "bench/simulate-day.toml",  # Poisson arrivals over a forecast's pieces
+        "scenarios/matchmaker-tick.toml",  # tick releases
+        "bench/agreement.toml",  # even arrivals over a ramp
+        "scenarios/launch-forecast.toml",  # respect mode's guard: taken from the schedule
+    ],
+)
+def test_arrivals_worked_out_in_blocks_are_the_schedules_own(path):
+    scenario = load_scenario(Path(path))
+    want = list(itertools.islice(Schedule.from_scenario(scenario).arrivals(), 20_000))
+    blocks = arrival_blocks(Schedule.from_scenario(scenario), 4096)
+    assert list(itertools.islice(itertools.chain.from_iterable(blocks), 20_000)) == want

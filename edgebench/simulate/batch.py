@@ -14,13 +14,18 @@ endpoint, region, size and kind: what the platform's placement reads of a body.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
 
-from edgebench.plan.draws import _GOLDEN, _MASK64
+from edgebench.plan.draws import _GOLDEN, _MASK64, hash64
 from edgebench.plan.payloads import DEPLOY, FLEET_DEPLOY, PayloadPlan
+from edgebench.plan.schedule import POISSON_KEY, Arrival, Schedule
 from emulator import locate_user
 from geo import Position, centre
 
@@ -205,3 +210,86 @@ def _forecast_regions(scenario):
         for r in scenario.regions
     ]
     return times, forecast.span[0], columns
+
+
+def arrival_blocks(schedule: Schedule, size: int) -> Iterator[list[Arrival]]:
+    """arrival_blocks are schedule.arrivals() of a single worker, `size` at a time, each block
+    worked out with numpy: the same positions on the rate's integral (the same Poisson
+    draws, summed in the same order), the same inversion to times, the same floats.
+
+    A schedule whose guard spaces arrivals one after another (respect mode without a
+    client's queue) or a replay is taken one by one from the schedule itself.
+    """
+    if schedule.replay or (schedule.limit is not None and schedule.guard):
+        arrivals = schedule.arrivals()
+        while block := list(itertools.islice(arrivals, size)):
+            yield block
+        return
+    segments = [s for s in schedule.segments if s.duration_s > 0]
+    totals = np.array([s.arrivals_by(s.end_s) for s in segments])
+    index = 0
+    for positions in _positions(schedule, size):
+        which = np.searchsorted(totals, positions, side="left")
+        kept = which < len(segments)  # past the last segment's total: the schedule is over
+        due = np.empty(int(kept.sum()))
+        rate = np.empty_like(due)
+        for number in np.unique(which[kept]).tolist():
+            rows = which[: len(due)] == number
+            due[rows], rate[rows] = _times(segments[number], positions[: len(due)][rows])
+        if schedule.tick_s:
+            due = np.ceil(due / schedule.tick_s - 1e-9) * schedule.tick_s
+        over = np.flatnonzero(due >= schedule.duration_s)
+        end = int(over[0]) if len(over) else len(due)
+        stages = [segments[n].stage for n in which[:end].tolist()]
+        block = list(map(Arrival._make, zip(range(index, index + end), due[:end].tolist(),
+                                            stages, rate[:end].tolist(), strict=True)))  # fmt: skip
+        if block:
+            yield block
+        index += end
+        if end < len(positions):
+            return
+
+
+def _times(segment, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """_times are Segment.time_of and rate_at for many positions, in the same operations."""
+    due = n - segment.arrivals_before
+    rs = segment.rate_start
+    slope = (segment.rate_end - rs) / segment.duration_s
+    if abs(slope) < 1e-12:
+        t = segment.start_s + due / rs
+    else:
+        root = np.sqrt(np.maximum(0.0, rs**2 + 2 * slope * due))
+        t = segment.start_s + 2 * due / (rs + root)
+    t = np.maximum(segment.start_s, t)
+    share = (t - segment.start_s) / segment.duration_s
+    return t, rs + (segment.rate_end - rs) * share
+
+
+def _positions(schedule: Schedule, size: int) -> Iterator[np.ndarray]:
+    """_positions are Schedule._positions a block at a time."""
+    if schedule.arrivals_kind == "uniform":
+        for first in itertools.count(0, size):
+            yield np.arange(first, first + size, dtype=np.float64) + 0.5
+    powers, offsets = _jumps(size)
+    state = np.uint64(hash64(schedule.seed, POISSON_KEY))
+    total = 0.0
+    with np.errstate(over="ignore"):
+        while True:
+            states = powers * state + offsets
+            units = (states >> np.uint64(11)).astype(np.float64) * 2.0**-53
+            gaps = np.array([-math.log(1.0 - u) for u in units.tolist()])  # math.log: the same
+            gaps[0] += total
+            positions = np.cumsum(gaps)  # in order, as itertools.accumulate adds
+            total, state = float(positions[-1]), states[-1]
+            yield positions
+
+
+@functools.cache
+def _jumps(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """_jumps are the LCG's multipliers and offsets 1..size steps ahead (mod 2**64)."""
+    powers, offsets, a, c = [], [], 1, 0
+    for _ in range(size):
+        a, c = (a * LCG_A) & _MASK64, (c * LCG_A + LCG_C) & _MASK64
+        powers.append(a)
+        offsets.append(c)
+    return np.array(powers, dtype=np.uint64), np.array(offsets, dtype=np.uint64)

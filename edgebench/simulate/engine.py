@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import gc
 import heapq
-import itertools
 import math
 from collections import deque
 from collections.abc import Callable
@@ -49,7 +48,7 @@ from edgebench.records import (
     outcome_of,
     request_record,
 )
-from edgebench.simulate.batch import BatchParties, DrawnParty
+from edgebench.simulate.batch import BatchParties, DrawnParty, arrival_blocks
 from emulator import (
     ApiModel,
     BadRequest,
@@ -204,13 +203,12 @@ class Simulation:
                 on_progress(self.now - self.epoch)
 
     def _drawn_arrivals(self):
-        """_drawn_arrivals are (arrival, its party) in time order, the parties drawn a block
-        at a time (a replay's matches carry their own: None)."""
-        arrivals = self.schedule.arrivals()
+        """_drawn_arrivals are (arrival, its party) in time order, arrivals and parties drawn
+        a block at a time (a replay's matches carry their own: None)."""
         if self.scenario.replay:
-            yield from ((arrival, None) for arrival in arrivals)
+            yield from ((arrival, None) for arrival in self.schedule.arrivals())
             return
-        while block := list(itertools.islice(arrivals, BLOCK)):
+        for block in arrival_blocks(self.schedule, BLOCK):
             indices = np.fromiter((a.index for a in block), np.int64, len(block))
             due = np.fromiter((a.due_s for a in block), np.float64, len(block))
             yield from zip(block, self._parties.parties(indices, due), strict=True)
