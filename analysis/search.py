@@ -11,6 +11,8 @@ import base64
 import html
 from pathlib import Path
 
+from checks import parse
+
 SHOWN = ("share_422", "share_429", "accepted_rate_per_s")
 
 
@@ -26,11 +28,10 @@ def _panels(search: dict) -> list[tuple[str, list[dict]]]:
     """_panels are the metrics to draw, each with the checks on it."""
     names: list[str] = []
     checks: dict[str, list[dict]] = {}
-    for text in search["checks"]:
-        metric, op, number = text.split(maxsplit=2)
-        checks.setdefault(metric, []).append({"op": op, "number": float(number), "text": text})
-        if metric not in names:
-            names.append(metric)
+    for check in parse(search["checks"]):
+        checks.setdefault(check.metric, []).append({"number": check.number, "text": check.text})
+        if check.metric not in names:
+            names.append(check.metric)
     names += [name for name in SHOWN if name not in names]
     return [(name, checks.get(name, [])) for name in names]
 

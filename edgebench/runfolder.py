@@ -53,6 +53,15 @@ def expected_bytes(schedule: Schedule) -> int:
     return int(peak * seconds * BYTES_PER_RECORD)
 
 
+def run_tag(results_dir: Path) -> str:
+    """run_tag is the tag every deployment of a run carries: what a cleanup sweeps by.
+
+    >>> run_tag(Path("results/20261128T093000Z-smoke"))
+    'edgebench-20261128T093000Z-smoke'
+    """
+    return f"edgebench-{results_dir.name}"
+
+
 def holds_a_run(folder: Path) -> bool:
     """holds_a_run is whether a folder has a manifest or records already."""
     return folder.is_dir() and any(any(folder.glob(pattern)) for pattern in RECORDS)

@@ -38,7 +38,7 @@ from edgebench.plan.scenario import load_scenario, with_duration, with_rate, wit
 from edgebench.plan.schedule import Schedule
 from edgebench.realapi.safety import is_loopback
 from edgebench.realapi.token import api_token, authorization, request_token
-from edgebench.runfolder import default_results_dir, refuse_used
+from edgebench.runfolder import default_results_dir, refuse_used, run_tag
 from edgebench.traffic.pool import pool_size, settle_pool
 from edgebench.traffic.run import TrafficRun, WorkerSlice
 from edgebench.traffic.state import RunFacts, RunState, Split
@@ -214,7 +214,7 @@ def _decide_facts(environment, scenario, schedule: Schedule) -> RunFacts:
         Path(results_dir),
         **manifest,
         run_id=facts.run_id,
-        run_tag=f"edgebench-{Path(results_dir).name}",  # on every deployment: the cleanup's sweep
+        run_tag=run_tag(Path(results_dir)),  # on every deployment: what the cleanup sweeps by
         epoch=facts.epoch,
         epoch_utc=utc(epoch),
     )
@@ -231,7 +231,7 @@ def _start_traffic(environment, facts: RunFacts) -> None:
         STATE.scenario,
         results_dir,
         WorkerSlice(index, facts.workers, facts.epoch, facts.run_id),
-        f"edgebench-{results_dir.name}",
+        run_tag(results_dir),
         environment.host,
         STATE.token,
         max_deployments=options.max_deployments,

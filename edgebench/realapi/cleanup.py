@@ -29,6 +29,7 @@ import orjson
 from edgebench.manifest import read_manifest
 from edgebench.realapi.token import authorization
 from edgebench.records import read_records, run_logs
+from edgebench.runfolder import run_tag as tag_of
 
 REPORT = "cleanup.json"
 DONE = ("stopped", "gone")
@@ -50,7 +51,7 @@ def accepted_ids(folder: Path) -> list[str]:
 
 def run_tag(folder: Path) -> str:
     """run_tag is the tag every deployment of the run carries (manifest.json's run_tag)."""
-    return read_manifest(folder).get("run_tag") or f"edgebench-{folder.name}"
+    return read_manifest(folder).get("run_tag") or tag_of(folder)
 
 
 def cleanup(

@@ -11,6 +11,7 @@ ran on, beside its records), so a simulated probe and a live one read the same f
 
 from __future__ import annotations
 
+import copy
 import math
 import tomllib
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class Space:
         return with_world(scenario, path)
 
     def _world_at(self, value: float) -> dict:
-        world = {key: _copied(table) for key, table in self.raw_world.items()}
+        world = copy.deepcopy(self.raw_world)
         if self.kind == "scale":
             for location in world.get("locations", []):
                 location["capacity"] = math.floor(location["capacity"] * value)
@@ -127,11 +128,3 @@ def _value(value: object) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"a world holds no {type(value).__name__}")
-
-
-def _copied(table):
-    if isinstance(table, dict):
-        return {key: _copied(value) for key, value in table.items()}
-    if isinstance(table, list):
-        return [_copied(value) for value in table]
-    return table

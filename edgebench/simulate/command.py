@@ -10,6 +10,7 @@ unchanged; manifest.json says `simulated: true` and gives the model's parameters
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 import tomllib
@@ -157,7 +158,7 @@ def _run(simulation: Simulation, duration_s: float, echo: bool) -> bool:
     with click.progressbar(
         length=max(1, int(duration_s)),
         label="simulated",
-        file=sys.stderr if echo else _Silent(),
+        file=sys.stderr if echo else io.StringIO(),
         show_eta=True,
     ) as bar:
         shown = [0]
@@ -175,17 +176,6 @@ def _run(simulation: Simulation, duration_s: float, echo: bool) -> bool:
             return True
         advance(duration_s)
     return False
-
-
-class _Silent:
-    def write(self, _text: str) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
 
 
 def _model_facts(config: EmulatorConfig, latency: Distribution) -> dict:
