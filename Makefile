@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement lock clean
+.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement bench-soak lock clean
 
 install: $(STAMP)
 
@@ -66,6 +66,10 @@ bench-simulate: install
 
 bench-agreement: install
 	$(BIN)/python bench/agreement.py
+
+# Half an hour at the full limit with two processes (issue 14): memory, lag, 429s.
+bench-soak: install
+	$(BIN)/python bench/soak.py
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock: install
