@@ -261,6 +261,36 @@ def scenario_plan(file: Path, out: Path | None) -> None:
     help="Locust processes on this machine (the rate is shared out, not multiplied).",
 )
 @click.option("--web", is_flag=True, help="Open Locust's web UI instead of running headless.")
+@click.option(
+    "--master",
+    is_flag=True,
+    help="Be the master of a distributed run: `edgebench worker`s send the traffic.",
+)
+@click.option(
+    "--expect-workers",
+    type=click.IntRange(min=1),
+    help="With --master: start once this many workers joined.",
+)
+@click.option(
+    "--expect-workers-max-wait",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="With --master: give up (nothing sent) after this many seconds without them.",
+)
+@click.option(
+    "--master-bind-host",
+    default="*",
+    show_default=True,
+    help="With --master: the interface workers connect to.",
+)
+@click.option(
+    "--master-bind-port",
+    type=click.IntRange(1, 65535),
+    default=5557,
+    show_default=True,
+    help="With --master: the port workers connect to.",
+)
 @results_dir_option()
 @click.option(
     "--overwrite",
@@ -303,6 +333,35 @@ def run_command(scenario_file: Path, **options) -> None:
         click.echo("edgebench: aborted", err=True)
         raise SystemExit(130) from None
     raise SystemExit(code)
+
+
+@main.command("worker")
+@click.option("--master-host", default="127.0.0.1", show_default=True, help="The master's address.")
+@click.option(
+    "--master-port",
+    type=click.IntRange(1, 65535),
+    default=5557,
+    show_default=True,
+    help="The master's --master-bind-port.",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes on this machine, each a worker of the master.",
+)
+def worker_command(master_host: str, master_port: int, processes: int) -> None:
+    """Join the master of a distributed run (`edgebench run --master`) and send its share.
+
+    The master decides everything (scenario, host, rules, budget); this machine needs
+    its own copy of the repository (the same image or checkout) and, for a host that
+    is not loopback, EDGEGAP_API_TOKEN. Records go to the master's results folder.
+    Exit codes: 0 the run ended, 1 the master could not be reached or was lost.
+    """
+    from edgebench.runner.processes import work
+
+    work(master_host, master_port, processes)
 
 
 @main.command("simulate")
@@ -377,7 +436,8 @@ def cleanup_command(folder: Path, host: str | None) -> None:
     """Stop the deployments a run created that are not known to have ended (cleanup.json).
 
     Exit codes: 0 nothing left running (or the run's embedded emulator is gone, and its
-    deployments with it), 1 some are left (run it again), 2 not a run folder.
+    deployments with it), 1 some are left or the sweep by tag failed (run it again),
+    2 not a run folder.
     """
     from edgebench.manifest import MANIFEST
     from edgebench.realapi.cleanup import cleanup, summary_line
@@ -395,7 +455,8 @@ def cleanup_command(folder: Path, host: str | None) -> None:
     report = cleanup(folder, host, request_token())
     embedded = bool((manifest.get("emulator") or {}).get("embedded"))
     click.echo(summary_line(report, folder, embedded))
-    if report["left"] and not (report["unreachable"] and embedded):
+    unfinished = report["left"] or not report["swept"]
+    if unfinished and not (report["unreachable"] and embedded):
         raise SystemExit(1)
 
 

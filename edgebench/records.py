@@ -15,6 +15,7 @@ last line.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -193,14 +194,21 @@ class RecordWriter:
     writer = RecordWriter(path)
     writer.add({"outcome": "accepted"})  # buffered
     writer.flush()                      # written; flush() runs at least every second
+
+    With `ship`, a flush hands the lines to ship(file name, bytes) instead (a Locust
+    worker sends them to its master, which appends them to the file of that name).
     """
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, ship: Callable[[str, bytes], None] | None = None) -> None:
         self.path = path
-        self._file: IO[bytes] = path.open("ab")
+        self._ship = ship
+        self._file: IO[bytes] | None = None
+        if ship is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("ab")
         self._pending: list[bytes] = []
         self._lock = threading.Lock()
+        self.closed = False
 
     def add(self, record: dict) -> None:
         self._pending.append(orjson.dumps(record) + b"\n")
@@ -208,14 +216,20 @@ class RecordWriter:
     def flush(self) -> None:
         with self._lock:
             lines, self._pending = self._pending, []
-            if lines and not self._file.closed:
+            if not lines or self.closed:
+                return
+            if self._ship:
+                self._ship(self.path.name, b"".join(lines))
+            else:
                 self._file.write(b"".join(lines))
                 self._file.flush()
 
     def close(self) -> None:
         self.flush()
         with self._lock:
-            self._file.close()
+            self.closed = True
+            if self._file:
+                self._file.close()
 
 
 def read_records(path: Path) -> tuple[list[dict], int]:

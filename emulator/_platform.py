@@ -35,7 +35,7 @@ from emulator._world import Location, PrivateHost, World
 from geo import EARTH_RADIUS_KM, Position, centre
 
 SEEK_SHARE_OF_BOOT = 0.2
-RETAIN_TERMINATED = 100_000
+RETAIN_TERMINATED = 10_000
 # Players' centres are ranked against locations on a 0.1-degree grid (about 11 km),
 # so the ranking of a grid cell is computed once and placement stays cheap.
 GRID_PER_DEGREE = 10

@@ -15,6 +15,7 @@ nothing is in flight. -t/--run-time is the same as --duration. Works with
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import sys
 import time
@@ -25,6 +26,7 @@ import gevent
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.runners import (
     STATE_INIT,
+    STATE_MISSING,
     STATE_RUNNING,
     STATE_SPAWNING,
     MasterRunner,
@@ -39,6 +41,7 @@ from edgebench.plan.schedule import Schedule
 from edgebench.realapi.safety import is_loopback
 from edgebench.realapi.token import api_token, authorization, request_token
 from edgebench.runfolder import default_results_dir, refuse_used, run_tag
+from edgebench.traffic.budget import Budget, Ledger, lease_size
 from edgebench.traffic.pool import pool_size, settle_pool
 from edgebench.traffic.run import TrafficRun, WorkerSlice
 from edgebench.traffic.state import RunFacts, RunState, Split
@@ -46,6 +49,15 @@ from edgebench.traffic.state import RunFacts, RunState, Split
 START_LEAD_S = 1.0  # workers start their schedules together, this long after the start
 RESPLIT_LEAD_S = 1.0  # a new split of the schedule starts this long after it is sent
 SPLIT_MESSAGE = "edgebench_split"
+# A worker's records, flushed each second, go to the master, which appends them to its
+# results folder: a run needs no shared volume, and a worker that dies loses its last second.
+RECORDS_MESSAGE = "edgebench_records"
+RECORD_FILE = re.compile(r"(requests|events)-[0-9a-f]+-w\d+\.jsonl|webhooks-[0-9a-f]+-w\d+\.json")
+ASK_MESSAGE, LEASE_MESSAGE = "edgebench_budget_ask", "edgebench_budget_lease"
+# When a run stops, the master has each worker stop its traffic and send its last records
+# before Locust's own stop (whose quit does not wait for them); at most this long.
+FINISH_MESSAGE, FINISHED_MESSAGE = "edgebench_finish", "edgebench_finished"
+FINISH_WAIT_S = 30.0
 IN_FLIGHT_REPORT = "edgebench_in_flight"
 BUSY_REPORT = "edgebench_busy_s"
 QUEUE_WINDOW_S = 1.0  # the limiter's window: how long a queued burst may wait at the least
@@ -137,8 +149,13 @@ def _init(environment, **_kwargs) -> None:
     live_ui.attach(environment, STATE)
     if isinstance(runner, WorkerRunner):
         runner.register_message(SPLIT_MESSAGE, _on_split)
+        runner.register_message(LEASE_MESSAGE, _on_lease)
+        runner.register_message(FINISH_MESSAGE, _on_finish, concurrent=True)
     elif isinstance(runner, MasterRunner):
         events.worker_report.add_listener(_note_in_flight)
+        runner.register_message(RECORDS_MESSAGE, _on_records)
+        runner.register_message(ASK_MESSAGE, _on_ask)
+        runner.register_message(FINISHED_MESSAGE, _on_finished)
 
 
 def _scenario(options):
@@ -183,6 +200,7 @@ def _test_start(environment, **_kwargs) -> None:
         scenario = _scenario(options)
         _checked_host(environment.host, options.allow_remote)  # a worker's too: its master named it
         if isinstance(runner, WorkerRunner):
+            _refuse_remote_without_token(environment.host)
             facts = RunFacts.received(options)
             scenario = with_duration(scenario, f"{facts.duration_s}s")
             schedule = Schedule.from_scenario(scenario)
@@ -196,8 +214,21 @@ def _test_start(environment, **_kwargs) -> None:
     STATE.scenario, STATE.schedule = scenario, schedule
     if isinstance(runner, MasterRunner):
         STATE.members, STATE.in_flight, STATE.busy_s = _alive_workers(runner), {}, {}
+        STATE.finished = set()
+        budget = options.max_deployments
+        STATE.ledger = Ledger(budget) if budget else None
     else:
         _start_traffic(environment, facts)
+
+
+def _refuse_remote_without_token(host: str | None) -> None:
+    """A worker sends to a host that is not loopback only as its master decided, with a token
+    of its own (EDGEGAP_API_TOKEN here too: the master never sends it)."""
+    if host and not is_loopback(host) and api_token() is None:
+        raise EdgebenchError(
+            f"the master's host {host} is not loopback and EDGEGAP_API_TOKEN is not set on "
+            "this worker: set it (from the same secret as the master's)"
+        )
 
 
 def _decide_facts(environment, scenario, schedule: Schedule) -> RunFacts:
@@ -224,8 +255,9 @@ def _decide_facts(environment, scenario, schedule: Schedule) -> RunFacts:
 
 def _start_traffic(environment, facts: RunFacts) -> None:
     """_start_traffic starts this process's slice of the schedule."""
-    runner, options = environment.runner, environment.parsed_options
-    index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+    runner = environment.runner
+    worker = isinstance(runner, WorkerRunner)
+    index = runner.worker_index if worker else 0
     results_dir = Path(facts.results_dir)
     STATE.run = TrafficRun(
         STATE.scenario,
@@ -234,12 +266,104 @@ def _start_traffic(environment, facts: RunFacts) -> None:
         run_tag(results_dir),
         environment.host,
         STATE.token,
-        max_deployments=options.max_deployments,
+        budget=_budget(environment, facts),
+        ship=_shipper(runner, facts.run_id) if worker else None,
     )
     if STATE.pending_split is not None:
         STATE.run.resplit(*STATE.pending_split)
         STATE.pending_split = None
     STATE.run.start()
+
+
+def _budget(environment, facts: RunFacts) -> Budget | None:
+    """_budget is this process's part of --max-deployments: all of it, or leases from the master."""
+    total, runner = environment.parsed_options.max_deployments, environment.runner
+    if not total:
+        return None
+    if not isinstance(runner, WorkerRunner):
+        return Budget(total)
+
+    def ask(count: int) -> None:
+        runner.send_message(ASK_MESSAGE, {"run_id": facts.run_id, "count": count})
+
+    return Budget(0, lease_size(total, facts.workers), ask)
+
+
+def _shipper(runner, run_id: str):
+    def ship(name: str, data: bytes) -> None:
+        runner.send_message(RECORDS_MESSAGE, {"run_id": run_id, "name": name, "data": data})
+
+    return ship
+
+
+def _current_run(msg) -> Path | None:
+    """_current_run is the results folder of the run a worker's message is about (None: not
+    the run on now, which is logged: a late message must not go unnoticed)."""
+    facts = STATE.facts
+    if facts is None or msg.data.get("run_id") != facts.run_id:
+        logging.error("edgebench: %s from %s after its run: dropped", msg.type, msg.node_id)
+        return None
+    return Path(facts.results_dir)
+
+
+def _on_records(environment, msg, **_kwargs) -> None:
+    results_dir, name = _current_run(msg), msg.data.get("name", "")
+    if results_dir is None:
+        return
+    if not RECORD_FILE.fullmatch(name):
+        logging.error("edgebench: %r from %s is not a record file: dropped", name, msg.node_id)
+        return
+    with (results_dir / name).open("ab") as log:
+        log.write(msg.data["data"])
+
+
+def _on_ask(environment, msg, **_kwargs) -> None:
+    if _current_run(msg) is None or STATE.ledger is None:
+        return
+    count, exhausted = STATE.ledger.lend(int(msg.data["count"]))
+    reply = {"run_id": msg.data["run_id"], "count": count, "exhausted": exhausted}
+    environment.runner.send_message(LEASE_MESSAGE, reply, msg.node_id)
+
+
+def _on_lease(environment, msg, **_kwargs) -> None:
+    run = STATE.run
+    if run is not None and run.budget is not None and msg.data["run_id"] == run.part.run_id:
+        run.budget.granted(msg.data["count"], msg.data["exhausted"])
+
+
+def _on_finish(environment, msg, **_kwargs) -> None:
+    """_on_finish stops this worker's traffic as Locust would (users first, then the run's
+    last records) and tells the master its records are all sent."""
+    environment.runner.stop()
+    environment.runner.send_message(FINISHED_MESSAGE, {"run_id": msg.data["run_id"]})
+
+
+def _on_finished(environment, msg, **_kwargs) -> None:
+    if _current_run(msg) is not None:
+        STATE.finished.add(msg.node_id)
+
+
+@events.test_stopping.add_listener
+def _finish_workers(environment, **_kwargs) -> None:
+    """_finish_workers has every worker send its last records before the master stops."""
+    runner, facts = environment.runner, STATE.facts
+    if not isinstance(runner, MasterRunner) or facts is None:
+        return
+    STATE.members = None  # no new split while the run stops
+    told = _alive_workers(runner)
+    for client_id in told:
+        runner.send_message(FINISH_MESSAGE, {"run_id": facts.run_id}, client_id)
+    deadline = time.monotonic() + FINISH_WAIT_S
+    while (waiting := _unfinished(runner, told)) and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    if waiting:
+        logging.error("edgebench: no last records from %d workers", len(waiting))
+
+
+def _unfinished(runner, told) -> set[str]:
+    """_unfinished are the workers told to finish that neither did nor left (quit, went missing)."""
+    present = {c.id for c in runner.clients.values() if c.state != STATE_MISSING}
+    return (set(told) & present) - STATE.finished
 
 
 def _refuse(environment, exc: EdgebenchError) -> None:

@@ -136,13 +136,15 @@ def test_budget_cleanup_and_a_token_that_never_appears_in_one_run(tmp_path):
     assert "FAIL: 1 of 2 thresholds" in done.stdout
     assert "p95_ms < 0.001" in done.stdout
     assert 'failures="1"' in (results / "junit.xml").read_text()
-    # The budget stops sending; cleanup stops what was created.
+    # The budget stops sending: a lost answer may have created one, so it counts too, and
+    # the run never creates more than the budget. Cleanup stops what was created.
     counts = outcomes(results)
-    assert counts["accepted"] == 10
+    assert counts["accepted"] + counts["transport_error"] == 10
     assert counts["over_budget"] > 0
     assert counts["transport_error"] > 0  # the lost answers
+    assert created == 10  # never more than the budget
     report = orjson.loads((results / "cleanup.json").read_bytes())
-    assert len(report["found_by_tag"]) == counts["transport_error"] == created - 10
+    assert len(report["found_by_tag"]) == counts["transport_error"] == created - counts["accepted"]
     assert report["stopped"] + report["gone"] == created
     assert report["left"] == []
     assert "found by the run's tag" in done.stderr
@@ -211,3 +213,65 @@ def test_cleanup_stops_several_at_once_and_never_faster_than_its_rate():
     assert host.most >= 3  # answers were awaited together, not one after another
     gaps = [b - a for a, b in itertools.pairwise(sorted(host.sent))]
     assert min(gaps) >= 1 / 50 - 1e-3  # and never more than 50 asked in a second
+
+
+class LossyList:
+    """LossyList answers GET /v1/deployments after losing the first `losses` answers."""
+
+    def __init__(self, losses: int) -> None:
+        self.losses, self.asked, self.slept = losses, 0, []
+
+    def get(self, path: str, params: dict):
+        self.asked += 1
+        if self.asked <= self.losses:
+            raise httpx.RemoteProtocolError("peer closed connection without a response")
+        data = [{"request_id": "lost-202", "tags": ["edgebench-run"]}]
+        return httpx.Response(200, json={"data": data, "pagination": {"has_next": False}})
+
+
+def test_the_sweep_by_tag_asks_again_when_its_answer_is_lost():
+    from edgebench.realapi.cleanup import _sweep
+
+    host = LossyList(losses=2)
+    assert _sweep(host, "edgebench-run", set(), host.slept.append) == ["lost-202"]
+    assert host.slept == [1.0, 1.0]  # SWEEP_RETRY_S between tries
+
+
+def test_a_sweep_that_cannot_list_says_so(tmp_path):
+    from edgebench.realapi.cleanup import _sweep, summary_line
+
+    host = LossyList(losses=100)
+    assert _sweep(host, "edgebench-run", set(), host.slept.append) is None
+    report = {"stopped": 3, "gone": 0, "left": [], "swept": False, "host": "http://h"}
+    assert "the sweep by the run's tag could not list" in summary_line(report, tmp_path)
+
+
+def kubernetes_commands() -> list[list[str]]:
+    """kubernetes_commands are the commands of every container the manifests start."""
+    import yaml
+
+    manifests = Path("deploy/kubernetes/edgebench.yaml").read_text()
+    commands = []
+    for document in yaml.safe_load_all(manifests):
+        pod = document.get("spec", {}).get("template", {}).get("spec", {})
+        commands += [container["command"] for container in pod.get("containers", [])]
+    return commands
+
+
+def test_the_kubernetes_manifests_run_edgebench_commands_the_cli_accepts():
+    import click
+
+    commands = kubernetes_commands()
+    assert sorted(c[1] for c in commands) == ["emulator", "run", "worker"]
+    for command in commands:
+        assert command[0] == "edgebench"
+        context = main.make_context("edgebench", list(command[1:]), resilient_parsing=False)
+        name, subcommand, rest = main.resolve_command(context, command[1:])
+        try:
+            subcommand.make_context(name, rest, parent=context)  # parses, runs nothing
+        except click.UsageError as exc:
+            raise AssertionError(f"{command}: {exc.format_message()}") from None
+    run = next(c for c in commands if c[1] == "run")
+    assert Path(run[2]).exists()  # the scenario, at the image's path
+    assert {"--master", "--expect-workers", "--host"} <= set(run)
+    assert not any(flag in "".join(map(str, commands)) for flag in ("--allow-remote", "socat"))

@@ -6,6 +6,8 @@ one process, a master with worker processes, a killed worker, faults. Every wait
 for a condition, not for a time.
 """
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -15,14 +17,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
+import orjson
 import pytest
 
-from analysis.report import analyze
 from edgebench.records import read_records
 
 from .conftest import AUTH, free_port
 from .test_server import EmulatorProcess
 
+EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]
 LOCUST = [
     sys.executable,
     "-m",
@@ -186,51 +189,70 @@ def test_locusts_run_time_option_sets_the_runs_length(emulator, tmp_path):
     assert len(load(tmp_path / "run")) == 20  # 2 s of 10/s, not the scenario's 600 s
 
 
-def start_distributed(emulator, scenario: Path, results: Path, workers: int = 2):
-    """start_distributed is a Locust master and its worker processes, as separate processes."""
+def start_distributed(emulator, scenario: Path, results: Path, *options: str, workers: int = 2):
+    """start_distributed is `edgebench run --master` and `edgebench worker`s, each a process.
+
+    Each worker is a session of its own, so that killing one kills its Locust and no other.
+    """
     port = str(free_port())
     master = subprocess.Popen(
         [
-            *LOCUST,
+            *EDGEBENCH,
+            "run",
+            str(scenario),
+            "--host",
+            emulator.url,
             "--master",
+            "--expect-workers",
+            str(workers),
             "--master-bind-host",
             "127.0.0.1",
             "--master-bind-port",
             port,
-            "--expect-workers",
-            str(workers),
-            *target_args(emulator.url, scenario, results),
+            "--results-dir",
+            str(results),
+            *options,
         ],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    worker = [*LOCUST[:6], "--worker", "--master-host", "127.0.0.1", "--master-port", port]
+    worker = [*EDGEBENCH, "worker", "--master-port", port]
     started = [
-        subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         for _ in range(workers)
     ]
     return master, started
 
 
-def test_a_master_and_two_worker_processes_share_one_schedule(emulator, tmp_path):
+def test_edgebench_run_as_master_with_two_workers_holds_the_rate_and_the_budget(emulator, tmp_path):
     # Behind one public webhook address (a tunnel's; here the identity), worker 0 takes
-    # every worker's callbacks.
+    # every worker's callbacks. The workers' records reach the master's folder as messages.
     port = free_port()
     scenario = scenario_file(tmp_path, "respect", 5, 20)
     public = f'"http://127.0.0.1:{port}/"'
     with_requests(scenario, webhooks="true", webhook_public_url=public, webhook_port=str(port))
+    checks = tmp_path / "checks.toml"
+    checks.write_text('checks = ["share_429 == 0"]\n')
     results = tmp_path / "run"
-    master, workers = start_distributed(emulator, scenario, results)
-    _, stderr = master.communicate(timeout=90)
+    budget = ["--max-deployments", "60", "--thresholds", str(checks)]
+    master, workers = start_distributed(emulator, scenario, results, *budget)
+    stdout, stderr = master.communicate(timeout=90)
     for process in workers:
         process.wait(timeout=30)
     assert master.returncode == 0, stderr[-2000:]
+    assert "PASS" in stdout  # the verdict, on the master
     records = load(results)
     assert {r["worker"] for r in records} == {"w0", "w1"}
     assert sorted(r["index"] for r in records) == list(range(len(records)))
     assert abs(len(records) - 5 * 20 / 1.015) <= 3  # respect mode's margin at the limit
-    assert Counter(r["outcome"] for r in records)["accepted"] == len(records)
+    # The budget is the run's, not each worker's: lent out by the master, spent exactly.
+    outcomes = Counter(r["outcome"] for r in records)
+    assert outcomes["accepted"] == 60
+    assert outcomes["over_budget"] == len(records) - 60
+    assert {r["worker"] for r in records if r["outcome"] == "accepted"} == {"w0", "w1"}
     assert [p.name.rsplit("-", 1)[1] for p in results.glob("events-*.jsonl")] == ["w0.jsonl"]
     ready = {e["request_id"] for e in load(results, "events-*.jsonl")}
     from_w1 = {r["request_id"] for r in records if r["worker"] == "w1" and r["request_id"]}
@@ -246,17 +268,18 @@ def test_a_killed_worker_loses_about_a_second_and_the_rest_take_its_share(emulat
     scenario = scenario_file(tmp_path, "exceed", seconds, 20)
     results = tmp_path / "run"
     master, (survivor, victim) = start_distributed(emulator, scenario, results)
-    # Killed once it has recorded its first two seconds (records are flushed every second).
+    # Killed once the master has its first two seconds (records are sent every second).
     wait_for(lambda: len(load(results, "requests-*-w1.jsonl")) >= 20, every=0.2)
-    victim.kill()
+    os.killpg(victim.pid, signal.SIGKILL)
     killed_at = time.time()
     victim.wait(timeout=10)
     _, stderr = master.communicate(timeout=90)
     survivor.wait(timeout=30)
-    assert "schedule is shared out afresh" in stderr
+    assert master.returncode == 0, stderr[-2000:]
+    assert "schedule is shared out afresh" in (results / "locust.log").read_text()
     records = load(results)
     victims = [r for r in records if r["worker"] == "w1"]
-    # Its records were flushed at least every second until it died.
+    # Its records reached the master at least every second until it died.
     assert max(r["t_sched"] for r in victims) > killed_at - 2.5
     # Once the master noticed (about 3 s) and the new split began (1 s later), the survivor
     # sends the whole schedule: every start from then on, once each.
@@ -265,8 +288,9 @@ def test_a_killed_worker_loses_about_a_second_and_the_rest_take_its_share(emulat
     assert later == list(range(later[0], later[0] + len(later)))
     assert len(later) > 10
     assert abs(len(later) - 20 * (epoch + seconds - killed_at - 6)) <= 3
-    # The victim's torn last line, if any, is counted and skipped: the run still analyses.
-    assert analyze(results, checks=[]).summary["requests_total"] == len(records)
+    # The victim's torn last line, if any, is counted and skipped: the run still analysed.
+    summary = orjson.loads((results / "summary.json").read_bytes())
+    assert summary["requests_total"] == len(records)
 
 
 def test_injected_faults_are_classified_and_the_schedule_holds(emulator, tmp_path):

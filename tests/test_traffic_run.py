@@ -14,8 +14,9 @@ import pytest
 from edgebench.plan.payloads import DEPLOY
 from edgebench.plan.scenario import load_scenario
 from edgebench.records import REQUEST_FIELDS, read_records
+from edgebench.traffic.budget import Budget, Ledger
 from edgebench.traffic.guard import SendGuard
-from edgebench.traffic.run import TrafficRun, WorkerSlice
+from edgebench.traffic.run import LEASE_WAIT_S, TrafficRun, WorkerSlice
 
 EPOCH = 1_000.0
 
@@ -186,13 +187,61 @@ def test_a_422_records_why_it_could_not_allocate(tmp_path):
 
 def test_the_deployment_budget_stops_sending_and_records_the_rest_as_over_budget(tmp_path):
     clock = FakeClock()
-    run = traffic(tmp_path, clock, max_deployments=3)
+    run = traffic(tmp_path, clock, budget=Budget(3))
     client = FakeClient(FakeResponse(422, b'{"request_id": "f"}'), accepted())
     send_due(run, client, clock, 8)
     outcomes = [r["outcome"] for r in records(run)]
     # A 422 creates nothing: only 202s use the budget.
     assert outcomes == ["allocation_failure", *["accepted"] * 3, *["over_budget"] * 4]
     assert len(client.sent) == 4
+
+
+def test_a_send_whose_answer_is_lost_or_a_5xx_keeps_its_deployment_spent(tmp_path):
+    # The platform may have created it: the budget counts it, so the run never passes it.
+    clock = FakeClock()
+    run = traffic(tmp_path, clock, "exceed", budget=Budget(3))
+    client = FakeClient(FakeResponse(0, b""), FakeResponse(503, b"{}"), accepted())
+    send_due(run, client, clock, 5)
+    assert [r["outcome"] for r in records(run)][3:] == ["over_budget"] * 2
+    assert len(client.sent) == 3
+
+
+def test_a_worker_borrows_its_budget_from_the_master_a_lease_ahead(tmp_path):
+    clock, ledger, asked = FakeClock(), Ledger(5), []
+    budget = Budget(0, lease=2, ask=asked.append)
+    run = traffic(tmp_path, clock, "exceed", budget=budget)
+
+    def master_answers(seconds: float) -> None:  # the master's grant comes while a send waits
+        clock.sleep(seconds)
+        while asked:
+            budget.granted(*ledger.lend(asked.pop()))
+
+    run._sleep = master_answers
+    send_due(run, FakeClient(accepted()), clock, 8)
+    outcomes = [r["outcome"] for r in records(run)]
+    assert outcomes == ["accepted"] * 5 + ["over_budget"] * 3
+    assert ledger.left == 0
+    assert budget.exhausted
+
+
+def test_a_lease_that_does_not_come_counts_the_send_over_budget_after_a_bounded_wait(tmp_path):
+    clock = FakeClock()
+    run = traffic(tmp_path, clock, "exceed", budget=Budget(0, lease=2, ask=lambda _n: None))
+    send_due(run, FakeClient(accepted()), clock, 1)
+    waited = clock.now - EPOCH - 0.05  # the first start is due at 0.05 s
+    assert records(run)[0]["outcome"] == "over_budget"
+    assert LEASE_WAIT_S <= waited <= LEASE_WAIT_S + 0.01
+
+
+def test_a_workers_records_are_shipped_not_written_here(tmp_path):
+    clock, shipped = FakeClock(), []
+    run = traffic(tmp_path, clock, ship=lambda name, data: shipped.append((name, data)))
+    send_due(run, FakeClient(accepted()), clock, 3)
+    run.stop()
+    assert not (tmp_path / "run").exists()
+    assert {name for name, _ in shipped} == {"requests-run-w0.jsonl"}
+    lines = b"".join(data for _, data in shipped).splitlines()
+    assert [orjson.loads(line)["outcome"] for line in lines] == ["accepted"] * 3
 
 
 def test_a_429_in_respect_mode_pauses_for_its_retry_after(tmp_path):
@@ -370,7 +419,7 @@ def test_every_match_ends_once_served_failed_or_abandoned_for_every_shipped_kind
         "edgebench-unit",
         "http://127.0.0.1:9",
         "token",
-        max_deployments=25,
+        budget=Budget(25),
         clock=clock,
         sleep=clock.sleep,
     )

@@ -38,6 +38,7 @@ STOPS_AT_ONCE = 8  # stops waiting for their answers at the same time
 RETRY_AFTER_S = 2.0
 UNREACHABLE = "unreachable"  # the host refused the connection: nothing listens there
 PAGE = 100
+SWEEP_ATTEMPTS, SWEEP_RETRY_S = 6, 1.0  # each page of the sweep's list, and the wait between
 
 
 def accepted_ids(folder: Path) -> list[str]:
@@ -72,11 +73,11 @@ def cleanup(
         known = accepted_ids(folder)
         if not stopper.stop(known + sorted(found), ends):
             return _write(folder, host, states, found, unreachable=True)  # nothing answers
-        swept = _sweep(client, run_tag(folder), set(known) | found)
-        found |= set(swept)
+        swept = _sweep(client, run_tag(folder), set(known) | found, sleep)
+        found |= set(swept or ())
         if swept and not _bulk_stop(client, run_tag(folder), states, swept):
             stopper.stop(swept, ends)
-    return _write(folder, host, states, found)
+    return _write(folder, host, states, found, swept=swept is not None)
 
 
 class Stopper:
@@ -114,24 +115,37 @@ class Stopper:
         return True
 
 
-def _sweep(client: httpx.Client, tag: str, known: set[str]) -> list[str]:
+def _sweep(client: httpx.Client, tag: str, known: set[str], sleep) -> list[str] | None:
     """_sweep lists the deployments that carry the run's tag and that the records do not
-    name: created, but their 202 never reached the run."""
+    name: created, but their 202 never reached the run. None: the list could not be read."""
     query = orjson.dumps({"filters": [{"field": "tags", "operator": "eq", "value": tag}]})
     found, page = [], 1
     while True:
-        try:
-            response = client.get(
-                "/v1/deployments", params={"query": query.decode(), "page": page, "limit": PAGE}
-            )
-            body = response.json() if response.status_code == 200 else {}
-        except (httpx.HTTPError, ValueError):
-            return found
+        body = _listed(client, {"query": query.decode(), "page": page, "limit": PAGE}, sleep)
+        if body is None:
+            return None
         data = body.get("data") or []
         found += [d["request_id"] for d in data if tag in (d.get("tags") or [])]
         if not (body.get("pagination") or {}).get("has_next") or not data:
             return [rid for rid in dict.fromkeys(found) if rid not in known]
         page += 1
+
+
+def _listed(client: httpx.Client, params: dict, sleep) -> dict | None:
+    """_listed is one page of GET /v1/deployments, asked again when its answer is lost, a
+    429 or a 5xx (a sweep that gives up silently would leave servers running unseen)."""
+    for _ in range(SWEEP_ATTEMPTS):
+        try:
+            response = client.get("/v1/deployments", params=params)
+            if response.status_code == 200:
+                return response.json()
+            if response.status_code != 429 and response.status_code < 500:
+                return None
+            wait = _retry_after(response.headers.get("retry-after"))
+        except (httpx.HTTPError, ValueError):
+            wait = RETRY_AFTER_S
+        sleep(min(wait, SWEEP_RETRY_S))
+    return None
 
 
 def _bulk_stop(client: httpx.Client, tag: str, states: dict[str, str], ids: list[str]) -> bool:
@@ -193,13 +207,19 @@ def _previous_found(folder: Path) -> list[str]:
 
 
 def _write(
-    folder: Path, host: str, states: dict[str, str], found: set[str], unreachable: bool = False
+    folder: Path,
+    host: str,
+    states: dict[str, str],
+    found: set[str],
+    unreachable: bool = False,
+    swept: bool = False,
 ) -> dict:
     ids = dict.fromkeys([*accepted_ids(folder), *sorted(found)])
     left = sorted(rid for rid in ids if states.get(rid) not in DONE)
     report = {
         "host": host,
         "unreachable": unreachable,
+        "swept": swept,  # False: the sweep by tag could not list the tagged deployments
         "finished_at": time.time(),
         "stopped": sum(state == "stopped" for state in states.values()),
         "gone": sum(state == "gone" for state in states.values()),
@@ -228,4 +248,9 @@ def summary_line(report: dict, folder: Path, embedded: bool = False) -> str:
         line += f" ({len(report['found_by_tag'])} found by the run's tag, their 202s never seen)"
     if report["left"]:
         line += f", {len(report['left'])} left (edgebench cleanup {folder} retries them)"
+    if not report.get("swept"):
+        line += (
+            "; the sweep by the run's tag could not list the deployments, so any whose 202 "
+            f"was lost are unknown (edgebench cleanup {folder} sweeps again)"
+        )
     return line

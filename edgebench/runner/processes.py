@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import click
 import httpx
@@ -28,6 +29,7 @@ TICK_S = 0.25  # watched checks are judged this often; progress and readings onc
 TICKS_A_SECOND = 4
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "edgegap.py"
+GAVE_UP = "Gave up waiting for workers to connect"  # Locust's master, --expect-workers-max-wait
 
 
 class LocustProcess:
@@ -49,10 +51,16 @@ class LocustProcess:
             output.close()
 
     def check(self) -> None:
-        """check turns Locust refusing to run (bad input: exit code 2) into our error."""
+        """check turns Locust refusing to run (bad input: exit code 2) into our error, and a
+        master whose workers never came."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        if self.process.returncode == 1 and GAVE_UP in text:
+            raise EdgebenchError(
+                "--expect-workers: not every worker connected within --expect-workers-max-wait; "
+                "nothing was sent: start them with `edgebench worker --master-host THIS_HOST`"
+            )
         if self.process.returncode != 2:
             return
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
         errors = [line for line in text.splitlines() if line.startswith("Error: ")]
         message = "\n".join(line.removeprefix("Error: ") for line in errors)
         raise EdgebenchError(message or f"Locust stopped with exit code 2; see {self.log}")
@@ -102,6 +110,22 @@ def watch(
                 raise
     progress.finish()
     return aborted
+
+
+def work(master_host: str, master_port: int, processes: int) -> NoReturn:
+    """work is `edgebench worker`: it becomes Locust's worker on our locustfile.
+
+    The process itself becomes Locust (exec): a signal to it (Ctrl-C, a pod's SIGTERM)
+    reaches the worker, and nothing is left behind when it is killed.
+    """
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker"]
+    command += ["--master-host", master_host, "--master-port", str(master_port)]
+    command += ["--loglevel", "WARNING"]
+    if processes > 1:
+        command += ["--processes", str(processes)]
+    click.echo(f"edgebench worker: joining the master at {master_host}:{master_port}", err=True)
+    os.chdir(ROOT)
+    os.execv(sys.executable, command)  # noqa: S606 (our interpreter, our locustfile)
 
 
 class EmulatorProcess:

@@ -31,7 +31,7 @@ from edgebench.realapi.cleanup import cleanup, summary_line
 from edgebench.realapi.safety import Policy, decide, target_host
 from edgebench.realapi.token import api_token, request_token
 from edgebench.runfolder import default_results_dir, expected_bytes, prepare_results_dir
-from edgebench.runner.processes import LOCUSTFILE, EmulatorProcess, LocustProcess, watch
+from edgebench.runner.processes import LOCUSTFILE, ROOT, EmulatorProcess, LocustProcess, watch
 from edgebench.runner.progress import Progress
 from edgebench.runner.watch import REMOTE_DEFAULT, Watcher
 
@@ -57,6 +57,24 @@ class RunPlan:
     rate_factor: str | None = None
     world: Path | None = None  # the embedded emulator's world instead of the scenario's
     seed: int | None = None
+    master: bool = False  # Locust's master: the traffic comes from `edgebench worker`s
+    expect_workers: int | None = None
+    master_bind_host: str = "*"
+    master_bind_port: int = 5557
+    expect_workers_max_wait: int = 300
+
+
+def refuse_bad_distribution(plan: RunPlan) -> None:
+    """refuse_bad_distribution names the fix for master options that do not go together."""
+    if plan.expect_workers and not plan.master:
+        raise EdgebenchError("--expect-workers: only with --master; add --master")
+    if plan.master and not plan.expect_workers:
+        raise EdgebenchError("--master: say how many workers to wait for with --expect-workers N")
+    if plan.master and plan.processes > 1:
+        raise EdgebenchError(
+            "--processes with --master: the master sends nothing itself; "
+            "pass --processes to each `edgebench worker` instead"
+        )
 
 
 def planned_scenario(plan: RunPlan) -> Scenario:
@@ -72,6 +90,7 @@ def planned_scenario(plan: RunPlan) -> Scenario:
 
 def run(plan: RunPlan) -> int:
     """run does the whole run and returns the exit code (the verdict)."""
+    refuse_bad_distribution(plan)
     scenario = planned_scenario(plan)
     host = target_host(plan.host, scenario.target.host)
     policy = decide(host, scenario.rate.mode, plan.max_deployments, plan.cleanup, plan.allow_exceed)
@@ -89,6 +108,8 @@ def run(plan: RunPlan) -> int:
             emulator = _embedded_emulator(stack, scenario, plan.time_scale, results, new_folder)
             host = emulator.url
         click.echo(f"edgebench: {scenario.name} against {host}; records in {results}", err=True)
+        if plan.master:
+            click.echo(waiting_text(plan, emulator is not None), err=True)
         command = locust_command(plan, scenario, host, results, policy)
         locust = LocustProcess(command, results / "locust.log", plan.web)
         watcher = Watcher(watches_for(scenario, policy))
@@ -102,6 +123,18 @@ def run(plan: RunPlan) -> int:
             report = cleanup(results, host, request_token())
             click.echo(summary_line(report, results), err=True)
     return analyse(results, plan.thresholds_file)
+
+
+def waiting_text(plan: RunPlan, embedded: bool) -> str:
+    """waiting_text tells how to start the workers a master waits for."""
+    text = (
+        f"edgebench: master waiting for {plan.expect_workers} workers on port "
+        f"{plan.master_bind_port} (at most {plan.expect_workers_max_wait} s): start each with "
+        f"`edgebench worker --master-host THIS_HOST --master-port {plan.master_bind_port}`"
+    )
+    if embedded:
+        text += "; the embedded emulator listens on loopback: workers must run on this machine"
+    return text
 
 
 def watches_for(scenario: Scenario, policy: Policy) -> list[Watch]:
@@ -205,15 +238,27 @@ def locust_command(
         command += ["--max-deployments", str(policy.max_deployments)]
     if policy.remote:
         command += ["--allow-remote"]
-    command += ["--scenario", str(plan.scenario), "--results-dir", str(results)]
+    command += ["--scenario", portable(plan.scenario), "--results-dir", str(results)]
     command += ["--csv", str(results / "locust"), "--html", str(results / "locust.html")]
     if plan.duration:
         command += ["--duration", plan.duration]
     if plan.processes > 1:
         command += ["--processes", str(plan.processes)]
+    if plan.master:
+        command += ["--master", "--expect-workers", str(plan.expect_workers)]
+        command += ["--master-bind-host", plan.master_bind_host]
+        command += ["--master-bind-port", str(plan.master_bind_port)]
+        command += ["--expect-workers-max-wait", str(plan.expect_workers_max_wait)]
     if not plan.web:
         command += ["--headless", "--only-summary", "--loglevel", "WARNING"]
     return command
+
+
+def portable(path: Path) -> str:
+    """portable is a scenario's path as every process of the run finds it: relative to the
+    repository when inside it (workers on other machines run their own copy), else absolute."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT) else resolved)
 
 
 def analyse(results: Path, thresholds_file: Path | None) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ from edgebench.records import (
     outcome_of,
     request_record,
 )
+from edgebench.traffic.budget import Budget
 from edgebench.traffic.guard import SendGuard
 from edgebench.traffic.live import CountedEvents, LiveCounts
 from edgebench.traffic.polling import StatusPoller
@@ -57,6 +59,10 @@ JSON = {"Content-Type": "application/json"}  # FastHttpSession copies it per req
 GC_THRESHOLD = 200_000
 MAX_CAUSE_CHARS = 120
 BUSY_WEIGHT = 0.1  # of each match in the moving mean of the time a user is busy
+# A worker out of budget waits this long at most for the master's next lease (it asks for
+# it half a lease ahead, so a send waits only when the master is slow to answer).
+LEASE_WAIT_S, LEASE_POLL_S = 2.0, 0.005
+Ship = Callable[[str, bytes], None]  # (file name, bytes to append): a worker's records out
 
 
 @dataclass(frozen=True)
@@ -84,18 +90,15 @@ class TrafficRun:
         run_tag: str,
         host: str,
         token: str,
-        max_deployments: int = 0,
+        budget: Budget | None = None,
+        ship: Ship | None = None,
         clock=time.time,
         sleep=gevent.sleep,
     ) -> None:
         self.scenario, self.part, self.results_dir = scenario, part, results_dir
         self._clock, self._sleep = clock, sleep
-        # This process's part of the run's deployment budget (None: no budget).
-        self.budget_left = (
-            share_of(max_deployments, part.worker_index, part.worker_count)
-            if max_deployments
-            else None
-        )
+        self.budget = budget  # None: no --max-deployments
+        self._ship = ship  # a worker's: its records go to the master, not to a file here
         self.respect = scenario.rate.mode == "respect"
         # No [client]: each match one request, and a 429 pauses the process (respect mode).
         self.policy = scenario.client_policy or ClientPolicy()
@@ -108,7 +111,9 @@ class TrafficRun:
         margin = 0.0 if scenario.queues else scenario.rate.margin_ms / 1000
         self.window_s = WINDOW_S + margin
         self.schedule = Schedule.from_scenario(scenario)
-        self.records = RecordWriter(results_dir / log_name("requests", part.run_id, part.name))
+        self.records = RecordWriter(
+            results_dir / log_name("requests", part.run_id, part.name), ship
+        )
         self.live = LiveCounts()
         self.sending = 0  # requests sent (or held by the guard) and not answered yet
         self.created: set[str] = set()  # request_ids of this process's 202s, for the receiver
@@ -130,7 +135,7 @@ class TrafficRun:
         self.events_file = self.events = None
         if receives or requests.poll_status:
             events = log_name("events", self.part.run_id, self.part.name)
-            self.events_file = RecordWriter(self.results_dir / events)
+            self.events_file = RecordWriter(self.results_dir / events, self._ship)
             self.events = CountedEvents(self.events_file, self.live)
         self.receiver = self._receiver(run_tag) if receives else None
         self.poller = self._poller(host, token) if requests.poll_status else None
@@ -185,8 +190,12 @@ class TrafficRun:
             if part:
                 part.stop()
         if self.receiver:
-            path = self.results_dir / log_name("webhooks", self.part.run_id, self.part.name, "json")
-            path.write_bytes(orjson.dumps(self.receiver.counts()))
+            name = log_name("webhooks", self.part.run_id, self.part.name, "json")
+            counts = orjson.dumps(self.receiver.counts())
+            if self._ship:
+                self._ship(name, counts)
+            else:
+                (self.results_dir / name).write_bytes(counts)
         for writer in (self.records, self.events_file):
             if writer:
                 writer.close()
@@ -208,13 +217,26 @@ class TrafficRun:
         """ready is whether a start that came due is to be sent; if not, it is recorded unsent."""
         if not self.starts.mine(start):
             return False  # re-split while its user slept: another worker sends and records it
-        if self.budget_left is not None and self.budget_left <= 0:
-            self._record_unsent(start, OVER_BUDGET)
-        elif self.respect and self._clock() < self.pause_until:
+        if self.respect and self._clock() < self.pause_until:
             self._record_unsent(start, BACKOFF)
+        elif not self._take_budget():
+            self._record_unsent(start, OVER_BUDGET)
         else:
             return True
         return False
+
+    def _take_budget(self) -> bool:
+        """_take_budget spends one deployment of the budget on a send; False: none is left.
+
+        A worker whose lease ran out waits for the master's next one, a little at most.
+        """
+        if self.budget is None:
+            return True
+        waited = 0.0
+        while (taken := self.budget.take()) is None and waited < LEASE_WAIT_S:
+            self._sleep(LEASE_POLL_S)
+            waited += LEASE_POLL_S
+        return bool(taken)
 
     def give_back(self, start: Start) -> None:
         """give_back returns a start taken by a user that was stopped before sending it."""
@@ -262,12 +284,14 @@ class TrafficRun:
 
     def _attempt(self, client, start: Start, request, attempt: int, deadline) -> bool:
         """_attempt sends a match's request once and records it; True when the match is done."""
-        if attempt > 1 and self.budget_left is not None and self.budget_left <= 0:
+        if attempt > 1 and not self._take_budget():
             self._record_unsent(start, OVER_BUDGET, attempt, final=FAILED)
             return True
         entered = self._clock()
         with self.guard.turn(deadline) if self.guard else nullcontext(True) as admitted:
             if not admitted:
+                if self.budget:
+                    self.budget.give_back()
                 queued = round((self._clock() - entered) * 1000, 3)
                 self._record_unsent(start, ABANDONED, attempt, queued, ABANDONED)
                 return True
@@ -319,10 +343,10 @@ class TrafficRun:
         if status == 429 and self.respect and self.pauses:
             self._back_off(response.headers.get("retry-after"))
         self.live.count(endpoint, outcome)
+        if self.budget and 400 <= status < 500:
+            self.budget.give_back()  # a 4xx created nothing; a 5xx or no answer may have
         if status != 202:
             return
-        if self.budget_left is not None:
-            self.budget_left -= 1
         if request_id and self.events:
             self.created.add(request_id)
             self.live.accepted(endpoint, request_id, sent)

@@ -21,6 +21,7 @@ from edgebench.realapi.token import LOCAL_TOKEN
 if TYPE_CHECKING:
     from edgebench.plan.scenario import Scenario
     from edgebench.plan.schedule import Schedule
+    from edgebench.traffic.budget import Ledger
     from edgebench.traffic.run import TrafficRun
 
 _PREFIX = "edgebench_"
@@ -74,5 +75,7 @@ class RunState:
     members: tuple[str, ...] | None = None
     in_flight: dict[str, tuple[float, int]] = field(default_factory=dict)
     busy_s: dict[str, float] = field(default_factory=dict)  # each worker's time a match takes
+    ledger: Ledger | None = None  # the run's deployment budget, lent out to the workers
+    finished: set[str] = field(default_factory=set)  # workers whose last records came
     # A worker: a split that came before its run began.
     pending_split: Split | None = None
