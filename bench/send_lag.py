@@ -17,7 +17,6 @@ Writes bench/out/send_lag.json.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from _verdict import conclude  # bench/, on the path as the script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "send_lag.json"
@@ -171,13 +171,7 @@ def main() -> None:
         and soak["rate_limited"] == 0
         and soak["queue_p99_ms"] <= TARGET_QUEUE_P99_MS,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"lag": lag, "soak": soak, "met": met}, indent=2))
-    for target, ok in met.items():
-        print(f"  target {target} {'met' if ok else 'MISSED'}")
-    print(f"wrote {OUT}")
-    if not all(met.values()):
-        raise SystemExit(1)
+    conclude(OUT, {"lag": lag, "soak": soak}, met)
 
 
 if __name__ == "__main__":

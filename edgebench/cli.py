@@ -262,6 +262,13 @@ def scenario_plan(file: Path, out: Path | None) -> None:
 )
 @click.option("--web", is_flag=True, help="Open Locust's web UI instead of running headless.")
 @click.option(
+    "--web-port",
+    type=click.IntRange(1, 65535),
+    default=8089,
+    show_default=True,
+    help="With --web: the web UI's port.",
+)
+@click.option(
     "--master",
     is_flag=True,
     help="Be the master of a distributed run: `edgebench worker`s send the traffic.",
@@ -290,6 +297,12 @@ def scenario_plan(file: Path, out: Path | None) -> None:
     default=5557,
     show_default=True,
     help="With --master: the port workers connect to.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve the run's Prometheus metrics at :PORT/metrics (with --web they are also at "
+    "the web UI's /metrics).",
 )
 @results_dir_option()
 @click.option(

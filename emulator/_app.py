@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -25,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from emulator._clock import PlatformClock
 from emulator._errors import ConfigError
-from emulator._metrics import Metrics
+from emulator._metrics import Metrics, PrometheusView
 from emulator._model import ApiModel, EmulatorConfig
 from emulator._platform import Status, StopOutcome
 from emulator._query import parse_bulk_stop, parse_list_query
@@ -350,6 +351,11 @@ class Emulator:
         }
         return json_response(200, body)
 
+    async def prometheus_endpoint(self, request: Request) -> Response:
+        self.advance()
+        body = PrometheusView(self.metrics, self.platform).text()
+        return Response(body, 200, media_type=CONTENT_TYPE_LATEST)
+
     def describe(self) -> dict:
         """describe is the emulator's set-up, for a run's manifest (never any token)."""
         limits = self.config.rate_limits
@@ -439,6 +445,7 @@ class Emulator:
                 methods=["GET"],
             ),
             Route("/_emulator/metrics", self.metrics_endpoint, methods=["GET"]),
+            Route("/metrics", self.prometheus_endpoint, methods=["GET"]),
             Route("/_emulator/reset", self.reset_endpoint, methods=["POST"]),
             Route("/_emulator/faults", self.faults_endpoint, methods=["GET", "POST"]),
         ]

@@ -115,6 +115,13 @@ def _arguments(parser) -> None:
         help="Set by `edgebench run` once a non-loopback host passed its safety checks",
     )
     parser.add_argument(
+        "--metrics-from-port",
+        type=int,
+        default=0,
+        include_in_web_ui=False,
+        help="Set by `edgebench run --web`: the web UI's /metrics answers from this port",
+    )
+    parser.add_argument(
         "--results-dir",
         default="",
         include_in_web_ui=True,

@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import gevent
-from flask import Blueprint, abort, request, send_file
+from flask import Blueprint, Response, abort, request, send_file
 from gevent import subprocess
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
@@ -24,6 +25,7 @@ from edgebench.traffic.state import RunState
 
 TAB = "edgebench"
 REPORT_ROUTE = "/edgebench/report"
+METRICS_ROUTE = "/metrics"  # served by `edgebench run` from the run's records
 BOARD = LiveBoard()
 LAST_RUN: dict[str, Path] = {}
 
@@ -96,6 +98,15 @@ def _extend(environment) -> None:
         if page is None or not page.exists():
             abort(404, "No report yet: it is written when a run stops.")
         return send_file(page.resolve(), mimetype="text/html")
+
+    @blueprint.route(METRICS_ROUTE)
+    def metrics():
+        port = environment.parsed_options.metrics_from_port
+        if not port:
+            abort(404, "No metrics: `edgebench run --web` makes them, from the run's records.")
+        url = f"http://127.0.0.1:{port}{METRICS_ROUTE}"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return Response(answer.read(), content_type=answer.headers["Content-Type"])
 
     web_ui.app.register_blueprint(blueprint)
 

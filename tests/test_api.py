@@ -280,3 +280,35 @@ def test_a_tokens_file_names_each_tokens_organisation(tmp_path):
     tokens.write_text("alpha studio a\n")
     with pytest.raises(ConfigError, match="line 1 has 3 words"):
         read_tokens(tokens)
+
+
+def test_prometheus_metrics_count_what_the_emulator_did(make_client, small_world):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client = make_client(world=small_world, rate_limits=RateLimits(enabled=False))
+    app = {"application": "game", "version": "1.0"}
+    served = post(client, "/v2/deployments", deploy_body(geo_user(0, 1), **app))
+    refused = post(client, "/v2/deployments", deploy_body(geo_user(0, 60), **app))
+    assert (served.status_code, refused.status_code) == (202, 422)
+    client.get("/v1/status/nope", headers=AUTH)
+    page = client.get("/metrics")
+    assert page.headers["content-type"].startswith("text/plain; version=")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(page.text)
+        for s in family.samples
+    }
+    requests = {k: v for k, v in samples.items() if k[0] == "edgebench_emulator_requests_total"}
+    as_json = client.get("/_emulator/metrics").json()["responses"]
+    assert {(dict(k[1])["route"], dict(k[1])["status"]): v for k, v in requests.items()} == {
+        (route, status): count
+        for route, codes in as_json.items()
+        for status, count in codes.items()
+    }
+    active = {dict(k[1])["location"]: v for k, v in samples.items() if "active" in k[0]}
+    assert sum(active.values()) == 1
+    failures = samples[
+        ("edgebench_emulator_allocation_failures_total", (("cause", "out_of_range"),))
+    ]
+    assert failures == 1
+    assert samples[("edgebench_emulator_service_seconds_count", ())] == 3

@@ -14,12 +14,14 @@ import httpx
 import orjson
 import pytest
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from edgebench._errors import EdgebenchError
 from edgebench.cli import main
 from edgebench.records import read_records
 from edgebench.runfolder import check_results_dir
 
+from .conftest import free_port
 from .test_server import EmulatorProcess
 from .test_traffic import wait_for
 
@@ -36,19 +38,69 @@ def records(folder) -> list[dict]:
     return [r for p in sorted(folder.glob("requests-*.jsonl")) for r in read_records(p)[0]]
 
 
+def _counted(url: str) -> dict | None:
+    try:
+        samples = scraped(url)
+    except httpx.HTTPError:
+        return None  # not serving yet
+    return samples if totals(samples, "edgebench_requests_total", "outcome") else None
+
+
 def most_in_any_second(times: list[float]) -> int:
     times = sorted(times)
     return max(sum(1 for u in times[i : i + 100] if u < t + 1.0) for i, t in enumerate(times))
 
 
+def parsed(text: str) -> dict[tuple[str, tuple], float]:
+    """parsed is metrics text read by Prometheus' own parser: (sample, labels) -> value."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def scraped(url: str) -> dict[tuple[str, tuple], float]:
+    return parsed(httpx.get(url, timeout=5).text)
+
+
+def totals(samples: dict, name: str, label: str) -> dict[str, float]:
+    """totals adds a counter's samples up by one label."""
+    added: Counter[str] = Counter()
+    for (sample, labels), value in samples.items():
+        if sample == name:
+            added[dict(labels)[label]] += value
+    return {key: value for key, value in added.items() if value}
+
+
 def test_smoke_runs_end_to_end_against_an_embedded_emulator(tmp_path):
-    results = tmp_path / "smoke"
-    done = edgebench_run("scenarios/smoke.toml", "--duration", "8s", "--results-dir", str(results))
+    results, port = tmp_path / "smoke", free_port()
+    metrics = f"http://127.0.0.1:{port}/metrics"
+    options = ["--results-dir", str(results), "--metrics-port", str(port)]
+    run = subprocess.Popen(
+        [*EDGEBENCH, "run", "scenarios/smoke.toml", "--duration", "8s", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Scraped mid-run: Prometheus' parser reads it, and it counts the records so far.
+    live = wait_for(lambda: _counted(metrics), timeout=60, every=0.2)
+    assert run.poll() is None  # still running
+    assert live[("edgebench_rate_limit", (("run", "smoke"), ("scenario", "smoke")))] == 40
+    stdout, stderr = run.communicate(timeout=150)
+    done = subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "PASS: all 4 thresholds met" in done.stdout
     assert f"report: {results / 'report.html'}" in done.stdout
     assert "elapsed" in done.stderr  # the progress line
     summary = orjson.loads((results / "summary.json").read_bytes())
+    # The run's last metrics (metrics.prom) count what the analysis counted.
+    final = parsed((results / "metrics.prom").read_text())
+    assert totals(final, "edgebench_requests_total", "outcome") == summary["outcome_counts"]
+    matches = totals(final, "edgebench_matches_total", "final")
+    assert matches == {k: v for k, v in summary["matches"].items() if k != "total" and v}
+    dropped = [v for (name, _), v in final.items() if name == "edgebench_dropped_starts_total"]
+    assert dropped == [summary["dropped_starts"]]
     assert summary["requests_total"] >= 10
     assert Counter(r["outcome"] for r in records(results))["accepted"] == summary["requests_total"]
     for name in ("manifest.json", "junit.xml", "locust.html", "locust_stats.csv", "emulator.log"):
@@ -105,6 +157,12 @@ def test_two_processes_queue_a_matchmakers_bursts_and_never_pass_the_limit(tmp_p
     [
         (["scenarios/nope.toml"], "nope.toml"),
         (["scenarios/smoke.toml", "--duration", "soon"], "--duration 'soon': not a duration"),
+        (["scenarios/smoke.toml", "--expect-workers", "2"], "only with --master; add --master"),
+        (["scenarios/smoke.toml", "--master"], "how many workers to wait for"),
+        (
+            ["scenarios/smoke.toml", "--master", "--expect-workers", "2", "--processes", "2"],
+            "pass --processes to each `edgebench worker` instead",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, says):

@@ -7,6 +7,7 @@ dry runs need no traffic and run in-process.
 
 import itertools
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -77,6 +78,40 @@ def test_a_non_loopback_run_is_refused_before_any_traffic(environment, args, env
     assert says in done.stderr
     assert done.exception is None or isinstance(done.exception, SystemExit)
     assert not (tmp_path / "run").exists()
+
+
+def own_address() -> str:
+    """own_address is a non-loopback IPv4 address of this machine (never sent to here)."""
+    import psutil
+
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not address.address.startswith("127."):
+                return address.address
+    pytest.skip("this machine has no non-loopback IPv4 address")
+
+
+def test_a_master_without_a_token_refuses_a_non_loopback_host_before_any_worker(
+    environment, tmp_path
+):
+    host = f"http://{own_address()}:9"
+    args = ["run", "scenarios/smoke.toml", "--master", "--expect-workers", "2", "--host", host]
+    done = CliRunner().invoke(main, [*args, "--results-dir", str(tmp_path / "run")])
+    assert done.exit_code == 2
+    assert f"--host {host} is not a loopback address: it needs EDGEGAP_API_TOKEN" in done.stderr
+    assert not (tmp_path / "run").exists()  # no folder, no Locust, no traffic
+
+
+def test_a_master_whose_workers_never_came_says_so_and_sent_nothing(tmp_path):
+    from edgebench._errors import EdgebenchError
+    from edgebench.runner.processes import GAVE_UP, LocustProcess
+
+    log = tmp_path / "locust.log"
+    log.write_text(f"[2026-11-28 06:00:00,000] vm/ERROR/locust.main: {GAVE_UP}\n")
+    locust = LocustProcess([sys.executable, "-c", "raise SystemExit(1)"], log, web=True)
+    locust.process.wait(timeout=30)
+    with pytest.raises(EdgebenchError, match="nothing was sent: start them with `edgebench worker"):
+        locust.check()
 
 
 def test_a_dry_run_prints_the_plan_and_sends_nothing(environment):
@@ -246,16 +281,28 @@ def test_a_sweep_that_cannot_list_says_so(tmp_path):
     assert "the sweep by the run's tag could not list" in summary_line(report, tmp_path)
 
 
-def kubernetes_commands() -> list[list[str]]:
-    """kubernetes_commands are the commands of every container the manifests start."""
+def kubernetes_pods() -> list[dict]:
+    """kubernetes_pods are the pod templates of the manifests."""
     import yaml
 
     manifests = Path("deploy/kubernetes/edgebench.yaml").read_text()
-    commands = []
-    for document in yaml.safe_load_all(manifests):
-        pod = document.get("spec", {}).get("template", {}).get("spec", {})
-        commands += [container["command"] for container in pod.get("containers", [])]
-    return commands
+    documents = yaml.safe_load_all(manifests)
+    return [d["spec"]["template"] for d in documents if "template" in d.get("spec", {})]
+
+
+def kubernetes_commands() -> list[list[str]]:
+    """kubernetes_commands are the commands of every container the manifests start."""
+    return [c["command"] for pod in kubernetes_pods() for c in pod["spec"]["containers"]]
+
+
+def test_the_pods_prometheus_scrapes_serve_metrics_on_the_annotated_port():
+    scraped = [pod for pod in kubernetes_pods() if pod["metadata"].get("annotations")]
+    assert len(scraped) == 2
+    for pod in scraped:
+        port = pod["metadata"]["annotations"]["prometheus.io/port"]
+        [command] = [c["command"] for c in pod["spec"]["containers"]]
+        flag = "--metrics-port" if command[1] == "run" else "--port"
+        assert command[command.index(flag) + 1] == port, command
 
 
 def test_the_kubernetes_manifests_run_edgebench_commands_the_cli_accepts():

@@ -2,6 +2,7 @@
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from .conftest import free_port
+from .test_run import parsed, totals
 from .test_server import EmulatorProcess
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -29,13 +31,13 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture
 def web_ui(tmp_path):
-    """web_ui is Locust's web UI with the edgebench locustfile, against an emulator."""
+    """web_ui is `edgebench run --web` with the edgebench locustfile, against an emulator."""
     port = free_port()
     with EmulatorProcess("--time-scale", "30") as emulator:
-        command = [sys.executable, "-m", "locust", "-f", "locustfiles/edgegap.py"]
-        command += ["--host", emulator, "--web-host", "127.0.0.1", "--web-port", str(port)]
-        command += ["--scenario", "scenarios/smoke.toml", "--results-dir", str(tmp_path / "run")]
-        locust = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = [sys.executable, "-m", "edgebench.cli", "run", "scenarios/smoke.toml", "--web"]
+        command += ["--host", emulator, "--web-port", str(port)]
+        command += ["--results-dir", str(tmp_path / "run")]
+        run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -45,8 +47,8 @@ def web_ui(tmp_path):
             except httpx.TransportError:
                 time.sleep(0.2)
         yield url
-        locust.terminate()
-        locust.wait(timeout=30)
+        run.send_signal(signal.SIGINT)  # as Ctrl-C: Locust stops, the run ends by itself
+        run.wait(timeout=60)
 
 
 def number(text: str) -> float:
@@ -71,6 +73,9 @@ def test_a_run_started_from_the_form_shows_live_numbers_and_links_its_report(web
         expect(cells.nth(2)).not_to_have_text(cells.nth(2).inner_text(), timeout=15_000)
         assert number(cells.nth(2).inner_text()) > first
         expect(cells.nth(8)).to_have_text(re.compile(r"\d s$"), timeout=15_000)
+        # The run's Prometheus metrics, on the web UI's port, count what the tab shows.
+        samples = parsed(httpx.get(f"{web_ui}/metrics").text)
+        assert totals(samples, "edgebench_requests_total", "outcome")["accepted"] > 0
         page.get_by_role("button", name="STOP").click()
         # A stopped UI polls no more: the link shows on the next load, once the report exists.
         report_row = page.get_by_role("row").filter(has_text="Report of the last run")

@@ -22,6 +22,7 @@ import orjson
 from checks import Watch
 from edgebench._errors import EdgebenchError
 from edgebench.plan.scenario import Scenario
+from edgebench.runner.metrics import RunMetrics
 from edgebench.runner.progress import Progress
 from edgebench.runner.watch import Watcher
 
@@ -82,6 +83,7 @@ def watch(
     progress: Progress,
     emulator: EmulatorProcess | None,
     watcher: Watcher | None = None,
+    metrics: RunMetrics | None = None,
 ) -> Watch | None:
     """watch shows progress until Locust ends; Ctrl-C once stops it, twice aborts.
 
@@ -95,6 +97,8 @@ def watch(
             progress.read()
             if ticks % TICKS_A_SECOND == 0:
                 progress.show()
+                if metrics:
+                    metrics.tick()
                 if emulator:
                     emulator.sample()
             if watcher and aborted is None and (aborted := watcher.breached()):

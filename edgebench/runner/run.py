@@ -31,6 +31,7 @@ from edgebench.realapi.cleanup import cleanup, summary_line
 from edgebench.realapi.safety import Policy, decide, target_host
 from edgebench.realapi.token import api_token, request_token
 from edgebench.runfolder import default_results_dir, expected_bytes, prepare_results_dir
+from edgebench.runner.metrics import METRICS_FILE, RunMetrics
 from edgebench.runner.processes import LOCUSTFILE, ROOT, EmulatorProcess, LocustProcess, watch
 from edgebench.runner.progress import Progress
 from edgebench.runner.watch import REMOTE_DEFAULT, Watcher
@@ -45,6 +46,7 @@ class RunPlan:
     duration: str | None = None
     processes: int = 1
     web: bool = False
+    web_port: int = 8089
     results_dir: Path | None = None
     time_scale: float = 1.0
     thresholds_file: Path | None = None
@@ -62,6 +64,7 @@ class RunPlan:
     master_bind_host: str = "*"
     master_bind_port: int = 5557
     expect_workers_max_wait: int = 300
+    metrics_port: int | None = None  # serve the run's /metrics there (0: a free port)
 
 
 def refuse_bad_distribution(plan: RunPlan) -> None:
@@ -110,11 +113,14 @@ def run(plan: RunPlan) -> int:
         click.echo(f"edgebench: {scenario.name} against {host}; records in {results}", err=True)
         if plan.master:
             click.echo(waiting_text(plan, emulator is not None), err=True)
-        command = locust_command(plan, scenario, host, results, policy)
+        metrics = RunMetrics(scenario, results.name, host)
+        metrics_port = _serve_metrics(metrics, plan)
+        command = locust_command(plan, scenario, host, results, policy, metrics_port)
         locust = LocustProcess(command, results / "locust.log", plan.web)
         watcher = Watcher(watches_for(scenario, policy))
-        progress = Progress(results, scenario.duration_s, on_record=watcher.add)
-        aborted = watch(locust, progress, emulator, watcher)
+        progress = Progress(results, scenario.duration_s, on_record=both(watcher, metrics))
+        aborted = watch(locust, progress, emulator, watcher, metrics)
+        metrics.write(results / METRICS_FILE)
         locust.check()
         # What the user typed, and what the emulator ran with (Locust knows neither).
         facts = {"command_line": ["edgebench", *sys.argv[1:]]} | watch_facts(watcher, aborted)
@@ -123,6 +129,37 @@ def run(plan: RunPlan) -> int:
             report = cleanup(results, host, request_token())
             click.echo(summary_line(report, results), err=True)
     return analyse(results, plan.thresholds_file)
+
+
+def _serve_metrics(metrics: RunMetrics, plan: RunPlan) -> int | None:
+    """_serve_metrics serves the run's /metrics on --metrics-port, and under --web on a free
+    loopback port too, which the web UI's /metrics answers from; None: not served."""
+    if plan.metrics_port is None and not plan.web:
+        return None
+    if plan.metrics_port is not None:
+        try:
+            server, _ = metrics.serve(plan.metrics_port)
+        except OSError as exc:
+            raise EdgebenchError(
+                f"--metrics-port {plan.metrics_port}: cannot listen there ({exc.strerror}); "
+                "pick a free port"
+            ) from None
+    else:
+        server, _ = metrics.serve(0, "127.0.0.1")
+    port = server.server_port
+    if plan.metrics_port is not None:
+        click.echo(f"edgebench: the run's metrics at http://127.0.0.1:{port}/metrics", err=True)
+    return port
+
+
+def both(watcher: Watcher, metrics: RunMetrics):
+    """both is the hook that gives each record read to the watched checks and the metrics."""
+
+    def read(record: dict) -> None:
+        watcher.add(record)
+        metrics.add(record)
+
+    return read
 
 
 def waiting_text(plan: RunPlan, embedded: bool) -> str:
@@ -226,9 +263,16 @@ def dry_run_text(scenario: Scenario, host: str | None, policy: Policy) -> str:
 
 
 def locust_command(
-    plan: RunPlan, scenario: Scenario, host: str, results: Path, policy: Policy
+    plan: RunPlan,
+    scenario: Scenario,
+    host: str,
+    results: Path,
+    policy: Policy,
+    metrics_port: int | None = None,
 ) -> list[str]:
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host]
+    if plan.web and metrics_port:
+        command += ["--metrics-from-port", str(metrics_port)]
     command += ["--seed", str(scenario.seed)]
     if plan.rate_mode:
         command += ["--rate-mode", plan.rate_mode]
@@ -249,7 +293,9 @@ def locust_command(
         command += ["--master-bind-host", plan.master_bind_host]
         command += ["--master-bind-port", str(plan.master_bind_port)]
         command += ["--expect-workers-max-wait", str(plan.expect_workers_max_wait)]
-    if not plan.web:
+    if plan.web:
+        command += ["--web-port", str(plan.web_port)]
+    else:
         command += ["--headless", "--only-summary", "--loglevel", "WARNING"]
     return command
 
