@@ -114,6 +114,31 @@ def test_a_master_whose_workers_never_came_says_so_and_sent_nothing(tmp_path):
         locust.check()
 
 
+def test_locust_stopping_before_the_run_started_is_an_error_not_an_empty_verdict(tmp_path):
+    # As when the port of Locust's master was taken: it exits at once, nothing sent.
+    from edgebench._errors import EdgebenchError
+    from edgebench.runner.processes import LocustProcess
+    from edgebench.runner.run import refuse_unstarted
+
+    crash = "import sys; sys.stderr.write('RPCError: Socket bind failure: in use\\n'); sys.exit(1)"
+    locust = LocustProcess([sys.executable, "-c", crash], tmp_path / "locust.log", web=False)
+    locust.process.wait(timeout=30)
+    with pytest.raises(EdgebenchError, match="before the run started: RPCError: Socket bind"):
+        refuse_unstarted(tmp_path, locust, web=False)
+
+
+def test_processes_on_one_machine_meet_on_a_port_of_their_own():
+    from edgebench.realapi.safety import Policy
+    from edgebench.runner.run import RunPlan, locust_command, planned_scenario
+
+    plan = RunPlan(Path("scenarios/smoke.toml"), processes=2)
+    policy = Policy(remote=False, max_deployments=0, cleanup=False)
+    command = locust_command(plan, planned_scenario(plan), "http://127.0.0.1:9", Path("r"), policy)
+    bind, port = command.index("--master-bind-port"), command.index("--master-port")
+    assert command[bind + 1] == command[port + 1] != "5557"  # not Locust's default: a free one
+    assert command[command.index("--master-bind-host") + 1] == "127.0.0.1"
+
+
 def test_a_dry_run_prints_the_plan_and_sends_nothing(environment):
     done = CliRunner().invoke(
         main, ["run", "scenarios/launch-day.toml", "--host", "http://127.0.0.1:9", "--dry-run"]

@@ -66,6 +66,13 @@ class LocustProcess:
         message = "\n".join(line.removeprefix("Error: ") for line in errors)
         raise EdgebenchError(message or f"Locust stopped with exit code 2; see {self.log}")
 
+    def last_error(self) -> str:
+        """last_error is the last line of Locust's log that tells what went wrong."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        errors = [line for line in lines if "Error" in line or "ERROR" in line]
+        return (errors or lines or ["it printed nothing"])[-1][-300:]
+
     def interrupt(self) -> None:
         self._signal(signal.SIGINT)
 

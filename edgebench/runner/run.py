@@ -7,6 +7,7 @@ exit_code = run(plan)    # 0 thresholds met, 1 a threshold failed, 2 bad input
 from __future__ import annotations
 
 import shutil
+import socket
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import click
 
 from checks import Watch, load_file, parse, parse_watch
 from edgebench._errors import EdgebenchError
-from edgebench.manifest import utc, write_manifest
+from edgebench.manifest import read_manifest, utc, write_manifest
 from edgebench.plan.payloads import preview
 from edgebench.plan.scenario import (
     Scenario,
@@ -122,6 +123,7 @@ def run(plan: RunPlan) -> int:
         aborted = watch(locust, progress, emulator, watcher, metrics)
         metrics.write(results / METRICS_FILE)
         locust.check()
+        refuse_unstarted(results, locust, plan.web)
         # What the user typed, and what the emulator ran with (Locust knows neither).
         facts = {"command_line": ["edgebench", *sys.argv[1:]]} | watch_facts(watcher, aborted)
         write_manifest(results, **facts, **({"emulator": emulator.describe()} if emulator else {}))
@@ -129,6 +131,19 @@ def run(plan: RunPlan) -> int:
             report = cleanup(results, host, request_token())
             click.echo(summary_line(report, results), err=True)
     return analyse(results, plan.thresholds_file)
+
+
+def refuse_unstarted(results: Path, locust: LocustProcess, web: bool) -> None:
+    """refuse_unstarted fails a run whose traffic never started (Locust stopped before it),
+    instead of analysing an empty folder as if nothing had been asked."""
+    if "epoch" in read_manifest(results):
+        return
+    if web and locust.process.returncode == 0:
+        raise EdgebenchError("the web UI closed before a run was started from it: nothing was sent")
+    raise EdgebenchError(
+        f"Locust stopped (exit code {locust.process.returncode}) before the run started: "
+        f"{locust.last_error()}; nothing was sent (see {locust.log})"
+    )
 
 
 def _serve_metrics(metrics: RunMetrics, plan: RunPlan) -> int | None:
@@ -287,7 +302,11 @@ def locust_command(
     if plan.duration:
         command += ["--duration", plan.duration]
     if plan.processes > 1:
-        command += ["--processes", str(plan.processes)]
+        # Locust's master and its forked workers meet on a port: a free loopback one, so
+        # that two runs on one machine never meet each other's (Locust's default is 5557).
+        port = str(free_port())
+        command += ["--processes", str(plan.processes), "--master-bind-host", "127.0.0.1"]
+        command += ["--master-bind-port", port, "--master-port", port]
     if plan.master:
         command += ["--master", "--expect-workers", str(plan.expect_workers)]
         command += ["--master-bind-host", plan.master_bind_host]
@@ -298,6 +317,12 @@ def locust_command(
     else:
         command += ["--headless", "--only-summary", "--loglevel", "WARNING"]
     return command
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def portable(path: Path) -> str:
