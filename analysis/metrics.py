@@ -113,7 +113,10 @@ def matches(run: Run) -> dict:
     """
     requests = run.requests
     if requests.empty:
-        return {"matches": {"total": 0, "served": 0, "failed": 0, "abandoned": 0}}
+        return {
+            "matches": {"total": 0, "served": 0, "failed": 0, "abandoned": 0},
+            "unrecorded_starts": 0,
+        }
     order = attempts_of(run)
     last_rows = order.rows[order.last]
     fates = _fates(requests, last_rows)
@@ -124,11 +127,23 @@ def matches(run: Run) -> dict:
             "total": len(last_rows),
             **{fate: int(fates.get(fate, 0)) for fate in ("served", "failed", "abandoned")},
         },
+        "unrecorded_starts": _unrecorded(requests, len(last_rows)),
         "attempts_per_match": {"mean": round(float(sizes.mean()), 4), "max": int(sizes.max())},
         "queue_wait_ms": percentiles(requests["queue_ms"]),
         "player_wait_s": percentiles(waits["wait_s"]),
         "player_wait_to": to,
     }
+
+
+def _unrecorded(requests: pd.DataFrame, matches_seen: int) -> int:
+    """_unrecorded counts the scheduled starts below the last one recorded that have no record
+    at all: arrivals are numbered 0, 1, 2, ... over the whole run, so a gap is a start lost
+    (due while a dead worker still owned it, or its records never reached the folder)."""
+    match = requests["match"].to_numpy(dtype="int64", na_value=-1)
+    known = match >= 0
+    if not known.any():
+        return 0
+    return int(match.max()) + 1 - (matches_seen - int((~known).sum()))
 
 
 ATTEMPTS = 1 << 16  # more attempts than any client makes: match x ATTEMPTS + attempt sorts

@@ -409,6 +409,11 @@ def _warnings(run: Run, summary: dict) -> list[str]:
             f"{count} {reason.replace('_', ' ')}" for reason, count in rejected.items()
         )
         warnings.append(f"Webhook callbacks rejected and not counted: {reasons}.")
+    if unrecorded := summary.get("unrecorded_starts"):
+        warnings.append(
+            f"{unrecorded} scheduled starts have no record (due while a worker that died still "
+            "owned them, or their records never reached this folder): no figure counts them."
+        )
     if run.manifest and "ended_at" not in run.manifest:
         warnings.append("The manifest has no end time: the run did not finish cleanly.")
     return warnings

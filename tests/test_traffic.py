@@ -252,6 +252,7 @@ def test_edgebench_run_as_master_with_two_workers_holds_the_rate_and_the_budget(
     outcomes = Counter(r["outcome"] for r in records)
     assert outcomes["accepted"] == 60
     assert outcomes["over_budget"] == len(records) - 60
+    assert orjson.loads((results / "summary.json").read_bytes())["unrecorded_starts"] == 0
     assert {r["worker"] for r in records if r["outcome"] == "accepted"} == {"w0", "w1"}
     assert [p.name.rsplit("-", 1)[1] for p in results.glob("events-*.jsonl")] == ["w0.jsonl"]
     ready = {e["request_id"] for e in load(results, "events-*.jsonl")}
@@ -291,6 +292,11 @@ def test_a_killed_worker_loses_about_a_second_and_the_rest_take_its_share(emulat
     # The victim's torn last line, if any, is counted and skipped: the run still analysed.
     summary = orjson.loads((results / "summary.json").read_bytes())
     assert summary["requests_total"] == len(records)
+    # The starts lost with it (its last second, then the victim's share until the new
+    # split) are counted and told, not silently left out.
+    lost = max(r["index"] for r in records) + 1 - len({r["index"] for r in records})
+    assert summary["unrecorded_starts"] == lost > 0
+    assert f"{lost} scheduled starts have no record" in (results / "report.html").read_text()
 
 
 def test_injected_faults_are_classified_and_the_schedule_holds(emulator, tmp_path):
