@@ -6,8 +6,9 @@ arrivals, each match one request) with `--processes 2` against the embedded emul
 - zero 429s at the emulator and zero dropped matches;
 - resident memory of the generator (Locust's master and workers together) and of the
   emulator grows by <= 10% from the end of the first 5 minutes to the end of the run;
-- send lag (send minus due, less the time the limiter held it) does not grow: p99 of
-  the last 5 minutes <= 1.25 x the p99 of minutes 5-10 (or + 1 ms, this machine's noise);
+- send lag (send minus due: the limiter's hold counts, since at a steady 40/s it should
+  hold nothing for long) does not grow: p99 of the last 5 minutes <= 1.25 x the p99 of
+  minutes 5-10 (or + 1 ms, this machine's noise);
 - the analysis of the whole run takes <= 1.1 x the time per record of analysing its
   first sixth (a run of 5 minutes): no cost that grows faster than the records.
 
@@ -106,7 +107,7 @@ def lag_growth(rows: list[dict], epoch: float, seconds: float) -> dict:
     """lag_growth is the send lag's p99 just after the warm-up and over the last 5 minutes."""
     sent = [r for r in rows if r["t_send"] and r["attempt"] == 1]
     due = np.array([r["t_sched"] - epoch for r in sent])
-    lag = np.array([(r["t_send"] - r["t_sched"]) * 1000 - (r["queue_ms"] or 0) for r in sent])
+    lag = np.array([(r["t_send"] - r["t_sched"]) * 1000 for r in sent])
     early = lag[(due >= WARMUP_S) & (due < 2 * WARMUP_S)]
     late = lag[due >= seconds - WARMUP_S]
     per_minute = [

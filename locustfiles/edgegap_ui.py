@@ -20,12 +20,20 @@ from gevent import subprocess
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from edgebench.traffic.live import COLUMNS, LiveBoard
+from edgebench.traffic.live import COLUMNS, RATE_WINDOW_S, LiveBoard
 from edgebench.traffic.state import RunState
 
 TAB = "edgebench"
 REPORT_ROUTE = "/edgebench/report"
 METRICS_ROUTE = "/metrics"  # served by `edgebench run` from the run's records
+SERIES_ROUTE = "/edgebench/series"  # the live charts' points
+STATIC_ROUTE = "/edgebench/static"
+STATIC = Path(__file__).parent / "static"
+STATIC_FILES = {
+    "uPlot.iife.min.js": "text/javascript",
+    "uPlot.min.css": "text/css",
+    "edgebench-charts.js": "text/javascript",
+}
 BOARD = LiveBoard()
 LAST_RUN: dict[str, Path] = {}
 
@@ -43,13 +51,13 @@ def attach(environment, state: RunState) -> None:
 
         @events.worker_report.add_listener
         def _worker_report(client_id, data, **_kwargs) -> None:
-            BOARD.merge(data.get(TAB), time.time())
+            BOARD.merge(data.get(TAB), time.time(), client_id)
 
     else:
         gevent.spawn(_collect_forever, state)
 
     if environment.web_ui:
-        _extend(environment)
+        _extend(environment, state)
 
 
 def started(results_dir: Path) -> None:
@@ -72,6 +80,20 @@ def _analyse(results_dir: Path) -> None:
         logging.error("edgebench: the analysis failed: %s", done.stderr.strip()[-500:])
 
 
+def _with_charts(response):
+    """_with_charts adds the live charts' script to Locust's page: it draws them in the
+    Edgegap deploys tab, under its table (Locust's own tabs take tables only)."""
+    response.direct_passthrough = False
+    page = response.get_data(as_text=True)
+    tags = (
+        f'<link rel="stylesheet" href="{STATIC_ROUTE}/uPlot.min.css">'
+        f'<script src="{STATIC_ROUTE}/uPlot.iife.min.js"></script>'
+        f'<script src="{STATIC_ROUTE}/edgebench-charts.js"></script>'
+    )
+    response.set_data(page.replace("</body>", tags + "</body>", 1))
+    return response
+
+
 def _collect_forever(state: RunState) -> None:
     """_collect_forever takes a single process's counts every second, as worker reports would."""
     while True:
@@ -80,7 +102,7 @@ def _collect_forever(state: RunState) -> None:
             BOARD.merge(state.run.live.take(), time.time())
 
 
-def _extend(environment) -> None:
+def _extend(environment, state: RunState) -> None:
     web_ui = environment.web_ui
     web_ui.template_args["extended_tabs"] = [{"title": "Edgegap deploys", "key": TAB}]
     web_ui.template_args["extended_tables"] = [
@@ -99,6 +121,17 @@ def _extend(environment) -> None:
             abort(404, "No report yet: it is written when a run stops.")
         return send_file(page.resolve(), mimetype="text/html")
 
+    @blueprint.route(SERIES_ROUTE)
+    def series():
+        limit = state.scenario.rate.limit if state.scenario else None
+        return {"limit": limit, "window_s": RATE_WINDOW_S, "points": list(BOARD.series)}
+
+    @blueprint.route(f"{STATIC_ROUTE}/<name>")
+    def static(name: str):
+        if name not in STATIC_FILES:
+            abort(404)
+        return send_file(STATIC / name, mimetype=STATIC_FILES[name])
+
     @blueprint.route(METRICS_ROUTE)
     def metrics():
         port = environment.parsed_options.metrics_from_port
@@ -112,6 +145,8 @@ def _extend(environment) -> None:
 
     @web_ui.app.after_request
     def add_live_numbers(response):
+        if request.path == "/" and response.mimetype == "text/html":
+            return _with_charts(response)
         if request.path != "/stats/requests" or not response.is_json:
             return response
         payload = response.get_json() | {"extended_stats": [{"key": TAB, "data": BOARD.rows()}]}

@@ -45,3 +45,30 @@ def test_a_new_run_starts_from_zero_and_names_its_report():
     board.reset()
     board.report_url = "/edgebench/report"
     assert board.rows() == [{"endpoint": "Report of the last run: /edgebench/report"}]
+
+
+def test_each_report_makes_a_point_of_the_live_charts_from_every_worker():
+    board = LiveBoard()
+    board.merge(None, now=0.0)
+    first = LiveCounts()
+    for wait in (0.5, 1.0, 3.0):
+        first.count(DEPLOY, "accepted")
+        first.served(wait)
+    first.count(DEPLOY, "rate_limited")
+    first.queued = 4
+    board.merge(first.take(), now=5.0, source="w0")
+    second = LiveCounts()
+    second.count(DEPLOY, "dropped")  # not sent: in no share
+    second.queued = 2
+    board.merge(second.take(), now=10.0, source="w1")
+    point = board.series[-1]
+    assert point["t"] == 10.0
+    assert point["offered"] == 0.5  # 5 starts in 10 s
+    assert (point["share_202"], point["share_429"], point["share_422"]) == (0.75, 0.25, 0.0)
+    assert (point["wait_p50"], point["wait_p95"]) == (1.0, 3.0)
+    assert point["queue"] == 6  # each worker's latest, added up
+    # The waits and shares are the last ten seconds': older ones leave the point.
+    board.merge(None, now=21.0)
+    assert board.series[-1]["wait_p95"] is None
+    assert board.series[-1]["share_202"] is None
+    assert [p["t"] for p in board.series] == [0.0, 5.0, 10.0, 21.0]

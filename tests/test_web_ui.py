@@ -73,6 +73,14 @@ def test_a_run_started_from_the_form_shows_live_numbers_and_links_its_report(web
         expect(cells.nth(2)).not_to_have_text(cells.nth(2).inner_text(), timeout=15_000)
         assert number(cells.nth(2).inner_text()) > first
         expect(cells.nth(8)).to_have_text(re.compile(r"\d s$"), timeout=15_000)
+        # Under the table, the live charts: four, with points, and the points move.
+        expect(page.locator("#edgebench-charts canvas")).to_have_count(4, timeout=10_000)
+        points = "window.edgebenchCharts.rate.data[0].length"
+        before = page.evaluate(points)
+        page.wait_for_function(f"{points} > {before}", timeout=10_000)
+        offered = page.evaluate("window.edgebenchCharts.rate.data[1]")
+        assert max(v for v in offered if v is not None) > 0
+        assert set(page.evaluate("window.edgebenchCharts.rate.data[3]")) == {40}  # the limit
         # The run's Prometheus metrics, on the web UI's port, count what the tab shows.
         samples = parsed(httpx.get(f"{web_ui}/metrics").text)
         assert totals(samples, "edgebench_requests_total", "outcome")["accepted"] > 0

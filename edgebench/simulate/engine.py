@@ -175,8 +175,7 @@ class Simulation:
         budget = self.schedule.budget(0, 1)
         if not (self.respect and budget):
             return None
-        margin = 0.0 if self.scenario.queues else self.scenario.rate.margin_ms / 1000
-        return VirtualGuard(budget, WINDOW_S + margin)
+        return VirtualGuard(budget, WINDOW_S)  # from the answers, as TrafficRun's guard
 
     # The loop ---------------------------------------------------------------
 

@@ -8,6 +8,7 @@ the totals into the rows of the web UI's "Edgegap deploys" tab.
     counts.count(endpoint, outcome)          # every scheduled start, sent or not
     board.merge(counts.take())                # on the master, per worker report
     board.rows(now)                           # the tab's table
+    board.series                              # the tab's live charts, a point per merge
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from edgebench.records import NOT_SENT
 
 RATE_WINDOW_S = 10.0
 TTR_SAMPLES = 10_000
+SERIES_POINTS = 3_600  # the live charts' last hour at a point a second
 COLUMNS = [
     ("endpoint", "Endpoint"),
     ("offered", "Offered /s"),
@@ -41,6 +43,12 @@ class LiveCounts:
         self._outcomes: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._ready_s: list[tuple[str, float]] = []
         self._sent_at: dict[str, tuple[str, float]] = {}
+        self._waits_s: list[float] = []
+        self.queued = 0  # attempts waiting for the client's limiter now
+
+    def served(self, wait_s: float) -> None:
+        """served notes a served match's players' wait, from its due time to its 202."""
+        self._waits_s.append(wait_s)
 
     def count(self, endpoint: str, outcome: str) -> None:
         """count tallies one scheduled start by its outcome, sent or not."""
@@ -67,9 +75,11 @@ class LiveCounts:
         report = {
             "outcomes": {e: dict(c) for e, c in self._outcomes.items()},
             "ready_s": self._ready_s,
+            "waits_s": self._waits_s,
+            "queued": self.queued,
         }
         self._outcomes = defaultdict(Counter)
-        self._ready_s = []
+        self._ready_s, self._waits_s = [], []
         return report
 
 
@@ -95,20 +105,51 @@ class LiveBoard:
         self._ready_s: defaultdict[str, deque[float]] = defaultdict(
             lambda: deque(maxlen=TTR_SAMPLES)
         )
-        self._history: deque[tuple[float, dict[str, tuple[int, int]]]] = deque()
+        self._history: deque[tuple[float, dict[str, tuple[int, int]], Counter[str]]] = deque()
+        self._waits: deque[tuple[float, float]] = deque()  # (reported at, a served match's wait)
+        self._queued: dict[str, int] = {}  # each process's attempts waiting for its limiter
+        self.series: deque[dict] = deque(maxlen=SERIES_POINTS)
         self.report_url = ""
 
-    def merge(self, report: dict | None, now: float) -> None:
-        """merge adds a report from LiveCounts.take and notes the totals at `now`."""
+    def merge(self, report: dict | None, now: float, source: str = "") -> None:
+        """merge adds a report from LiveCounts.take (from process `source`) and notes the
+        totals at `now`, and the point they make on the live charts."""
         if report:
             for endpoint, counts in report.get("outcomes", {}).items():
                 self.outcomes[endpoint].update(counts)
             for endpoint, seconds in report.get("ready_s", []):
                 self._ready_s[endpoint].append(seconds)
+            self._waits.extend((now, wait) for wait in report.get("waits_s", []))
+            self._queued[source] = report.get("queued", 0)
         totals = {e: (sum(c.values()), c["accepted"]) for e, c in self.outcomes.items()}
-        self._history.append((now, totals))
+        self._history.append((now, totals, sum(self.outcomes.values(), Counter())))
         while len(self._history) > 2 and self._history[1][0] <= now - RATE_WINDOW_S:
             self._history.popleft()
+        while self._waits and self._waits[0][0] <= now - RATE_WINDOW_S:
+            self._waits.popleft()
+        self.series.append(self._point(now))
+
+    def _point(self, now: float) -> dict:
+        """_point is the charts' figures at `now`: rates, shares and waits over the last
+        RATE_WINDOW_S, the queue now."""
+        offered, accepted = self._rates(sorted(self.outcomes))
+        (_, _, before), (_, _, after) = self._history[0], self._history[-1]
+        recent = after - before
+        sent = sum(n for o, n in recent.items() if o not in NOT_SENT)
+        known = recent["accepted"] + recent["allocation_failure"] + recent["rate_limited"]
+        waits = sorted(wait for _, wait in self._waits)
+        return {
+            "t": round(now, 3),
+            "offered": round(offered, 3),
+            "accepted": round(accepted, 3),
+            "share_202": _ratio(recent["accepted"], sent),
+            "share_422": _ratio(recent["allocation_failure"], sent),
+            "share_429": _ratio(recent["rate_limited"], sent),
+            "share_error": _ratio(sent - known, sent),
+            "wait_p50": _rank(waits, 50),
+            "wait_p95": _rank(waits, 95),
+            "queue": sum(self._queued.values()),
+        }
 
     def rows(self) -> list[dict]:
         """rows are the tab's table: one per endpoint, then the total."""
@@ -145,11 +186,22 @@ class LiveBoard:
         """_rates are starts/s and 202s/s over the last RATE_WINDOW_S of reports."""
         if len(self._history) < 2:
             return 0.0, 0.0
-        (then, old), (now, new) = self._history[0], self._history[-1]
+        (then, old, _), (now, new, _) = self._history[0], self._history[-1]
         span = max(now - then, 1e-9)
         starts = sum(new.get(e, (0, 0))[0] - old.get(e, (0, 0))[0] for e in endpoints)
         accepted = sum(new.get(e, (0, 0))[1] - old.get(e, (0, 0))[1] for e in endpoints)
         return starts / span, accepted / span
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _rank(ordered: list[float], percentile: int) -> float | None:
+    """_rank is the nearest-rank percentile of sorted values (None: no values)."""
+    if not ordered:
+        return None
+    return round(ordered[max(1, math.ceil(len(ordered) * percentile / 100)) - 1], 4)
 
 
 def _share(part: int, whole: int) -> str:
@@ -157,7 +209,5 @@ def _share(part: int, whole: int) -> str:
 
 
 def _seconds(ordered: list[float], percentile: int) -> str:
-    if not ordered:
-        return "-"
-    rank = max(1, math.ceil(len(ordered) * percentile / 100))
-    return f"{ordered[rank - 1]:.2f} s"
+    value = _rank(ordered, percentile)
+    return "-" if value is None else f"{value:.2f} s"
