@@ -105,6 +105,7 @@ class Schedule:
         self.seed = seed
         self.replay: list[float] = []  # arrivals = "replay": each match's due time
         self.guard = True  # delay arrivals to hold the limit (respect mode without a queue)
+        self._count: int | None = None
 
     @classmethod
     def from_scenario(cls, scenario) -> Schedule:
@@ -216,8 +217,11 @@ starts not made
         return cls(segments, duration_s, limit, 0.0, build_segments(stages, duration_s))
 
     def count(self) -> int:
-        """count is how many arrivals the run has, all workers, the guard applied."""
-        return sum(1 for _ in self._all_arrivals())
+        """count is how many arrivals the run has, all workers, the guard applied; worked out
+        once (a day's forecast is millions of arrivals, and a check asks twice)."""
+        if self._count is None:
+            self._count = sum(1 for _ in self._all_arrivals())
+        return self._count
 
     def arrivals(self, worker_index: int = 0, worker_count: int = 1) -> Iterator[Arrival]:
         """arrivals yields this worker's share of the run's arrivals, in time order."""
