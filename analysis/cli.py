@@ -32,6 +32,17 @@ def thresholds_option(default_text: str):
     )
 
 
+def plots_option():
+    """plots_option is --plots/--no-plots of analyze and run."""
+    return click.option(
+        "--plots/--no-plots",
+        default=True,
+        show_default=True,
+        help="Draw the curves (PNG, SVG) into the report; --no-plots: the numbers and the "
+        "verdict only, in a fraction of the time (CI jobs that keep summary.json).",
+    )
+
+
 @click.command("analyze")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -52,7 +63,8 @@ def thresholds_option(default_text: str):
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the checks as JUnit XML here (default: junit.xml in each run folder).",
 )
-def analyze_command(folders, window, thresholds_file, baseline, junit) -> None:
+@plots_option()
+def analyze_command(folders, window, thresholds_file, baseline, junit, plots) -> None:
     """Analyse run folders: summary.json, curves (PNG, SVG), report.html and a verdict.
 
     Exit codes: 0 every threshold met (or none set), 1 a threshold failed, 2 bad input
@@ -62,7 +74,7 @@ def analyze_command(folders, window, thresholds_file, baseline, junit) -> None:
     base_summary = _baseline(baseline, window) if baseline else None
     failed = False
     for folder in folders:
-        outcome = _analyze_one(folder, window, checks, base_summary)
+        outcome = _analyze_one(folder, window, checks, base_summary, plots)
         if outcome.results:
             thresholds.write_junit(outcome.results, junit or folder / "junit.xml", folder.name)
         click.echo(one_screen(outcome))
@@ -71,7 +83,7 @@ def analyze_command(folders, window, thresholds_file, baseline, junit) -> None:
         raise SystemExit(1)
 
 
-def _analyze_one(folder: Path, window: float, checks, base_summary):
+def _analyze_one(folder: Path, window: float, checks, base_summary, plots: bool = True):
     from analysis.load import log_bytes
     from analysis.report import analyze
 
@@ -89,7 +101,7 @@ def _analyze_one(folder: Path, window: float, checks, base_summary):
             bar.set_postfix_str(step)
             bar.update(read)
 
-        return analyze(folder, window, checks, base_summary, progress)
+        return analyze(folder, window, checks, base_summary, progress, plots)
 
 
 def _baseline(folder: Path, window: float) -> dict:

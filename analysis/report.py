@@ -55,19 +55,24 @@ def analyze(
     checks: list[thresholds.Check] | None = None,
     baseline: dict | None = None,
     progress=None,
+    plots: bool = True,
 ) -> Outcome:
     """analyze writes summary.json, the plots and report.html into the run folder.
 
     checks default to the scenario's thresholds recorded in the manifest;
     baseline is a baseline run's summary, for relative checks.
     progress(step_name, bytes_read) is called as the work goes on.
+    plots=False leaves the curves out (most of a small run's analysis time): the
+    summary, the checks and a report of numbers only.
     """
     step = progress or (lambda *_: None)
     # Arrow parses without the GIL: matplotlib's half-second import fits in alongside.
     plotting = threading.Thread(target=import_module, args=("analysis.plots",), daemon=True)
-    plotting.start()
+    if plots:
+        plotting.start()
     run = load_run(folder, progress=lambda size: step("loading", size), lean=True)
-    plotting.join()
+    if plots:
+        plotting.join()
     if checks is None:
         checks = thresholds.parse((run.manifest.get("scenario") or {}).get("thresholds") or [])
     relative = [check.text for check in checks if check.number is None]
@@ -78,10 +83,12 @@ def analyze(
     summary = summarize(run)
     _write_json(run.folder / "summary.json", summary)
     step("summary", 0)
-    figures = draw(curves_over_time(run, window_s))
-    step("curves over time", 0)
-    figures += draw(curves_by_rate(run, summary, window_s))
-    step("curves by rate, readiness and region", 0)
+    figures = []
+    if plots:
+        figures = draw(curves_over_time(run, window_s))
+        step("curves over time", 0)
+        figures += draw(curves_by_rate(run, summary, window_s))
+        step("curves by rate, readiness and region", 0)
     base_values = thresholds.metrics(baseline) if baseline else None
     results = thresholds.evaluate(checks, thresholds.metrics(summary), base_values, "baseline")
     outcome = Outcome(run, summary, results)

@@ -14,7 +14,13 @@ import click
 import orjson
 
 from analysis._errors import AnalysisError
-from analysis.cli import analyze_command, compare_command, history_command, thresholds_option
+from analysis.cli import (
+    analyze_command,
+    compare_command,
+    history_command,
+    plots_option,
+    thresholds_option,
+)
 from checks import ThresholdError
 from edgebench import __version__
 from edgebench._errors import EdgebenchError, ScenarioError
@@ -313,6 +319,7 @@ def scenario_plan(file: Path, out: Path | None) -> None:
 )
 @time_scale_option("Embedded emulator: platform seconds per wall second.")
 @thresholds_option("the verdict's checks (default: the scenario's thresholds).")
+@plots_option()
 @click.option("--dry-run", is_flag=True, help="Print the plan and sample bodies; send nothing.")
 @click.option(
     "--max-deployments",

@@ -131,6 +131,7 @@ def test_two_processes_queue_a_matchmakers_bursts_and_never_pass_the_limit(tmp_p
             "scenarios/matchmaker-tick.toml",
             "--host", url, "--duration", "6s", "--processes", "2", "--results-dir", str(results),
             "--rate-factor", "0.5",  # a batch of about 75: twice what a second may send
+            "--no-plots",
         )  # fmt: skip
         answers = httpx.get(f"{url}/_emulator/metrics").json()["responses"]
     assert done.returncode == 0, done.stderr[-3000:]
@@ -198,7 +199,7 @@ def start_run(results, *args: str) -> subprocess.Popen:
 
 def test_ctrl_c_once_stops_the_traffic_and_still_writes_the_report(tmp_path):
     results = tmp_path / "stopped"
-    process = start_run(results)
+    process = start_run(results, "--no-plots")  # the numbers and the verdict: no curves
     wait_for(lambda: len(records(results)) >= 2, every=0.2)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=90)
@@ -206,6 +207,7 @@ def test_ctrl_c_once_stops_the_traffic_and_still_writes_the_report(tmp_path):
     assert f"report: {results / 'report.html'}" in stdout
     assert "stopping (Ctrl-C again to abort)" in stderr
     assert (results / "report.html").exists()
+    assert not list(results.glob("*.png"))
     summary = orjson.loads((results / "summary.json").read_bytes())
     assert 0 < summary["requests_total"] < 150  # the whole scenario is about 175
     assert summary["skipped_lines"] == 0  # every record whole

@@ -211,6 +211,7 @@ def start_distributed(emulator, scenario: Path, results: Path, *options: str, wo
             port,
             "--results-dir",
             str(results),
+            "--no-plots",
             *options,
         ],
         stdout=subprocess.PIPE,

@@ -109,8 +109,9 @@ def test_a_run_stops_itself_within_the_window_of_an_injected_5xx_burst(tmp_path)
     )
     results = tmp_path / "run"
     with EmulatorProcess("--time-scale", "30") as url:
+        command = [*EDGEBENCH, "run", str(scenario), "--host", url, "--no-plots"]
         run = subprocess.Popen(
-            [*EDGEBENCH, "run", str(scenario), "--host", url, "--results-dir", str(results)],
+            [*command, "--results-dir", str(results)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

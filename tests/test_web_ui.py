@@ -36,7 +36,7 @@ def web_ui(tmp_path):
     with EmulatorProcess("--time-scale", "30") as emulator:
         command = [sys.executable, "-m", "edgebench.cli", "run", "scenarios/smoke.toml", "--web"]
         command += ["--host", emulator, "--web-port", str(port)]
-        command += ["--results-dir", str(tmp_path / "run")]
+        command += ["--results-dir", str(tmp_path / "run"), "--no-plots"]  # the UI's report draws
         run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

@@ -66,6 +66,7 @@ class RunPlan:
     master_bind_port: int = 5557
     expect_workers_max_wait: int = 300
     metrics_port: int | None = None  # serve the run's /metrics there (0: a free port)
+    plots: bool = True  # draw the report's curves
 
 
 def refuse_bad_distribution(plan: RunPlan) -> None:
@@ -130,7 +131,7 @@ def run(plan: RunPlan) -> int:
         if policy.cleanup:
             report = cleanup(results, host, request_token())
             click.echo(summary_line(report, results), err=True)
-    return analyse(results, plan.thresholds_file)
+    return analyse(results, plan.thresholds_file, plan.plots)
 
 
 def refuse_unstarted(results: Path, locust: LocustProcess, web: bool) -> None:
@@ -332,14 +333,14 @@ def portable(path: Path) -> str:
     return str(resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT) else resolved)
 
 
-def analyse(results: Path, thresholds_file: Path | None) -> int:
+def analyse(results: Path, thresholds_file: Path | None, plots: bool = True) -> int:
     """analyse runs the analysis on the run's folder and returns the verdict's exit code."""
     from analysis import thresholds
     from analysis.cli import one_screen
     from analysis.report import analyze
 
     checks = thresholds.load_file(thresholds_file) if thresholds_file else None
-    outcome = analyze(results, checks=checks)
+    outcome = analyze(results, checks=checks, plots=plots)
     if outcome.results:
         thresholds.write_junit(outcome.results, results / "junit.xml", results.name)
     click.echo(one_screen(outcome))
