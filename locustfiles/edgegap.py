@@ -374,11 +374,15 @@ def _unfinished(runner, told) -> set[str]:
 
 
 def _refuse(environment, exc: EdgebenchError) -> None:
-    """_refuse stops a run that cannot start (exit code 2), saying why."""
+    """_refuse stops a run that cannot start (exit code 2), saying why. A worker that cannot
+    take part quits: the master shares the schedule out afresh among the others (what this
+    one owned until then shows in the report as starts with no record)."""
     logging.error("edgebench: %s", exc)
     environment.process_exit_code = 2
     runner = environment.runner
-    if not isinstance(runner, WorkerRunner):
+    if isinstance(runner, WorkerRunner):
+        gevent.spawn(runner.quit)
+    else:
         stop = runner.quit if environment.parsed_options.headless else runner.stop
         gevent.spawn(stop)
 
