@@ -54,7 +54,7 @@ class LocustProcess:
     def check(self) -> None:
         """check turns Locust refusing to run (bad input: exit code 2) into our error, and a
         master whose workers never came."""
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        text = self._log_text()
         if self.process.returncode == 1 and GAVE_UP in text:
             raise EdgebenchError(
                 "--expect-workers: not every worker connected within --expect-workers-max-wait; "
@@ -68,10 +68,12 @@ class LocustProcess:
 
     def last_error(self) -> str:
         """last_error is the last line of Locust's log that tells what went wrong."""
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        lines = [line.strip() for line in self._log_text().splitlines() if line.strip()]
         errors = [line for line in lines if "Error" in line or "ERROR" in line]
         return (errors or lines or ["it printed nothing"])[-1][-300:]
+
+    def _log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def interrupt(self) -> None:
         self._signal(signal.SIGINT)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -289,7 +289,7 @@ class TrafficRun:
             self._record_unsent(start, OVER_BUDGET, attempt, final=FAILED)
             return True
         entered = self._clock()
-        with self._turn(deadline) as admitted:
+        with self._turn(deadline) if self.guard else nullcontext(True) as admitted:
             if not admitted:
                 if self.budget:
                     self.budget.give_back()
@@ -343,11 +343,8 @@ class TrafficRun:
 
     @contextmanager
     def _turn(self, deadline: float | None) -> Iterator[bool]:
-        """_turn is the limiter's turn (True at once without one), counted as queued while
-        it waits, also when the wait ends without a turn (abandoned, or the user killed)."""
-        if self.guard is None:
-            yield True
-            return
+        """_turn is the limiter's turn, counted as queued while it waits, also when the wait
+        ends without a turn (abandoned, or the user killed)."""
         self.live.queued += 1
         waiting = True
         try:
