@@ -14,6 +14,7 @@ nothing is in flight. -t/--run-time is the same as --duration. Works with
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import edgegap_ui as live_ui  # locustfiles/, on Locust's path beside this file
 import gevent
-from locust import FastHttpUser, LoadTestShape, events, task
+from locust import FastHttpUser, LoadTestShape, argument_parser, events, task
 from locust.runners import (
     STATE_INIT,
     STATE_MISSING,
@@ -41,6 +42,7 @@ from edgebench.plan.schedule import Schedule
 from edgebench.realapi.safety import is_loopback
 from edgebench.realapi.token import api_token, authorization, request_token
 from edgebench.runfolder import default_results_dir, refuse_used, run_tag
+from edgebench.traffic.alarm import LEAD_S, sleep_until
 from edgebench.traffic.budget import Budget, Ledger, lease_size
 from edgebench.traffic.pool import pool_size, settle_pool
 from edgebench.traffic.run import TrafficRun, WorkerSlice
@@ -62,9 +64,20 @@ IN_FLIGHT_REPORT = "edgebench_in_flight"
 BUSY_REPORT = "edgebench_busy_s"
 QUEUE_WINDOW_S = 1.0  # the limiter's window: how long a queued burst may wait at the least
 ALIVE = (STATE_INIT, STATE_SPAWNING, STATE_RUNNING)
+# Every HTTP answer is an answer: geventhttpclient raises for a status outside its valid
+# codes, and that exception (its traceback, its frames, its formatted conversation) is
+# garbage in a cycle with the response: 50 objects a 422 or 429, whose collection paused
+# a 1,000/s run for 280 ms every 15 s. TrafficRun judges each status itself.
+EVERY_STATUS = frozenset(range(100, 600))
 # After the last arrival the run waits for the answers and ready events in flight, at most this.
 DRAIN_MAX_S = 10.0
 STATE = RunState()
+
+# A Locust worker (2.47) builds its whole argument parser anew for each option of each spawn
+# message (default_args_dict() in a comprehension's condition): about 70 parsers, 150 ms
+# with the loop blocked, each time the pool changes, and sends due then went that late.
+# The defaults it returns never change within a process.
+argument_parser.default_args_dict = functools.cache(argument_parser.default_args_dict)
 
 
 @events.init_command_line_parser.add_listener
@@ -467,9 +480,10 @@ def _quitting(environment, **_kwargs) -> None:
 class EdgegapUser(FastHttpUser):
     """EdgegapUser takes its endpoint's next start, waits until it is due, and sends it.
 
-    wait_time takes the start and Locust's own wait sleeps until it is due: there
-    Locust counts a user as idle, so a run that stops kills it at once instead of
-    waiting for its task, and on_stop gives the start back.
+    wait_time takes the start and Locust's own wait sleeps until shortly before it is
+    due: there Locust counts a user as idle, so a run that stops kills it at once
+    instead of waiting for its task, and on_stop gives the start back. The task sleeps
+    the last LEAD_S on a timer that wakes on time (gevent's wake up to 1.1 ms late).
     """
 
     abstract = True
@@ -479,6 +493,7 @@ class EdgegapUser(FastHttpUser):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.client.client.valid_response_codes = EVERY_STATUS  # as locust#2079 advises
         self._start = None
 
     def wait_time(self) -> float:
@@ -490,7 +505,7 @@ class EdgegapUser(FastHttpUser):
         self._start = run.next_start(self.endpoint)
         if self._start is None:
             return 1.0  # the schedule is over: idle until the run stops
-        return max(0.0, self._start.due - time.time())
+        return max(0.0, self._start.due - LEAD_S - time.time())
 
     def on_stop(self) -> None:
         # Stopped between taking a start and sending it: the start goes to another user.
@@ -502,6 +517,7 @@ class EdgegapUser(FastHttpUser):
     def send_due_request(self) -> None:
         if self._start is None:
             return
+        sleep_until(self._start.due)  # a kill landing here: on_stop gives the start back
         # Locust may decide to kill a user while it waits, and the kill lands at the
         # user's next yield, which may come after it woke: mid-request, losing the
         # start. A kill decided already is seen here, and on_stop passes the start on.

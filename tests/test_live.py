@@ -72,3 +72,15 @@ def test_each_report_makes_a_point_of_the_live_charts_from_every_worker():
     assert board.series[-1]["wait_p95"] is None
     assert board.series[-1]["share_202"] is None
     assert [p["t"] for p in board.series] == [0.0, 5.0, 10.0, 21.0]
+
+
+def test_the_waits_percentiles_are_those_of_every_report_in_the_window_together():
+    board = LiveBoard()
+    for now, waits in ((1.0, (3.0, 0.5, 9.0)), (2.0, (2.0, 0.1)), (3.0, (7.0, 4.0, 1.0, 8.0, 6.0))):
+        counts = LiveCounts()
+        for wait in waits:
+            counts.count(DEPLOY, "accepted")
+            counts.served(wait)
+        board.merge(counts.take(), now=now)
+    point = board.series[-1]  # of 0.1 0.5 1 2 3 4 6 7 8 9: ranks 5 and 10
+    assert (point["wait_p50"], point["wait_p95"]) == (3.0, 9.0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict, deque
+from itertools import chain
 
 from edgebench.records import NOT_SENT
 
@@ -106,7 +107,10 @@ class LiveBoard:
             lambda: deque(maxlen=TTR_SAMPLES)
         )
         self._history: deque[tuple[float, dict[str, tuple[int, int]], Counter[str]]] = deque()
-        self._waits: deque[tuple[float, float]] = deque()  # (reported at, a served match's wait)
+        # (reported at, that report's waits of served matches, sorted): the window's
+        # percentiles sort their concatenation, which runs of sorted values make cheap (a
+        # 1,000/s run's 10,000 waits, sorted one by one, held a process for 2 ms a second).
+        self._waits: deque[tuple[float, list[float]]] = deque()
         self._queued: dict[str, int] = {}  # each process's attempts waiting for its limiter
         self.series: deque[dict] = deque(maxlen=SERIES_POINTS)
         self.report_url = ""
@@ -119,7 +123,8 @@ class LiveBoard:
                 self.outcomes[endpoint].update(counts)
             for endpoint, seconds in report.get("ready_s", []):
                 self._ready_s[endpoint].append(seconds)
-            self._waits.extend((now, wait) for wait in report.get("waits_s", []))
+            if waits := report.get("waits_s"):
+                self._waits.append((now, sorted(waits)))
             self._queued[source] = report.get("queued", 0)
         totals = {e: (sum(c.values()), c["accepted"]) for e, c in self.outcomes.items()}
         self._history.append((now, totals, sum(self.outcomes.values(), Counter())))
@@ -137,7 +142,7 @@ class LiveBoard:
         recent = after - before
         sent = sum(n for o, n in recent.items() if o not in NOT_SENT)
         known = recent["accepted"] + recent["allocation_failure"] + recent["rate_limited"]
-        waits = sorted(wait for _, wait in self._waits)
+        waits = sorted(chain.from_iterable(chunk for _, chunk in self._waits))
         return {
             "t": round(now, 3),
             "offered": round(offered, 3),

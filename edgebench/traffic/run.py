@@ -49,6 +49,7 @@ from edgebench.records import (
     outcome_of,
     request_record,
 )
+from edgebench.traffic import alarm
 from edgebench.traffic.budget import Budget
 from edgebench.traffic.guard import SendGuard
 from edgebench.traffic.live import CountedEvents, LiveCounts
@@ -93,7 +94,7 @@ class TrafficRun:
         budget: Budget | None = None,
         ship: Ship | None = None,
         clock=time.time,
-        sleep=gevent.sleep,
+        sleep=alarm.sleep,  # the limiter's holds and the retries' waits end on time
     ) -> None:
         self.scenario, self.part, self.results_dir = scenario, part, results_dir
         self._clock, self._sleep = clock, sleep
