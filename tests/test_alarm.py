@@ -84,3 +84,14 @@ def test_waiters_wake_in_the_order_of_their_times():
     sleepers = [gevent.spawn(lambda t=t: (alarm.sleep_until(t), woke.append(t))) for t in times]
     gevent.joinall(sleepers, timeout=5)
     assert woke == sorted(times)
+
+
+@linux
+def test_a_timer_that_cannot_be_set_falls_back_to_gevents_never_early(monkeypatch):
+    create, _settime = alarm._TIMERFD
+    monkeypatch.setattr(alarm, "_TIMERFD", (create, lambda *_args: -1))
+    before = open_files()
+    when = time.time() + 0.003
+    alarm.sleep_until(when)
+    assert time.time() >= when
+    assert open_files() == before

@@ -60,19 +60,24 @@ def sleep_until(when: float) -> None:
     """
     if (left := when - time.time()) > LEAD_S:
         gevent.sleep(left - LEAD_S)
-    if when <= time.time():
-        return
-    if _TIMERFD is None or (fd := _TIMERFD[0](_CLOCK_REALTIME, _TFD_NONBLOCK | _TFD_CLOEXEC)) < 0:
+    if when > time.time() and not _waited_on_timerfd(when):
         _sleep_until_coarse(when)
-        return
+
+
+def _waited_on_timerfd(when: float) -> bool:
+    """_waited_on_timerfd waits on a timerfd of its own until `when`; False: there is none."""
+    fd = _TIMERFD[0](_CLOCK_REALTIME, _TFD_NONBLOCK | _TFD_CLOEXEC) if _TIMERFD else -1
+    if fd < 0:
+        return False
     try:
         seconds, fraction = divmod(when, 1.0)
         due = _Itimerspec(it_value=_Timespec(int(seconds), int(fraction * 1e9)))
-        if _TIMERFD[1](fd, _TFD_TIMER_ABSTIME, ctypes.byref(due), None) == 0:
-            _wait_readable(fd)  # once the time has come: at once if it has already
+        if _TIMERFD[1](fd, _TFD_TIMER_ABSTIME, ctypes.byref(due), None) != 0:
+            return False
+        _wait_readable(fd)  # once the time has come: at once if it has already
+        return True
     finally:
         os.close(fd)
-    _sleep_until_coarse(when)  # only if the timer could not be set (it is never early)
 
 
 def _wait_readable(fd: int) -> None:

@@ -5,7 +5,8 @@ How a start travels, from the schedule to its record:
     schedule (edgebench.plan.schedule: arrival k is due at t_k, this worker's slice only)
       -> start queue (edgebench.plan.starts: dealt per endpoint to the next free user;
                       a start no user took by the time a later one is due is DROPPED)
-      -> the user's wait (Locust sleeps the user until the start is due: TrafficRun.next_start)
+      -> the user's wait (Locust sleeps the user until 2 ms before the start is due:
+                          TrafficRun.next_start; then alarm.sleep_until, on time)
       -> ready (TrafficRun.ready: not re-split away, within the deployment budget,
                 not inside a 429's Retry-After pause, else recorded unsent)
       -> guard (respect mode: guard.SendGuard holds the send until the API has answered the
