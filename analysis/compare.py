@@ -126,11 +126,14 @@ def compare(
 def _scenario_warning(base: Run, candidate: Run) -> list[str]:
     """_scenario_warning says, loudly, when the two runs ran different scenarios."""
     first, second = (run.manifest.get("scenario") or {} for run in (base, candidate))
-    if (first.get("name"), first.get("sha256")) == (second.get("name"), second.get("sha256")):
+    # The file and the files it reads, where both manifests say (older ones: the file's).
+    both = first.get("inputs_sha256") and second.get("inputs_sha256")
+    key = "inputs_sha256" if both else "sha256"
+    if (first.get("name"), first.get(key)) == (second.get("name"), second.get(key)):
         return []
     return [
         f"the runs are of different scenarios ({first.get('name')} and {second.get('name')}, "
-        "or the same name with another file): the differences below compare different "
+        "or the same name with other files): the differences below compare different "
         "workloads, not a change in the system"
     ]
 

@@ -79,6 +79,7 @@ def scenario_facts(scenario, schedule) -> dict:
             "name": scenario.name,
             "path": scenario.source,
             "sha256": scenario.digest,
+            "inputs_sha256": scenario.inputs_digest,
             "seed": scenario.seed,
             "mode": scenario.rate.mode,
             "limit": scenario.rate.limit,

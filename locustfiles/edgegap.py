@@ -222,6 +222,7 @@ def _test_start(environment, **_kwargs) -> None:
         if isinstance(runner, WorkerRunner):
             _refuse_remote_without_token(environment.host)
             facts = RunFacts.received(options)
+            _refuse_another_scenario(scenario, facts)
             scenario = with_duration(scenario, f"{facts.duration_s}s")
             schedule = Schedule.from_scenario(scenario)
         else:
@@ -251,6 +252,17 @@ def _refuse_remote_without_token(host: str | None) -> None:
         )
 
 
+def _refuse_another_scenario(scenario, facts: RunFacts) -> None:
+    """A worker reads the scenario (and the files it names) from its own copy: one that is
+    not the master's would send another schedule, under the master's name."""
+    if scenario.inputs_digest != facts.scenario_digest:
+        raise EdgebenchError(
+            f"{scenario.source}: not the master's scenario (sha256 of it and the files it "
+            f"reads: {scenario.inputs_digest[:12]} here, {facts.scenario_digest[:12]} on the "
+            "master): give every worker the same scenario and files (the same image or checkout)"
+        )
+
+
 def _decide_facts(environment, scenario, schedule: Schedule) -> RunFacts:
     """_decide_facts fixes the run's facts, publishes them to the workers, writes the manifest."""
     options, runner = environment.parsed_options, environment.runner
@@ -258,7 +270,8 @@ def _decide_facts(environment, scenario, schedule: Schedule) -> RunFacts:
     refuse_used(Path(results_dir))  # the start form may name a folder that holds a run now
     workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
     epoch = time.time() + START_LEAD_S
-    facts = RunFacts(secrets.token_hex(4), results_dir, epoch, workers, scenario.duration_s)
+    run_id, duration_s = secrets.token_hex(4), scenario.duration_s
+    facts = RunFacts(run_id, results_dir, epoch, workers, duration_s, scenario.inputs_digest)
     facts.publish(options)
     manifest = run_facts(scenario, schedule, environment.host, api_token() is not None, workers)
     write_manifest(

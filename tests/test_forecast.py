@@ -167,3 +167,13 @@ def test_scenario_plan_prints_the_table_and_draws_the_plot(tmp_path):
     stages_only = edgebench("scenario", "plan", "scenarios/smoke.toml", "--out", tmp_path)
     assert stages_only.exit_code == 2
     assert "demand: missing; `scenario plan` reads a [demand] forecast" in stages_only.stderr
+
+
+def test_the_inputs_digest_covers_the_forecast_file_too(tmp_path):
+    demand = '[demand]\nccu_file = "ccu.csv"\nmatch_length = "10m"\n'
+    first = scenario(tmp_path, demand, "t,ccu\n0h,6000\n1h,6000\n")
+    again = scenario(tmp_path, demand, "t,ccu\n0h,6000\n1h,6000\n")
+    changed = scenario(tmp_path, demand, "t,ccu\n0h,6000\n1h,9000\n")
+    assert first.inputs_digest == again.inputs_digest != changed.inputs_digest
+    assert first.digest == changed.digest  # the scenario file itself is the same
+    assert first.inputs_digest != first.digest

@@ -117,3 +117,10 @@ def test_the_shipped_example_log_is_the_one_its_script_makes(tmp_path):
     assert out.read_bytes() == (folder / "example.jsonl").read_bytes()
     scenario = load_scenario("scenarios/replay.toml")
     assert len(scenario.replay) == len(out.read_bytes().splitlines())
+
+
+def test_the_inputs_digest_covers_the_replayed_log_too(tmp_path):
+    first = replayed(tmp_path, LOG)
+    changed = replayed(tmp_path, LOG.replace('"t": 1.0', '"t": 1.5'))
+    assert first.digest == changed.digest  # the scenario file itself is the same
+    assert first.inputs_digest != changed.inputs_digest

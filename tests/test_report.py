@@ -2,12 +2,14 @@
 
 import html
 import xml.etree.ElementTree as ET
+from types import SimpleNamespace
 
 import numpy as np
 import orjson
 import pytest
 
 from analysis import load_run, summarize, thresholds, windows
+from analysis.compare import _scenario_warning
 from analysis.report import analyze, curves_by_rate, key_numbers
 
 from .conftest import edgebench
@@ -396,3 +398,12 @@ def test_the_report_leads_with_the_players_wait_the_queue_and_the_attempts(tmp_p
     assert page.index('alt="Players\' wait"') < page.index('alt="Throughput"')
     assert (folder / "queue.png").stat().st_size > 1000
     assert "players' wait, match to the 202: p50 / p95 / p99 / max" in page
+
+
+def test_compare_tells_a_scenario_whose_forecast_or_log_changed_from_the_same():
+    def run(**scenario):
+        return SimpleNamespace(manifest={"scenario": {"name": "launch", "sha256": "a"} | scenario})
+
+    assert _scenario_warning(run(inputs_sha256="x"), run(inputs_sha256="x")) == []
+    assert _scenario_warning(run(inputs_sha256="x"), run(inputs_sha256="y"))  # another CSV
+    assert _scenario_warning(run(), run(inputs_sha256="y")) == []  # an older manifest: the file's

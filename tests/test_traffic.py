@@ -300,6 +300,31 @@ def test_a_killed_worker_loses_about_a_second_and_the_rest_take_its_share(emulat
     assert f"{lost} scheduled starts have no record" in (results / "report.html").read_text()
 
 
+def test_a_worker_whose_scenario_is_not_the_masters_refuses_and_nothing_is_sent(emulator, tmp_path):
+    # Each process reads the scenario the master names from its own copy: here the same
+    # relative name in two folders, the worker's with another rate.
+    here, there = tmp_path / "master", tmp_path / "worker"
+    for folder, rate in ((here, 5), (there, 6)):
+        folder.mkdir()
+        scenario_file(folder, "exceed", 4, rate).rename(folder / "s.toml")
+    port = str(free_port())
+    locust = [sys.executable, "-m", "locust", "-f", str(Path("locustfiles/edgegap.py").resolve())]
+    role = ["--headless", "--master", "--expect-workers", "1", "--master-bind-port", port]
+    target = ["--host", emulator.url, "--results-dir", str(here / "run"), "--scenario", "s.toml"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True}
+    master = subprocess.Popen(
+        [*locust, *role, "--master-bind-host", "127.0.0.1", *target], cwd=here, **quiet
+    )
+    joins = ["--worker", "--master-host", "127.0.0.1", "--master-port", port]
+    own = [*joins, "--scenario", "s.toml"]
+    worker = subprocess.run([*locust, *own], cwd=there, capture_output=True, text=True, timeout=60)
+    master.communicate(timeout=60)
+    assert worker.returncode == 2
+    assert "s.toml: not the master's scenario (sha256 of it and the files it reads" in worker.stderr
+    assert load(here / "run") == []  # nothing sent, nothing recorded
+    assert httpx.get(f"{emulator.url}/v1/deployments", headers=AUTH).json()["data"] == []
+
+
 def test_injected_faults_are_classified_and_the_schedule_holds(emulator, tmp_path):
     faults = {"error_share": 0.1, "drop_share": 0.05}
     faults["latency_ms"] = {"distribution": "exponential", "mean": 40}

@@ -329,7 +329,10 @@ class Scenario(_Strict):
     thresholds: list[str] = Field(default_factory=list)  # judged once the run is over
     watches: SkipValidation[tuple[Watch, ...]] = ()  # judged live (checks.Watch)
     source: str = ""
-    digest: str = ""
+    digest: str = ""  # sha256 of the scenario file
+    # sha256 of the scenario file and of every file it reads (forecast, replay log), in
+    # that order: what every process of a distributed run must have the same of.
+    inputs_digest: str = ""
 
     @model_validator(mode="before")
     @classmethod
@@ -461,10 +464,12 @@ def load_scenario(path: str | Path) -> Scenario:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
         raise ScenarioError([_problem(path, error) for error in exc.errors()]) from None
+    inputs = hashlib.sha256(text)
     if scenario.demand and scenario.demand.ccu_file:
-        scenario = _with_forecast_file(scenario, path)
+        scenario = _with_forecast_file(scenario, path, inputs)
     if scenario.rate.replay_file:
-        scenario = _with_replay(scenario, path)
+        scenario = _with_replay(scenario, path, inputs)
+    scenario = scenario.model_copy(update={"inputs_digest": inputs.hexdigest()})
     if scenario.world_file and not scenario.world_file.is_file():
         raise ScenarioError(
             [
@@ -475,8 +480,9 @@ def load_scenario(path: str | Path) -> Scenario:
     return scenario
 
 
-def _with_replay(scenario: Scenario, path: Path) -> Scenario:
-    """_with_replay reads rate.replay_file (relative to the scenario) into its matches."""
+def _with_replay(scenario: Scenario, path: Path, inputs) -> Scenario:
+    """_with_replay reads rate.replay_file (relative to the scenario) into its matches,
+    and adds the log's bytes to the `inputs` digest."""
     from edgebench.plan.replay import read_replay
 
     log = Path(scenario.rate.replay_file)
@@ -485,6 +491,7 @@ def _with_replay(scenario: Scenario, path: Path) -> Scenario:
         raise ScenarioError(
             [f"{path}: rate.replay_file: {scenario.rate.replay_file!r} not found; give a log"]
         )
+    inputs.update(log.read_bytes())
     matches = tuple(read_replay(log))
     if any(match.fleet for match in matches) and not scenario.mix.private_host_ids:
         raise ScenarioError(
@@ -493,14 +500,16 @@ def _with_replay(scenario: Scenario, path: Path) -> Scenario:
     return scenario.model_copy(update={"replay": matches})
 
 
-def _with_forecast_file(scenario: Scenario, path: Path) -> Scenario:
-    """_with_forecast_file reads demand.ccu_file (relative to the scenario) into the points."""
+def _with_forecast_file(scenario: Scenario, path: Path, inputs) -> Scenario:
+    """_with_forecast_file reads demand.ccu_file (relative to the scenario) into the points,
+    and adds the file's bytes to the `inputs` digest."""
     from edgebench.plan.forecast import read_ccu_file
 
     demand = scenario.demand
     csv = Path(demand.ccu_file)
     csv = csv if csv.is_absolute() else path.parent / csv
     points, regions = read_ccu_file(csv, path)
+    inputs.update(csv.read_bytes())
     if not points:
         raise ScenarioError([f"{csv}: no rows; write t,ccu then one row per time"])
     names = {region.name for region in scenario.regions}

@@ -36,6 +36,9 @@ class RunFacts:
     epoch: float  # unix time of schedule time 0
     workers: int  # how many processes the schedule is split among at the start
     duration_s: float  # the run's length, with every override (--duration, -t) applied
+    # The master's scenario and the files it reads (Scenario.inputs_digest): a worker reads
+    # them from its own copy, and one whose copy differs would send another schedule.
+    scenario_digest: str = ""
 
     def publish(self, options) -> None:
         """publish puts the facts in the master's options, which its spawn messages carry."""
