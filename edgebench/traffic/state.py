@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
+from edgebench._errors import EdgebenchError
 from edgebench.realapi.token import LOCAL_TOKEN
 
 if TYPE_CHECKING:
@@ -47,8 +48,16 @@ class RunFacts:
 
     @classmethod
     def received(cls, options) -> RunFacts:
-        """received reads the facts a master published (or this process, when alone)."""
+        """received reads the facts a master published (or this process, when alone).
+
+        A master of another edgebench version may publish other facts: EdgebenchError.
+        """
         names = cls.__dataclass_fields__
+        if missing := [name for name in names if not hasattr(options, _PREFIX + name)]:
+            raise EdgebenchError(
+                f"the master sent no {', '.join(missing)}: it runs another edgebench version; "
+                "run the same version (image or checkout) on the master and every worker"
+            )
         return cls(**{name: getattr(options, _PREFIX + name) for name in names})
 
 
