@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -138,6 +140,21 @@ def edgebench(*args: str):
     from edgebench.cli import main
 
     return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+def run_fresh(program: str) -> str:
+    """run_fresh is what `program` prints, run in a fresh interpreter from the repository
+    (what it imports is all it loads); it fails the test if the program fails."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(program)],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 def free_port() -> int:

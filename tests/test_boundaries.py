@@ -1,13 +1,10 @@
 """Each room loads only what it uses: checked in a fresh interpreter, from sys.modules."""
 
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import run_fresh
 
 ROOMS = {
     "traffic": (
@@ -67,8 +64,5 @@ def test_a_room_loads_none_of_the_others(room):
         print(sorted(loaded & {set(forbidden)!r}))
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "[]", f"{room} loaded {done.stdout}"
+    printed = run_fresh(probe)
+    assert printed.strip().splitlines()[-1] == "[]", f"{room} loaded {printed}"

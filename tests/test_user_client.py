@@ -11,12 +11,8 @@ message (150 ms at every change of the pool); the locustfile has it built once.
 """
 
 import json
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import run_fresh
 
 PROGRAM = r"""
 import gc, json, sys
@@ -65,20 +61,6 @@ gc.collect()
 failed = sum(exception is not None for exception in failures[4:])
 print(json.dumps({"garbage": len(gc.garbage), "answered": sorted(set(answered)), "failed": failed}))
 """
-
-
-def run_fresh(program: str) -> str:
-    """run_fresh is what `program` prints, run in a fresh interpreter from the repository."""
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(program)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
 
 
 def test_answers_of_every_status_come_back_as_answers_and_leave_no_garbage():
