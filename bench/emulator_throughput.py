@@ -158,7 +158,7 @@ def placement_cost(active: int, batch: int, rounds: int) -> dict:
     world = world.__class__(**{**_fields(world), "lifecycle": _lifecycle(world, never_ending)})
     rng = random.Random(1)
     requests = [
-        DeployRequest("my-game", "1.0.0", (Position(rng.uniform(-60, 70), rng.uniform(-180, 180)),))
+        DeployRequest("my-game", "1.0.0", Position(rng.uniform(-60, 70), rng.uniform(-180, 180)))
         for _ in range(batch)
     ]
     empty, loaded = [], []

@@ -168,6 +168,18 @@ def request_record(
     }
 
 
+def scheduled_fields(arrival, due: float, worker: str) -> dict:
+    """scheduled_fields are what an attempt's record says of its match, sent or not: the
+    arrival (edgebench.plan.schedule.Arrival), when it was due (unix time) and who had it."""
+    return {
+        "index": arrival.index,
+        "t_sched": due,
+        "worker": worker,
+        "stage": arrival.stage,
+        "offered_rate": arrival.offered_rate,
+    }
+
+
 def event_record(
     *,
     t_received: float,

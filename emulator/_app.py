@@ -2,8 +2,9 @@
 
 Every API request goes through the same steps, in this order:
 injected faults -> auth (401) -> rate limit (429) -> body checks (400) -> the model.
-Faults, limits and placement are emulator._model's ApiModel, which the simulator
-drives too; this module adds what only HTTP has.
+The order is emulator._model's ApiModel (admit for every route, deploy for the two
+deploy routes), which the simulator calls too; this module adds what only HTTP has:
+reading the bytes, the other routes' work, writing the answer.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from starlette.types import Receive, Scope, Send
 from emulator._clock import PlatformClock
 from emulator._errors import ConfigError
 from emulator._metrics import Metrics, PrometheusView
-from emulator._model import ApiModel, EmulatorConfig
-from emulator._platform import Status, StopOutcome
+from emulator._model import NO_ANSWER, Answer, ApiModel, EmulatorConfig
+from emulator._platform import DeployRequest, Status, StopOutcome
 from emulator._query import parse_bulk_stop, parse_list_query
+from emulator._ratelimit import DEPLOY_GROUP, FLEET_DEPLOY_GROUP
 from emulator._validation import BadRequest, parse_deploy, parse_fleet_deploy
 from emulator._views import (
     app_version,
@@ -159,32 +161,36 @@ class Emulator:
     # Requests ---------------------------------------------------------------
 
     def api(self, route: str, group: str, handler: Handler) -> Callable:
+        """api is a route whose work is handler's, once ApiModel.admit let the request in."""
+        return self._timed(route, functools.partial(self._respond, group=group, handler=handler))
+
+    def deploys(self, route: str, group: str, parse: Callable[[object], DeployRequest]):
+        """deploys is a deploy route: ApiModel.deploy's answer to the body parse checks."""
+        return self._timed(route, functools.partial(self._deploy, group=group, parse=parse))
+
+    def _timed(self, route: str, respond: Callable[[Request], Awaitable[Response]]) -> Callable:
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
-            response = await self._respond(request, group, handler)
+            response = await respond(request)
             status = response.status_code or "dropped"
             self.metrics.record(route, status, time.perf_counter() - started)
             return response
 
         return endpoint
 
-    async def _respond(self, request: Request, group: str, handler: Handler) -> Response:
+    async def _fault(self) -> str | None:
+        """_fault draws the request's injected fault and waits its delay."""
         delay, fault = self.model.fault()
         if delay:
             await asyncio.sleep(delay)
-        if fault == "error":
-            return error(500, "Internal Server Error (injected fault)")
-        if fault == "drop":
-            return DroppedConnection()
+        return fault
+
+    async def _respond(self, request: Request, group: str, handler: Handler) -> Response:
+        fault = await self._fault()
         token = parse_token(raw_header(request, b"authorization"))
-        if token is None:
-            return error(401, "Unauthorized - Missing Token", header="Authorization: token <value>")
-        if self.config.accepted_tokens is not None and token not in self.config.accepted_tokens:
-            return error(401, "Unauthorized - Invalid Token")
-        retry_after = self.model.limited(token, group)
-        if retry_after is not None:
-            headers = {"Retry-After": str(retry_after)}
-            return json_response(429, {"message": "Too Many Requests"}, headers)
+        refused = self.model.admit(fault, token, group)
+        if refused is not None:
+            return answer_response(refused)
         now = self.advance()
         try:
             response = await handler(request, now)
@@ -194,7 +200,35 @@ class Emulator:
         finally:
             self._send_webhooks()
 
+    async def _deploy(self, request: Request, group: str, parse) -> Response:
+        fault = await self._fault()
+        token = parse_token(raw_header(request, b"authorization"))
+        body = await self._body(request)
+        try:
+            answer = self.model.deploy(fault, token, group, lambda: parse(body()), self.advance)
+        finally:
+            self._send_webhooks()
+        return answer_response(answer)
+
+    async def _body(self, request: Request) -> Callable[[], object]:
+        """_body reads the bytes now and decodes them when called: a bad body is a 400 only
+        for a request the limits let in (the API's order)."""
+        try:
+            raw = await self.read_bytes(request)
+        except BadRequest as exc:
+            problem = exc
+
+            def refused() -> object:
+                raise problem
+
+            return refused
+        return lambda: decode_json(raw)
+
     async def read_json(self, request: Request) -> object:
+        return decode_json(await self.read_bytes(request))
+
+    async def read_bytes(self, request: Request) -> bytes:
+        """read_bytes is a JSON body's bytes, checked for its type and size."""
         content_type, content_length = b"", b""
         for key, value in request.scope["headers"]:
             if key == b"content-type":
@@ -207,26 +241,7 @@ class Emulator:
         declared = _whole_number(content_length.decode("latin-1"))
         if declared is not None and declared > limit:
             raise BadRequest("body", f"is larger than {limit} bytes")
-        body = await read_body(request, limit)
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise BadRequest("body", "is not valid JSON") from None
-
-    async def deploy(self, request: Request, now: float) -> Response:
-        return self._create(parse_deploy(await self.read_json(request)), now)
-
-    async def fleet_deploy(self, request: Request, now: float) -> Response:
-        return self._create(parse_fleet_deploy(await self.read_json(request)), now)
-
-    def _create(self, deploy_request, now: float) -> Response:
-        answer = self.model.create(deploy_request, now)
-        if answer.status == 400:
-            return error(400, answer.message, field=answer.field, reason=answer.reason)
-        request_id = answer.deployment.request_id
-        if answer.status == 422:
-            return json_response(422, {"request_id": request_id, "message": answer.message})
-        return JSONResponse(b'{"request_id":"%s"}' % request_id.encode(), 202)
+        return await read_body(request, limit)
 
     async def status(self, request: Request, now: float) -> Response:
         dep = self.platform.get(request.path_params["request_id"], now)
@@ -390,12 +405,14 @@ class Emulator:
         return [
             Route(
                 "/v2/deployments",
-                api("POST /v2/deployments", "deploy", self.deploy),
+                self.deploys("POST /v2/deployments", DEPLOY_GROUP, parse_deploy),
                 methods=["POST"],
             ),
             Route(
                 "/v2/private-fleets/deployments",
-                api("POST /v2/private-fleets/deployments", "fleet-deploy", self.fleet_deploy),
+                self.deploys(
+                    "POST /v2/private-fleets/deployments", FLEET_DEPLOY_GROUP, parse_fleet_deploy
+                ),
                 methods=["POST"],
             ),
             Route(
@@ -449,6 +466,29 @@ class Emulator:
             Route("/_emulator/reset", self.reset_endpoint, methods=["POST"]),
             Route("/_emulator/faults", self.faults_endpoint, methods=["GET", "POST"]),
         ]
+
+
+def answer_response(answer: Answer) -> Response:
+    """answer_response writes the model's answer as the API does."""
+    status = answer.status
+    if status == NO_ANSWER:
+        return DroppedConnection()
+    if status == 202:
+        return JSONResponse(b'{"request_id":"%s"}' % answer.deployment.request_id.encode(), 202)
+    if status == 422:
+        body = {"request_id": answer.deployment.request_id, "message": answer.message}
+        return json_response(422, body)
+    if status == 429:
+        headers = {"Retry-After": str(answer.retry_after)}
+        return json_response(429, {"message": answer.message}, headers)
+    return error(status, answer.message, **(answer.details or {}))
+
+
+def decode_json(raw: bytes) -> object:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("body", "is not valid JSON") from None
 
 
 @functools.lru_cache(maxsize=64)

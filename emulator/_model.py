@@ -1,15 +1,17 @@
-"""The emulator's answer to a deploy, without HTTP: what the app and the simulator share.
+"""The emulator's answer to a request, without HTTP: what the app and the simulator share.
 
-A deploy meets, in this order: an injected fault (a delay, a 500, a dropped
-connection) -> the rate limit (429) -> the application check (400) -> placement
-(202, or 422 when no location can take it). The HTTP app adds only what HTTP has
-(auth, body parsing, the other routes); `edgebench simulate` drives this same
-ApiModel with a virtual clock. A change to the capacity model changes both.
+Every request meets, in this order (ApiModel.admit): an injected fault (a delay, a 500,
+a dropped connection) -> auth (401) -> the organisation's rate limit (429). A deploy
+then meets (ApiModel.deploy) the body's check (400) -> placement (202, or 422 when no
+location can take it) -> an injected lost answer (created, then the connection closes).
+The HTTP app reads the bytes and writes the answer; `edgebench simulate` calls the same
+ApiModel.deploy with a virtual clock. A change to the order or the capacity model
+changes both.
 
     model = ApiModel(EmulatorConfig(seed=1), clock=lambda: now)   # clock: wall seconds
-    delay, fault = model.fault()
-    retry_after = model.limited("token", "deploy")                # None: within the limit
-    answer = model.create(parse_deploy(body), platform_now)        # 202, 400 or 422
+    delay, fault = model.fault()                                   # the caller waits `delay`
+    answer = model.deploy(fault, "token", DEPLOY_GROUP, lambda: parse_deploy(body), clock)
+    answer.status                                                  # 202, 400, 401, 422, 429...
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from emulator._errors import ConfigError
 from emulator._faults import Faults, draw_fault
 from emulator._platform import Deployment, DeployRequest, Platform, Status
 from emulator._ratelimit import RateLimiter, RateLimits
-from emulator._validation import _user
+from emulator._validation import BadRequest, _user
 from emulator._world import World, load_world
 from geo import Position
 
@@ -32,6 +34,7 @@ ALLOCATION_FAILED = "Couldn't Allocate Server"
 DEFAULT_ORGANISATION = "default"
 INVALID_APPLICATION = "Invalid Application or Application Version"
 UNKNOWN_HOST = "Invalid request: unknown private host"
+NO_ANSWER = 0  # the connection closed without an answer: dropped, or the answer lost
 
 
 @dataclass(frozen=True)
@@ -61,13 +64,14 @@ class EmulatorConfig:
 
 
 class Answer(NamedTuple):
-    """Answer is the model's reply to a deploy: 202 with a deployment, 400 or 422."""
+    """Answer is the model's reply: a status (NO_ANSWER: the connection closed), the
+    deployment it created (202, 422, and a lost answer's), what the body says."""
 
     status: int
     deployment: Deployment | None = None
     message: str | None = None
-    field: str | None = None  # a 400's offending field, and why
-    reason: str | None = None
+    details: dict[str, str] | None = None  # a 400's offending field and why; a 401's header
+    retry_after: int | None = None  # a 429's seconds
 
 
 class ApiModel:
@@ -92,6 +96,49 @@ class ApiModel:
             return 0.0, None
         return draw_fault(self.faults, self._fault_rng)
 
+    def admit(self, fault: str | None, token: str | None, group: str) -> Answer | None:
+        """admit is the answer that stops a request before its route's work (None: none does):
+        the injected fault, then auth, then the organisation's limit for the group."""
+        if fault == "error":
+            return Answer(500, message="Internal Server Error (injected fault)")
+        if fault == "drop":
+            return Answer(NO_ANSWER)
+        if token is None:
+            header = {"header": "Authorization: token <value>"}
+            return Answer(401, message="Unauthorized - Missing Token", details=header)
+        if self.config.accepted_tokens is not None and token not in self.config.accepted_tokens:
+            return Answer(401, message="Unauthorized - Invalid Token")
+        retry_after = self.limited(token, group)
+        if retry_after is not None:
+            return Answer(429, message="Too Many Requests", retry_after=retry_after)
+        return None
+
+    def deploy(
+        self,
+        fault: str | None,
+        token: str | None,
+        group: str,
+        read: Callable[[], DeployRequest],
+        now: Callable[[], float],
+    ) -> Answer:
+        """deploy is a deploy's whole answer, in the API's order (the module's docstring).
+
+        read gives the checked body (raising BadRequest: a 400), called only once the
+        request is admitted; now brings the platform to the present and gives its time.
+        """
+        refused = self.admit(fault, token, group)
+        if refused is not None:
+            return refused
+        try:
+            request = read()
+        except BadRequest as exc:
+            details = {"field": exc.field, "reason": exc.reason}
+            return Answer(400, message=f"Invalid request: {exc}", details=details)
+        answer = self.create(request, now())
+        if fault == "lost":  # created, and the answer never reaches the client
+            return answer._replace(status=NO_ANSWER)
+        return answer
+
     def limited(self, token: str, group: str) -> int | None:
         """limited is None when the request is within its organisation's limit for its group,
         else Retry-After: Edgegap limits an organisation, whichever of its tokens is used."""
@@ -102,10 +149,11 @@ class ApiModel:
         """create places a checked deploy at platform time now."""
         for i, host_id in enumerate(request.private_host_ids or ()):
             if host_id not in self.config.world.private_hosts:
-                field = f"private_host_ids[{i}]"
-                return Answer(400, None, UNKNOWN_HOST, field, "unknown host")
+                details = {"field": f"private_host_ids[{i}]", "reason": "unknown host"}
+                return Answer(400, None, UNKNOWN_HOST, details)
         if not self.config.world.knows(request.application, request.version):
-            return Answer(400, None, INVALID_APPLICATION, "application", "not registered")
+            details = {"field": "application", "reason": "not registered"}
+            return Answer(400, None, INVALID_APPLICATION, details)
         dep = self.platform.deploy(request, now)
         if dep.status is Status.ERROR:
             return Answer(422, dep, f"{ALLOCATION_FAILED}: {dep.error_detail}")

@@ -27,8 +27,10 @@ import itertools
 import math
 import random
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
+from typing import Any
 
 from emulator._events import EventQueue
 from emulator._world import Location, PrivateHost, World
@@ -75,19 +77,27 @@ class StopOutcome(Enum):
 
 @dataclass(slots=True)
 class DeployRequest:
-    """DeployRequest is a validated deploy or fleet-deploy body."""
+    """DeployRequest is a validated deploy or fleet-deploy body, as placement reads it.
+
+    centre is the players' centre (geo.centre of the players who could be located; None:
+    none could): DeployRequest.of_players works it out one request at a time, the
+    simulator with geo.centres for thousands at once (the same rule, tested equal).
+    """
 
     application: str
     version: str
-    positions: tuple[Position, ...]
+    centre: Position | None
     require_cached: bool = False
     private_host_ids: tuple[str, ...] | None = None
     tags: tuple[str, ...] = ()
     webhooks: dict[str, str] = field(default_factory=dict)
-    # The players' centre, when the caller worked it out already (the simulator, in bulk):
-    # located=True and centre None means no player could be located.
-    located: bool = False
-    centre: Position | None = None
+
+    @classmethod
+    def of_players(
+        cls, application: str, version: str, positions: Iterable[Position], **rest: Any
+    ) -> DeployRequest:
+        """of_players is the request of players at `positions` (the located ones)."""
+        return cls(application, version, centre(positions), **rest)
 
 
 @dataclass(slots=True, eq=False)
@@ -137,7 +147,7 @@ class Platform:
 
     >>> from emulator._world import load_world
     >>> platform = Platform(load_world(), seed=1)
-    >>> dep = platform.deploy(DeployRequest("my-game", "1.0.0", (Position(45.5, -73.6),)), now=0)
+    >>> dep = platform.deploy(DeployRequest("my-game", "1.0.0", Position(45.5, -73.6)), now=0)
     >>> dep.status, dep.location.city
     (<Status.SEEKING: 'Status.SEEKING'>, 'Montreal')
     """
@@ -280,7 +290,7 @@ class Platform:
             host = self.world.private_hosts[host_id]
             if host.active and self._host_used[host_id] < host.capacity:
                 return host, None
-        players = request.centre if request.located else centre(request.positions)
+        players = request.centre
         if players is None:
             return None, Cause.UNLOCATABLE_USERS
         return self._nearest_free_location(players, request.require_cached)

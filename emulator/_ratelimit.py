@@ -16,6 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 RESOLUTION_S = 1e-6
+# The endpoint groups a limit is kept for: the two deploy routes have a group each.
+DEPLOY_GROUP, FLEET_DEPLOY_GROUP = "deploy", "fleet-deploy"
+DEPLOY_GROUPS = (DEPLOY_GROUP, FLEET_DEPLOY_GROUP)
+GROUPS = (*DEPLOY_GROUPS, "status", "list", "stop")
 
 
 class SlidingWindowLimiter:
@@ -72,7 +76,7 @@ class RateLimits:
     def group_limit(self, group: str) -> int:
         if not self.enabled:
             return 0
-        return getattr(self, "deploy" if group in ("deploy", "fleet-deploy") else group)
+        return getattr(self, "deploy" if group in DEPLOY_GROUPS else group)
 
 
 class RateLimiter:
@@ -82,14 +86,14 @@ class RateLimiter:
         self.limits = limits
         self._limiters = {
             group: SlidingWindowLimiter(limit, clock=clock)
-            for group in ("deploy", "fleet-deploy", "status", "list", "stop")
+            for group in GROUPS
             if (limit := limits.group_limit(group)) > 0
         }
 
     def check(self, token: str, group: str) -> int | None:
         """check is None when accepted, else whole seconds for the Retry-After header."""
-        if group == "fleet-deploy" and self.limits.shared_deploy_budget:
-            group = "deploy"
+        if group == FLEET_DEPLOY_GROUP and self.limits.shared_deploy_budget:
+            group = DEPLOY_GROUP
         limiter = self._limiters.get(group)
         if limiter is None:
             return None

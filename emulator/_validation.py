@@ -67,10 +67,10 @@ def _common(
     for i, tag in enumerate(tags):
         if not isinstance(tag, str):
             raise BadRequest(f"tags[{i}]", "must be a string")
-    return DeployRequest(
-        application=application,
-        version=version,
-        positions=tuple(positions),
+    return DeployRequest.of_players(
+        application,
+        version,
+        positions,
         require_cached=require_cached,
         private_host_ids=private_host_ids,
         tags=tuple(tags),

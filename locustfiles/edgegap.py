@@ -36,8 +36,8 @@ from locust.runners import (
 
 from edgebench._errors import EdgebenchError
 from edgebench.manifest import run_facts, utc, write_manifest
+from edgebench.plan.overrides import Overrides, planned, with_duration
 from edgebench.plan.payloads import DEPLOY, FLEET_DEPLOY
-from edgebench.plan.scenario import load_scenario, with_duration, with_rate, with_seed
 from edgebench.plan.schedule import Schedule
 from edgebench.realapi.safety import is_loopback
 from edgebench.realapi.token import api_token, authorization, request_token
@@ -183,13 +183,12 @@ def _scenario(options):
 
     --duration wins over Locust's own -t/--run-time, which is honoured the same way.
     """
-    scenario = load_scenario(options.scenario)
     run_time = getattr(options, "run_time", None)
     duration = options.duration or (f"{run_time}s" if run_time else "")
-    if duration:
-        scenario = with_duration(scenario, duration)
-    scenario = with_seed(scenario, options.seed)
-    return with_rate(scenario, options.rate_mode, options.rate_factor)
+    # No world: the senders never read it (the emulator does), and a worker on another
+    # machine could not open the master's path.
+    overrides = Overrides(duration, None, options.seed, options.rate_mode, options.rate_factor)
+    return planned(options.scenario, overrides)
 
 
 def _checked_host(host: str | None, allow_remote: bool) -> str:

@@ -7,7 +7,7 @@ ALPHA, BETA, FAR = Position(0, 0), Position(0, 10), Position(0, 120)
 
 
 def request(*positions, **extra) -> DeployRequest:
-    return DeployRequest("game", "1.0", tuple(positions) or (ALPHA,), **extra)
+    return DeployRequest.of_players("game", "1.0", tuple(positions) or (ALPHA,), **extra)
 
 
 def test_deployments_go_to_the_nearest_location_with_room(small_world):
@@ -43,7 +43,7 @@ def test_placement_uses_the_players_centre(small_world):
 )
 def test_range_cache_and_unlocatable_users(small_world, positions, cached, cause):
     platform = Platform(small_world)
-    req = DeployRequest("game", "1.0", positions, require_cached=cached)
+    req = DeployRequest.of_players("game", "1.0", positions, require_cached=cached)
     dep = platform.deploy(req, now=0)
     if cause is None:
         assert dep.location.city == "Alpha"  # Beta is nearer but not cached

@@ -128,12 +128,15 @@ def test_locust_stopping_before_the_run_started_is_an_error_not_an_empty_verdict
 
 
 def test_processes_on_one_machine_meet_on_a_port_of_their_own():
+    from edgebench.plan.overrides import Overrides, planned
     from edgebench.realapi.safety import Policy
-    from edgebench.runner.run import RunPlan, locust_command, planned_scenario
+    from edgebench.runner.run import RunPlan, locust_command
 
     plan = RunPlan(Path("scenarios/smoke.toml"), processes=2)
     policy = Policy(remote=False, max_deployments=0, cleanup=False)
-    command = locust_command(plan, planned_scenario(plan), "http://127.0.0.1:9", Path("r"), policy)
+    command = locust_command(
+        plan, planned(plan.scenario, Overrides.of(plan)), "http://127.0.0.1:9", Path("r"), policy
+    )
     bind, port = command.index("--master-bind-port"), command.index("--master-port")
     assert command[bind + 1] == command[port + 1] != "5557"  # not Locust's default: a free one
     assert command[command.index("--master-bind-host") + 1] == "127.0.0.1"

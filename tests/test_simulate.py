@@ -98,8 +98,8 @@ def test_the_emulator_and_the_simulator_share_one_model():
     assert type(simulation.model) is ApiModel
 
 
-def test_the_guard_holds_budget_answers_a_window_first_in_first_out():
-    guard = VirtualGuard(budget=2, window_s=1.0)
+def test_the_guard_holds_quota_answers_a_window_first_in_first_out():
+    guard = VirtualGuard(quota=2, window_s=1.0)
     sends = []
     for entered in (0.0, 0.0, 0.0, 0.1):
         send = guard.admit(entered, deadline=None)

@@ -16,15 +16,27 @@ real clients (../shared/notes/capacity-planning.md):
 
     policy = ClientPolicy.preset("edgegap-sdk")
     policy.retry_delay(attempt=1, status=429, retry_after="2", unit=0.5)   # 2.05
+
+What the client does with each answer is decided here once, as pure functions of the
+answer and the time, and the live run (edgebench.traffic.run) and the simulation
+(edgebench.simulate.engine) only supply the time:
+
+    rules = ClientRules.of(scenario)
+    rules.decide(match=7, attempt=1, status=429, retry_after="1", now=12.0)
+    # Decision(final=None, retry_at=13.0..., pause_until=None)
+    window_opens(ready=12.0, oldest_answer=11.5, window_s=1.0, deadline=None)   # 12.5
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 from edgebench.plan.draws import unit_hash
+from edgebench.records import FAILED, SERVED
 
 MAX_RETRY_AFTER_S = 60.0
+PAUSE_WITHOUT_RETRY_AFTER_S = 1.0  # a 429 that does not say how long: about a second
 RETRY_KEY = 0x5245545259  # the retry jitter's draws among a seed's ("RETRY")
 
 
@@ -92,6 +104,82 @@ class ClientPolicy:
         if self.backoff == "exponential":
             return min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1)) + jitter
         return self.backoff_base_s + jitter
+
+
+class Decision(NamedTuple):
+    """Decision is what the client does after an answer to one of a match's attempts."""
+
+    final: str | None  # SERVED, FAILED, or None: the match tries again at retry_at
+    retry_at: float | None  # when the next attempt enters the client (None: none follows)
+    pause_until: float | None  # respect mode without a [client]: nothing sent before then
+
+
+@dataclass(frozen=True)
+class ClientRules:
+    """ClientRules are the client's decisions for one run: its policy, its seed's jitter, and
+    whether a 429 pauses every send (respect mode with no [client]: the old sender's rule).
+
+    >>> rules = ClientRules(ClientPolicy.preset("edgegap-sdk"), seed=1, pauses=False)
+    >>> rules.decide(match=0, attempt=1, status=202, retry_after=None, now=5.0)
+    Decision(final='served', retry_at=None, pause_until=None)
+    >>> rules.decide(match=0, attempt=3, status=429, retry_after="2", now=5.0).final
+    'failed'
+    >>> rules.deadline(due=10.0) is None
+    True
+    """
+
+    policy: ClientPolicy
+    seed: int
+    pauses: bool
+
+    @classmethod
+    def of(cls, scenario: Any) -> ClientRules:
+        respect = scenario.rate.mode == "respect"
+        policy = scenario.client_policy or ClientPolicy()
+        return cls(policy, scenario.seed, respect and scenario.client is None)
+
+    def deadline(self, due: float) -> float | None:
+        """deadline is when a match due then is abandoned if still queued (None: never)."""
+        wait = self.policy.max_queue_wait_s
+        return None if wait is None else due + wait
+
+    def decide(
+        self, match: int, attempt: int, status: int, retry_after: str | None, now: float
+    ) -> Decision:
+        """decide is the client's answer to `status` on `attempt` of `match`, answered at now."""
+        pause = None
+        if status == 429 and self.pauses:
+            told = _seconds(retry_after)
+            pause = now + min(PAUSE_WITHOUT_RETRY_AFTER_S if told is None else told,
+                              MAX_RETRY_AFTER_S)  # fmt: skip
+        if status == 202:
+            return Decision(SERVED, None, pause)
+        unit = jitter_unit(self.seed, match, attempt)
+        delay = self.policy.retry_delay(attempt, status, retry_after, unit)
+        if delay is None:
+            return Decision(FAILED, None, pause)
+        return Decision(None, now + delay, pause)
+
+
+def window_opens(
+    ready: float, oldest_answer: float | None, window_s: float, deadline: float | None
+) -> float | None:
+    """window_opens is when a send ready at `ready` may go (None: after its deadline).
+
+    Respect mode's rule for a sender's window: a send goes once the answer to the send
+    `quota` places before it is `window_s` old (oldest_answer; None while fewer than
+    `quota` were sent). The API handled each request before answering it, so counting
+    from the answers never passes the API's own window.
+
+    >>> window_opens(5.0, None, 1.0, None), window_opens(5.0, 4.5, 1.0, None)
+    (5.0, 5.5)
+    >>> window_opens(5.0, 4.5, 1.0, deadline=5.2) is None
+    True
+    """
+    send = ready if oldest_answer is None else max(ready, oldest_answer + window_s)
+    if deadline is not None and send > deadline:
+        return None
+    return send
 
 
 def _seconds(value: str | None) -> float | None:

@@ -15,18 +15,12 @@ from pathlib import Path
 
 import click
 
-from checks import Watch, load_file, parse, parse_watch
+from checks import Watch, parse_watch
 from edgebench._errors import EdgebenchError
 from edgebench.manifest import read_manifest, utc, write_manifest
+from edgebench.plan.overrides import Overrides, planned
 from edgebench.plan.payloads import preview
-from edgebench.plan.scenario import (
-    Scenario,
-    load_scenario,
-    with_duration,
-    with_rate,
-    with_seed,
-    with_world,
-)
+from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
 from edgebench.realapi.cleanup import cleanup, summary_line
 from edgebench.realapi.safety import Policy, decide, target_host
@@ -36,6 +30,7 @@ from edgebench.runner.metrics import METRICS_FILE, RunMetrics
 from edgebench.runner.processes import LOCUSTFILE, ROOT, EmulatorProcess, LocustProcess, watch
 from edgebench.runner.progress import Progress
 from edgebench.runner.watch import REMOTE_DEFAULT, Watcher
+from edgebench.verdict import analyse, refuse_baseline_checks
 
 
 @dataclass
@@ -82,21 +77,10 @@ def refuse_bad_distribution(plan: RunPlan) -> None:
         )
 
 
-def planned_scenario(plan: RunPlan) -> Scenario:
-    """planned_scenario is the scenario file with every override the command line gives."""
-    scenario = load_scenario(plan.scenario)
-    if plan.duration:
-        scenario = with_duration(scenario, plan.duration)
-    if plan.world:
-        scenario = with_world(scenario, plan.world)
-    scenario = with_seed(scenario, plan.seed)
-    return with_rate(scenario, plan.rate_mode or "", plan.rate_factor or "")
-
-
 def run(plan: RunPlan) -> int:
     """run does the whole run and returns the exit code (the verdict)."""
     refuse_bad_distribution(plan)
-    scenario = planned_scenario(plan)
+    scenario = planned(plan.scenario, Overrides.of(plan))
     host = target_host(plan.host, scenario.target.host)
     policy = decide(host, scenario.rate.mode, plan.max_deployments, plan.cleanup, plan.allow_exceed)
     refuse_baseline_checks(scenario, plan.thresholds_file)
@@ -226,20 +210,6 @@ def _embedded_emulator(stack, scenario, time_scale, results: Path, new_folder: b
         raise
 
 
-def refuse_baseline_checks(scenario: Scenario, thresholds_file: Path | None) -> None:
-    """refuse_baseline_checks fails before traffic on checks a run cannot judge: no baseline."""
-    texts = scenario.thresholds
-    where = f"{scenario.source}: thresholds"
-    if thresholds_file:
-        texts, where = [c.text for c in load_file(thresholds_file)], f"{thresholds_file}: checks"
-    relative = [check.text for check in parse(texts) if check.number is None]
-    if relative:
-        raise EdgebenchError(
-            f"{where}: {relative[0]!r} compares with a baseline run, which `edgebench run` has "
-            "none of; judge it after the run with `edgebench analyze RUN_DIR --baseline BASE`"
-        )
-
-
 def dry_run_text(scenario: Scenario, host: str | None, policy: Policy) -> str:
     """dry_run_text is the plan of a run: where, how fast, how many deployments, what bodies."""
     schedule = Schedule.from_scenario(scenario)
@@ -331,17 +301,3 @@ def portable(path: Path) -> str:
     repository when inside it (workers on other machines run their own copy), else absolute."""
     resolved = path.resolve()
     return str(resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT) else resolved)
-
-
-def analyse(results: Path, thresholds_file: Path | None, plots: bool = True) -> int:
-    """analyse runs the analysis on the run's folder and returns the verdict's exit code."""
-    from analysis import thresholds
-    from analysis.cli import one_screen
-    from analysis.report import analyze
-
-    checks = thresholds.load_file(thresholds_file) if thresholds_file else None
-    outcome = analyze(results, checks=checks, plots=plots)
-    if outcome.results:
-        thresholds.write_junit(outcome.results, results / "junit.xml", results.name)
-    click.echo(one_screen(outcome))
-    return 0 if outcome.passed else 1

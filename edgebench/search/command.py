@@ -22,6 +22,7 @@ import orjson
 
 from checks import ThresholdError, parse
 from edgebench._errors import EdgebenchError
+from edgebench.plan.overrides import Overrides, planned
 from edgebench.plan.scenario import Scenario
 from edgebench.runfolder import RESULTS
 from edgebench.search.knee import Knee, Probe
@@ -63,18 +64,16 @@ class SearchPlan:
     confirm: bool = False
     host: str | None = None
     overwrite: bool = False
-    # Read by the shared overrides (edgebench.runner.run.planned_scenario): never set here.
+    # Read by the shared overrides (edgebench.plan.overrides.Overrides.of): never set here.
     rate_mode: str | None = None
     rate_factor: str | None = None
 
 
 def search(plan: SearchPlan) -> int:
     """search runs the probes, writes search.json and search.html, prints the answer."""
-    from edgebench.runner.run import planned_scenario
-
     checks = _checks(plan.checks)
     precision = parse_precision(plan.precision)
-    scenario = planned_scenario(plan)
+    scenario = planned_for(plan)
     space = parse_space(plan.vary, scenario)
     if space.kind == "rate":
         space = replace(space, start=scenario.rate.factor)
@@ -220,9 +219,7 @@ def _run_at(plan: SearchPlan, space: Space, value: float, folder: Path) -> int:
 
 
 def planned_for(plan: SearchPlan) -> Scenario:
-    from edgebench.runner.run import planned_scenario
-
-    return planned_scenario(plan)
+    return planned(plan.scenario, Overrides.of(plan))
 
 
 def live_plan_text(plan: SearchPlan, scenario: Scenario, space: Space) -> str:

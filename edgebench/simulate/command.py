@@ -22,11 +22,13 @@ import click
 
 from edgebench._errors import EdgebenchError
 from edgebench.manifest import scenario_facts, utc, write_manifest
+from edgebench.plan.overrides import Overrides, planned
 from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
 from edgebench.records import RecordWriter, log_name
 from edgebench.runfolder import default_results_dir, expected_bytes, prepare_results_dir
 from edgebench.simulate.engine import DEFAULT_LATENCY_MS, WORKER, Simulation, Sink
+from edgebench.verdict import analyse, refuse_baseline_checks
 from emulator import ConfigError, Distribution, EmulatorConfig, load_world
 from emulator._distributions import parse_distribution
 
@@ -108,9 +110,7 @@ def model_config(scenario: Scenario, time_scale: float) -> EmulatorConfig:
 
 def simulate(plan: SimulatePlan, echo=True) -> int:
     """simulate runs the plan, writes its folder and its analysis; the verdict's exit code."""
-    from edgebench.runner.run import analyse, planned_scenario, refuse_baseline_checks
-
-    scenario = planned_scenario(plan)
+    scenario = planned(plan.scenario, Overrides.of(plan))
     refuse_baseline_checks(scenario, plan.thresholds_file)
     results = simulate_into(scenario, plan, echo)
     return analyse(results, plan.thresholds_file)

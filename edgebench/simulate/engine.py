@@ -25,31 +25,32 @@ What stands in for HTTP and Locust (results/README.md, "Simulated runs"):
 
 from __future__ import annotations
 
-import gc
 import heapq
 import math
 from collections import deque
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
 
-from edgebench.plan.client import MAX_RETRY_AFTER_S, ClientPolicy, jitter_unit
+from edgebench.collector import few_collections
+from edgebench.plan.client import ClientRules, window_opens
 from edgebench.plan.payloads import FLEET_DEPLOY, PayloadPlan
 from edgebench.plan.schedule import WINDOW_S, Arrival, Schedule
 from edgebench.records import (
     ABANDONED,
     BACKOFF,
     FAILED,
-    SERVED,
     event_record,
     outcome_of,
     request_record,
+    scheduled_fields,
 )
 from edgebench.simulate.batch import BatchParties, DrawnParty, arrival_blocks
 from emulator import (
+    DEPLOY_GROUP,
+    FLEET_DEPLOY_GROUP,
     ApiModel,
     BadRequest,
     DeployRequest,
@@ -62,11 +63,9 @@ from emulator import (
 DEFAULT_LATENCY_MS = Distribution("lognormal", 1.6, 0.25)
 WORKER = "sim"
 RATE_KEY = "simulated"  # whose budget the rate limiter counts: one client
-GC_THRESHOLD = 200_000  # young objects between collections (the traffic's too)
 BLOCK = 4096  # arrivals whose parties are drawn at once, latencies drawn at once
 LATENCY_KEY = 0x4C4154  # the latency draws among a seed's ("LAT")
 SAMPLE_EVERY_S = 1.0  # the emulator's readings, as `edgebench run` takes them
-GROUPS = {FLEET_DEPLOY: "fleet-deploy"}
 
 
 class Sink:
@@ -89,23 +88,27 @@ class Match:
     request: DeployRequest | None  # None: the body does not pass the API's check (a 400)
     deadline: float | None = None
 
+    def checked(self) -> DeployRequest:
+        """checked is the request as the API's body check passes it (raising: a 400)."""
+        if self.request is None:
+            raise BadRequest("body", "does not pass the API's check")
+        return self.request
+
 
 class VirtualGuard:
-    """VirtualGuard is SendGuard's rule in virtual time: answers are known when a send goes."""
+    """VirtualGuard is SendGuard's rule (window_opens) in virtual time: answers are known
+    when a send goes."""
 
-    def __init__(self, budget: int, window_s: float) -> None:
+    def __init__(self, quota: int, window_s: float) -> None:
         self.window_s = window_s
-        self._answers: deque[float] = deque(maxlen=max(1, budget))
+        self._answers: deque[float] = deque(maxlen=max(1, quota))
         self._last = -math.inf  # sends go one at a time, in order
 
     def admit(self, entered: float, deadline: float | None) -> float | None:
         """admit is when a request that entered at `entered` may go (None: past its deadline)."""
-        send = max(entered, self._last)
-        if len(self._answers) == self._answers.maxlen:
-            send = max(send, self._answers[0] + self.window_s)
-        if deadline is not None and send > deadline:
-            return None
-        return send
+        full = len(self._answers) == self._answers.maxlen
+        oldest = self._answers[0] if full else None
+        return window_opens(max(entered, self._last), oldest, self.window_s, deadline)
 
     def took(self, send: float, answered: float) -> None:
         self._last = send
@@ -155,9 +158,8 @@ class Simulation:
         self.model = ApiModel(config, clock=lambda: self.now)
         self.schedule = Schedule.from_scenario(scenario)
         self.plan = PayloadPlan(scenario)
-        self.policy = scenario.client_policy or ClientPolicy()
+        self.rules = ClientRules.of(scenario)
         self.respect = scenario.rate.mode == "respect"
-        self.pauses = scenario.client is None  # no [client]: a 429 pauses the sender
         self.pause_until = -math.inf
         self.guard = self._guard()
         self._latency = LatencyDraws(latency_ms, scenario.seed)
@@ -181,7 +183,7 @@ class Simulation:
 
     def run(self, on_progress: Callable[[float], None] | None = None, every: int = 20_000):
         """run simulates every arrival and everything it leads to; on_progress(schedule s)."""
-        with _few_collections():
+        with few_collections():
             self._run(on_progress, every)
 
     def _run(self, on_progress, every: int) -> None:
@@ -247,15 +249,14 @@ class Simulation:
     def _arrive(self, arrival: Arrival, party: DrawnParty | None) -> None:
         self.matches += 1
         match = self._match(arrival, party)
-        if self.respect and self.pauses and self.now < self.pause_until:
+        if self.now < self.pause_until:
             self._unsent(match, BACKOFF, 1, None, FAILED)
             return
         self._enter(match, 1)
 
     def _match(self, arrival: Arrival, party: DrawnParty | None) -> Match:
         due = self.epoch + arrival.due_s
-        wait = self.policy.max_queue_wait_s
-        deadline = due + wait if wait is not None else None
+        deadline = self.rules.deadline(due)
         if party is None:
             planned = self.plan.request(arrival.index, arrival.due_s)
             request = _checked(planned.endpoint, planned.body)
@@ -278,13 +279,10 @@ class Simulation:
         return DeployRequest(
             request.application,
             request.version,
-            (),
+            party.centre,
             request.require_cached,
             request.private_host_ids,
             request.tags,
-            {},
-            True,
-            party.centre,
         )
 
     def _enter(self, match: Match, attempt: int) -> None:
@@ -301,7 +299,7 @@ class Simulation:
         delay, fault = self.model.fault()
         latency = self._latency() / 1000
         answered = send + delay + latency
-        timeout = self.policy.timeout_s
+        timeout = self.rules.policy.timeout_s
         if delay + latency > timeout:
             answered = send + timeout
         if self.guard:
@@ -314,24 +312,15 @@ class Simulation:
     def _handle(self, match, attempt, entered, send, answered, fault) -> None:
         """_handle is the API meeting the request: fault, limit, then the platform."""
         status, retry_after, request_id, cause = self._answer(match, fault)
-        if answered - send >= self.policy.timeout_s:
+        if answered - send >= self.rules.policy.timeout_s:
             status, retry_after, request_id, cause = 0, None, None, None
-        if status == 429 and self.respect and self.pauses:
-            wait = min(float(retry_after), MAX_RETRY_AFTER_S)
-            self.pause_until = max(self.pause_until, answered + wait)
-        delay = None
-        if status != 202:
-            unit = jitter_unit(self.scenario.seed, match.arrival.index, attempt)
-            delay = self.policy.retry_delay(attempt, status, retry_after, unit)
-        final = SERVED if status == 202 else (FAILED if delay is None else None)
         arrival = match.arrival
+        decision = self.rules.decide(arrival.index, attempt, status, retry_after, answered)
+        if decision.pause_until is not None:
+            self.pause_until = max(self.pause_until, decision.pause_until)
         self.sink.request(
             request_record(
-                index=arrival.index,
-                t_sched=match.due,
-                worker=WORKER,
-                stage=arrival.stage,
-                offered_rate=arrival.offered_rate,
+                **scheduled_fields(arrival, match.due, WORKER),
                 endpoint=match.endpoint,
                 outcome=outcome_of(status),
                 region=match.region,
@@ -344,34 +333,34 @@ class Simulation:
                 cause=cause,
                 attempt=attempt,
                 queue_ms=_ms(send - entered) if self.guard else None,
-                final=final,
+                final=decision.final,
             )
         )
-        if delay is not None:
-            self._at(answered + delay, self._enter, match, attempt + 1)
+        if decision.retry_at is not None:
+            self._at(decision.retry_at, self._enter, match, attempt + 1)
 
     def _answer(self, match: Match, fault: str | None):
-        """_answer is (status, Retry-After, request_id, 422 cause) as the emulator gives them."""
-        if fault == "error":
-            return 500, None, None, None
-        if fault == "drop":
-            return 0, None, None, None
-        retry_after = self.model.limited(RATE_KEY, GROUPS.get(match.endpoint, "deploy"))
-        if retry_after is not None:
-            return 429, str(retry_after), None, None
-        if match.request is None:
-            return 400, None, None, None
+        """_answer is (status, Retry-After, request_id, 422 cause): ApiModel.deploy's answer,
+        the emulator's own, to the match's request (None: a body the API refuses)."""
+        group = FLEET_DEPLOY_GROUP if match.endpoint == FLEET_DEPLOY else DEPLOY_GROUP
+        answer = self.model.deploy(fault, RATE_KEY, group, match.checked, self._advanced)
+        status, dep = answer.status, answer.deployment
+        if status == 429:
+            told = answer.retry_after
+            return 429, None if told is None else str(told), None, None
+        if status == 422:
+            return 422, None, dep.request_id, dep.error_detail
+        if status == 202:
+            if self._events:
+                self._tell_ready(dep)
+            return 202, None, dep.request_id, None
+        return status, None, None, None
+
+    def _advanced(self) -> float:
+        """_advanced brings the platform to now and is its time."""
         now = self._platform_now()
         self.model.platform.advance(now)
-        answer = self.model.create(match.request, now)
-        dep = answer.deployment
-        if fault == "lost":  # created, and the answer never reached the client
-            return 0, None, None, None
-        if answer.status == 422:
-            return 422, None, dep.request_id, dep.error_detail
-        if answer.status == 202 and self._events:
-            self._tell_ready(dep)
-        return answer.status, None, dep.request_id if dep else None, None
+        return now
 
     def _tell_ready(self, dep) -> None:
         """_tell_ready records when the client learns the deployment is ready."""
@@ -396,7 +385,7 @@ class Simulation:
         queue_ms = None if entered is None else round((self.now - entered) * 1000, 3)
         self.sink.request(
             request_record(
-                **self._scheduled(match),
+                **scheduled_fields(match.arrival, match.due, WORKER),
                 endpoint=match.endpoint,
                 outcome=outcome,
                 attempt=attempt,
@@ -404,34 +393,6 @@ class Simulation:
                 final=final,
             )
         )
-
-    def _scheduled(self, match: Match) -> dict:
-        arrival = match.arrival
-        return {
-            "index": arrival.index,
-            "t_sched": match.due,
-            "worker": WORKER,
-            "stage": arrival.stage,
-            "offered_rate": arrival.offered_rate,
-        }
-
-
-@contextmanager
-def _few_collections():
-    """_few_collections runs the cyclic garbage collector rarely while it lasts.
-
-    A simulated day makes millions of short-lived objects and keeps the platform's
-    deployments (up to 100,000 ended ones): with the default thresholds the collector's
-    passes over them took 13 of 44 µs a match. Start-up objects are frozen out of them.
-    """
-    before = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
 
 
 def _micro(seconds: float) -> float:

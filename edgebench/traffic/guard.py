@@ -11,31 +11,34 @@ import gevent
 from gevent.event import AsyncResult
 from gevent.lock import Semaphore
 
+from edgebench.plan.client import window_opens
+
 
 class SendGuard:
-    """SendGuard holds a process's requests to `budget` in any window of `window_s` at the API.
+    """SendGuard holds a process's requests to `quota` in any window of `window_s` at the API.
 
     The schedule already spaces the arrivals, but the API counts a request when it
     handles it, which may be later than the send (a stalled server handled three
     sends 60 ms late, next to one sent on time, and refused it). So a request may
-    go only once the one `budget` requests before it has been answered for
-    `window_s`: the API handled it by then. Requests pass one at a time, in order;
+    go only once the one `quota` requests before it has been answered for
+    `window_s`: the API handled it by then (edgebench.plan.client.window_opens, the rule
+    the simulation applies too). Requests pass one at a time, in order;
     a held one waits (its latency from the schedule shows the wait).
 
         with guard.turn() as admitted:      # turn(deadline): False once the match is abandoned
             client.post(...)
     """
 
-    def __init__(self, budget: int, window_s: float, clock=time.time, sleep=gevent.sleep):
+    def __init__(self, quota: int, window_s: float, clock=time.time, sleep=gevent.sleep):
         self.window_s = window_s
-        self._recent: deque[AsyncResult] = deque(maxlen=max(1, budget))
+        self._recent: deque[AsyncResult] = deque(maxlen=max(1, quota))
         self._clock, self._sleep = clock, sleep
         self._order = Semaphore()
 
-    def resized(self, budget: int) -> SendGuard:
-        """resized is this guard with another budget, remembering the latest sends."""
-        guard = SendGuard(budget, self.window_s, self._clock, self._sleep)
-        guard._recent.extend(list(self._recent)[-budget:])
+    def resized(self, quota: int) -> SendGuard:
+        """resized is this guard with another quota, remembering the latest sends."""
+        guard = SendGuard(quota, self.window_s, self._clock, self._sleep)
+        guard._recent.extend(list(self._recent)[-quota:])
         return guard
 
     @contextmanager
@@ -58,17 +61,20 @@ class SendGuard:
         if not self._order.acquire(timeout=left):
             return False
         try:
+            oldest = None
             if len(self._recent) == self._recent.maxlen:
                 left = None if deadline is None else max(0.0, deadline - self._clock())
                 try:
-                    oldest_answer = self._recent[0].get(timeout=left)
+                    oldest = self._recent[0].get(timeout=left)
                 except gevent.Timeout:
                     return False
-                wait = max(0.0, oldest_answer + self.window_s - self._clock())
-                if deadline is not None and self._clock() + wait > deadline:
-                    self._sleep(max(0.0, deadline - self._clock()))  # the players wait, then go
-                    return False
-                self._sleep(wait)
+            now = self._clock()
+            send_at = window_opens(now, oldest, self.window_s, deadline)
+            if send_at is None:
+                self._sleep(max(0.0, deadline - now))  # the players wait, then go
+                return False
+            if send_at > now:
+                self._sleep(send_at - now)
             self._recent.append(answered)
             return True
         finally:

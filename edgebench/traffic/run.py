@@ -22,7 +22,6 @@ a fake clock (tests/test_traffic_run.py).
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -33,7 +32,8 @@ import gevent
 import httpx
 import orjson
 
-from edgebench.plan.client import MAX_RETRY_AFTER_S, ClientPolicy, jitter_unit
+from edgebench.collector import collect_rarely
+from edgebench.plan.client import ClientRules
 from edgebench.plan.payloads import PayloadPlan
 from edgebench.plan.schedule import WINDOW_S, Schedule, share_of
 from edgebench.plan.starts import Start, Starts
@@ -49,6 +49,7 @@ from edgebench.records import (
     log_name,
     outcome_of,
     request_record,
+    scheduled_fields,
 )
 from edgebench.traffic import alarm
 from edgebench.traffic.budget import Budget
@@ -58,7 +59,6 @@ from edgebench.traffic.polling import StatusPoller
 from edgebench.traffic.webhooks import WebhookReceiver
 
 JSON = {"Content-Type": "application/json"}  # FastHttpSession copies it per request
-GC_THRESHOLD = 200_000
 MAX_CAUSE_CHARS = 120
 BUSY_WEIGHT = 0.1  # of each match in the moving mean of the time a user is busy
 # A worker out of budget waits this long at most for the master's next lease (it asks for
@@ -103,8 +103,7 @@ class TrafficRun:
         self._ship = ship  # a worker's: its records go to the master, not to a file here
         self.respect = scenario.rate.mode == "respect"
         # No [client]: each match one request, and a 429 pauses the process (respect mode).
-        self.policy = scenario.client_policy or ClientPolicy()
-        self.pauses = scenario.client is None
+        self.rules = ClientRules.of(scenario)
         self._busy_mean = 0.0  # how long a match keeps a user, from due to done (moving mean)
         self._serving: dict[int, float] = {}  # matches being served: index -> when due
         # The guard counts each window from the API's answers (the API handled each request
@@ -165,13 +164,7 @@ class TrafficRun:
     # Lifecycle --------------------------------------------------------------
 
     def start(self) -> None:
-        # Each request allocates dozens of short-lived containers: with the default
-        # gen-0 threshold (700) the collector ran every few requests and was a top
-        # native frame in py-spy; at 20,000 its collections still paused 1,000/s runs
-        # for a few ms several times a second (sends over 2 ms late: 71-116 of 12,000;
-        # at 200,000: 17-26). Frozen start-up objects are not rescanned.
-        gc.freeze()
-        gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+        collect_rarely()
         for part in (self.receiver, self.poller):
             if part:
                 part.start()
@@ -220,7 +213,7 @@ class TrafficRun:
         """ready is whether a start that came due is to be sent; if not, it is recorded unsent."""
         if not self.starts.mine(start):
             return False  # re-split while its user slept: another worker sends and records it
-        if self.respect and self._clock() < self.pause_until:
+        if self._clock() < self.pause_until:
             self._record_unsent(start, BACKOFF)
         elif not self._take_budget():
             self._record_unsent(start, OVER_BUDGET)
@@ -265,8 +258,7 @@ class TrafficRun:
         Each attempt is one record; the last carries the match's fate (`final`).
         """
         request = self.plan.request(start.arrival.index, start.arrival.due_s)
-        wait = self.policy.max_queue_wait_s
-        deadline = start.due + wait if wait is not None else None
+        deadline = self.rules.deadline(start.due)
         self.sending += 1
         self._serving[start.arrival.index] = start.due
         try:
@@ -311,18 +303,15 @@ class TrafficRun:
                 status, request_id, cause = _answer(response)
                 outcome = outcome_of(status)
                 _judge(response, status, outcome)
-        self._after_answer(request.endpoint, status, outcome, request_id, sent, response)
-        delay = None
-        if status != 202:
-            unit = jitter_unit(self.scenario.seed, start.arrival.index, attempt)
-            retry_after = response.headers.get("retry-after")
-            delay = self.policy.retry_delay(attempt, status, retry_after, unit)
-        final = SERVED if status == 202 else (FAILED if delay is None else None)
-        if final == SERVED:
+        decision = self.rules.decide(
+            start.arrival.index, attempt, status, response.headers.get("retry-after"), self._clock()
+        )
+        self._after_answer(request.endpoint, status, outcome, request_id, sent, decision)
+        if decision.final == SERVED:
             self.live.served(sent + latency_s - start.due)
         self.records.add(
             request_record(
-                **_scheduled(start, self.part.name),
+                **scheduled_fields(start.arrival, start.due, self.part.name),
                 endpoint=request.endpoint,
                 outcome=outcome,
                 region=request.region,
@@ -335,12 +324,12 @@ class TrafficRun:
                 cause=cause,
                 attempt=attempt,
                 queue_ms=round((sent - entered) * 1000, 3) if self.guard else None,
-                final=final,
+                final=decision.final,
             )
         )
-        if delay is None:
+        if decision.retry_at is None:
             return True
-        self._sleep(delay)
+        self._sleep(max(0.0, decision.retry_at - self._clock()))
         return False
 
     @contextmanager
@@ -358,10 +347,10 @@ class TrafficRun:
             if waiting:
                 self.live.queued -= 1
 
-    def _after_answer(self, endpoint, status, outcome, request_id, sent, response) -> None:
-        """_after_answer applies what an answer decides: backoff, budget, readiness tracking."""
-        if status == 429 and self.respect and self.pauses:
-            self._back_off(response.headers.get("retry-after"))
+    def _after_answer(self, endpoint, status, outcome, request_id, sent, decision) -> None:
+        """_after_answer applies what an answer decides: the pause, budget, readiness tracking."""
+        if decision.pause_until is not None:
+            self.pause_until = max(self.pause_until, decision.pause_until)
         self.live.count(endpoint, outcome)
         if self.budget and 400 <= status < 500:
             self.budget.give_back()  # a 4xx created nothing; a 5xx or no answer may have
@@ -373,13 +362,6 @@ class TrafficRun:
             if self.poller:
                 self.poller.track(request_id, sent)
 
-    def _back_off(self, retry_after: str | None) -> None:
-        try:
-            wait = float(retry_after) if retry_after else 1.0
-        except ValueError:
-            wait = 1.0
-        self.pause_until = max(self.pause_until, self._clock() + min(wait, MAX_RETRY_AFTER_S))
-
     def _record_unsent(
         self,
         start: Start,
@@ -389,10 +371,9 @@ class TrafficRun:
         final: str = FAILED,
     ) -> None:
         self.live.count(start.endpoint, outcome)
-        fields = _scheduled(start, self.part.name)
         self.records.add(
             request_record(
-                **fields,
+                **scheduled_fields(start.arrival, start.due, self.part.name),
                 endpoint=start.endpoint,
                 outcome=outcome,
                 attempt=attempt,
@@ -407,18 +388,6 @@ class TrafficRun:
             for writer in (self.records, self.events_file):
                 if writer:
                     writer.flush()
-
-
-def _scheduled(start: Start, worker: str) -> dict:
-    """_scheduled is what a record says of a start whether or not it was sent."""
-    arrival = start.arrival
-    return {
-        "index": arrival.index,
-        "t_sched": start.due,
-        "worker": worker,
-        "stage": arrival.stage,
-        "offered_rate": arrival.offered_rate,
-    }
 
 
 def _judge(response, status: int, outcome: str) -> None:

@@ -1,0 +1,88 @@
+"""Reading a scenario file: TOML, the schema's check, the files it names, their digest."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from edgebench._errors import ScenarioError
+from edgebench.plan._problems import problem
+from edgebench.plan._schema import Scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """load_scenario reads and checks a scenario; ScenarioError lists every problem."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+        raw = tomllib.loads(text.decode("utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError([f"{path}: file not found; pass an existing scenario file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([f"{path}: cannot read it ({exc}); check the file"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError([f"{path}: invalid TOML ({exc}); fix the syntax"]) from None
+    raw.setdefault("name", path.stem)
+    raw |= {"source": str(path), "digest": hashlib.sha256(text).hexdigest()}
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError([problem(path, error) for error in exc.errors()]) from None
+    inputs = hashlib.sha256(text)
+    if scenario.demand and scenario.demand.ccu_file:
+        scenario = _with_forecast_file(scenario, path, inputs)
+    if scenario.rate.replay_file:
+        scenario = _with_replay(scenario, path, inputs)
+    scenario = scenario.model_copy(update={"inputs_digest": inputs.hexdigest()})
+    if scenario.world_file and not scenario.world_file.is_file():
+        raise ScenarioError(
+            [
+                f"{path}: target.world: {scenario.target.world!r} not found (looked for "
+                f"{scenario.world_file}); give a world file's path, relative to the scenario"
+            ]
+        )
+    return scenario
+
+
+def _with_replay(scenario: Scenario, path: Path, inputs) -> Scenario:
+    """_with_replay reads rate.replay_file (relative to the scenario) into its matches,
+    and adds the log's bytes to the `inputs` digest."""
+    from edgebench.plan.replay import read_replay
+
+    log = Path(scenario.rate.replay_file)
+    log = log if log.is_absolute() else path.parent / log
+    if not log.is_file():
+        raise ScenarioError(
+            [f"{path}: rate.replay_file: {scenario.rate.replay_file!r} not found; give a log"]
+        )
+    inputs.update(log.read_bytes())
+    matches = tuple(read_replay(log))
+    if any(match.fleet for match in matches) and not scenario.mix.private_host_ids:
+        raise ScenarioError(
+            [f"{path}: mix.private_host_ids: {log} has fleet deploys; list the fleet's host ids"]
+        )
+    return scenario.model_copy(update={"replay": matches})
+
+
+def _with_forecast_file(scenario: Scenario, path: Path, inputs) -> Scenario:
+    """_with_forecast_file reads demand.ccu_file (relative to the scenario) into the points,
+    and adds the file's bytes to the `inputs` digest."""
+    from edgebench.plan.forecast import read_ccu_file
+
+    demand = scenario.demand
+    csv = Path(demand.ccu_file)
+    csv = csv if csv.is_absolute() else path.parent / csv
+    points, regions = read_ccu_file(csv, path)
+    inputs.update(csv.read_bytes())
+    if not points:
+        raise ScenarioError([f"{csv}: no rows; write t,ccu then one row per time"])
+    names = {region.name for region in scenario.regions}
+    if unknown := sorted(set(regions) - names):
+        raise ScenarioError(
+            [f"{csv}: line 1: column {unknown[0]!r} is not a region of {path}; name a region"]
+        )
+    update = {"ccu": points, "ccu_file": None, "region_ccu": regions}
+    return scenario.model_copy(update={"demand": demand.model_copy(update=update)})
