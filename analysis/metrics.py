@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Run
+from checks.outcomes import NOT_SENT
 
 PERCENTILES = (50, 90, 95, 99)
-NOT_SENT = ("dropped", "backoff", "over_budget", "abandoned")  # outcomes of starts never sent
 
 
 def percentiles(values: pd.Series) -> dict[str, float | None]:

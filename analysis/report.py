@@ -21,7 +21,8 @@ import pandas as pd
 
 from analysis import thresholds, windows
 from analysis.load import Run, load_run
-from analysis.metrics import NOT_SENT, player_waits, summarize, time_to_ready
+from analysis.metrics import player_waits, summarize, time_to_ready
+from checks.outcomes import NOT_SENT
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("analysis", "templates"),

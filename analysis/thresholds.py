@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from checks import METRICS, OPERATORS, Check, ThresholdError, load_file, parse, parse_one
+from checks.outcomes import SHARES, share_of
 
 __all__ = [
     "METRICS",
-    "OTHER_ERRORS",
     "Check",
     "Result",
     "ThresholdError",
@@ -31,16 +31,6 @@ __all__ = [
     "parse_one",
     "write_junit",
 ]
-
-# Every outcome of a sent request other than 202, 422 and 429 (results/README.md).
-OTHER_ERRORS = (
-    "bad_request",
-    "unauthorized",
-    "client_error",
-    "server_error",
-    "transport_error",
-    "unexpected_status",
-)
 
 
 class Result(NamedTuple):
@@ -56,9 +46,6 @@ def metrics(summary: dict) -> dict[str, float | None]:
     counts, sent = summary["outcome_counts"], summary["requests_sent"]
     total = summary["requests_total"]
 
-    def share(*outcomes: str) -> float | None:
-        return sum(counts.get(o, 0) for o in outcomes) / sent if sent else None
-
     from_send = summary["latency_ms"]["from_send"]
     from_schedule = summary["latency_ms"]["from_schedule"]
     ready = summary["time_to_ready_s"]
@@ -71,10 +58,7 @@ def metrics(summary: dict) -> dict[str, float | None]:
         "share_capped": summary.get("share_capped"),
         "accepted_rate_per_s": summary["accepted_rate_per_s"],
         "dropped_starts": summary["dropped_starts"],
-        "share_202": share("accepted"),
-        "share_422": share("allocation_failure"),
-        "share_429": share("rate_limited"),
-        "share_error": share(*OTHER_ERRORS),
+        **{name: share_of(counts, group, sent) for name, group in SHARES.items()},
         "share_dropped": summary["dropped_starts"] / total if total else None,
         "max_ms": from_send["max"],
         **_match_values(summary),

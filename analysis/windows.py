@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.metrics import NOT_SENT, demand_by
-from analysis.thresholds import OTHER_ERRORS
+from analysis.metrics import demand_by
+from checks.outcomes import ERRORS, NOT_SENT
 
 OUTCOME_ORDER = (
     "accepted",
@@ -120,7 +120,7 @@ SHARE_GROUPS = {
     "accepted (202)": ("accepted",),
     "allocation failure (422)": ("allocation_failure",),
     "rate limited (429)": ("rate_limited",),
-    "other": OTHER_ERRORS,
+    "other": ERRORS,
 }
 
 

@@ -3,7 +3,9 @@
 Every scheduled start becomes one JSON line of `requests-<run>-<worker>.jsonl`
 (REQUEST_FIELDS, built by request_record); every webhook callback or status poll
 that tells a deployment's fate one line of `events-<run>-<worker>.jsonl` (EVENT_FIELDS,
-built by event_record). `<run>` is the run's id (manifest.json's `run_id`), so a
+built by event_record); each second's reading of the emulator (a live run's embedded
+one, or the simulator's model) one line of `emulator-metrics.jsonl` (READING_FIELDS,
+built by emulator_reading). `<run>` is the run's id (manifest.json's `run_id`), so a
 reader takes only the files of the run the manifest describes. results/README.md
 documents each field, and tests/test_records.py checks that the writers, the
 analysis' read schema (analysis/load.py, which imports nothing of the traffic code)
@@ -20,6 +22,45 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 import orjson
+
+from checks.outcomes import (
+    ABANDONED,
+    ACCEPTED,
+    ALLOCATION_FAILURE,
+    BACKOFF,
+    DROPPED,
+    NOT_SENT,
+    OVER_BUDGET,
+    RATE_LIMITED,
+    SENT,
+)
+
+__all__ = [
+    "ABANDONED",
+    "BACKOFF",
+    "DROPPED",
+    "EVENTS",
+    "EVENT_FIELDS",
+    "FAILED",
+    "NOT_SENT",
+    "OUTCOMES",
+    "OVER_BUDGET",
+    "READINGS_FILE",
+    "READING_FIELDS",
+    "REQUEST_FIELDS",
+    "SENT_OUTCOMES",
+    "SERVED",
+    "Field",
+    "RecordWriter",
+    "emulator_reading",
+    "event_record",
+    "log_name",
+    "outcome_of",
+    "read_records",
+    "request_record",
+    "run_logs",
+    "scheduled_fields",
+]
 
 FLUSH_EVERY_S = 1.0
 
@@ -68,6 +109,17 @@ REQUEST_FIELDS = (
     Field("queue_ms", float, nullable=True),
     Field("final", str, nullable=True),
 )
+READING_FIELDS = (
+    Field("t", float),
+    Field("active", int, nullable=True),
+    Field("holding_capacity", int, nullable=True),
+    Field("deployments_created", int, nullable=True),
+    Field("by_private_host", dict),
+    Field("fleet_private", int),
+    Field("fleet_cloud", int),
+    Field("allocation_failures", dict),
+)
+READINGS_FILE = "emulator-metrics.jsonl"
 EVENT_FIELDS = (
     Field("t_received", float),
     Field("event", str),
@@ -77,27 +129,16 @@ EVENT_FIELDS = (
     Field("worker", str),
 )
 
-# Outcomes of a sent request, by status; outcome_of names the rest.
+# Outcomes of a sent request, by status; outcome_of names the rest. Every outcome and its
+# group (sent or not, an error or not) is checks.outcomes', which every room counts from.
 OUTCOMES = {
-    202: "accepted",
+    202: ACCEPTED,
     400: "bad_request",
     401: "unauthorized",
-    422: "allocation_failure",
-    429: "rate_limited",
+    422: ALLOCATION_FAILURE,
+    429: RATE_LIMITED,
 }
-SENT_OUTCOMES = (
-    *OUTCOMES.values(),
-    "client_error",  # any other 4xx
-    "server_error",  # 5xx
-    "transport_error",  # no answer: refused, reset, timed out, cut off mid-response
-    "unexpected_status",  # an answer that is neither an error nor 202 (a 200, a 3xx)
-)
-# Outcomes of a start that was never sent.
-DROPPED = "dropped"  # no free user when it was due
-BACKOFF = "backoff"  # due while honouring a 429's Retry-After (respect mode)
-OVER_BUDGET = "over_budget"  # due after the run's deployment budget was used up
-ABANDONED = "abandoned"  # waited in the client's queue past max_queue_wait: players gave up
-NOT_SENT = (DROPPED, BACKOFF, OVER_BUDGET, ABANDONED)
+SENT_OUTCOMES = SENT
 # A match's fate, on the record of its last attempt (null on the attempts before it).
 SERVED, FAILED = "served", "failed"
 EVENTS = ("ready", "error", "terminated")
@@ -197,6 +238,30 @@ def event_record(
         "current_status": current_status,
         "source": source,
         "worker": worker,
+    }
+
+
+def emulator_reading(
+    *,
+    t: float,
+    active: int | None,
+    holding_capacity: int | None,
+    deployments_created: int | None,
+    by_private_host: dict[str, int],
+    fleet_private: int,
+    fleet_cloud: int,
+    allocation_failures: dict[str, int],
+) -> dict:
+    """emulator_reading is one reading of the emulator's platform at unix time t."""
+    return {
+        "t": round(t, 3),
+        "active": active,
+        "holding_capacity": holding_capacity,
+        "deployments_created": deployments_created,
+        "by_private_host": by_private_host,
+        "fleet_private": fleet_private,
+        "fleet_cloud": fleet_cloud,
+        "allocation_failures": allocation_failures,
     }
 
 

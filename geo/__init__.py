@@ -14,7 +14,10 @@ import functools
 import ipaddress
 import math
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -77,6 +80,42 @@ def centre(positions: Iterable[Position]) -> Position | None:
         # Antipodal players have no centre; the first player's position decides.
         return points[0]
     return Position(math.degrees(math.asin(z / norm)), math.degrees(math.atan2(y, x)))
+
+
+ANTIPODAL = object()  # centres(): a row with no mean direction, which centre() decides
+
+
+def centres(vectors: np.ndarray) -> list[Position | object | None]:
+    """centres is centre() of many parties at once, from their players' unit vectors.
+
+    vectors has a row of players per party, each a unit vector, NaN where a player could
+    not be located or the row has no player in that column. A row whose vectors cancel
+    out is ANTIPODAL: centre() of its positions says which player decides. A row of one
+    player may differ from that player's position in the last bits of a float.
+
+    >>> import numpy
+    >>> vectors = numpy.array([[Position(0, 10).unit_vector(), Position(0, 20).unit_vector()]])
+    >>> [round(value, 6) for value in centres(vectors)[0]]
+    [0.0, 15.0]
+    """
+    import numpy as np
+
+    located = ~np.isnan(vectors[:, :, 0])
+    x, y, z = np.where(located[:, :, None], vectors, 0.0).sum(axis=1).T
+    norm = np.sqrt(x * x + y * y + z * z)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        latitude = np.degrees(np.arcsin(z / norm)).tolist()
+    longitude = np.degrees(np.arctan2(y, x)).tolist()
+    rows = zip(latitude, longitude, norm.tolist(), located.any(axis=1).tolist(), strict=True)
+    result: list[Position | object | None] = []
+    for lat, lon, length, seen in rows:
+        if not seen:
+            result.append(None)
+        elif length < 1e-9:
+            result.append(ANTIPODAL)
+        else:
+            result.append(Position(lat, lon))
+    return result
 
 
 @functools.cache

@@ -55,3 +55,27 @@ def test_every_country_geoip_can_answer_has_a_position():
     # "EU" is geoip2fast's label for blocks registered to Europe as a whole.
     missing = set(geoip_country_codes()) - set(country_positions()) - {"EU"}
     assert missing == set()
+
+
+def test_centres_in_bulk_are_centre_of_each_party():
+    import random
+
+    import numpy as np
+
+    from geo import ANTIPODAL, centre, centres
+
+    rng = random.Random(5)
+    parties = [
+        [Position(rng.uniform(-80, 80), rng.uniform(-180, 180)) for _ in range(rng.randint(1, 4))]
+        for _ in range(300)
+    ]
+    parties += [[], [Position(0, 0), Position(0, 180)]]  # nobody located; players cancel out
+    vectors = np.full((len(parties), 4, 3), np.nan)
+    for row, party in enumerate(parties):
+        for column, position in enumerate(party):
+            vectors[row, column] = position.unit_vector()
+    bulk = centres(vectors)
+    assert bulk[-2] is None
+    assert bulk[-1] is ANTIPODAL  # centre() decides: its first player
+    for party, middle in zip(parties[:-2], bulk[:-2], strict=True):
+        assert middle == pytest.approx(centre(party), abs=1e-9)

@@ -1,16 +1,21 @@
+import itertools
 import random
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
 from edgebench._errors import ScenarioError
-from edgebench.plan.draws import unit_draws
+from edgebench.plan.draws import unit_draw_blocks, unit_draws, unit_draws_matrix
 from edgebench.plan.payloads import FLEET_DEPLOY, PayloadPlan
 from edgebench.plan.players import CountryBlocks, PlayerFactory, scatter
 from edgebench.plan.scenario import load_scenario
-from geo import Position, great_circle_km, ip_country, is_public_address
+from edgebench.plan.schedule import Schedule
+from edgebench.simulate.batch import BatchParties
+from emulator import locate_user
+from geo import Position, centre, great_circle_km, ip_country, is_public_address
 
 
 @pytest.mark.parametrize("code", ["BR", "US", "DE", "JP", "NG", "AU", "IN", "KR"])
@@ -120,3 +125,40 @@ def test_draws_are_even_along_a_stream_and_across_keys():
         bins = Counter(int(d * 10) for d in draws)
         assert all(abs(bins[b] - 2000) < 200 for b in range(10))
         assert all(0 <= d < 1 for d in draws)
+
+
+@pytest.mark.parametrize(
+    ("path", "count"),
+    [
+        ("scenarios/launch-forecast.toml", 2000),  # regions that move with the forecast
+        ("scenarios/fleet-overflow.toml", 600),  # fleet deploys beside cloud ones
+        ("scenarios/capacity-step.toml", 600),  # a city and countries, IPs and coordinates
+    ],
+)
+def test_parties_drawn_in_bulk_are_the_plans_own(path, count):
+    scenario = load_scenario(Path(path))
+    plan = PayloadPlan(scenario)
+    arrivals = list(itertools.islice(Schedule.from_scenario(scenario).arrivals(), count))
+    indices = np.array([a.index for a in arrivals])
+    bulk = BatchParties(plan).parties(indices, np.array([a.due_s for a in arrivals]))
+    for arrival, drawn in zip(arrivals, bulk, strict=True):
+        party = plan.party(arrival.index, arrival.due_s)
+        assert (drawn.endpoint, drawn.region, drawn.players, drawn.kind) == (
+            party.endpoint, party.region, len(party.users), party.kind
+        )  # fmt: skip
+        located = [locate_user(orjson.loads(user)) for user in party.users]
+        expected = centre([position for position in located if position is not None])
+        assert drawn.centre == pytest.approx(expected, abs=1e-9)
+
+
+def test_bulk_draws_are_the_streams_own():
+    keys = np.array([0, 1, 7, 123_456_789])
+    matrix = unit_draws_matrix(42, keys, 5)
+    for row, key in enumerate(keys.tolist()):
+        assert matrix[row].tolist() == list(itertools.islice(unit_draws(42, key), 5))
+
+
+def test_a_stream_in_blocks_is_the_stream_itself():
+    blocks = unit_draw_blocks(42, 9, 4)
+    first_ten = list(itertools.chain.from_iterable(next(blocks).tolist() for _ in range(3)))[:10]
+    assert first_ten == list(itertools.islice(unit_draws(42, 9), 10))

@@ -1,8 +1,11 @@
+import itertools
 import math
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from edgebench.plan.scenario import load_scenario
 from edgebench.plan.schedule import Schedule, build_segments
 
 
@@ -96,3 +99,19 @@ def test_exceed_mode_from_a_scenario_offers_factor_times_the_rate(tmp_path):
     plan = Schedule.from_scenario(load_scenario(path))
     assert len(list(plan.arrivals())) == 600
     assert plan.limit is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "bench/simulate-day.toml",  # Poisson arrivals over a forecast's pieces
+        "scenarios/matchmaker-tick.toml",  # tick releases
+        "bench/agreement.toml",  # even arrivals over a ramp
+        "scenarios/launch-forecast.toml",  # respect mode's guard: taken from the schedule
+    ],
+)
+def test_arrivals_worked_out_in_blocks_are_the_schedules_own(path):
+    scenario = load_scenario(Path(path))
+    want = list(itertools.islice(Schedule.from_scenario(scenario).arrivals(), 20_000))
+    blocks = Schedule.from_scenario(scenario).arrival_blocks(4096)
+    assert list(itertools.islice(itertools.chain.from_iterable(blocks), 20_000)) == want

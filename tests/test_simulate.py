@@ -5,27 +5,20 @@ CliRunner (no HTTP, no Locust: that is the point). The live-versus-simulated agr
 over two minutes is bench/agreement.py.
 """
 
-import itertools
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import orjson
 import pytest
 from click.testing import CliRunner
 
 from edgebench.cli import main
-from edgebench.plan.draws import unit_draws
-from edgebench.plan.payloads import PayloadPlan
 from edgebench.plan.scenario import load_scenario, with_duration
-from edgebench.plan.schedule import Schedule
 from edgebench.records import REQUEST_FIELDS, read_records
-from edgebench.simulate.batch import BatchParties, arrival_blocks, unit_draws_matrix
 from edgebench.simulate.command import SimulatePlan, latency_distribution, simulate_into
 from edgebench.simulate.engine import Simulation, Sink, VirtualGuard
-from emulator import ApiModel, EmulatorConfig, load_world, locate_user
+from emulator import ApiModel, EmulatorConfig, load_world
 from emulator._app import Emulator
-from geo import centre
 
 SMALL_WORLD = Path("scenarios/worlds/small.toml").resolve()
 
@@ -250,50 +243,3 @@ def test_bad_simulate_options_are_one_line_and_exit_2(tmp_path, args, says):
 
 def test_a_fixed_latency_is_a_number():
     assert latency_distribution("2.5").describe() == {"distribution": "fixed", "value": 2.5}
-
-
-@pytest.mark.parametrize(
-    ("path", "count"),
-    [
-        ("scenarios/launch-forecast.toml", 2000),  # regions that move with the forecast
-        ("scenarios/fleet-overflow.toml", 600),  # fleet deploys beside cloud ones
-        ("scenarios/capacity-step.toml", 600),  # a city and countries, IPs and coordinates
-    ],
-)
-def test_parties_drawn_in_bulk_are_the_plans_own(path, count):
-    scenario = load_scenario(Path(path))
-    plan = PayloadPlan(scenario)
-    arrivals = list(itertools.islice(Schedule.from_scenario(scenario).arrivals(), count))
-    indices = np.array([a.index for a in arrivals])
-    bulk = BatchParties(plan).parties(indices, np.array([a.due_s for a in arrivals]))
-    for arrival, drawn in zip(arrivals, bulk, strict=True):
-        party = plan.party(arrival.index, arrival.due_s)
-        assert (drawn.endpoint, drawn.region, drawn.players, drawn.kind) == (
-            party.endpoint, party.region, len(party.users), party.kind
-        )  # fmt: skip
-        located = [locate_user(orjson.loads(user)) for user in party.users]
-        expected = centre([position for position in located if position is not None])
-        assert drawn.centre == pytest.approx(expected, abs=1e-9)
-
-
-def test_bulk_draws_are_the_streams_own():
-    keys = np.array([0, 1, 7, 123_456_789])
-    matrix = unit_draws_matrix(42, keys, 5)
-    for row, key in enumerate(keys.tolist()):
-        assert matrix[row].tolist() == list(itertools.islice(unit_draws(42, key), 5))
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "bench/simulate-day.toml",  # Poisson arrivals over a forecast's pieces
-        "scenarios/matchmaker-tick.toml",  # tick releases
-        "bench/agreement.toml",  # even arrivals over a ramp
-        "scenarios/launch-forecast.toml",  # respect mode's guard: taken from the schedule
-    ],
-)
-def test_arrivals_worked_out_in_blocks_are_the_schedules_own(path):
-    scenario = load_scenario(Path(path))
-    want = list(itertools.islice(Schedule.from_scenario(scenario).arrivals(), 20_000))
-    blocks = arrival_blocks(Schedule.from_scenario(scenario), 4096)
-    assert list(itertools.islice(itertools.chain.from_iterable(blocks), 20_000)) == want

@@ -6,18 +6,24 @@ request = plan.request(k)   # request.endpoint, request.json (bytes), request.re
 A body is assembled as bytes: the parts every request of a run shares are
 serialised once, and the party's players come as JSON from their region's
 population (edgebench.plan.players), so a request costs a few hash draws and a join.
+
+party_blocks() is party() for thousands of arrivals at once, with numpy (the simulator):
+the same draws, regions, sizes, players and kinds (tested equal).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 
-from edgebench.plan.draws import unit_draws, unit_hash
-from edgebench.plan.players import PlayerFactory
+from edgebench.plan.draws import hash64_array, unit_draws, unit_draws_matrix, unit_hash
+from edgebench.plan.players import PartyDraws, PlayerFactory
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PREVIEW_WEBHOOK_BASE = "http://127.0.0.1:<port>"
 PREVIEW_RUN_TAG = "edgebench-<run>"
@@ -53,13 +59,22 @@ class Party(NamedTuple):
     kind: str  # which tail closes the body: "deploy", "cached" or "fleet"
 
 
+class PartyBlock(NamedTuple):
+    """PartyBlock is party() of many arrivals: their endpoints, draws and kinds, row by row."""
+
+    endpoints: list[str]
+    draws: PartyDraws  # draws.redraw: rows to take one by one with party()
+    kinds: list[str]
+
+
 class PayloadPlan:
     """PayloadPlan draws arrival k's request from a random stream seeded by (seed, k)."""
 
     def __init__(self, scenario, webhook_base: str | None = None, run_tag: str | None = None):
         self.scenario = scenario
         self.players = PlayerFactory(scenario)
-        self._region_weights_at = _region_weights(scenario)
+        forecast = scenario.demand and scenario.demand.region_ccu
+        self._region_weights = RegionWeights(scenario, self.players) if forecast else None
         self._fleet_share = scenario.mix.shares[1]
         self._cached_share = scenario.requests.require_cached_share
         target = scenario.target
@@ -117,7 +132,7 @@ class PayloadPlan:
         """
         endpoint = self.endpoint(index)
         draw = unit_draws(self.scenario.seed, index).__next__
-        weights = self._region_weights_at(due_s) if self._region_weights_at else None
+        weights = self._region_weights.at(due_s) if self._region_weights else None
         region, users = self.players.party(draw, weights)
         if endpoint == FLEET_DEPLOY:
             kind = "fleet"
@@ -126,6 +141,33 @@ class PayloadPlan:
         else:
             kind = "deploy"
         return Party(endpoint, region, users, kind)
+
+    def party_blocks(self, indices: np.ndarray, due_s: np.ndarray) -> PartyBlock:
+        """party_blocks is party() of arrivals `indices` due at run times `due_s` (not a
+        replay's), drawn all at once; the rows in draws.redraw are to be drawn with party()."""
+        import numpy as np
+
+        extra = 1  # after the players' slots: whether the body asks for cached locations
+        draws = unit_draws_matrix(
+            self.scenario.seed, indices, 2 + self.players.most_players + extra
+        )
+        weights = self._region_weights.at_many(due_s) if self._region_weights else None
+        drawn = self.players.party_draws(draws, weights)
+        endpoints = self.endpoints(indices)
+        cached = draws[np.arange(len(indices)), 2 + drawn.sizes] < self._cached_share
+        kinds = [
+            "fleet" if endpoint == FLEET_DEPLOY else "cached" if ask else "deploy"
+            for endpoint, ask in zip(endpoints, cached.tolist(), strict=True)
+        ]
+        return PartyBlock(endpoints, drawn, kinds)
+
+    def endpoints(self, indices: np.ndarray) -> list[str]:
+        """endpoints is endpoint() of many arrivals (not a replay's)."""
+        share = self._fleet_share
+        if share in (0.0, 1.0):
+            return [FLEET_DEPLOY if share else DEPLOY] * len(indices)
+        hashes = hash64_array(self.scenario.seed, indices).astype(float) / 2.0**64
+        return [FLEET_DEPLOY if fleet else DEPLOY for fleet in (hashes < share).tolist()]
 
     def _replayed(self, index: int) -> PlannedRequest:
         """_replayed is a logged match's request: its own players, region and endpoint."""
@@ -136,21 +178,40 @@ class PayloadPlan:
         return PlannedRequest(index, endpoint, body, match.region, match.players)
 
 
-def _region_weights(scenario) -> Callable[[float], list[float]] | None:
-    """_region_weights is the regions' cumulative weights at a run time, from a forecast's
-    per-region columns (None: the regions' own, fixed weights)."""
-    if not (scenario.demand and scenario.demand.region_ccu):
-        return None
-    from edgebench.plan.forecast import Forecast
+class RegionWeights:
+    """RegionWeights are the regions' cumulative weights at a run time, from a forecast's
+    per-region columns: at() one arrival's, at_many() a block's."""
 
-    forecast = Forecast.of(scenario)
-    names = [region.name for region in scenario.regions]
+    def __init__(self, scenario, players: PlayerFactory) -> None:
+        from edgebench.plan.forecast import Forecast
 
-    def weights_at(due_s: float) -> list[float]:
-        shares = forecast.region_shares_at(due_s) or {}
-        return list(itertools.accumulate(shares.get(name, 0.0) for name in names))
+        self._forecast = Forecast.of(scenario)
+        self._names = [region.name for region in scenario.regions]
+        self._fixed = players.region_weights
 
-    return weights_at
+    def at(self, due_s: float) -> list[float]:
+        shares = self._forecast.region_shares_at(due_s) or {}
+        return list(itertools.accumulate(shares.get(name, 0.0) for name in self._names))
+
+    def at_many(self, due_s: np.ndarray) -> np.ndarray:
+        """at_many is each arrival's row of cumulative weights (the regions' own where the
+        forecast has no players)."""
+        import numpy as np
+
+        forecast = self._forecast
+        times = np.array(forecast.times, dtype=float)
+        at = forecast.span[0] + due_s
+        zeros = np.zeros(len(times))
+        columns = [
+            np.array(forecast.regions[name], dtype=float) if name in forecast.regions else zeros
+            for name in self._names
+        ]
+        players = np.stack([np.interp(at, times, values) for values in columns], axis=1)
+        total = players.sum(axis=1, keepdims=True)
+        shares = np.divide(players, total, out=np.zeros_like(players), where=total > 0)
+        cumulative = np.cumsum(shares, axis=1)
+        cumulative[total[:, 0] <= 0] = self._fixed
+        return cumulative
 
 
 def _tail(fields: dict) -> bytes:

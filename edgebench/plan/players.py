@@ -24,13 +24,26 @@ import math
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 
 from edgebench.plan.draws import hash64, unit_draws
 from geo import EARTH_RADIUS_KM, Position, country_ipv4_blocks, country_positions
 
+if TYPE_CHECKING:
+    import numpy as np
+
 Draw = Callable[[], float]  # a float in [0, 1) per call, from a seeded stream
+
+
+class PartyDraws(NamedTuple):
+    """PartyDraws are PlayerFactory.party's choices for many arrivals (party_draws)."""
+
+    regions: np.ndarray  # each row's region: its index in PlayerFactory.regions
+    sizes: np.ndarray  # each row's party size
+    slots: np.ndarray  # each row's players: the first `size` columns are its slots
+    redraw: np.ndarray  # the rows whose first draws name a player twice: party() draws again
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +133,12 @@ class PlayerFactory:
             RegionPlayers(region, _region_seed(scenario.seed, number))
             for number, region in enumerate(scenario.regions)
         ]
-        self._region_weights = list(itertools.accumulate(r.weight for r in scenario.regions))
+        self.region_weights = list(itertools.accumulate(r.weight for r in scenario.regions))
         players = scenario.players
         self._sizes = players.sizes
         self._size_weights = list(itertools.accumulate(players.weights or [1] * len(players.sizes)))
-        self._population = players.population
+        self.population = players.population
+        self.most_players = max(self._sizes)
 
     def party(
         self, draw: Draw, region_weights: list[float] | None = None
@@ -134,15 +148,28 @@ class PlayerFactory:
         region_weights (cumulative, in the scenario's order) replace the regions' own
         weights: a forecast's regions move over the day.
         """
-        weights = region_weights or self._region_weights
+        weights = region_weights or self.region_weights
         region = self.regions[_weighted_index(weights, draw())]
         size = self._sizes[_weighted_index(self._size_weights, draw())]
         slots: list[int] = []
         while len(slots) < size:
-            slot = int(draw() * self._population)
+            slot = int(draw() * self.population)
             if slot not in slots:
                 slots.append(slot)
         return region.region.name, [region.player(slot) for slot in slots]
+
+    def party_draws(self, draws: np.ndarray, region_weights: np.ndarray | None) -> PartyDraws:
+        """party_draws is party() for many arrivals at once: row i of draws holds the first
+        draws of an arrival's stream (2 + most_players of them, edgebench.plan.draws'
+        unit_draws_matrix), row i of region_weights its regions' cumulative weights (None:
+        the regions' own). A row to redraw is drawn one by one with party()."""
+        import numpy as np
+
+        weights = np.array(self.region_weights) if region_weights is None else region_weights
+        regions = _weighted_indices(weights, draws[:, 0])
+        sizes = np.array(self._sizes)[_weighted_indices(np.array(self._size_weights), draws[:, 1])]
+        slots = (draws[:, 2 : 2 + self.most_players] * self.population).astype(np.int64)
+        return PartyDraws(regions, sizes, slots, _repeats(slots, sizes))
 
 
 def _region_seed(seed: int, number: int) -> int:
@@ -156,3 +183,24 @@ def _pick(items: list, draw: Draw):
 def _weighted_index(cumulative: list[float], unit: float) -> int:
     """_weighted_index is the index that unit (in [0, 1)) falls on by cumulative weights."""
     return bisect.bisect_right(cumulative, unit * cumulative[-1])
+
+
+def _weighted_indices(cumulative: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """_weighted_indices is _weighted_index of each unit: by one set of cumulative weights,
+    or by a row of them for each unit."""
+    import numpy as np
+
+    if cumulative.ndim == 1:
+        return np.searchsorted(cumulative, units * cumulative[-1], side="right")
+    points = units * cumulative[:, -1]
+    return (cumulative <= points[:, None]).sum(axis=1)
+
+
+def _repeats(slots: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """_repeats marks the rows whose first `size` slots name a player twice."""
+    import numpy as np
+
+    columns = np.arange(slots.shape[1])[None, :]
+    unused = -1 - columns  # distinct and negative: never equal to a slot or each other
+    ordered = np.sort(np.where(columns < sizes[:, None], slots, unused), axis=1)
+    return (np.diff(ordered, axis=1) == 0).any(axis=1)

@@ -22,6 +22,7 @@ import orjson
 from checks import Watch
 from edgebench._errors import EdgebenchError
 from edgebench.plan.scenario import Scenario
+from edgebench.records import READINGS_FILE, emulator_reading
 from edgebench.runner.metrics import RunMetrics
 from edgebench.runner.progress import Progress
 from edgebench.runner.watch import Watcher
@@ -160,7 +161,7 @@ class EmulatorProcess:
         )
         self.url = self._read_url()
         self._client = httpx.Client(base_url=self.url, timeout=2.0)
-        self._readings = (self.results / "emulator-metrics.jsonl").open("ab")
+        self._readings = (self.results / READINGS_FILE).open("ab")
         return self
 
     def _read_url(self) -> str:
@@ -190,16 +191,16 @@ class EmulatorProcess:
             return
         active = metrics.get("active_deployments") or {}
         placements = metrics.get("fleet_placements") or {}
-        reading = {
-            "t": round(time.time(), 3),
-            "active": active.get("total"),
-            "holding_capacity": active.get("holding_capacity"),
-            "deployments_created": metrics.get("deployments_created"),
-            "by_private_host": active.get("by_private_host") or {},
-            "fleet_private": placements.get("private", 0),
-            "fleet_cloud": placements.get("cloud", 0),
-            "allocation_failures": metrics.get("allocation_failures") or {},
-        }
+        reading = emulator_reading(
+            t=time.time(),
+            active=active.get("total"),
+            holding_capacity=active.get("holding_capacity"),
+            deployments_created=metrics.get("deployments_created"),
+            by_private_host=active.get("by_private_host") or {},
+            fleet_private=placements.get("private", 0),
+            fleet_cloud=placements.get("cloud", 0),
+            allocation_failures=metrics.get("allocation_failures") or {},
+        )
         self._readings.write(orjson.dumps(reading) + b"\n")
         self._readings.flush()
 

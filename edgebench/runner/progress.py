@@ -16,11 +16,11 @@ from pathlib import Path
 
 import orjson
 
-from edgebench.records import NOT_SENT
+from checks.outcomes import sent_count, shares
 
 RECENT_S = 5.0
 PRINT_EVERY_S = 5.0
-SHARES = (("202", "accepted"), ("422", "allocation_failure"), ("429", "rate_limited"))
+CODES = {"share_202": "202", "share_422": "422", "share_429": "429", "share_error": "other"}
 
 
 class Progress:
@@ -86,17 +86,16 @@ class Progress:
         span = max(1.0, min(RECENT_S, elapsed))
         offered = sum(s for _, s, _ in self._recent) / span
         accepted = sum(a for _, _, a in self._recent) / span
-        sent = sum(n for o, n in self.outcomes.items() if o not in NOT_SENT)
-        shares = " ".join(
-            f"{code} {self.outcomes[name] / max(sent, 1):.1%}" for code, name in SHARES
+        sent = sent_count(self.outcomes)
+        so_far = " ".join(
+            f"{CODES[name]} {share or 0:.1%}" for name, share in shares(self.outcomes).items()
         )
-        other = sent - sum(self.outcomes[name] for _, name in SHARES)
         clock = f"[{_clock(elapsed)} elapsed, {_clock(remaining)} left]"
         if not sent:
             return f"{clock} waiting for the first records"
         return (
             f"{clock} last {RECENT_S:g} s: offered {offered:.1f}/s, accepted {accepted:.1f}/s | "
-            f"run so far: {shares} other {other / sent:.1%}, dropped {self.outcomes['dropped']}"
+            f"run so far: {so_far}, dropped {self.outcomes['dropped']}"
         )
 
     def _new_records(self):

@@ -16,17 +16,12 @@ from __future__ import annotations
 import math
 
 from checks import OPERATORS, Watch
+from checks.outcomes import SHARES
 
 MIN_SENT = 5
 # Against a host that is not loopback the real API should not be hammered by a run that
 # is failing anyway: this one is on unless the scenario watches share_error itself.
 REMOTE_DEFAULT = "abort if share_error > 0.5 for 10s"
-SHARE_OUTCOMES = {
-    "share_202": ("accepted",),
-    "share_422": ("allocation_failure",),
-    "share_429": ("rate_limited",),
-}
-OTHER_ERRORS = ("accepted", "allocation_failure", "rate_limited")
 
 
 class Watcher:
@@ -71,10 +66,8 @@ class Watcher:
 
 def window_value(metric: str, window: list[tuple[float, str, float]]) -> float:
     """window_value is a watchable metric over a window's sends (t_send, outcome, latency)."""
-    if metric in SHARE_OUTCOMES:
-        return sum(o in SHARE_OUTCOMES[metric] for _, o, _ in window) / len(window)
-    if metric == "share_error":
-        return sum(o not in OTHER_ERRORS for _, o, _ in window) / len(window)
+    if metric in SHARES:
+        return sum(o in SHARES[metric] for _, o, _ in window) / len(window)
     latencies = sorted(latency for _, _, latency in window)
     rank = float(metric.removeprefix("p").removesuffix("_ms")) / 100
     return latencies[min(len(latencies) - 1, math.ceil(rank * len(latencies)) - 1)]

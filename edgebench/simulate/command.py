@@ -25,7 +25,7 @@ from edgebench.manifest import scenario_facts, utc, write_manifest
 from edgebench.plan.overrides import Overrides, planned
 from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
-from edgebench.records import RecordWriter, log_name
+from edgebench.records import READINGS_FILE, RecordWriter, log_name
 from edgebench.runfolder import default_results_dir, expected_bytes, prepare_results_dir
 from edgebench.simulate.engine import DEFAULT_LATENCY_MS, WORKER, Simulation, Sink
 from edgebench.verdict import analyse, refuse_baseline_checks
@@ -58,7 +58,7 @@ class FileSink(Sink):
     def __init__(self, folder: Path, run_id: str) -> None:
         self.requests = RecordWriter(folder / log_name("requests", run_id, WORKER))
         self.events = RecordWriter(folder / log_name("events", run_id, WORKER))
-        self.readings = RecordWriter(folder / "emulator-metrics.jsonl")
+        self.readings = RecordWriter(folder / READINGS_FILE)
         self.request = self._counted(self.requests)
         self.event = self._counted(self.events)
         self.reading = self.readings.add

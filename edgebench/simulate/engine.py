@@ -42,12 +42,13 @@ from edgebench.records import (
     ABANDONED,
     BACKOFF,
     FAILED,
+    emulator_reading,
     event_record,
     outcome_of,
     request_record,
     scheduled_fields,
 )
-from edgebench.simulate.batch import BatchParties, DrawnParty, arrival_blocks
+from edgebench.simulate.batch import BatchParties, DrawnParty
 from emulator import (
     DEPLOY_GROUP,
     FLEET_DEPLOY_GROUP,
@@ -209,7 +210,7 @@ class Simulation:
         if self.scenario.replay:
             yield from ((arrival, None) for arrival in self.schedule.arrivals())
             return
-        for block in arrival_blocks(self.schedule, BLOCK):
+        for block in self.schedule.arrival_blocks(BLOCK):
             indices = np.fromiter((a.index for a in block), np.int64, len(block))
             due = np.fromiter((a.due_s for a in block), np.float64, len(block))
             yield from zip(block, self._parties.parties(indices, due), strict=True)
@@ -224,16 +225,16 @@ class Simulation:
         platform.advance(self._platform_now())
         placements = platform.fleet_placements
         self.sink.reading(
-            {
-                "t": round(self.now, 3),
-                "active": platform.active_count(),
-                "holding_capacity": platform.holding_count(),
-                "deployments_created": platform.created,
-                "by_private_host": platform.active_by_host(),
-                "fleet_private": placements.get("private", 0),
-                "fleet_cloud": placements.get("cloud", 0),
-                "allocation_failures": dict(platform.failures),
-            }
+            emulator_reading(
+                t=self.now,
+                active=platform.active_count(),
+                holding_capacity=platform.holding_count(),
+                deployments_created=platform.created,
+                by_private_host=platform.active_by_host(),
+                fleet_private=placements.get("private", 0),
+                fleet_cloud=placements.get("cloud", 0),
+                allocation_failures=dict(platform.failures),
+            )
         )
         if self._heap or self.last_arrival is None or not self._finished():
             self._at(self.now + SAMPLE_EVERY_S, self._sample)

@@ -17,7 +17,7 @@ import math
 from collections import Counter, defaultdict, deque
 from itertools import chain
 
-from edgebench.records import NOT_SENT
+from checks.outcomes import shares
 
 RATE_WINDOW_S = 10.0
 TTR_SAMPLES = 10_000
@@ -139,18 +139,13 @@ class LiveBoard:
         RATE_WINDOW_S, the queue now."""
         offered, accepted = self._rates(sorted(self.outcomes))
         (_, _, before), (_, _, after) = self._history[0], self._history[-1]
-        recent = after - before
-        sent = sum(n for o, n in recent.items() if o not in NOT_SENT)
-        known = recent["accepted"] + recent["allocation_failure"] + recent["rate_limited"]
+        recent = shares(after - before)
         waits = sorted(chain.from_iterable(chunk for _, chunk in self._waits))
         return {
             "t": round(now, 3),
             "offered": round(offered, 3),
             "accepted": round(accepted, 3),
-            "share_202": _ratio(recent["accepted"], sent),
-            "share_422": _ratio(recent["allocation_failure"], sent),
-            "share_429": _ratio(recent["rate_limited"], sent),
-            "share_error": _ratio(sent - known, sent),
+            **{name: None if share is None else round(share, 4) for name, share in recent.items()},
             "wait_p50": _rank(waits, 50),
             "wait_p95": _rank(waits, 95),
             "queue": sum(self._queued.values()),
@@ -170,18 +165,15 @@ class LiveBoard:
 
     def _row(self, name: str, outcomes: Counter, ready, endpoints: list[str]) -> dict:
         offered, accepted = self._rates(endpoints)
-        sent = sum(n for o, n in outcomes.items() if o not in NOT_SENT)
-        other = sent - outcomes["accepted"] - outcomes["allocation_failure"]
-        other -= outcomes["rate_limited"]
         ordered = sorted(ready)
         return {
             "endpoint": name,
             "offered": f"{offered:.1f}",
             "accepted": f"{accepted:.1f}",
-            "share_202": _share(outcomes["accepted"], sent),
-            "share_422": _share(outcomes["allocation_failure"], sent),
-            "share_429": _share(outcomes["rate_limited"], sent),
-            "share_error": _share(other, sent),
+            **{
+                key: "-" if share is None else f"{share:.1%}"
+                for key, share in shares(outcomes).items()
+            },
             "dropped": str(outcomes["dropped"]),
             "ttr_p50": _seconds(ordered, 50),
             "ttr_p95": _seconds(ordered, 95),
@@ -198,10 +190,6 @@ class LiveBoard:
         return starts / span, accepted / span
 
 
-def _ratio(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
 def _rank(ordered: list[float], percentile: int) -> float | None:
     """_rank is the nearest-rank percentile of sorted values (None: no values)."""
     if not ordered:
@@ -209,8 +197,8 @@ def _rank(ordered: list[float], percentile: int) -> float | None:
     return round(ordered[max(1, math.ceil(len(ordered) * percentile / 100)) - 1], 4)
 
 
-def _share(part: int, whole: int) -> str:
-    return f"{part / whole:.1%}" if whole else "-"
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share:.1%}"
 
 
 def _seconds(ordered: list[float], percentile: int) -> str:
