@@ -24,7 +24,7 @@ def emulator_config(
     world: Path | None,
     rate_limit: int,
     status_rate_limit: int,
-    shared_deploy_budget: bool,
+    shared_deploy_limit: bool,
     time_scale: float,
     seed: int,
     tokens_file: Path | None,
@@ -36,11 +36,11 @@ def emulator_config(
     limits = RateLimits(
         deploy=rate_limit,
         status=status_rate_limit,
-        shared_deploy_budget=shared_deploy_budget,
+        shared_deploy_limit=shared_deploy_limit,
         enabled=rate_limit > 0,
     )
     organisations = read_tokens(tokens_file) if tokens_file else {}
-    latency = Distribution("exponential", fault_latency_ms) if fault_latency_ms else None
+    latency = Distribution.exponential(fault_latency_ms) if fault_latency_ms else None
     faults = Faults(latency, fault_error_share, fault_drop_share, fault_lost_answer_share)
     if faults.error_share + faults.drop_share + faults.lost_answer_share > 1:
         raise ConfigError(

@@ -121,19 +121,21 @@ def main() -> None:
     type=click.IntRange(min=0),
     default=40,
     show_default=True,
-    help="Deploy requests/s per token on each deploy endpoint; 0 turns every limit off.",
+    help="Deploy requests/s per organisation on each deploy endpoint; 0 turns every limit off.",
 )
 @click.option(
     "--status-rate-limit",
     type=click.IntRange(min=0),
     default=20,
     show_default=True,
-    help="GET /v1/status requests/s per token.",
+    help="GET /v1/status requests/s per organisation.",
 )
 @click.option(
-    "--shared-deploy-budget",
+    "--shared-deploy-limit",
+    "--shared-deploy-budget",  # its name before "budget" meant only --max-deployments
+    "shared_deploy_limit",
     is_flag=True,
-    help="Both deploy endpoints draw on one budget (default: one each).",
+    help="Both deploy endpoints count against one limit (default: one each).",
 )
 @click.option(
     "--time-scale",

@@ -42,6 +42,7 @@ __all__ = [
     "EVENTS",
     "EVENT_FIELDS",
     "FAILED",
+    "FLUSH_EVERY_S",
     "NOT_SENT",
     "OUTCOMES",
     "OVER_BUDGET",
@@ -62,7 +63,7 @@ __all__ = [
     "scheduled_fields",
 ]
 
-FLUSH_EVERY_S = 1.0
+FLUSH_EVERY_S = 1.0  # every writer of a run flushes at least this often (a live run: TrafficRun)
 
 
 def log_name(kind: str, run_id: str, worker: str, suffix: str = "jsonl") -> str:

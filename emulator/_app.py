@@ -129,7 +129,7 @@ class Emulator:
         self.reset()
 
     def reset(self) -> None:
-        """reset makes the emulator as it started: no deployments, counters, budgets or draws."""
+        """reset makes the emulator as it started: no deployments, counters, windows or draws."""
         self.model.reset()
         self.metrics.reset()
         self.clock.restart()

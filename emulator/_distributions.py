@@ -26,7 +26,12 @@ _PARAMETERS = {
 
 @dataclass(frozen=True, slots=True)
 class Distribution:
-    """Distribution draws non-negative durations from a seeded random source."""
+    """Distribution draws non-negative durations from a seeded random source.
+
+    Made by name: Distribution.lognormal(median=3.0, sigma=0.25), .fixed(1.0),
+    .uniform(600, 1200), .exponential(20); `a` and `b` are the kind's parameters in
+    that order (what describe() names).
+    """
 
     kind: str
     a: float
@@ -35,6 +40,19 @@ class Distribution:
     @classmethod
     def fixed(cls, value: float) -> Distribution:
         return cls("fixed", value)
+
+    @classmethod
+    def uniform(cls, low: float, high: float) -> Distribution:
+        return cls("uniform", low, high)
+
+    @classmethod
+    def lognormal(cls, median: float, sigma: float) -> Distribution:
+        """lognormal has the median and the sigma of the normal whose exponential it is."""
+        return cls("lognormal", median, sigma)
+
+    @classmethod
+    def exponential(cls, mean: float) -> Distribution:
+        return cls("exponential", mean)
 
     def sample(self, rng: random.Random) -> float:
         if self.kind == "fixed":

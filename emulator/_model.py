@@ -85,13 +85,14 @@ class ApiModel:
         self.reset()
 
     def reset(self) -> None:
-        """reset forgets every deployment, budget and draw (the faults stay as set)."""
+        """reset forgets every deployment, limiter window and draw (the faults stay as set)."""
         self.platform.reset()
         self.limiter.reset()
         self._fault_rng = random.Random(f"faults-{self.config.seed}")
 
     def fault(self) -> tuple[float, str | None]:
-        """fault is (extra delay in seconds, "error" | "drop" | None) for the next request."""
+        """fault is (extra delay in seconds, "error" | "drop" | "lost" | None) for the next
+        request: a 500, a connection closed unanswered, an answer lost after the work."""
         if not self.faults.active:
             return 0.0, None
         return draw_fault(self.faults, self._fault_rng)

@@ -1,4 +1,4 @@
-"""A strict sliding-window rate limiter, one budget per (token, endpoint group).
+"""A strict sliding-window rate limiter, one window per (organisation, endpoint group).
 
 Strict means: in any window [t, t + window) at most `limit` requests are
 accepted for a key, whatever the alignment. A request over the limit is
@@ -60,17 +60,18 @@ class SlidingWindowLimiter:
 
 @dataclass(frozen=True, slots=True)
 class RateLimits:
-    """RateLimits sets requests per second per token for each endpoint group (0 = no limit).
+    """RateLimits sets requests per second per organisation for each endpoint group (0 = no
+    limit): Edgegap limits an organisation, whichever of its tokens a request carries.
 
-    The two deploy endpoints have a budget each by default, as the spec gives
-    each its own 40/s; `shared_deploy_budget` makes them draw on one.
+    The two deploy endpoints have a limit each by default, as the spec gives each its
+    own 40/s; `shared_deploy_limit` makes them count against one.
     """
 
     deploy: int = 40
     status: int = 20
     list: int = 10
     stop: int = 0
-    shared_deploy_budget: bool = False
+    shared_deploy_limit: bool = False
     enabled: bool = True
 
     def group_limit(self, group: str) -> int:
@@ -80,7 +81,7 @@ class RateLimits:
 
 
 class RateLimiter:
-    """RateLimiter applies RateLimits: `check(token, group)` gives Retry-After or None."""
+    """RateLimiter applies RateLimits: `check(organisation, group)` gives Retry-After or None."""
 
     def __init__(self, limits: RateLimits, clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
@@ -90,14 +91,14 @@ class RateLimiter:
             if (limit := limits.group_limit(group)) > 0
         }
 
-    def check(self, token: str, group: str) -> int | None:
+    def check(self, organisation: str, group: str) -> int | None:
         """check is None when accepted, else whole seconds for the Retry-After header."""
-        if group == FLEET_DEPLOY_GROUP and self.limits.shared_deploy_budget:
+        if group == FLEET_DEPLOY_GROUP and self.limits.shared_deploy_limit:
             group = DEPLOY_GROUP
         limiter = self._limiters.get(group)
         if limiter is None:
             return None
-        wait = limiter.acquire(token)
+        wait = limiter.acquire(organisation)
         return None if wait == 0.0 else max(1, math.ceil(wait))
 
     def reset(self) -> None:

@@ -56,11 +56,9 @@ class PrivateHost:
 class Lifecycle:
     """Lifecycle holds the durations (platform seconds) a deployment goes through."""
 
-    boot_s: Distribution = field(default_factory=lambda: Distribution("lognormal", 3.0, 0.25))
-    cached_boot_s: Distribution = field(
-        default_factory=lambda: Distribution("lognormal", 1.5, 0.25)
-    )
-    lifetime_s: Distribution = field(default_factory=lambda: Distribution("lognormal", 900.0, 0.35))
+    boot_s: Distribution = field(default_factory=lambda: Distribution.lognormal(3.0, 0.25))
+    cached_boot_s: Distribution = field(default_factory=lambda: Distribution.lognormal(1.5, 0.25))
+    lifetime_s: Distribution = field(default_factory=lambda: Distribution.lognormal(900.0, 0.35))
     terminate_s: Distribution = field(default_factory=lambda: Distribution.fixed(1.0))
     error_retention_s: float = 300.0
 

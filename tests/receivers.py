@@ -13,12 +13,14 @@ class WebhookReceiver:
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.calls: list[tuple[str, dict]] = []
+        self.arrived = 0  # callbacks received, answered or still held by delay_s
         self.delay_s = delay_s
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.arrived += 1
                 time.sleep(receiver.delay_s)
                 receiver.calls.append((self.path, json.loads(body)))
                 self.send_response(204)
@@ -33,10 +35,18 @@ class WebhookReceiver:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def wait_for(self, count: int, timeout_s: float = 10.0) -> list[tuple[str, dict]]:
+        """wait_for waits until count callbacks were answered (at most timeout_s)."""
         deadline = time.monotonic() + timeout_s
         while len(self.calls) < count and time.monotonic() < deadline:
             time.sleep(0.01)
         return list(self.calls)
+
+    def wait_for_arrivals(self, count: int, timeout_s: float = 10.0) -> int:
+        """wait_for_arrivals waits until count callbacks came in, answered or held."""
+        deadline = time.monotonic() + timeout_s
+        while self.arrived < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.arrived
 
     def __enter__(self) -> WebhookReceiver:
         self._thread.start()

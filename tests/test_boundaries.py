@@ -31,18 +31,8 @@ ROOMS = {
         """,
         ["locust", "gevent", "edgebench", "emulator", "starlette"],
     ),
+    # `edgebench simulate` itself: the simulator and its command, not the run orchestrator.
     "simulator": (
-        """
-        from pathlib import Path
-        from edgebench.plan.scenario import load_scenario, with_duration
-        from edgebench.simulate.engine import Simulation, Sink
-        from edgebench.simulate.command import model_config
-        scenario = with_duration(load_scenario("scenarios/smoke.toml"), "3s")
-        Simulation(scenario, model_config(scenario, 1.0), Sink(), 0.0).run()
-        """,
-        ["gevent", "locust", "starlette", "uvicorn", "httpx", "analysis"],
-    ),
-    "simulate command": (
         """
         import tempfile
         from edgebench.cli import main

@@ -61,7 +61,7 @@ def test_budgets_are_per_token_and_per_endpoint_unless_shared():
     assert separate.check("a", "fleet-deploy") is None
     assert separate.check("b", "deploy") is None
     assert separate.check("a", "stop") is None  # no known limit on stop
-    shared = RateLimiter(RateLimits(deploy=1, shared_deploy_budget=True), clock=clock)
+    shared = RateLimiter(RateLimits(deploy=1, shared_deploy_limit=True), clock=clock)
     assert shared.check("a", "deploy") is None
     assert shared.check("a", "fleet-deploy") == 1
 

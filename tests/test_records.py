@@ -75,7 +75,7 @@ def test_the_user_pool_follows_rate_and_latency():
     assert pool_size(5, 0.01, [0.8, 0.2], processes=2) == 40
 
 
-def test_the_send_guard_holds_sends_to_the_budget_in_any_window_after_the_answers():
+def test_the_send_guard_holds_sends_to_the_quota_in_any_window_after_the_answers():
     now = [0.0]
     guard = SendGuard(3, 1.0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
     sends = []

@@ -7,6 +7,7 @@ what needs no traffic runs in-process with click's CliRunner.
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -220,11 +221,24 @@ def test_ctrl_c_twice_aborts_at_once(tmp_path):
     results = tmp_path / "run"
     process = start_run(results)
     wait_for(lambda: any(results.glob("requests-*-w0.jsonl")), every=0.2)
+    lines: list[str] = []
+    readers = [
+        threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True),
+        threading.Thread(target=process.stdout.read, daemon=True),  # never a full pipe
+    ]
+    for reader in readers:
+        reader.start()
     process.send_signal(signal.SIGINT)
-    time.sleep(0.3)  # two presses of Ctrl-C, as a person makes them
+    # The second press once the first was taken, as a person presses again.
+    wait_for(lambda: any("Ctrl-C again to abort" in line for line in lines), every=0.05)
     process.send_signal(signal.SIGINT)
     started = time.monotonic()
-    _, stderr = process.communicate(timeout=30)
+    process.wait(timeout=30)
+    for reader in readers:
+        reader.join(timeout=10)
+    process.stdout.close()
+    process.stderr.close()
+    stderr = "".join(lines)
     assert process.returncode == 130, stderr[-3000:]
     assert "aborted" in stderr
     assert time.monotonic() - started < 10

@@ -71,19 +71,19 @@ def test_workers_share_the_arrivals_exactly(workers):
     shares = [list(plan.arrivals(i, workers)) for i in range(workers)]
     assert sorted((a for s in shares for a in s), key=lambda a: a.index) == everything
     owners = {a.index: i for i, share in enumerate(shares) for a in share}
-    budgets = [plan.budget(i, workers) for i in range(workers)]
-    assert sum(budgets) == 40
-    # Any 40 consecutive arrivals hold exactly each worker's budget: a worker that keeps
-    # its own sends within its budget per window keeps the sum within the limit.
+    quotas = [plan.quota(i, workers) for i in range(workers)]
+    assert sum(quotas) == 40
+    # Any 40 consecutive arrivals hold exactly each worker's quota: a worker that keeps
+    # its own sends within its quota per window keeps the sum within the limit.
     for start in range(len(everything) - 40):
         window = Counter(owners[k] for k in range(start, start + 40))
-        assert [window[i] for i in range(workers)] == budgets
+        assert [window[i] for i in range(workers)] == quotas
 
 
 def test_exceed_mode_shares_round_robin():
     plan = schedule([("hold", 2, 30)])
     assert [a.index for a in plan.arrivals(1, 3)][:4] == [1, 4, 7, 10]
-    assert plan.budget(1, 3) is None
+    assert plan.quota(1, 3) is None
 
 
 def test_exceed_mode_from_a_scenario_offers_factor_times_the_rate(tmp_path):

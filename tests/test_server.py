@@ -132,7 +132,8 @@ def test_a_hanging_webhook_receiver_does_not_slow_the_api():
         with httpx.Client(base_url=server.url, headers=AUTH, timeout=5) as client:
             for _ in range(30):
                 assert client.post("/v2/deployments", json=body).status_code == 202
-            time.sleep(0.2)  # callbacks are now in flight and held by the receiver
+            # Callbacks in flight and held by the receiver (the sender's pool is busy).
+            assert receiver.wait_for_arrivals(1) >= 1
             started = time.perf_counter()
             for _ in range(20):
                 assert client.post("/v2/deployments", json=body).status_code == 202

@@ -369,7 +369,7 @@ def test_the_matchmaker_preset_retries_a_422_and_exponential_backoff_doubles(tmp
 def test_with_a_queue_the_schedule_is_when_matches_form_and_every_match_ends_once(tmp_path):
     clock = FakeClock()
     run = traffic(tmp_path, clock, rate=60, client=SDK)  # above the limit
-    assert run.schedule.guard is False  # the client's queue holds the limit, not the schedule
+    assert run.schedule.holds_limit is False  # the client's queue holds the limit, not the schedule
     send_due(run, FakeClient(limited(None), accepted()), clock, 30)
     got = records(run)
     finals = Counter(r["final"] for r in got if r["final"])

@@ -106,12 +106,12 @@ def test_toml_syntax_errors_and_missing_files_are_config_errors(tmp_path):
     ("value", "expected"),
     [
         (2, Distribution.fixed(2.0)),
-        ({"distribution": "uniform", "low": 1, "high": 3}, Distribution("uniform", 1, 3)),
+        ({"distribution": "uniform", "low": 1, "high": 3}, Distribution.uniform(1, 3)),
         (
             {"distribution": "lognormal", "median": 3, "sigma": 0.2},
-            Distribution("lognormal", 3, 0.2),
+            Distribution.lognormal(3, 0.2),
         ),
-        ({"distribution": "exponential", "mean": 5}, Distribution("exponential", 5)),
+        ({"distribution": "exponential", "mean": 5}, Distribution.exponential(5)),
     ],
 )
 def test_distributions_parse(value, expected):
@@ -137,7 +137,7 @@ def test_bad_distributions_explain_themselves(value, message):
 def test_distributions_draw_deterministically_under_a_seed():
     import random
 
-    dist = Distribution("lognormal", 3.0, 0.25)
+    dist = Distribution.lognormal(3.0, 0.25)
     first = [dist.sample(random.Random(4)) for _ in range(3)]
     assert first == [dist.sample(random.Random(4)) for _ in range(3)]
     samples = sorted(dist.sample(random.Random(i)) for i in range(2001))

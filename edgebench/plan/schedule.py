@@ -7,8 +7,8 @@ constant 40/s gives arrivals at 12.5 ms, 37.5 ms, ... and exactly 40 in every
 second. Workers share the arrivals by index, so their sum is the schedule,
 exactly: in exceed mode worker i of n takes k % n == i; in respect mode the
 arrivals follow a repeating pattern of `limit` slots in which worker i owns
-`budget(i, n)`, so any `limit` consecutive arrivals hold exactly that many of
-each worker's, and each worker can hold its own sends to its budget per window
+`quota(i, n)`, so any `limit` consecutive arrivals hold exactly that many of
+each worker's, and each worker can hold its own sends to its quota per window
 without ever starving (see edgebench.traffic.guard.SendGuard).
 
 In respect mode no `limit + 1` arrivals fall within `1 s + margin`: an arrival
@@ -120,14 +120,15 @@ class Schedule:
     ) -> None:
         self.segments = segments
         self.duration_s = duration_s
-        self.limit = limit  # None: no guard (exceed mode)
+        self.limit = limit  # None: no limit to hold (exceed mode)
         self.margin_s = margin_s
         self.demand = demand or segments  # the rates asked for, before respect mode's cap
         self.arrivals_kind = arrivals  # uniform, poisson, tick or replay
         self.tick_s = tick_s if arrivals == "tick" else 0.0
         self.seed = seed
         self.replay: list[float] = []  # arrivals = "replay": each match's due time
-        self.guard = True  # delay arrivals to hold the limit (respect mode without a queue)
+        # The schedule holds the limit itself, delaying arrivals (respect mode, no client queue).
+        self.holds_limit = True
         self._count: int | None = None
 
     @classmethod
@@ -156,7 +157,7 @@ class Schedule:
         )  # fmt: skip
         schedule.replay = replay
         # A client that queues holds the limit itself: arrivals are when matches form.
-        schedule.guard = not scenario.queues
+        schedule.holds_limit = not scenario.queues
         return schedule
 
     def rate_at(self, t: float) -> float:
@@ -183,7 +184,7 @@ class Schedule:
         """
         if not self.limit:
             return None
-        return self.limit / (WINDOW_S + (self.margin_s if self.guard else 0.0))
+        return self.limit / (WINDOW_S + (self.margin_s if self.holds_limit else 0.0))
 
     def above_limit_s(self) -> float:
         """above_limit_s is how long the demand asks for more than respect mode sends."""
@@ -204,7 +205,7 @@ starts not made
         asked = round(self.demand_total())
         missing = f"{asked - self.count():,} of {asked:,} starts not made"
         seconds = f"{above:,.0f}" if above >= 1 else f"{above:.2g}"
-        if not self.guard:
+        if not self.holds_limit:
             return (
                 f"demand above the limit for {seconds} s (peak {peak:.3g}/s): the client's "
                 f"queue holds what {self.capped_rate():.3g}/s cannot send at once: the run's "
@@ -227,7 +228,7 @@ starts not made
             "total": round(self.demand_total(), 3),
             "capped_at_per_s": self.capped_rate(),
             "above_limit_s": round(self.above_limit_s(), 3),
-            "capped": self.guard and self.limit is not None,  # else a client's queue holds it
+            "capped": self.holds_limit and self.limit is not None,  # else a client's queue holds it
         }
 
     @classmethod
@@ -240,7 +241,7 @@ starts not made
         return cls(segments, duration_s, limit, 0.0, build_segments(stages, duration_s))
 
     def count(self) -> int:
-        """count is how many arrivals the run has, all workers, the guard applied; worked out
+        """count is how many arrivals the run has, all workers, the limit held; worked out
         once (a day's forecast is millions of arrivals, and a check asks twice)."""
         if self._count is None:
             self._count = sum(1 for _ in self._all_arrivals())
@@ -259,12 +260,12 @@ starts not made
         worked out with numpy: the same positions on the rate's integral (the same Poisson
         draws, summed in the same order), the same inversion to times, the same floats.
 
-        A schedule whose guard spaces arrivals one after another (respect mode without a
+        A schedule that holds the limit, spacing arrivals one after another (respect mode without a
         client's queue) or a replay is taken one by one from arrivals() itself.
         """
         import numpy as np
 
-        if self.replay or (self.limit is not None and self.guard):
+        if self.replay or (self.limit is not None and self.holds_limit):
             arrivals = self.arrivals()
             while block := list(itertools.islice(arrivals, size)):
                 yield block
@@ -296,21 +297,21 @@ starts not made
             if end < len(positions):
                 return
 
-    def budget(self, worker_index: int, worker_count: int) -> int | None:
-        """budget is how many starts this worker may make in any window (None: no limit)."""
+    def quota(self, worker_index: int, worker_count: int) -> int | None:
+        """quota is how many starts this worker may make in any window (None: no limit)."""
         return share_of(self.limit, worker_index, worker_count) if self.limit else None
 
     def _all_arrivals(self) -> Iterator[tuple[int, float, Segment]]:
-        """_all_arrivals yields (index, due, segment) of every arrival, the guard applied.
+        """_all_arrivals yields (index, due, segment) of every arrival, the limit held.
 
         One generator for both (a layer per arrival showed in the generator's profile).
         """
         recent: deque[float] = deque(maxlen=self.limit or 1)
         span = WINDOW_S + self.margin_s + 1e-9  # a nanosecond past: rounding cannot squeeze one in
         formed = self._replayed() if self.replay else self._formed()
-        guard = self.limit is not None and self.guard
+        holds = self.limit is not None and self.holds_limit
         for index, (due, segment) in enumerate(formed):
-            if guard and len(recent) == self.limit:
+            if holds and len(recent) == self.limit:
                 due = max(due, recent[0] + span)
             if due >= self.duration_s:
                 return

@@ -15,8 +15,8 @@ What stands in for HTTP and Locust (results/README.md, "Simulated runs"):
   the embedded emulator on this machine); the API handles a request when it is sent
   (after an injected fault's delay) and answers a latency later; an answer later than
   the client's timeout is a transport error, as it is live;
-- respect mode's guard is the live one's rule (edgebench.traffic.guard.SendGuard): a send
-  waits, first in first out, until the answer to the send `budget` places before it is
+- respect mode's guard is the live one's rule (edgebench.plan.client.window_opens): a send
+  waits, first in first out, until the answer to the send `quota` places before it is
   `window` old; a match whose wait passes max_queue_wait is abandoned at that moment;
 - there is no user pool, so no start is ever dropped;
 - a webhook arrives at the deployment's ready time plus a latency draw; polling sees
@@ -61,9 +61,9 @@ from emulator import (
     parse_fleet_deploy,
 )
 
-DEFAULT_LATENCY_MS = Distribution("lognormal", 1.6, 0.25)
+DEFAULT_LATENCY_MS = Distribution.lognormal(1.6, 0.25)
 WORKER = "sim"
-RATE_KEY = "simulated"  # whose budget the rate limiter counts: one client
+RATE_KEY = "simulated"  # the token the rate limiter counts: one client, one organisation
 BLOCK = 4096  # arrivals whose parties are drawn at once, latencies drawn at once
 LATENCY_KEY = 0x4C4154  # the latency draws among a seed's ("LAT")
 SAMPLE_EVERY_S = 1.0  # the emulator's readings, as `edgebench run` takes them
@@ -175,10 +175,10 @@ class Simulation:
         self.last_arrival: Arrival | None = None
 
     def _guard(self) -> VirtualGuard | None:
-        budget = self.schedule.budget(0, 1)
-        if not (self.respect and budget):
+        quota = self.schedule.quota(0, 1)
+        if not (self.respect and quota):
             return None
-        return VirtualGuard(budget, WINDOW_S)  # from the answers, as TrafficRun's guard
+        return VirtualGuard(quota, WINDOW_S)  # from the answers, as TrafficRun's guard
 
     # The loop ---------------------------------------------------------------
 

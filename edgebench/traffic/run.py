@@ -10,7 +10,7 @@ How a start travels, from the schedule to its record:
       -> ready (TrafficRun.ready: not re-split away, within the deployment budget,
                 not inside a 429's Retry-After pause, else recorded unsent)
       -> guard (respect mode: guard.SendGuard holds the send until the API has answered the
-                one `budget` sends before it for a window)
+                one `quota` sends before it for a window)
       -> send (TrafficRun.send: the request from edgebench.plan.payloads, timed from the
                send and from the schedule)
       -> record (a requests-<run>-<worker>.jsonl line, edgebench.records; live counts for the UI)
@@ -43,6 +43,7 @@ from edgebench.records import (
     BACKOFF,
     DROPPED,
     FAILED,
+    FLUSH_EVERY_S,
     OVER_BUDGET,
     SERVED,
     RecordWriter,
@@ -123,9 +124,9 @@ class TrafficRun:
         arrivals = self.schedule.arrivals(part.worker_index, part.worker_count)
         self.starts = Starts(arrivals, part.epoch, self.plan.endpoint)
         self.pause_until = 0.0
-        budget = self.schedule.budget(part.worker_index, part.worker_count)
+        quota = self.schedule.quota(part.worker_index, part.worker_count)
         self.guard = (
-            SendGuard(budget, self.window_s, clock, sleep) if self.respect and budget else None
+            SendGuard(quota, self.window_s, clock, sleep) if self.respect and quota else None
         )
         self._greenlets: list[gevent.Greenlet] = []
 
@@ -156,9 +157,9 @@ class TrafficRun:
 
     def _poller(self, host: str, token: str) -> StatusPoller:
         requests = self.scenario.requests
-        budget = share_of(requests.status_limit, self.part.worker_index, self.part.worker_count)
+        quota = share_of(requests.status_limit, self.part.worker_index, self.part.worker_count)
         client = httpx.Client(base_url=host, headers=authorization(token), timeout=5.0)
-        guard = SendGuard(max(1, budget), self.window_s)
+        guard = SendGuard(max(1, quota), self.window_s)
         return StatusPoller(client, self.events, self.part.name, requests.poll_interval, guard)
 
     # Lifecycle --------------------------------------------------------------
@@ -246,9 +247,9 @@ class TrafficRun:
         """
         arrivals = self.schedule.arrivals(position, count)
         self.starts.switch(self.part.epoch + from_s, (a for a in arrivals if a.due_s >= from_s))
-        budget = self.schedule.budget(position, count)
-        if self.guard and budget:
-            self.guard = self.guard.resized(budget)
+        quota = self.schedule.quota(position, count)
+        if self.guard and quota:
+            self.guard = self.guard.resized(quota)
 
     # Sending ------------------------------------------------------------------
 
@@ -384,7 +385,7 @@ class TrafficRun:
 
     def _flush_forever(self) -> None:
         while True:
-            self._sleep(1.0)
+            self._sleep(FLUSH_EVERY_S)
             for writer in (self.records, self.events_file):
                 if writer:
                     writer.flush()
