@@ -225,7 +225,7 @@ def _frame(paths, schema: pa.Schema, progress=None) -> tuple[pd.DataFrame, int]:
             progress(path.stat().st_size)
     columns = {}
     for name in schema.names:
-        parts, pieces[name] = pieces[name], None  # each column's pieces go once joined
+        parts, pieces[name] = pieces[name], []  # each column's pieces go once joined
         columns[name] = _joined(name, parts, schema.field(name).type)
     return pd.DataFrame(columns, copy=False), skipped  # no copy into 2-D blocks
 

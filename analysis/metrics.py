@@ -6,7 +6,7 @@ Percentiles are exact over the samples (nearest rank), never averaged.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -25,8 +25,10 @@ def percentiles(values: pd.Series) -> dict[str, float | None]:
     """
     samples = values.to_numpy(dtype=float, na_value=np.nan)  # no index copied, as dropna() does
     samples = samples[~np.isnan(samples)]
+    summary: dict[str, float | None]
     if samples.size == 0:
-        return {f"p{p}": None for p in PERCENTILES} | {"max": None}
+        summary = {f"p{p}": None for p in PERCENTILES}
+        return summary | {"max": None}
     # A partial sort around the ranks wanted: a full sort of a million samples cost more.
     ranks = [max(1, math.ceil(samples.size * p / 100)) - 1 for p in PERCENTILES]
     chosen = np.partition(samples, [*ranks, samples.size - 1])
@@ -247,7 +249,9 @@ def _capacity(run: Run) -> dict:
     requests = run.requests
     refused = requests[requests["outcome"] == "allocation_failure"]
     causes = counts(refused["cause"].astype(object).fillna("unknown")) if len(refused) else {}
-    summary = {"allocation_failure_causes": {str(k): int(v) for k, v in dict(causes).items()}}
+    summary: dict[str, Any] = {
+        "allocation_failure_causes": {str(k): int(v) for k, v in dict(causes).items()}
+    }
     world = (run.manifest.get("emulator") or {}).get("world") or {}
     readings = run.emulator.dropna(subset=["holding_capacity"]).sort_values("t")
     if not readings.empty:

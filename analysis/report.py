@@ -140,7 +140,7 @@ def _wait_jobs(run: Run, window_s: float) -> list[tuple]:
     from analysis import plots
 
     waits, to = player_waits(run)
-    jobs = []
+    jobs: list[tuple] = []
     if not waits.empty:
         start = float(run.requests["t_sched"].min())
         over_time = windows.wait_over_time(waits, start, max(window_s, 5.0))
@@ -183,7 +183,7 @@ def curves_by_rate(run: Run, summary: dict, window_s: float) -> list[tuple]:
         plots.Panel(windows.share_over_time(requests, "rate_limited", window_s), *OVER_TIME)
     ]
     draw_shares = plots.share_curve_plot
-    jobs = [
+    jobs: list[tuple] = [
         ("422 allocation failures", draw_shares, failures, "allocation_failure", *FAILURES, folder),
         ("429 rate limited", draw_shares, limited, "rate_limited", *LIMITED, folder),
     ]
@@ -222,7 +222,8 @@ def _fleet_jobs(run: Run) -> list[tuple]:
     private = hosts.drop(columns="t").sum(axis=1).to_numpy()
     cloud = pd.Series((held[: len(private)] - private[: len(held)]).clip(min=0))
     world = (run.manifest.get("emulator") or {}).get("world") or {}
-    known = world.get("private_hosts") if isinstance(world.get("private_hosts"), dict) else {}
+    hosts_of_world = world.get("private_hosts")
+    known: dict = hosts_of_world if isinstance(hosts_of_world, dict) else {}
     used = [known[h] for h in hosts.columns if h in known and known[h].get("status") == "ACTIVE"]
     capacity = sum(host.get("capacity", 0) for host in used) or None
     hosts = hosts.iloc[: len(cloud)]

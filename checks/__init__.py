@@ -16,6 +16,7 @@ from __future__ import annotations
 import operator
 import re
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -189,7 +190,7 @@ def _seconds(value: object, where: str) -> float:
     return seconds
 
 
-def split_thresholds(items: list) -> tuple[list[str], list[Watch]]:
+def split_thresholds(items: Sequence[object]) -> tuple[list[str], list[Watch]]:
     """split_thresholds separates a scenario's end-of-run checks from its watched ones."""
     checks, watches = [], []
     for item in items:

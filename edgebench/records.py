@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple, Protocol
 
 import orjson
 
@@ -63,6 +63,7 @@ __all__ = [
     "scheduled_fields",
 ]
 
+Record = dict[str, Any]  # one JSON line
 FLUSH_EVERY_S = 1.0  # every writer of a run flushes at least this often (a live run: TrafficRun)
 
 
@@ -182,7 +183,7 @@ def request_record(
     attempt: int = 1,
     queue_ms: float | None = None,
     final: str | None = None,
-) -> dict:
+) -> Record:
     """request_record is an attempt's line; a send's fields stay None when it was never sent.
 
     The match is the arrival (index); attempt counts its requests from 1.
@@ -210,7 +211,18 @@ def request_record(
     }
 
 
-def scheduled_fields(arrival, due: float, worker: str) -> dict:
+class Scheduled(Protocol):
+    """Scheduled is what a record reads of an arrival (edgebench.plan.schedule.Arrival)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def stage(self) -> int: ...
+    @property
+    def offered_rate(self) -> float: ...
+
+
+def scheduled_fields(arrival: Scheduled, due: float, worker: str) -> Record:
     """scheduled_fields are what an attempt's record says of its match, sent or not: the
     arrival (edgebench.plan.schedule.Arrival), when it was due (unix time) and who had it."""
     return {
@@ -230,7 +242,7 @@ def event_record(
     current_status: str | None,
     source: str,
     worker: str,
-) -> dict:
+) -> Record:
     """event_record is the line of a callback or poll that told a deployment's state."""
     return {
         "t_received": round(t_received, 6),
@@ -252,7 +264,7 @@ def emulator_reading(
     fleet_private: int,
     fleet_cloud: int,
     allocation_failures: dict[str, int],
-) -> dict:
+) -> Record:
     """emulator_reading is one reading of the emulator's platform at unix time t."""
     return {
         "t": round(t, 3),
@@ -288,7 +300,7 @@ class RecordWriter:
         self._lock = threading.Lock()
         self.closed = False
 
-    def add(self, record: dict) -> None:
+    def add(self, record: Record) -> None:
         self._pending.append(orjson.dumps(record) + b"\n")
 
     def flush(self) -> None:
@@ -298,7 +310,7 @@ class RecordWriter:
                 return
             if self._ship:
                 self._ship(self.path.name, b"".join(lines))
-            else:
+            elif self._file is not None:
                 self._file.write(b"".join(lines))
                 self._file.flush()
 
@@ -310,9 +322,10 @@ class RecordWriter:
                 self._file.close()
 
 
-def read_records(path: Path) -> tuple[list[dict], int]:
+def read_records(path: Path) -> tuple[list[Record], int]:
     """read_records reads a JSON-lines file: (records, number of unreadable lines skipped)."""
-    records, skipped = [], 0
+    records: list[Record] = []
+    skipped = 0
     with path.open("rb") as lines:
         for line in lines:
             try:

@@ -15,6 +15,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -265,7 +266,8 @@ class Emulator:
             return error(410, "Deployment is already terminated")
         if outcome is StopOutcome.STOPPING:
             return json_response(202, {"message": "Deployment will be stopped once it is ready"})
-        summary = status_body(self.platform.get(request_id, now), self.clock, now)
+        stopped = self.platform.get(request_id, now)
+        summary = status_body(stopped, self.clock, now) if stopped else None
         message = f"{request_id} - Delete request will be processed soon"
         return json_response(200, {"message": message, "deployment_summary": summary})
 
@@ -473,15 +475,15 @@ def answer_response(answer: Answer) -> Response:
     status = answer.status
     if status == NO_ANSWER:
         return DroppedConnection()
-    if status == 202:
-        return JSONResponse(b'{"request_id":"%s"}' % answer.deployment.request_id.encode(), 202)
-    if status == 422:
-        body = {"request_id": answer.deployment.request_id, "message": answer.message}
-        return json_response(422, body)
+    deployment, message = answer.deployment, answer.message or ""
+    if status == 202 and deployment:
+        return JSONResponse(b'{"request_id":"%s"}' % deployment.request_id.encode(), 202)
+    if status == 422 and deployment:
+        return json_response(422, {"request_id": deployment.request_id, "message": message})
     if status == 429:
         headers = {"Retry-After": str(answer.retry_after)}
-        return json_response(429, {"message": answer.message}, headers)
-    return error(status, answer.message, **(answer.details or {}))
+        return json_response(429, {"message": message}, headers)
+    return error(status, message, **(answer.details or {}))
 
 
 def decode_json(raw: bytes) -> object:
@@ -549,10 +551,11 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
                 await ticker
             await emulator.webhooks.stop()
 
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)  # registered for HTTP statuses only
         return error(exc.status_code, exc.detail)
 
-    handlers = {404: http_error, 405: http_error}
+    handlers: dict[Any, Any] = {404: http_error, 405: http_error}
     app = Starlette(routes=emulator.routes(), lifespan=lifespan, exception_handlers=handlers)
     app.state.emulator = emulator
     return app

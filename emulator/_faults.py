@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
+from typing import Any
 
 from emulator._distributions import Distribution, parse_distribution
 from emulator._errors import ConfigError
@@ -44,7 +45,8 @@ class Faults:
             faults = replace(faults, latency_ms=parsed)
         for key in SHARES:
             if key in changes:
-                faults = replace(faults, **{key: share(changes[key], key)})
+                shares: dict[str, Any] = {key: share(changes[key], key)}
+                faults = replace(faults, **shares)
         if faults.error_share + faults.drop_share + faults.lost_answer_share > 1:
             raise ConfigError("error_share", "the fault shares add up to more than 1", "lower them")
         return faults

@@ -34,7 +34,7 @@ class Metrics:
         self.service_buckets = [0] * (len(SERVICE_BUCKETS_S) + 1)  # the last: above them all
         self.service_sum_s = 0.0
 
-    def record(self, route: str, status: int, service_s: float) -> None:
+    def record(self, route: str, status: int | str, service_s: float) -> None:
         self.responses[route][str(status)] += 1
         self._service_s[self._count % SERVICE_TIME_WINDOW] = service_s
         self._count += 1

@@ -195,8 +195,8 @@ class Platform:
         self._active[dep.request_id] = dep
         self.created += 1
         target, cause = self._place(request)
-        if cause is not None:
-            self._fail(dep, cause, now)
+        if target is None:  # _place says why whenever it finds no place
+            self._fail(dep, cause or Cause.NO_CAPACITY, now)
         else:
             self._start(dep, target, now)
         if request.private_host_ids is not None and cause is None:
@@ -237,7 +237,7 @@ class Platform:
 
     def active_by_location(self) -> dict[str, int]:
         """active_by_location counts held slots per city, private hosts included."""
-        counts = Counter()
+        counts: Counter[str] = Counter()
         for loc, used in zip(self.world.locations, self._location_used, strict=True):
             if used:
                 counts[loc.city] += used

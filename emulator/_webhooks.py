@@ -44,7 +44,7 @@ class WebhookSender:
         self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
-        self._queue = queue = asyncio.Queue(QUEUE_SIZE)
+        self._queue = queue = asyncio.Queue[tuple[str, bytes]](QUEUE_SIZE)
         self._client = client = httpx.AsyncClient(timeout=self._timeout_s, trust_env=False)
         self._tasks = [asyncio.create_task(self._deliver(queue, client)) for _ in range(WORKERS)]
 

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from emulator._distributions import Distribution, parse_distribution
 from emulator._errors import ConfigError
@@ -164,7 +165,8 @@ def _no_unknown_keys(table: dict, where: str, allowed: set[str]) -> None:
         raise ConfigError(key, "unknown key", f"allowed keys are {', '.join(sorted(allowed))}")
 
 
-def _get(table: dict, where: str, key: str, kind: type | tuple, default: object = ...) -> object:
+def _get(table: dict, where: str, key: str, kind: type | tuple, default: object = ...) -> Any:
+    """_get is table[key], checked to be of kind (Any: the caller knows the kind it asked)."""
     if key not in table:
         if default is ...:
             raise ConfigError(f"{where}.{key}", "is missing", f"add {key} = ...")

@@ -14,7 +14,7 @@ import functools
 import ipaddress
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import numpy as np
@@ -119,7 +119,7 @@ def centres(vectors: np.ndarray) -> list[Position | object | None]:
 
 
 @functools.cache
-def _geoip():
+def _geoip() -> Any:  # geoip2fast ships no types
     from geoip2fast import GeoIP2Fast
 
     return GeoIP2Fast(verbose=False, geoip2fast_data_file=GEOIP_DATA_FILE)

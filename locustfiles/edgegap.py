@@ -9,14 +9,15 @@ Nobody picks -u or -r (they have no effect): the shape sizes the user pool from 
 rate and the observed latency, and ends the run once the schedule is over and
 nothing is in flight. -t/--run-time is the same as --duration. Works with
 --processes N and --master/--worker: the arrivals are shared out by worker index
-(edgebench.traffic.state says how each worker learns its part).
+(edgebench.traffic.state says how each worker learns its part; the master's and the
+workers' sides of the run are edgebench.traffic.coordination's Coordinator and Member).
+This file keeps the options, the users and the shape, and wires Locust's events to them.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import re
 import secrets
 import sys
 import time
@@ -39,31 +40,29 @@ from edgebench.manifest import run_facts, utc, write_manifest
 from edgebench.plan.overrides import Overrides, planned, with_duration
 from edgebench.plan.payloads import DEPLOY, FLEET_DEPLOY
 from edgebench.plan.schedule import Schedule
-from edgebench.realapi.safety import is_loopback
+from edgebench.realapi.safety import (
+    checked_host,
+    refuse_another_scenario,
+    refuse_remote_without_token,
+)
 from edgebench.realapi.token import api_token, authorization, request_token
 from edgebench.runfolder import default_results_dir, refuse_used, run_tag
 from edgebench.traffic.alarm import LEAD_S, sleep_until
-from edgebench.traffic.budget import Budget, Ledger, lease_size
+from edgebench.traffic.budget import Budget
+from edgebench.traffic.coordination import (
+    Coordinator,
+    Member,
+    WorkerStates,
+    register_master,
+    register_worker,
+)
 from edgebench.traffic.pool import pool_size, settle_pool
 from edgebench.traffic.run import TrafficRun, WorkerSlice
-from edgebench.traffic.state import RunFacts, RunState, Split
+from edgebench.traffic.state import RunFacts, RunState
 
 START_LEAD_S = 1.0  # workers start their schedules together, this long after the start
-RESPLIT_LEAD_S = 1.0  # a new split of the schedule starts this long after it is sent
-SPLIT_MESSAGE = "edgebench_split"
-# A worker's records, flushed each second, go to the master, which appends them to its
-# results folder: a run needs no shared volume, and a worker that dies loses its last second.
-RECORDS_MESSAGE = "edgebench_records"
-RECORD_FILE = re.compile(r"(requests|events)-[0-9a-f]+-w\d+\.jsonl|webhooks-[0-9a-f]+-w\d+\.json")
-ASK_MESSAGE, LEASE_MESSAGE = "edgebench_budget_ask", "edgebench_budget_lease"
-# When a run stops, the master has each worker stop its traffic and send its last records
-# before Locust's own stop (whose quit does not wait for them); at most this long.
-FINISH_MESSAGE, FINISHED_MESSAGE = "edgebench_finish", "edgebench_finished"
-FINISH_WAIT_S = 30.0
-IN_FLIGHT_REPORT = "edgebench_in_flight"
-BUSY_REPORT = "edgebench_busy_s"
+WORKER_STATES = WorkerStates((STATE_INIT, STATE_SPAWNING, STATE_RUNNING), STATE_MISSING)
 QUEUE_WINDOW_S = 1.0  # the limiter's window: how long a queued burst may wait at the least
-ALIVE = (STATE_INIT, STATE_SPAWNING, STATE_RUNNING)
 # Every HTTP answer is an answer: geventhttpclient raises for a status outside its valid
 # codes, and that exception (its traceback, its frames, its formatted conversation) is
 # garbage in a cycle with the response: 50 objects a 422 or 429, whose collection paused
@@ -150,7 +149,7 @@ def _init(environment, **_kwargs) -> None:
         # A worker is told the host (and the scenario) by its master when a run starts.
         if not isinstance(runner, WorkerRunner):
             host = environment.host or scenario.target.host
-            environment.host = _checked_host(host, options.allow_remote)
+            environment.host = checked_host(host, options.allow_remote)
             if options.results_dir:
                 refuse_used(Path(options.results_dir))
     except EdgebenchError as exc:
@@ -168,14 +167,11 @@ def _init(environment, **_kwargs) -> None:
     STATE.scenario, STATE.schedule = scenario, Schedule.from_scenario(scenario)
     live_ui.attach(environment, STATE)
     if isinstance(runner, WorkerRunner):
-        runner.register_message(SPLIT_MESSAGE, _on_split)
-        runner.register_message(LEASE_MESSAGE, _on_lease)
-        runner.register_message(FINISH_MESSAGE, _on_finish, concurrent=True)
+        STATE.member = Member(runner)
+        register_worker(runner, STATE.member)
     elif isinstance(runner, MasterRunner):
-        events.worker_report.add_listener(_note_in_flight)
-        runner.register_message(RECORDS_MESSAGE, _on_records)
-        runner.register_message(ASK_MESSAGE, _on_ask)
-        runner.register_message(FINISHED_MESSAGE, _on_finished)
+        events.worker_report.add_listener(_note_report)
+        register_master(runner, lambda: STATE.coordinator)
 
 
 def _scenario(options):
@@ -191,20 +187,6 @@ def _scenario(options):
     return planned(options.scenario, overrides)
 
 
-def _checked_host(host: str | None, allow_remote: bool) -> str:
-    if not host:
-        raise EdgebenchError(
-            "no host: start the emulator (edgebench emulator) and pass --host, "
-            "or run through `edgebench run`"
-        )
-    if not (is_loopback(host) or allow_remote):
-        raise EdgebenchError(
-            f"--host {host}: load traffic goes only to loopback addresses (127.0.0.1, ::1); "
-            "for the real API use `edgebench run`, which applies its safety checks first"
-        )
-    return host.rstrip("/")
-
-
 def _quit_with(message: str) -> None:
     for line in message.splitlines():
         sys.stderr.write(f"Error: {line}\n")
@@ -217,11 +199,11 @@ def _test_start(environment, **_kwargs) -> None:
     runner, options = environment.runner, environment.parsed_options
     try:  # the start form may have changed the scenario or its rate since start-up
         scenario = _scenario(options)
-        _checked_host(environment.host, options.allow_remote)  # a worker's too: its master named it
+        checked_host(environment.host, options.allow_remote)  # a worker's too: its master named it
         if isinstance(runner, WorkerRunner):
-            _refuse_remote_without_token(environment.host)
+            refuse_remote_without_token(environment.host)
             facts = RunFacts.received(options)
-            _refuse_another_scenario(scenario, facts)
+            refuse_another_scenario(scenario.source, scenario.inputs_digest, facts.scenario_digest)
             scenario = with_duration(scenario, f"{facts.duration_s}s")
             schedule = Schedule.from_scenario(scenario)
         else:
@@ -233,33 +215,9 @@ def _test_start(environment, **_kwargs) -> None:
     STATE.facts = facts
     STATE.scenario, STATE.schedule = scenario, schedule
     if isinstance(runner, MasterRunner):
-        STATE.members, STATE.in_flight, STATE.busy_s = _alive_workers(runner), {}, {}
-        STATE.finished = set()
-        budget = options.max_deployments
-        STATE.ledger = Ledger(budget) if budget else None
+        STATE.coordinator = Coordinator(runner, facts, options.max_deployments, WORKER_STATES)
     else:
         _start_traffic(environment, facts)
-
-
-def _refuse_remote_without_token(host: str | None) -> None:
-    """A worker sends to a host that is not loopback only as its master decided, with a token
-    of its own (EDGEGAP_API_TOKEN here too: the master never sends it)."""
-    if host and not is_loopback(host) and api_token() is None:
-        raise EdgebenchError(
-            f"the master's host {host} is not loopback and EDGEGAP_API_TOKEN is not set on "
-            "this worker: set it (from the same secret as the master's)"
-        )
-
-
-def _refuse_another_scenario(scenario, facts: RunFacts) -> None:
-    """A worker reads the scenario (and the files it names) from its own copy: one that is
-    not the master's would send another schedule, under the master's name."""
-    if scenario.inputs_digest != facts.scenario_digest:
-        raise EdgebenchError(
-            f"{scenario.source}: not the master's scenario (sha256 of it and the files it "
-            f"reads: {scenario.inputs_digest[:12]} here, {facts.scenario_digest[:12]} on the "
-            "master): give every worker the same scenario and files (the same image or checkout)"
-        )
 
 
 def _decide_facts(environment, scenario, schedule: Schedule) -> RunFacts:
@@ -287,115 +245,34 @@ def _decide_facts(environment, scenario, schedule: Schedule) -> RunFacts:
 
 def _start_traffic(environment, facts: RunFacts) -> None:
     """_start_traffic starts this process's slice of the schedule."""
-    runner = environment.runner
-    worker = isinstance(runner, WorkerRunner)
-    index = runner.worker_index if worker else 0
+    member, total = STATE.member, environment.parsed_options.max_deployments
+    index = environment.runner.worker_index if member else 0
     results_dir = Path(facts.results_dir)
-    STATE.run = TrafficRun(
+    budget = None
+    if total:  # all of --max-deployments here, or a worker's leases from the master
+        budget = member.budget(facts, total) if member else Budget(total)
+    run = TrafficRun(
         STATE.scenario,
         results_dir,
         WorkerSlice(index, facts.workers, facts.epoch, facts.run_id),
         run_tag(results_dir),
         environment.host,
         STATE.token,
-        budget=_budget(environment, facts),
-        ship=_shipper(runner, facts.run_id) if worker else None,
+        budget=budget,
+        ship=member.shipper(facts.run_id) if member else None,
     )
-    if STATE.pending_split is not None:
-        STATE.run.resplit(*STATE.pending_split)
-        STATE.pending_split = None
-    STATE.run.start()
-
-
-def _budget(environment, facts: RunFacts) -> Budget | None:
-    """_budget is this process's part of --max-deployments: all of it, or leases from the master."""
-    total, runner = environment.parsed_options.max_deployments, environment.runner
-    if not total:
-        return None
-    if not isinstance(runner, WorkerRunner):
-        return Budget(total)
-
-    def ask(count: int) -> None:
-        runner.send_message(ASK_MESSAGE, {"run_id": facts.run_id, "count": count})
-
-    return Budget(0, lease_size(total, facts.workers), ask)
-
-
-def _shipper(runner, run_id: str):
-    def ship(name: str, data: bytes) -> None:
-        runner.send_message(RECORDS_MESSAGE, {"run_id": run_id, "name": name, "data": data})
-
-    return ship
-
-
-def _current_run(msg) -> Path | None:
-    """_current_run is the results folder of the run a worker's message is about (None: not
-    the run on now, which is logged: a late message must not go unnoticed)."""
-    facts = STATE.facts
-    if facts is None or msg.data.get("run_id") != facts.run_id:
-        logging.error("edgebench: %s from %s after its run: dropped", msg.type, msg.node_id)
-        return None
-    return Path(facts.results_dir)
-
-
-def _on_records(environment, msg, **_kwargs) -> None:
-    results_dir, name = _current_run(msg), msg.data.get("name", "")
-    if results_dir is None:
-        return
-    if not RECORD_FILE.fullmatch(name):
-        logging.error("edgebench: %r from %s is not a record file: dropped", name, msg.node_id)
-        return
-    with (results_dir / name).open("ab") as log:
-        log.write(msg.data["data"])
-
-
-def _on_ask(environment, msg, **_kwargs) -> None:
-    if _current_run(msg) is None or STATE.ledger is None:
-        return
-    count, exhausted = STATE.ledger.lend(int(msg.data["count"]))
-    reply = {"run_id": msg.data["run_id"], "count": count, "exhausted": exhausted}
-    environment.runner.send_message(LEASE_MESSAGE, reply, msg.node_id)
-
-
-def _on_lease(environment, msg, **_kwargs) -> None:
-    run = STATE.run
-    if run is not None and run.budget is not None and msg.data["run_id"] == run.part.run_id:
-        run.budget.granted(msg.data["count"], msg.data["exhausted"])
-
-
-def _on_finish(environment, msg, **_kwargs) -> None:
-    """_on_finish stops this worker's traffic as Locust would (users first, then the run's
-    last records) and tells the master its records are all sent."""
-    environment.runner.stop()
-    environment.runner.send_message(FINISHED_MESSAGE, {"run_id": msg.data["run_id"]})
-
-
-def _on_finished(environment, msg, **_kwargs) -> None:
-    if _current_run(msg) is not None:
-        STATE.finished.add(msg.node_id)
+    if member:
+        member.start(run)
+    else:
+        run.start()
+    STATE.run = run
 
 
 @events.test_stopping.add_listener
 def _finish_workers(environment, **_kwargs) -> None:
     """_finish_workers has every worker send its last records before the master stops."""
-    runner, facts = environment.runner, STATE.facts
-    if not isinstance(runner, MasterRunner) or facts is None:
-        return
-    STATE.members = None  # no new split while the run stops
-    told = _alive_workers(runner)
-    for client_id in told:
-        runner.send_message(FINISH_MESSAGE, {"run_id": facts.run_id}, client_id)
-    deadline = time.monotonic() + FINISH_WAIT_S
-    while (waiting := _unfinished(runner, told)) and time.monotonic() < deadline:
-        gevent.sleep(0.05)
-    if waiting:
-        logging.error("edgebench: no last records from %d workers", len(waiting))
-
-
-def _unfinished(runner, told) -> set[str]:
-    """_unfinished are the workers told to finish that neither did nor left (quit, went missing)."""
-    present = {c.id for c in runner.clients.values() if c.state != STATE_MISSING}
-    return (set(told) & present) - STATE.finished
+    if STATE.coordinator is not None:
+        STATE.coordinator.finish_workers()
 
 
 def _refuse(environment, exc: EdgebenchError) -> None:
@@ -412,70 +289,36 @@ def _refuse(environment, exc: EdgebenchError) -> None:
         gevent.spawn(stop)
 
 
-def _alive_workers(runner) -> tuple[str, ...]:
-    alive = [client.id for client in runner.clients.values() if client.state in ALIVE]
-    return tuple(sorted(alive, key=runner.get_worker_index))
-
-
-def _resplit_if_changed(runner, facts: RunFacts) -> None:
-    """_resplit_if_changed shares the schedule out afresh when workers joined or left."""
-    if STATE.members is None:  # the run has not started yet
-        return
-    members = _alive_workers(runner)
-    if not members or members == STATE.members:
-        return
-    STATE.members = members
-    from_s = max(0.0, time.time() - facts.epoch) + RESPLIT_LEAD_S
-    for position, client_id in enumerate(members):
-        split = Split(position, len(members), from_s)
-        runner.send_message(SPLIT_MESSAGE, split._asdict(), client_id)
-    logging.warning(
-        "edgebench: %d workers now; the schedule is shared out afresh from %.1f s",
-        len(members),
-        from_s,
-    )
-
-
-def _on_split(environment, msg, **_kwargs) -> None:
-    split = Split(**msg.data)
-    if STATE.run is None:  # joined before its first start: apply the split when the run begins
-        STATE.pending_split = split
-    else:
-        STATE.run.resplit(*split)
-
-
 @events.report_to_master.add_listener
 def _report_in_flight(client_id, data, **_kwargs) -> None:
-    if STATE.run is not None:
-        data[IN_FLIGHT_REPORT] = STATE.run.in_flight()
-        data[BUSY_REPORT] = STATE.run.busy_s
+    if STATE.member is not None:
+        STATE.member.report(data)
 
 
-def _note_in_flight(client_id, data, **_kwargs) -> None:
-    if IN_FLIGHT_REPORT in data:
-        STATE.in_flight[client_id] = (time.time(), data[IN_FLIGHT_REPORT])
-    if BUSY_REPORT in data:
-        STATE.busy_s[client_id] = data[BUSY_REPORT]
+def _note_report(client_id, data, **_kwargs) -> None:
+    if STATE.coordinator is not None:
+        STATE.coordinator.note_report(client_id, data)
 
 
-def _drained(runner, since: float) -> bool:
+def _drained(since: float) -> bool:
     """_drained is whether nothing was in flight anywhere, as known after `since` (unix time)."""
-    if not isinstance(runner, MasterRunner):
-        return STATE.run is None or STATE.run.in_flight() == 0
-    reports = [STATE.in_flight.get(member, (0.0, 1)) for member in STATE.members or ()]
-    return all(at > since and count == 0 for at, count in reports)
+    if STATE.coordinator is not None:
+        return STATE.coordinator.drained(since)
+    return STATE.run is None or STATE.run.in_flight() == 0
 
 
 def _stop_run() -> None:
     run, STATE.run = STATE.run, None
-    if run is not None:
+    if STATE.member is not None:
+        STATE.member.stop()
+    elif run is not None:
         run.stop()
 
 
 @events.test_stop.add_listener
 def _test_stop(environment, **_kwargs) -> None:
     _stop_run()
-    facts, STATE.facts, STATE.members = STATE.facts, None, None
+    facts, STATE.facts, STATE.coordinator = STATE.facts, None, None
     if facts is not None and not isinstance(environment.runner, WorkerRunner):
         results_dir = Path(facts.results_dir)
         ended = time.time()
@@ -572,11 +415,11 @@ class ScheduleShape(LoadTestShape):
         elapsed = time.time() - facts.epoch
         end = facts.epoch + facts.duration_s
         if elapsed > facts.duration_s and (
-            _drained(runner, end) or elapsed > facts.duration_s + DRAIN_MAX_S
+            _drained(end) or elapsed > facts.duration_s + DRAIN_MAX_S
         ):
             return None
-        if isinstance(runner, MasterRunner):
-            _resplit_if_changed(runner, facts)
+        if STATE.coordinator is not None:
+            STATE.coordinator.resplit_if_changed()
         return self._pool(runner, max(0.0, elapsed))
 
     def _pool(self, runner, elapsed: float):
@@ -585,7 +428,7 @@ class ScheduleShape(LoadTestShape):
         rate = max(schedule.rate_at(elapsed + ahead) for ahead in (0, 1, 2))
         latency_ms = runner.stats.total.get_current_response_time_percentile(0.95)
         # A user is busy for a match's whole stay: its queue, its retries' waits, its answers.
-        busy_s = max(STATE.busy_s.values(), default=0.0)
+        busy_s = STATE.coordinator.busiest_s() if STATE.coordinator else 0.0
         if STATE.run is not None:
             busy_s = max(busy_s, STATE.run.busy_s)
         latency_s = max((latency_ms or 100) / 1000, busy_s)

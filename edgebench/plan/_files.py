@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from edgebench._errors import ScenarioError
 from edgebench.plan._problems import problem
 from edgebench.plan._schema import Scenario
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hash
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -30,7 +34,7 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise ScenarioError([problem(path, error) for error in exc.errors()]) from None
+        raise ScenarioError([problem(path, dict(error)) for error in exc.errors()]) from None
     inputs = hashlib.sha256(text)
     if scenario.demand and scenario.demand.ccu_file:
         scenario = _with_forecast_file(scenario, path, inputs)
@@ -47,12 +51,12 @@ def load_scenario(path: str | Path) -> Scenario:
     return scenario
 
 
-def _with_replay(scenario: Scenario, path: Path, inputs) -> Scenario:
+def _with_replay(scenario: Scenario, path: Path, inputs: Hash) -> Scenario:
     """_with_replay reads rate.replay_file (relative to the scenario) into its matches,
     and adds the log's bytes to the `inputs` digest."""
     from edgebench.plan.replay import read_replay
 
-    log = Path(scenario.rate.replay_file)
+    log = Path(scenario.rate.replay_file or "")
     log = log if log.is_absolute() else path.parent / log
     if not log.is_file():
         raise ScenarioError(
@@ -67,12 +71,14 @@ def _with_replay(scenario: Scenario, path: Path, inputs) -> Scenario:
     return scenario.model_copy(update={"replay": matches})
 
 
-def _with_forecast_file(scenario: Scenario, path: Path, inputs) -> Scenario:
+def _with_forecast_file(scenario: Scenario, path: Path, inputs: Hash) -> Scenario:
     """_with_forecast_file reads demand.ccu_file (relative to the scenario) into the points,
     and adds the file's bytes to the `inputs` digest."""
     from edgebench.plan.forecast import read_ccu_file
 
     demand = scenario.demand
+    assert demand is not None
+    assert demand.ccu_file
     csv = Path(demand.ccu_file)
     csv = csv if csv.is_absolute() else path.parent / csv
     points, regions = read_ccu_file(csv, path)

@@ -6,6 +6,7 @@ import difflib
 import re
 import typing
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -30,7 +31,7 @@ _FIXES = {
 }
 
 
-def problem(path: Path, error: dict) -> str:
+def problem(path: Path, error: dict[str, Any]) -> str:
     """problem is one pydantic error of the file at path, as one line with its fix."""
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     key = re.sub(r"\.(\d+)", r"[\1]", key)
@@ -43,9 +44,9 @@ def problem(path: Path, error: dict) -> str:
     return f"{path}: {key}: {message[0].lower()}{message[1:]}; {fix}"
 
 
-def _misspelt(loc: tuple) -> str | None:
+def _misspelt(loc: tuple[int | str, ...]) -> str | None:
     """_misspelt suggests the key an unknown one was probably meant to be ("weigths")."""
-    model = Scenario
+    model: type[BaseModel] = Scenario
     for part in loc[:-1]:
         if isinstance(part, int):
             continue

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -22,7 +22,11 @@ from pydantic import (
 )
 
 from checks import ThresholdError, Watch, split_thresholds
+from edgebench.plan.replay import ReplayMatch
 from geo import country_alpha3, country_positions
+
+if TYPE_CHECKING:
+    from edgebench.plan.client import ClientPolicy
 
 DEFAULT_LIMIT = 40
 _DURATION = re.compile(
@@ -225,7 +229,7 @@ class Client(_Strict):
     retry_after: bool | None = None
     timeout: Seconds | None = None
 
-    def policy(self):
+    def policy(self) -> ClientPolicy:
         """policy is the preset with this table's keys over it."""
         from edgebench.plan.client import ClientPolicy
 
@@ -277,7 +281,9 @@ class Demand(_Strict):
     The deploy rate follows by Little's law (edgebench.plan.forecast).
     """
 
-    ccu: Annotated[list, BeforeValidator(_forecast_points)] = Field(default_factory=list)
+    ccu: Annotated[list[tuple[float, float]], BeforeValidator(_forecast_points)] = Field(
+        default_factory=list
+    )
     ccu_file: str | None = None
     region_ccu: dict[str, list[float]] = Field(default_factory=dict)  # from the CSV's columns
     share_in_matches: Fraction = 1.0
@@ -315,7 +321,8 @@ class Scenario(_Strict):
     client: Client | None = None
     demand: Demand | None = None
     regions: list[Region] = Field(default_factory=list)
-    replay: SkipValidation[tuple] = ()  # arrivals = "replay": the log's matches, once loaded
+    # arrivals = "replay": the log's matches, once loaded
+    replay: SkipValidation[tuple[ReplayMatch, ...]] = ()
     thresholds: list[str] = Field(default_factory=list)  # judged once the run is over
     watches: SkipValidation[tuple[Watch, ...]] = ()  # judged live (checks.Watch)
     source: str = ""
@@ -356,7 +363,7 @@ class Scenario(_Strict):
     def duration_s(self) -> float:
         """duration_s is the run's length: `duration`, else the stages' or the forecast's."""
         if self.duration:
-            return self.duration
+            return float(self.duration)
         if self.replay:
             return math.ceil(self.replay[-1].t_s / self.rate.speed) + 1.0
         if self.demand:
@@ -365,7 +372,7 @@ class Scenario(_Strict):
         return sum(stage.duration_s for stage in self.rate.stages)
 
     @property
-    def client_policy(self):
+    def client_policy(self) -> ClientPolicy | None:
         """client_policy is the resolved [client] (None: none given, each match one request)."""
         return self.client.policy() if self.client else None
 

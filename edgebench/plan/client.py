@@ -78,7 +78,7 @@ class ClientPolicy:
     def preset(cls, name: str) -> ClientPolicy:
         return PRESETS[name]
 
-    def with_keys(self, **keys) -> ClientPolicy:
+    def with_keys(self, **keys: Any) -> ClientPolicy:
         """with_keys is the policy with the keys that are set (None: keep the preset's)."""
         return replace(self, **{k: v for k, v in keys.items() if v is not None})
 
@@ -102,7 +102,8 @@ class ClientPolicy:
         if told is not None:
             return min(told, MAX_RETRY_AFTER_S) + jitter
         if self.backoff == "exponential":
-            return min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1)) + jitter
+            doubled = self.backoff_base_s * 2.0 ** (attempt - 1)
+            return min(self.backoff_max_s, doubled) + jitter
         return self.backoff_base_s + jitter
 
 

@@ -23,8 +23,12 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgebench._errors import ScenarioError
+
+if TYPE_CHECKING:
+    from edgebench.plan._schema import Scenario
 
 PLAN_ROWS = 24  # rows of the plan's table, evenly over the forecast (plus its points)
 QUEUE_STEPS = 20_000  # steps of the fluid queue's integration over the run
@@ -42,9 +46,11 @@ class Forecast:
     window: tuple[float, float] | None = None
 
     @classmethod
-    def of(cls, scenario) -> Forecast:
+    def of(cls, scenario: Scenario) -> Forecast:
         """of is the scenario's [demand] as a forecast (its points are already parsed)."""
         demand = scenario.demand
+        if demand is None:
+            raise ValueError(f"{scenario.source}: no [demand] to forecast from")
         sizes, weights = (
             scenario.players.sizes,
             scenario.players.weights or [1] * len(scenario.players.sizes),
@@ -57,7 +63,7 @@ class Forecast:
             regions={k: tuple(v) for k, v in demand.region_ccu.items()},
             matches_per_player_s=demand.share_in_matches / (mean_players * length),
             servers_per_player=demand.share_in_matches / mean_players,
-            window=tuple(demand.window) if demand.window else None,
+            window=(demand.window[0], demand.window[-1]) if demand.window else None,
         )
 
     @property
@@ -218,7 +224,9 @@ def parse_time(value: object, origin: datetime | None = None) -> tuple[float, da
     return parse_duration(value), origin
 
 
-def read_ccu_file(path: Path, source: Path) -> tuple[list[tuple[float, float]], dict]:
+def read_ccu_file(
+    path: Path, source: Path
+) -> tuple[list[tuple[float, float]], dict[str, list[float]]]:
     """read_ccu_file reads `t,ccu[,region...]`; ScenarioError names the file, line and field."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
@@ -232,7 +240,9 @@ def read_ccu_file(path: Path, source: Path) -> tuple[list[tuple[float, float]], 
         raise ScenarioError(
             [f"{path}: line 1: the columns must start t,ccu (then one per region); found {columns}"]
         )
-    points, regions, origin = [], {c: [] for c in columns if c not in ("t", "ccu")}, None
+    points: list[tuple[float, float]] = []
+    regions: dict[str, list[float]] = {c: [] for c in columns if c not in ("t", "ccu")}
+    origin = None
     for line, row in enumerate(rows, start=2):
         try:
             t, origin = parse_time(row["t"].strip(), origin)
@@ -246,6 +256,8 @@ def read_ccu_file(path: Path, source: Path) -> tuple[list[tuple[float, float]], 
 
 
 def _players(text: str | None) -> float:
+    if text is None:
+        raise ValueError("missing: give a count of players (0 or more)")
     value = float(text)
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{text!r} is not a count of players (0 or more)")
@@ -255,7 +267,7 @@ def _players(text: str | None) -> float:
 def _readable(column: str, value: str | None) -> bool:
     if column == "t":
         try:
-            parse_time(value.strip())
+            parse_time((value or "").strip())
         except (ValueError, AttributeError):
             return False
         return True

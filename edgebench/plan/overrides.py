@@ -70,7 +70,7 @@ def with_duration(scenario: Scenario, text: str) -> Scenario:
 
 def with_rate(scenario: Scenario, mode: str = "", factor: str = "") -> Scenario:
     """with_rate is the scenario with its rate mode and/or factor replaced (blank: keep)."""
-    update: dict = {}
+    update: dict[str, Any] = {}
     if mode:
         if mode not in ("respect", "exceed"):
             raise EdgebenchError(f"--rate-mode {mode!r}: not a mode; use respect or exceed")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -24,6 +24,8 @@ from edgebench.plan.players import PartyDraws, PlayerFactory
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from edgebench.plan._schema import Scenario
 
 PREVIEW_WEBHOOK_BASE = "http://127.0.0.1:<port>"
 PREVIEW_RUN_TAG = "edgebench-<run>"
@@ -35,7 +37,7 @@ PATHS = {DEPLOY: "/v2/deployments", FLEET_DEPLOY: "/v2/private-fleets/deployment
 class PlannedRequest(NamedTuple):
     """PlannedRequest is one arrival's endpoint and body, and what the records say of it."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index, which none calls
     endpoint: str
     json: bytes
     region: str
@@ -46,8 +48,9 @@ class PlannedRequest(NamedTuple):
         return PATHS[self.endpoint]
 
     @property
-    def body(self) -> dict:
-        return orjson.loads(self.json)
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = orjson.loads(self.json)
+        return body
 
 
 class Party(NamedTuple):
@@ -70,7 +73,9 @@ class PartyBlock(NamedTuple):
 class PayloadPlan:
     """PayloadPlan draws arrival k's request from a random stream seeded by (seed, k)."""
 
-    def __init__(self, scenario, webhook_base: str | None = None, run_tag: str | None = None):
+    def __init__(
+        self, scenario: Scenario, webhook_base: str | None = None, run_tag: str | None = None
+    ) -> None:
         self.scenario = scenario
         self.players = PlayerFactory(scenario)
         forecast = scenario.demand and scenario.demand.region_ccu
@@ -88,9 +93,9 @@ class PayloadPlan:
             "fleet": _tail(fleet | shared),
         }
 
-    def _shared_fields(self, webhook_base: str | None, run_tag: str | None) -> dict:
+    def _shared_fields(self, webhook_base: str | None, run_tag: str | None) -> dict[str, Any]:
         requests = self.scenario.requests
-        fields: dict = {}
+        fields: dict[str, Any] = {}
         if requests.environment_variables:
             fields["environment_variables"] = [
                 variable.model_dump() for variable in requests.environment_variables
@@ -182,7 +187,7 @@ class RegionWeights:
     """RegionWeights are the regions' cumulative weights at a run time, from a forecast's
     per-region columns: at() one arrival's, at_many() a block's."""
 
-    def __init__(self, scenario, players: PlayerFactory) -> None:
+    def __init__(self, scenario: Scenario, players: PlayerFactory) -> None:
         from edgebench.plan.forecast import Forecast
 
         self._forecast = Forecast.of(scenario)
@@ -214,12 +219,12 @@ class RegionWeights:
         return cumulative
 
 
-def _tail(fields: dict) -> bytes:
+def _tail(fields: dict[str, Any]) -> bytes:
     """_tail closes the users list and the body with the given fields."""
     return b"]" + (b"," + orjson.dumps(fields)[1:] if fields else b"}")
 
 
-def preview(scenario, count: int) -> Iterator[tuple[float, PlannedRequest]]:
+def preview(scenario: Scenario, count: int) -> Iterator[tuple[float, PlannedRequest]]:
     """preview is (due_s, request) of a run's first count arrivals, as a run would send them.
 
     The run tag and the webhook receiver's address are known only once a run starts: the

@@ -24,7 +24,7 @@ import math
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -34,7 +34,10 @@ from geo import EARTH_RADIUS_KM, Position, country_ipv4_blocks, country_position
 if TYPE_CHECKING:
     import numpy as np
 
+    from edgebench.plan._schema import Region, Scenario
+
 Draw = Callable[[], float]  # a float in [0, 1) per call, from a seeded stream
+Item = TypeVar("Item")
 
 
 class PartyDraws(NamedTuple):
@@ -90,7 +93,7 @@ def _trig(centre: Position) -> tuple[float, float, float]:
 class RegionPlayers:
     """RegionPlayers makes the users of one scenario region, and keeps its population's."""
 
-    def __init__(self, region, seed: int = 0) -> None:
+    def __init__(self, region: Region, seed: int = 0) -> None:
         self.region = region
         self._seed = seed
         self._population: dict[int, bytes] = {}
@@ -101,7 +104,7 @@ class RegionPlayers:
             country_positions()[code] for code in region.countries
         ]
 
-    def user(self, draw: Draw) -> dict:
+    def user(self, draw: Draw) -> dict[str, Any]:
         """user is one `users[]` item: an ip_address user or a geo_coordinates user."""
         if self._blocks and draw() < self.region.ip_share:
             address = _pick(self._blocks, draw).address(draw)
@@ -128,7 +131,7 @@ class RegionPlayers:
 class PlayerFactory:
     """PlayerFactory picks a region by weight, then a party of distinct players from it."""
 
-    def __init__(self, scenario) -> None:
+    def __init__(self, scenario: Scenario) -> None:
         self.regions = [
             RegionPlayers(region, _region_seed(scenario.seed, number))
             for number, region in enumerate(scenario.regions)
@@ -176,7 +179,7 @@ def _region_seed(seed: int, number: int) -> int:
     return hash64(seed, -1 - number)  # apart from the arrivals' streams (keys >= 0)
 
 
-def _pick(items: list, draw: Draw):
+def _pick(items: list[Item], draw: Draw) -> Item:
     return items[int(draw() * len(items))]
 
 
@@ -191,9 +194,9 @@ def _weighted_indices(cumulative: np.ndarray, units: np.ndarray) -> np.ndarray:
     import numpy as np
 
     if cumulative.ndim == 1:
-        return np.searchsorted(cumulative, units * cumulative[-1], side="right")
+        return np.asarray(np.searchsorted(cumulative, units * cumulative[-1], side="right"))
     points = units * cumulative[:, -1]
-    return (cumulative <= points[:, None]).sum(axis=1)
+    return np.asarray((cumulative <= points[:, None]).sum(axis=1))
 
 
 def _repeats(slots: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -203,4 +206,4 @@ def _repeats(slots: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     columns = np.arange(slots.shape[1])[None, :]
     unused = -1 - columns  # distinct and negative: never equal to a slot or each other
     ordered = np.sort(np.where(columns < sizes[:, None], slots, unused), axis=1)
-    return (np.diff(ordered, axis=1) == 0).any(axis=1)
+    return np.asarray((np.diff(ordered, axis=1) == 0).any(axis=1))

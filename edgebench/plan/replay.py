@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import csv
 import ipaddress
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -57,7 +59,10 @@ def read_replay(path: Path) -> list[ReplayMatch]:
     return matches
 
 
-def _json_rows(path: Path, text: str):
+Row = dict[str, Any]
+
+
+def _json_rows(path: Path, text: str) -> Iterator[tuple[int, Row]]:
     for line, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -70,7 +75,7 @@ def _json_rows(path: Path, text: str):
         yield line, row
 
 
-def _csv_rows(text: str):
+def _csv_rows(text: str) -> Iterator[tuple[int, Row]]:
     reader = csv.DictReader(text.splitlines())
     for line, row in enumerate(reader, start=2):
         players = [p.strip() for p in (row.get("players") or "").split(";") if p.strip()]
@@ -78,7 +83,9 @@ def _csv_rows(text: str):
         yield line, row | {"players": players, "fleet": fleet in ("true", "1", "yes")}
 
 
-def _match(path: Path, line: int, row: dict, origin):
+def _match(
+    path: Path, line: int, row: Row, origin: datetime | None
+) -> tuple[ReplayMatch, datetime | None]:
     from edgebench.plan.forecast import parse_time
 
     where = f"{path}: line {line}"
@@ -99,7 +106,7 @@ def _match(path: Path, line: int, row: dict, origin):
     return ReplayMatch(t, b",".join(users), len(users), region, fleet), origin
 
 
-def _user(where: str, k: int, player) -> bytes:
+def _user(where: str, k: int, player: object) -> bytes:
     """_user is one player as the body's user: an IP address, or coordinates."""
     if isinstance(player, str) and "," not in player:
         try:
@@ -108,16 +115,15 @@ def _user(where: str, k: int, player) -> bytes:
             raise ScenarioError(
                 [f"{where}: players[{k}]: {player!r} is not an IP address or lat,lon"]
             ) from None
-        data = {"user_type": "ip_address", "user_data": {"ip_address": player}}
-        return orjson.dumps(data)
+        return orjson.dumps({"user_type": "ip_address", "user_data": {"ip_address": player}})
     try:
         parts = player.split(",") if isinstance(player, str) else player
-        latitude, longitude = (float(part) for part in parts)
+        latitude, longitude = (float(part) for part in parts)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         raise ScenarioError(
             [f"{where}: players[{k}]: {player!r} is not an IP address or lat,lon"]
         ) from None
     if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
         raise ScenarioError([f"{where}: players[{k}]: {player!r} is off the globe"])
-    data = {"latitude": latitude, "longitude": longitude}
-    return orjson.dumps({"user_type": "geo_coordinates", "user_data": data})
+    position = {"latitude": latitude, "longitude": longitude}
+    return orjson.dumps({"user_type": "geo_coordinates", "user_data": position})

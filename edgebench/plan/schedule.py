@@ -28,14 +28,16 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from edgebench.plan.draws import unit_draw_blocks, unit_draws
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from edgebench.plan._schema import Scenario
 
 WINDOW_S = 1.0
 POISSON_KEY = 0x504F4953534F4E  # the arrival stream's key among a seed's draws ("POISSON")
@@ -98,7 +100,7 @@ class Segment:
 class Arrival(NamedTuple):
     """Arrival is one scheduled request start (a tuple: one is made per request)."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index, which none calls
     due_s: float
     stage: int
     offered_rate: float
@@ -132,7 +134,7 @@ class Schedule:
         self._count: int | None = None
 
     @classmethod
-    def from_scenario(cls, scenario) -> Schedule:
+    def from_scenario(cls, scenario: Scenario) -> Schedule:
         rate = scenario.rate
         respect = rate.mode == "respect"
         cap = float(rate.limit) if respect else math.inf
@@ -199,7 +201,7 @@ class Schedule:
 starts not made
         """
         above = self.above_limit_s()
-        if not above:
+        if not above or self.limit is None:
             return None
         peak = max(max(s.rate_start, s.rate_end) for s in self.demand)
         asked = round(self.demand_total())
@@ -221,7 +223,7 @@ starts not made
             f"at {self.capped_rate():.3g}/s, {missing}"
         )
 
-    def demand_facts(self) -> dict:
+    def demand_facts(self) -> dict[str, Any]:
         """demand_facts is what the manifest records of the demand, for the analysis."""
         return {
             "segments": [[s.start_s, s.end_s, s.rate_start, s.rate_end] for s in self.demand],
@@ -401,7 +403,7 @@ Piece = tuple[float, float, float, float, int]  # start, end, rate at start, at 
 
 
 def build_segments(
-    stages: list[tuple[str, float, float]], duration_s: float, cap: float = math.inf
+    stages: Sequence[tuple[str, float, float]], duration_s: float, cap: float = math.inf
 ) -> list[Segment]:
     """build_segments lays stages end to end, cut or held to fill duration_s.
 
@@ -477,7 +479,9 @@ def segments_of(pieces: list[Piece], cap: float = math.inf) -> list[Segment]:
     return segments
 
 
-def _split_at(start: float, end: float, r0: float, r1: float, level: float):
+def _split_at(
+    start: float, end: float, r0: float, r1: float, level: float
+) -> list[tuple[float, float, float, float]]:
     """_split_at cuts a linear piece where its rate crosses level (if it does)."""
     if (r0 - level) * (r1 - level) >= 0 or math.isinf(level):
         return [(start, end, r0, r1)]
@@ -485,7 +489,9 @@ def _split_at(start: float, end: float, r0: float, r1: float, level: float):
     return [(start, at, r0, level), (at, end, level, r1)]
 
 
-def _ramp_part(begin: float, rate: float, start: float, end: float, full_end: float):
+def _ramp_part(
+    begin: float, rate: float, start: float, end: float, full_end: float
+) -> tuple[float, float]:
     """_ramp_part is a stage's start and end rate, when the run cuts it at `end`."""
     if full_end == start:
         return begin, rate

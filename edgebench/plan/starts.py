@@ -97,7 +97,7 @@ class Starts:
             self._queue(self._start(arrival))
         for endpoint in {*self._pending, *self._returned}:
             while (start := self._peek(endpoint)) is not None and start.due <= now:
-                yield self._pop(endpoint)
+                yield self._pop(endpoint) or start  # the start peeked at, taken
 
     def _peek(self, endpoint: str) -> Start | None:
         returned = self._returned.get(endpoint)

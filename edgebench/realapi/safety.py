@@ -75,3 +75,40 @@ def decide(
     if max_deployments is None:
         max_deployments = REMOTE_DEFAULT_MAX_DEPLOYMENTS if remote else 0
     return Policy(remote, max_deployments, remote if cleanup is None else cleanup)
+
+
+def checked_host(host: str | None, allow_remote: bool) -> str:
+    """checked_host is the host a Locust process may send to: loopback, or a remote one only
+    once `edgebench run` applied its checks (allow_remote); EdgebenchError otherwise."""
+    if not host:
+        raise EdgebenchError(
+            "no host: start the emulator (edgebench emulator) and pass --host, "
+            "or run through `edgebench run`"
+        )
+    if not (is_loopback(host) or allow_remote):
+        raise EdgebenchError(
+            f"--host {host}: load traffic goes only to loopback addresses (127.0.0.1, ::1); "
+            "for the real API use `edgebench run`, which applies its safety checks first"
+        )
+    return host.rstrip("/")
+
+
+def refuse_remote_without_token(host: str | None) -> None:
+    """A worker sends to a host that is not loopback only as its master decided, with a token
+    of its own (EDGEGAP_API_TOKEN here too: the master never sends it)."""
+    if host and not is_loopback(host) and api_token() is None:
+        raise EdgebenchError(
+            f"the master's host {host} is not loopback and EDGEGAP_API_TOKEN is not set on "
+            "this worker: set it (from the same secret as the master's)"
+        )
+
+
+def refuse_another_scenario(source: str, digest: str, masters: str) -> None:
+    """A worker reads the scenario (and the files it names) from its own copy: one whose
+    digest (Scenario.inputs_digest) is not the master's would send another schedule."""
+    if digest != masters:
+        raise EdgebenchError(
+            f"{source}: not the master's scenario (sha256 of it and the files it "
+            f"reads: {digest[:12]} here, {masters[:12]} on the "
+            "master): give every worker the same scenario and files (the same image or checkout)"
+        )

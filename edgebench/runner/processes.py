@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, NoReturn
 
 import click
 import httpx
@@ -148,7 +148,9 @@ class EmulatorProcess:
     def __init__(self, scenario: Scenario, time_scale: float, results: Path) -> None:
         self.scenario, self.time_scale, self.results = scenario, time_scale, results
         self.url = ""
-        self._log = self._readings = self._client = None
+        self._log: IO[bytes] | None = None
+        self._readings: IO[bytes] | None = None
+        self._client = httpx.Client(timeout=2.0)  # its base URL once the emulator said it
 
     def __enter__(self) -> EmulatorProcess:
         command = [sys.executable, "-m", "edgebench.cli", "emulator", "--port", "0"]
@@ -160,11 +162,12 @@ class EmulatorProcess:
             command, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True
         )
         self.url = self._read_url()
-        self._client = httpx.Client(base_url=self.url, timeout=2.0)
+        self._client.base_url = httpx.URL(self.url)
         self._readings = (self.results / READINGS_FILE).open("ab")
         return self
 
     def _read_url(self) -> str:
+        assert self.process.stdout is not None  # a pipe: Popen's stdout=PIPE above
         line = self.process.stdout.readline().decode().strip()  # its first line, or "" if it died
         if not line.startswith("http://"):
             self.__exit__()
@@ -191,6 +194,8 @@ class EmulatorProcess:
             return
         active = metrics.get("active_deployments") or {}
         placements = metrics.get("fleet_placements") or {}
+        if self._readings is None:
+            return
         reading = emulator_reading(
             t=time.time(),
             active=active.get("total"),

@@ -61,6 +61,7 @@ class Watcher:
         if len(window) < MIN_SENT:
             return False
         check = watch.check
+        assert check.number is not None  # a watch compares with a number, never a baseline
         return OPERATORS[check.op](window_value(check.metric, window), check.number)
 
 

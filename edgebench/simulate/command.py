@@ -59,19 +59,22 @@ class FileSink(Sink):
         self.requests = RecordWriter(folder / log_name("requests", run_id, WORKER))
         self.events = RecordWriter(folder / log_name("events", run_id, WORKER))
         self.readings = RecordWriter(folder / READINGS_FILE)
-        self.request = self._counted(self.requests)
-        self.event = self._counted(self.events)
-        self.reading = self.readings.add
         self._held = 0
 
-    def _counted(self, writer: RecordWriter):
-        def add(record: dict) -> None:
-            writer.add(record)
-            self._held += 1
-            if self._held >= FLUSH_EVERY:
-                self.flush()
+    def request(self, record: dict) -> None:
+        self._counted(self.requests, record)
 
-        return add
+    def event(self, record: dict) -> None:
+        self._counted(self.events, record)
+
+    def reading(self, record: dict) -> None:
+        self.readings.add(record)
+
+    def _counted(self, writer: RecordWriter, record: dict) -> None:
+        writer.add(record)
+        self._held += 1
+        if self._held >= FLUSH_EVERY:
+            self.flush()
 
     def flush(self) -> None:
         for writer in (self.requests, self.events, self.readings):
@@ -164,7 +167,7 @@ def _run(simulation: Simulation, duration_s: float, echo: bool) -> bool:
         shown = [0]
 
         def advance(seconds: float) -> None:
-            step = min(int(seconds), bar.length) - shown[0]
+            step = min(int(seconds), bar.length or 0) - shown[0]
             if step > 0:
                 bar.update(step)
                 shown[0] += step

@@ -196,7 +196,7 @@ class Simulation:
             if heap and (pending is None or heap[0][0] <= self.epoch + pending[0].due_s):
                 self.now, _, action, args = heapq.heappop(heap)
                 action(*args)
-            else:
+            elif pending is not None:
                 self.now = self.epoch + pending[0].due_s
                 self._arrive(*pending)
                 self.last_arrival, pending = pending[0], next(arrivals, None)
@@ -288,15 +288,14 @@ class Simulation:
 
     def _enter(self, match: Match, attempt: int) -> None:
         """_enter puts an attempt through the client's guard: it goes now, later, or never."""
-        entered = self.now
-        send = entered
+        entered = send = self.now
         if self.guard:
-            send = self.guard.admit(entered, match.deadline)
-            if send is None:
-                self._at(
-                    match.deadline, self._unsent, match, ABANDONED, attempt, entered, ABANDONED
-                )
+            admitted = self.guard.admit(entered, match.deadline)
+            if admitted is None:  # only a match with a deadline is ever refused
+                deadline = match.deadline or entered
+                self._at(deadline, self._unsent, match, ABANDONED, attempt, entered, ABANDONED)
                 return
+            send = admitted
         delay, fault = self.model.fault()
         latency = self._latency() / 1000
         answered = send + delay + latency
@@ -377,7 +376,7 @@ class Simulation:
                 event="ready",
                 request_id=dep.request_id,
                 current_status="Status.READY",
-                source=self._events,
+                source=self._events or "",
                 worker=WORKER,
             )
         )

@@ -67,8 +67,9 @@ class LiveCounts:
         """event takes an events-file record; a first READY gives a time to ready."""
         if record.get("event") == "terminated":
             return
-        endpoint, sent = self._sent_at.pop(record.get("request_id"), (None, None))
-        if sent is not None and record.get("event") == "ready":
+        accepted = self._sent_at.pop(record.get("request_id") or "", None)
+        if accepted is not None and record.get("event") == "ready":
+            endpoint, sent = accepted
             self._ready_s.append((endpoint, record["t_received"] - sent))
 
     def take(self) -> dict:

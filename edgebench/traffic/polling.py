@@ -2,7 +2,7 @@
 
 For targets that cannot call a webhook back (the real API needs a public
 address for that). Each accepted deployment is polled every interval until it
-is READY or ERROR; the process's polls are held to its budget, its share of the
+is READY or ERROR; the process's polls are held to its quota, its share of the
 endpoint's own limit (20/s), with the same send guard as the deploys.
 """
 
@@ -10,20 +10,27 @@ from __future__ import annotations
 
 import heapq
 import time
+from typing import Protocol
 
 import gevent
 import httpx
 
-from edgebench.records import RecordWriter, event_record
+from edgebench.records import event_record
 
 DONE = {"Status.READY": "ready", "Status.ERROR": "error"}
+
+
+class EventSink(Protocol):
+    """EventSink takes events-file records (a RecordWriter, or one that also counts them)."""
+
+    def add(self, record: dict) -> None: ...
 
 
 class StatusPoller:
     """StatusPoller polls accepted deployments until they are ready, recording when."""
 
     def __init__(
-        self, client: httpx.Client, events: RecordWriter, worker: str, interval_s: float, guard
+        self, client: httpx.Client, events: EventSink, worker: str, interval_s: float, guard
     ) -> None:
         self.client, self.events, self.worker = client, events, worker
         self.interval_s = interval_s
@@ -54,9 +61,10 @@ class StatusPoller:
     def _poll(self, request_id: str) -> None:
         try:
             response = self.client.get(f"/v1/status/{request_id}")
-            status = response.json().get("current_status") if response.status_code == 200 else None
+            answer = response.json() if response.status_code == 200 else {}
+            status = answer.get("current_status") or ""
         except (httpx.HTTPError, ValueError, AttributeError):
-            status = None
+            status = ""
         event = DONE.get(status)
         if event is None:
             self.track(request_id, time.time())

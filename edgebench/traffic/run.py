@@ -156,6 +156,7 @@ class TrafficRun:
         return WebhookReceiver(self.events, name, run_tag, port=port)
 
     def _poller(self, host: str, token: str) -> StatusPoller:
+        assert self.events is not None  # polling writes events: _events_on opened them
         requests = self.scenario.requests
         quota = share_of(requests.status_limit, self.part.worker_index, self.part.worker_count)
         client = httpx.Client(base_url=host, headers=authorization(token), timeout=5.0)
@@ -337,6 +338,7 @@ class TrafficRun:
     def _turn(self, deadline: float | None) -> Iterator[bool]:
         """_turn is the limiter's turn, counted as queued while it waits, also when the wait
         ends without a turn (abandoned, or the user killed)."""
+        assert self.guard is not None  # _attempt takes a turn only with a guard
         self.live.queued += 1
         waiting = True
         try:
@@ -444,5 +446,8 @@ def _body_fields(response) -> tuple[str | None, str | None]:
         request_id, message = body.get("request_id"), body.get("message")
     except Exception:  # not JSON, not an object, or cut off (the client raises its own kinds)
         return None, None
-    text = (value if isinstance(value, str) else None for value in (request_id, message))
-    return tuple(text)
+    return _text(request_id), _text(message)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

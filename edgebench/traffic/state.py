@@ -13,7 +13,7 @@ them. When workers join or leave later, the master sends each a Split message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from edgebench._errors import EdgebenchError
@@ -22,7 +22,7 @@ from edgebench.realapi.token import LOCAL_TOKEN
 if TYPE_CHECKING:
     from edgebench.plan.scenario import Scenario
     from edgebench.plan.schedule import Schedule
-    from edgebench.traffic.budget import Ledger
+    from edgebench.traffic.coordination import Coordinator, Member
     from edgebench.traffic.run import TrafficRun
 
 _PREFIX = "edgebench_"
@@ -65,16 +65,18 @@ class Split(NamedTuple):
     """Split is a worker's new place in the schedule from `from_s` on (workers joined or left)."""
 
     position: int
-    count: int
+    workers: int  # how many share the schedule now
     from_s: float
 
 
 @dataclass
 class RunState:
-    """RunState is this process's view of the run.
+    """RunState is this process's view of the run, written by the locustfile's events only.
 
     scenario and schedule are set at start-up and again at each start (the web UI's
-    form may change them); facts and run (this process's traffic) while a run is on.
+    form may change them); facts and run (this process's traffic) while a run is on;
+    the master's coordinator while a run is on, a worker's member for its whole life
+    (edgebench.traffic.coordination: each owns its side's state).
     """
 
     facts: RunFacts | None = None  # while a run is on
@@ -82,12 +84,5 @@ class RunState:
     schedule: Schedule | None = None
     token: str = LOCAL_TOKEN
     run: TrafficRun | None = None
-    # The master: the workers the schedule is split among, and each one's last report of
-    # what it has in flight (unix time of the report, count).
-    members: tuple[str, ...] | None = None
-    in_flight: dict[str, tuple[float, int]] = field(default_factory=dict)
-    busy_s: dict[str, float] = field(default_factory=dict)  # each worker's time a match takes
-    ledger: Ledger | None = None  # the run's deployment budget, lent out to the workers
-    finished: set[str] = field(default_factory=set)  # workers whose last records came
-    # A worker: a split that came before its run began.
-    pending_split: Split | None = None
+    coordinator: Coordinator | None = None
+    member: Member | None = None
