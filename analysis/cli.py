@@ -127,7 +127,7 @@ def one_screen(outcome) -> str:
     lines += [f"  {label:<44} {value}" for label, value in key_numbers(outcome.summary)]
     if explanation := outcome.summary.get("explanation_422"):
         lines.append(f"  what explains the 422s: {explanation}")
-    banner = verdict(outcome.results, outcome.aborted)
+    banner = verdict(outcome.results, outcome.aborted, outcome.summary)
     lines.append(f"  {banner['text']}")
     lines += [f"    {line}" for line in banner["lines"]]
     lines.append(f"  report: {outcome.report}")

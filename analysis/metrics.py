@@ -37,6 +37,27 @@ def percentiles(values: pd.Series) -> dict[str, float | None]:
     return summary
 
 
+def wait_percentiles(waits: pd.Series, unserved: int) -> dict[str, float | None]:
+    """wait_percentiles are the players' wait percentiles over every match: a served match by
+    its wait, an unserved one (failed, abandoned) as never. A percentile (or the max) that
+    falls among the unserved is None: never.
+
+    >>> wait_percentiles(pd.Series([3.0, 1.0, 2.0]), unserved=1)
+    {'p50': 2.0, 'p90': None, 'p95': None, 'p99': None, 'max': None}
+    >>> wait_percentiles(pd.Series([1.0, 2.0]), unserved=0) == percentiles(pd.Series([1.0, 2.0]))
+    True
+    """
+    served = waits.to_numpy(dtype=float, na_value=np.nan)
+    served = np.sort(served[~np.isnan(served)])
+    total = served.size + unserved
+    summary: dict[str, float | None] = {}
+    for p in (*PERCENTILES, 100):
+        rank = max(1, math.ceil(total * p / 100)) - 1
+        key = "max" if p == 100 else f"p{p}"
+        summary[key] = round(float(served[rank]), 3) if total and rank < served.size else None
+    return summary
+
+
 def counts(values: pd.Series) -> pd.Series:
     """counts is how often each value occurs, most first, leaving out categories never seen."""
     tally = values.value_counts()
@@ -111,7 +132,8 @@ def matches(run: Run) -> dict:
 
     A match is a record's `match` (its arrival); its fate is on its last attempt. The
     players' wait runs from when the match was due to its deployment's first ready event,
-    or, when the run measured no readiness, to its 202 (`player_wait_to` says which).
+    or, when the run measured no readiness, to its 202 (`player_wait_to` says which); a
+    match that got no server (failed, abandoned) counts as a wait that never ends.
     """
     requests = run.requests
     if requests.empty:
@@ -124,15 +146,20 @@ def matches(run: Run) -> dict:
     fates = _fates(requests, last_rows)
     sizes = np.diff(np.append(np.flatnonzero(order.first), len(order.rows)))
     waits, to = player_waits(run)
+    tally = {fate: int(fates.get(fate, 0)) for fate in ("served", "failed", "abandoned")}
+    unserved = tally["failed"] + tally["abandoned"]
     return {
         "matches": {
             "total": len(last_rows),
-            **{fate: int(fates.get(fate, 0)) for fate in ("served", "failed", "abandoned")},
+            **tally,
+            "unserved": unserved,
+            "share_unserved": round(unserved / len(last_rows), 6),
         },
         "unrecorded_starts": _unrecorded(requests, len(last_rows)),
         "attempts_per_match": {"mean": round(float(sizes.mean()), 4), "max": int(sizes.max())},
         "queue_wait_ms": percentiles(requests["queue_ms"]),
-        "player_wait_s": percentiles(waits["wait_s"]),
+        # Every match counts: one that never got a server waited for ever.
+        "player_wait_s": wait_percentiles(waits["wait_s"], unserved),
         "player_wait_to": to,
     }
 

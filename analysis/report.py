@@ -243,7 +243,7 @@ def write_report(outcome: Outcome, figures: list[tuple[str, Path]]) -> Path:
         subtitle=_subtitle(run),
         ran_on=ran_on(run.manifest),
         explanation=summary.get("explanation_422"),
-        verdict=verdict(outcome.results, outcome.aborted),
+        verdict=verdict(outcome.results, outcome.aborted, summary),
         warnings=_warnings(run, summary),
         key_numbers=key_numbers(summary),
         plots=[
@@ -261,9 +261,15 @@ def write_report(outcome: Outcome, figures: list[tuple[str, Path]]) -> Path:
     return path
 
 
-def verdict(results: list[thresholds.Result], aborted: dict | None = None) -> dict:
+UNSERVED_WORTH_SAYING = 0.01  # a pass with this share of matches unserved says so
+
+
+def verdict(
+    results: list[thresholds.Result], aborted: dict | None = None, summary: dict | None = None
+) -> dict:
     """verdict is the report's banner: pass, fail (naming each failure) or no thresholds;
-    a run a watched check stopped fails, whatever its thresholds say of what it sent."""
+    a run a watched check stopped fails, whatever its thresholds say of what it sent. A pass
+    while 1% or more of the matches got no server, which no check looks at, says so."""
     if aborted:
         text = f"FAIL: aborted: {aborted['check']} at {aborted['at_utc']}"
         return {"kind": "fail", "text": text, "lines": [r.message for r in results]}
@@ -274,7 +280,24 @@ def verdict(results: list[thresholds.Result], aborted: dict | None = None) -> di
         text = f"FAIL: {len(failed)} of {len(results)} thresholds"
         return {"kind": "fail", "text": text, "lines": failed}
     text = f"PASS: all {len(results)} thresholds met"
+    if unseen := _unserved_unchecked(results, summary):
+        text += f", but {unseen}"
     return {"kind": "pass", "text": text, "lines": [r.message for r in results]}
+
+
+def _unserved_unchecked(results: list[thresholds.Result], summary: dict | None) -> str | None:
+    """_unserved_unchecked says how many matches got no server, when that is 1% or more and
+    no check looks at share_unserved (None: nothing to say)."""
+    matches = (summary or {}).get("matches") or {}
+    share = matches.get("share_unserved")
+    if share is None or share < UNSERVED_WORTH_SAYING:
+        return None
+    if any(r.check.metric == "share_unserved" for r in results):
+        return None
+    return (
+        f"{share:.1%} of the matches got no server and no check looks at it "
+        "(add e.g. share_unserved < 0.01)"
+    )
 
 
 SHARES = (
@@ -339,12 +362,14 @@ def _match_rows(summary: dict) -> list[tuple[str, str]]:
     if not matches.get("total"):
         return []
     rows = []
-    if wait.get("p50") is not None:
+    if wait:
         to = "a ready server" if summary.get("player_wait_to") == "ready" else "the 202"
-        figures = " / ".join(_seconds(wait[k]) for k in ("p50", "p95", "p99", "max"))
+        figures = " / ".join(_wait(wait.get(k)) for k in ("p50", "p95", "p99", "max"))
         rows.append((f"players' wait, match to {to}: p50 / p95 / p99 / max", figures))
-    fates = " / ".join(f"{matches[k]:,}" for k in ("served", "failed", "abandoned"))
+    fates = " / ".join(f"{matches.get(k, 0):,}" for k in ("served", "failed", "abandoned"))
     rows.append(("matches: served / failed / abandoned", f"{fates} of {matches['total']:,}"))
+    if (share := matches.get("share_unserved")) is not None:
+        rows.append(("matches with no server (failed or abandoned)", f"{share:.2%}"))
     attempts = summary.get("attempts_per_match") or {}
     rows.append(("attempts per match: mean / max", f"{attempts['mean']:.2f} / {attempts['max']}"))
     queue = summary.get("queue_wait_ms") or {}
@@ -454,6 +479,11 @@ def _ms(value: float | None) -> str:
 
 def _seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.2f} s"
+
+
+def _wait(value: float | None) -> str:
+    """_wait is a players' wait percentile: None is one that falls among the unserved."""
+    return "never" if value is None else f"{value:,.2f} s"
 
 
 def _rate(value: float | None) -> str:

@@ -76,8 +76,10 @@ def _match_values(summary: dict) -> dict:
     matches = summary.get("matches") or {}
     total = matches.get("total") or 0
     wait = summary.get("player_wait_s") or {}
+    unserved = matches.get("failed", 0) + matches.get("abandoned", 0)
     return {
         "share_abandoned": matches.get("abandoned", 0) / total if total else None,
+        "share_unserved": unserved / total if total else None,
         "amplification": (summary.get("attempts_per_match") or {}).get("mean"),
         **{f"wait_p{p}_s": wait.get(f"p{p}") for p in (50, 95, 99)},
     }

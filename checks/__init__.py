@@ -51,8 +51,12 @@ METRICS = {
     "share_error": ("share of sent requests with other errors", -1),
     "share_dropped": ("share of starts dropped", -1),
     "share_abandoned": ("share of matches abandoned in the client's queue", -1),
+    "share_unserved": ("share of matches that got no server: failed or abandoned", -1),
     "amplification": ("requests per match: 1 without retries", -1),
-    **{f"wait_p{p}_s": (f"players' wait from match to server p{p}, s", -1) for p in (50, 95, 99)},
+    **{
+        f"wait_p{p}_s": (f"players' wait from match to server p{p}, s (none: never)", -1)
+        for p in (50, 95, 99)
+    },
     **{f"p{p}_ms": (f"latency p{p} from send, ms", -1) for p in (50, 90, 95, 99)},
     "max_ms": ("latency max from send, ms", -1),
     **{f"sched_p{p}_ms": (f"latency p{p} from schedule, ms", -1) for p in (50, 90, 95, 99)},

@@ -10,7 +10,7 @@ import pytest
 
 from analysis import load_run, summarize, thresholds, windows
 from analysis.compare import _scenario_warning
-from analysis.report import analyze, curves_by_rate, key_numbers
+from analysis.report import analyze, curves_by_rate, key_numbers, verdict
 
 from .conftest import edgebench
 from .test_analysis import T0, request, write
@@ -388,7 +388,10 @@ def test_the_report_leads_with_the_players_wait_the_queue_and_the_attempts(tmp_p
     write(folder, "requests-w0.jsonl", records)
     outcome = analyze(folder, checks=thresholds.parse(["amplification < 1.2"]))
     summary = outcome.summary
-    assert summary["matches"] == {"total": 20, "served": 10, "failed": 10, "abandoned": 0}
+    assert summary["matches"] == {
+        "total": 20, "served": 10, "failed": 10, "abandoned": 0,
+        "unserved": 10, "share_unserved": 0.5,
+    }  # fmt: skip
     assert summary["attempts_per_match"] == {"mean": 1.5, "max": 2}
     assert summary["player_wait_to"] == "accepted"
     assert summary["player_wait_s"]["p50"] == pytest.approx(1.51)  # due to the retry's 202
@@ -407,3 +410,47 @@ def test_compare_tells_a_scenario_whose_forecast_or_log_changed_from_the_same():
     assert _scenario_warning(run(inputs_sha256="x"), run(inputs_sha256="x")) == []
     assert _scenario_warning(run(inputs_sha256="x"), run(inputs_sha256="y"))  # another CSV
     assert _scenario_warning(run(), run(inputs_sha256="y")) == []  # an older manifest: the file's
+
+
+def unserved_run(folder, failed_every: int):
+    """unserved_run is 40 matches served in 2 s each, but every failed_every-th got no server."""
+    records = []
+    for match in range(40):
+        if match % failed_every == 0:
+            records.append(request(match, "allocation_failure", 422) | {"final": "failed"})
+        else:
+            records.append(request(match, latency=2000.0) | {"final": "served"})
+    write(folder, "requests-w0.jsonl", records)
+
+
+def test_matches_that_never_got_a_server_count_in_the_players_wait(tmp_path):
+    unserved_run(tmp_path / "run", failed_every=4)  # a quarter unserved
+    checks = thresholds.parse(["wait_p50_s < 10", "wait_p99_s < 10"])
+    outcome = analyze(tmp_path / "run", checks=checks, plots=False)
+    wait = outcome.summary["player_wait_s"]
+    assert wait["p50"] == pytest.approx(2.001)  # among the served: a real wait
+    assert wait["p95"] is None  # among the unserved: never
+    assert wait["max"] is None
+    assert outcome.summary["matches"]["share_unserved"] == 0.25
+    results = {r.check.text: r.passed for r in outcome.results}
+    assert results == {"wait_p50_s < 10": True, "wait_p99_s < 10": False}
+    assert (
+        "never"
+        in dict(key_numbers(outcome.summary))[
+            "players' wait, match to the 202: p50 / p95 / p99 / max"
+        ]
+    )
+
+
+def test_a_pass_with_matches_unserved_and_no_check_on_them_says_so(tmp_path):
+    unserved_run(tmp_path / "quiet", failed_every=20)  # 5% unserved, p50 still served
+    outcome = analyze(tmp_path / "quiet", checks=thresholds.parse(["p95_ms < 5000"]), plots=False)
+    assert outcome.passed
+    banner = verdict(outcome.results, None, outcome.summary)["text"]
+    assert banner.startswith("PASS")
+    assert "5.0% of the matches got no server and no check looks at it" in banner
+    watched = analyze(
+        tmp_path / "quiet", checks=thresholds.parse(["share_unserved < 0.1"]), plots=False
+    )
+    assert watched.passed
+    assert "no server" not in verdict(watched.results, None, watched.summary)["text"]

@@ -115,6 +115,9 @@ class Decision(NamedTuple):
     pause_until: float | None  # respect mode without a [client]: nothing sent before then
 
 
+_SERVED = Decision(SERVED, None, None)
+
+
 @dataclass(frozen=True)
 class ClientRules:
     """ClientRules are the client's decisions for one run: its policy, its seed's jitter, and
@@ -148,13 +151,13 @@ class ClientRules:
         self, match: int, attempt: int, status: int, retry_after: str | None, now: float
     ) -> Decision:
         """decide is the client's answer to `status` on `attempt` of `match`, answered at now."""
+        if status == 202:  # most answers: made once
+            return _SERVED
         pause = None
         if status == 429 and self.pauses:
             told = _seconds(retry_after)
             pause = now + min(PAUSE_WITHOUT_RETRY_AFTER_S if told is None else told,
                               MAX_RETRY_AFTER_S)  # fmt: skip
-        if status == 202:
-            return Decision(SERVED, None, pause)
         unit = jitter_unit(self.seed, match, attempt)
         delay = self.policy.retry_delay(attempt, status, retry_after, unit)
         if delay is None:

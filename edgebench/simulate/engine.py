@@ -87,7 +87,8 @@ class Match:
     region: str | None
     players: int | None
     request: DeployRequest | None  # None: the body does not pass the API's check (a 400)
-    deadline: float | None = None
+    deadline: float | None
+    scheduled: dict  # what each attempt's record says of the match (records.scheduled_fields)
 
     def checked(self) -> DeployRequest:
         """checked is the request as the API's body check passes it (raising: a 400)."""
@@ -265,7 +266,8 @@ class Simulation:
         else:
             request = self._request(party, arrival)
             endpoint, region, players = party.endpoint, party.region, party.players
-        return Match(arrival, due, endpoint, region, players, request, deadline)
+        scheduled = scheduled_fields(arrival, due, WORKER)
+        return Match(arrival, due, endpoint, region, players, request, deadline, scheduled)
 
     def _request(self, party: DrawnParty, arrival: Arrival) -> DeployRequest | None:
         """_request is the party's deploy as the API reads it: its kind's fields, checked once
@@ -320,7 +322,7 @@ class Simulation:
             self.pause_until = max(self.pause_until, decision.pause_until)
         self.sink.request(
             request_record(
-                **scheduled_fields(arrival, match.due, WORKER),
+                **match.scheduled,
                 endpoint=match.endpoint,
                 outcome=outcome_of(status),
                 region=match.region,
@@ -385,7 +387,7 @@ class Simulation:
         queue_ms = None if entered is None else round((self.now - entered) * 1000, 3)
         self.sink.request(
             request_record(
-                **scheduled_fields(match.arrival, match.due, WORKER),
+                **match.scheduled,
                 endpoint=match.endpoint,
                 outcome=outcome,
                 attempt=attempt,
