@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from edgebench.cli import main
 from edgebench.plan.scenario import load_scenario, with_duration
+from edgebench.plan.schedule import Schedule
 from edgebench.records import REQUEST_FIELDS, read_records
 from edgebench.simulate.command import SimulatePlan, latency_distribution, simulate_into
 from edgebench.simulate.engine import Simulation, Sink, VirtualGuard
@@ -243,3 +244,21 @@ def test_bad_simulate_options_are_one_line_and_exit_2(tmp_path, args, says):
 
 def test_a_fixed_latency_is_a_number():
     assert latency_distribution("2.5").describe() == {"distribution": "fixed", "value": 2.5}
+
+
+def test_demand_above_the_limit_waits_in_the_clients_queue_and_none_of_it_vanishes(tmp_path):
+    rate = 'mode = "respect"\nstages = [{ kind = "hold", duration = "10s", rate = 120 }]'
+    queued = write_scenario(
+        tmp_path, rate=rate, extra='[client]\npreset = "edgegap-sdk"\nmax_queue_wait = "3s"\n'
+    )
+    simulation, sink = simulated(load_scenario(queued))
+    assert simulation.matches == 1200  # every match the demand forms: three times the limit
+    sent = [r["t_send"] for r in sink.requests if r["t_send"]]
+    assert most_in_any_window(sent) <= 40  # the queue holds the rest, never the API
+    finals = matches_add_up(sink.requests)
+    assert finals["abandoned"] > 600  # past the 3 s the players waited
+    assert finals["served"] + finals["abandoned"] == 1200
+    assert max(r["queue_ms"] for r in sink.requests if r["queue_ms"] is not None) <= 3000.001
+    (tmp_path / "capped").mkdir()
+    capped = write_scenario(tmp_path / "capped", rate=rate)  # no [client]: the schedule caps
+    assert Schedule.from_scenario(load_scenario(capped)).count() < 410

@@ -11,9 +11,10 @@ arrivals follow a repeating pattern of `limit` slots in which worker i owns
 each worker's, and each worker can hold its own sends to its quota per window
 without ever starving (see edgebench.traffic.guard.SendGuard).
 
-In respect mode no `limit + 1` arrivals fall within `1 s + margin`: an arrival
-that would is delayed, which caps the rate just under the limit and leaves the
-margin for jitter between client and server.
+In respect mode without a client queue no `limit + 1` arrivals fall within `1 s + margin`:
+an arrival that would is delayed, which caps the rate just under the limit and leaves the
+margin for jitter between client and server. With a client queue the arrivals are the
+demand's, whatever the limit: the queue holds what the limit cannot send at once.
 
     schedule = Schedule.from_scenario(scenario)
     for arrival in schedule.arrivals(worker_index=0, worker_count=2):
@@ -137,7 +138,9 @@ class Schedule:
     def from_scenario(cls, scenario: Scenario) -> Schedule:
         rate = scenario.rate
         respect = rate.mode == "respect"
-        cap = float(rate.limit) if respect else math.inf
+        # A client that queues holds the limit itself: every match the demand forms is due
+        # when it forms, and the queue holds what the limit cannot send at once.
+        cap = float(rate.limit) if respect and not scenario.queues else math.inf
         replay = [m.t_s / rate.speed for m in scenario.replay]
         if scenario.demand:
             from edgebench.plan.forecast import Forecast
