@@ -268,13 +268,29 @@ def scenario_plan(file: Path, out: Path | None) -> None:
     show_default=True,
     help="Locust processes on this machine (the rate is shared out, not multiplied).",
 )
-@click.option("--web", is_flag=True, help="Open Locust's web UI instead of running headless.")
+@click.option(
+    "--web",
+    is_flag=True,
+    help="Run with Locust's web UI: it starts at once and ends with its verdict.",
+)
+@click.option(
+    "--web-wait",
+    is_flag=True,
+    help="Open the web UI and wait: start runs from its form, Ctrl-C to end.",
+)
 @click.option(
     "--web-port",
     type=click.IntRange(1, 65535),
     default=8089,
     show_default=True,
     help="With --web: the web UI's port.",
+)
+@click.option(
+    "--web-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address the web UI and --metrics-port listen on (0.0.0.0: every interface; "
+    "whoever reaches it can start runs).",
 )
 @click.option(
     "--master",

@@ -350,3 +350,25 @@ def test_the_kubernetes_manifests_run_edgebench_commands_the_cli_accepts():
     assert Path(run[2]).exists()  # the scenario, at the image's path
     assert {"--master", "--expect-workers", "--host"} <= set(run)
     assert not any(flag in "".join(map(str, commands)) for flag in ("--allow-remote", "socat"))
+
+
+def test_open_web_controls_against_a_remote_host_are_warned_about(capsys):
+    from edgebench.runner.run import RunPlan, locust_command, warn_open_controls
+
+    plan = RunPlan(Path("scenarios/smoke.toml"), web=True, web_host="0.0.0.0")
+    warn_open_controls(plan, "https://api.edgegap.com")
+    assert "--web-host 0.0.0.0: the web UI and metrics listen beyond" in capsys.readouterr().err
+    warn_open_controls(plan, "http://127.0.0.1:8787")  # the emulator: nothing to fear
+    warn_open_controls(RunPlan(Path("scenarios/smoke.toml"), web=True), "https://x.example")
+    assert capsys.readouterr().err == ""
+    from edgebench.plan.overrides import Overrides, planned
+    from edgebench.realapi.safety import Policy
+
+    policy = Policy(remote=False, max_deployments=0, cleanup=False)
+    scenario = planned(plan.scenario, Overrides.of(plan))
+    default = RunPlan(Path("scenarios/smoke.toml"), web=True)
+    command = locust_command(default, scenario, "http://127.0.0.1:9", Path("r"), policy)
+    assert command[command.index("--web-host") + 1] == "127.0.0.1"  # loopback by default
+    assert "--autostart" in command
+    waiting = RunPlan(Path("scenarios/smoke.toml"), web=True, web_wait=True)
+    assert "--autostart" not in locust_command(waiting, scenario, "x", Path("r"), policy)

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from .test_run import parsed, totals
 from .test_server import EmulatorProcess
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]
 # As the machine's notes advise: no sandbox as root, and no background calls to Google.
 CHROMIUM_ARGS = [
     "--headless",
@@ -31,10 +33,10 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture
 def web_ui(tmp_path):
-    """web_ui is `edgebench run --web` with the edgebench locustfile, against an emulator."""
+    """web_ui is `edgebench run --web-wait` (runs started from the form) against an emulator."""
     port = free_port()
     with EmulatorProcess("--time-scale", "30") as emulator:
-        command = [sys.executable, "-m", "edgebench.cli", "run", "scenarios/smoke.toml", "--web"]
+        command = [*EDGEBENCH, "run", "scenarios/smoke.toml", "--web-wait"]
         command += ["--host", emulator, "--web-port", str(port)]
         command += ["--results-dir", str(tmp_path / "run"), "--no-plots"]  # the UI's report draws
         run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -99,3 +101,34 @@ def test_a_run_started_from_the_form_shows_live_numbers_and_links_its_report(web
         expect(page.get_by_role("heading", name="Key numbers")).to_be_visible()
         browser.close()
     assert (tmp_path / "run" / "report.html").exists()
+
+
+def listening(port: int) -> set[str]:
+    """listening are the local addresses (hex, as /proc/net/tcp has them) listening on port."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    fields = (row.split() for row in rows)
+    return {f[1].split(":")[0] for f in fields if f[3] == "0A" and int(f[1][-4:], 16) == port}
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc/net/tcp (Linux)")
+def test_web_starts_at_once_on_loopback_and_ends_with_its_verdict(tmp_path):
+    port = free_port()
+    with EmulatorProcess("--time-scale", "30") as emulator:
+        command = [*EDGEBENCH, "run", "scenarios/smoke.toml", "--web", "--duration", "3s"]
+        command += ["--host", emulator, "--web-port", str(port), "--no-plots"]
+        command += ["--results-dir", str(tmp_path / "run")]
+        run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while not listening(port) and time.monotonic() < deadline and run.poll() is None:
+                time.sleep(0.05)
+            assert listening(port) == {"0100007F"}  # 127.0.0.1 only, not every interface
+            stdout, stderr = run.communicate(timeout=90)  # nobody presses start, nor stop
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+    assert run.returncode == 0, stderr[-2000:]
+    assert "PASS" in stdout
+    summary = (tmp_path / "run" / "summary.json").read_text()
+    assert '"requests_total": 0' not in summary

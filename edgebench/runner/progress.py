@@ -54,6 +54,8 @@ class Progress:
         """read takes in the records written since the last read."""
         starts = accepted = 0
         for record in self._new_records():
+            if not self.outcomes:  # the first record: the run's time counts from its send
+                self.started = self.clock()
             outcome = record.get("outcome")
             self.outcomes[outcome] += 1
             starts += 1

@@ -10,7 +10,7 @@ import shutil
 import socket
 import sys
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -23,7 +23,7 @@ from edgebench.plan.payloads import preview
 from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
 from edgebench.realapi.cleanup import cleanup, summary_line
-from edgebench.realapi.safety import Policy, decide, target_host
+from edgebench.realapi.safety import Policy, decide, is_loopback, target_host
 from edgebench.realapi.token import api_token, request_token
 from edgebench.runfolder import default_results_dir, expected_bytes, prepare_results_dir
 from edgebench.runner.metrics import METRICS_FILE, RunMetrics
@@ -42,7 +42,9 @@ class RunPlan:
     duration: str | None = None
     processes: int = 1
     web: bool = False
+    web_wait: bool = False  # the web UI waits for runs started from its form
     web_port: int = 8089
+    web_host: str = "127.0.0.1"  # where the web UI and --metrics-port listen
     results_dir: Path | None = None
     time_scale: float = 1.0
     thresholds_file: Path | None = None
@@ -79,10 +81,13 @@ def refuse_bad_distribution(plan: RunPlan) -> None:
 
 def run(plan: RunPlan) -> int:
     """run does the whole run and returns the exit code (the verdict)."""
+    if plan.web_wait:
+        plan = replace(plan, web=True)
     refuse_bad_distribution(plan)
     scenario = planned(plan.scenario, Overrides.of(plan))
     host = target_host(plan.host, scenario.target.host)
     policy = decide(host, scenario.rate.mode, plan.max_deployments, plan.cleanup, plan.allow_exceed)
+    warn_open_controls(plan, host)
     refuse_baseline_checks(scenario, plan.thresholds_file)
     if plan.dry_run:
         click.echo(dry_run_text(scenario, host, policy))
@@ -118,6 +123,21 @@ def run(plan: RunPlan) -> int:
     return analyse(results, plan.thresholds_file, plan.plots)
 
 
+def warn_open_controls(plan: RunPlan, host: str | None) -> None:
+    """warn_open_controls warns when the web UI or the metrics listen beyond this machine
+    while the run sends to a host that is not loopback: whoever reaches the UI can start
+    runs against it, with the run's token."""
+    serves = plan.web or plan.metrics_port is not None
+    if not serves or is_loopback(f"http://{plan.web_host}") or host is None or is_loopback(host):
+        return
+    click.echo(
+        f"edgebench: warning: --web-host {plan.web_host}: the web UI and metrics listen beyond "
+        f"this machine, and the run sends to {host}: whoever reaches them can start runs "
+        "there with this run's token; keep the default 127.0.0.1 unless the network is yours",
+        err=True,
+    )
+
+
 def refuse_unstarted(results: Path, locust: LocustProcess, web: bool) -> None:
     """refuse_unstarted fails a run whose traffic never started (Locust stopped before it),
     instead of analysing an empty folder as if nothing had been asked."""
@@ -138,7 +158,7 @@ def _serve_metrics(metrics: RunMetrics, plan: RunPlan) -> int | None:
         return None
     if plan.metrics_port is not None:
         try:
-            server, _ = metrics.serve(plan.metrics_port)
+            server, _ = metrics.serve(plan.metrics_port, plan.web_host)
         except OSError as exc:
             raise EdgebenchError(
                 f"--metrics-port {plan.metrics_port}: cannot listen there ({exc.strerror}); "
@@ -148,7 +168,8 @@ def _serve_metrics(metrics: RunMetrics, plan: RunPlan) -> int | None:
         server, _ = metrics.serve(0, "127.0.0.1")
     port = server.server_port
     if plan.metrics_port is not None:
-        click.echo(f"edgebench: the run's metrics at http://127.0.0.1:{port}/metrics", err=True)
+        where = f"{plan.web_host}:{port}"
+        click.echo(f"edgebench: the run's metrics at http://{where}/metrics", err=True)
     return port
 
 
@@ -284,7 +305,9 @@ def locust_command(
         command += ["--master-bind-port", str(plan.master_bind_port)]
         command += ["--expect-workers-max-wait", str(plan.expect_workers_max_wait)]
     if plan.web:
-        command += ["--web-port", str(plan.web_port)]
+        command += ["--web-port", str(plan.web_port), "--web-host", plan.web_host]
+        if not plan.web_wait:  # the run starts at once and Locust quits when it is over
+            command += ["--autostart", "--autoquit", "0"]
     else:
         command += ["--headless", "--only-summary", "--loglevel", "WARNING"]
     return command
