@@ -17,7 +17,7 @@ import orjson
 
 from analysis import plots, thresholds, windows
 from analysis.load import Run, load_run
-from analysis.metrics import summarize
+from analysis.metrics import player_waits, summarize, time_to_ready
 from analysis.report import TEMPLATES
 
 TABLE_METRICS = (
@@ -35,6 +35,11 @@ TABLE_METRICS = (
     "sched_p99_ms",
     "ttr_p50_s",
     "ttr_p95_s",
+    "wait_p50_s",
+    "wait_p95_s",
+    "wait_p99_s",
+    "share_unserved",
+    "share_overflow",
 )
 
 
@@ -166,12 +171,12 @@ def interval(run: Run, summary: dict, metric: str) -> float:
     n p +- Z sqrt(n p (1 - p)) of the sorted samples), so a p50 that moved by less than
     the spread of its neighbouring samples is noise.
     """
-    values, sent = thresholds.metrics(summary), summary["requests_sent"]
+    values = thresholds.metrics(summary)
     value = values.get(metric)
     if value is None:
         return 0.0
-    if metric.startswith("share_") and sent:
-        return Z * math.sqrt(value * (1 - value) / sent)
+    if metric.startswith("share_") and (n := _share_count(summary, metric)):
+        return Z * math.sqrt(value * (1 - value) / n)
     if metric.endswith("_rate_per_s") and summary.get("duration_s"):
         return Z * math.sqrt(value * summary["duration_s"]) / summary["duration_s"]
     if metric == "dropped_starts":
@@ -179,7 +184,29 @@ def interval(run: Run, summary: dict, metric: str) -> float:
     if metric in PERCENTILE_METRICS:
         column, p = PERCENTILE_METRICS[metric]
         return _quantile_half_width(run.requests[column].dropna().to_numpy(dtype=float), p)
+    if metric.startswith("ttr_p"):
+        return _quantile_half_width(time_to_ready(run).to_numpy(dtype=float), _rank_of(metric))
+    if metric.startswith("wait_p"):
+        # Every match: one that got no server waited for ever (its wait is infinite).
+        waits = player_waits(run)[0]["wait_s"].dropna().to_numpy(dtype=float)
+        never = np.full((summary.get("matches") or {}).get("unserved", 0), np.inf)
+        return _quantile_half_width(np.concatenate([waits, never]), _rank_of(metric))
     return 0.0
+
+
+def _rank_of(metric: str) -> float:
+    """_rank_of is the quantile a percentile metric names (wait_p95_s: 0.95)."""
+    return int(metric.split("_p")[1].split("_")[0]) / 100
+
+
+def _share_count(summary: dict, metric: str) -> int:
+    """_share_count is how many a share is of: sent requests, matches, or fleet deploys."""
+    if metric in ("share_unserved", "share_abandoned"):
+        return (summary.get("matches") or {}).get("total") or 0
+    if metric == "share_overflow":
+        fleet = summary.get("fleet") or {}
+        return (fleet.get("placed_private") or 0) + (fleet.get("placed_cloud") or 0)
+    return summary["requests_sent"]
 
 
 def _quantile_half_width(samples: np.ndarray, p: float) -> float:
@@ -195,7 +222,8 @@ def _quantile_half_width(samples: np.ndarray, p: float) -> float:
     low = int(max(1, math.floor(n * p - spread)))
     high = int(min(n, math.ceil(n * p + spread)))
     ordered = np.partition(samples, [low - 1, high - 1])
-    return float(ordered[high - 1] - ordered[low - 1]) / 2
+    width = float(ordered[high - 1] - ordered[low - 1]) / 2
+    return width if math.isfinite(width) else math.inf  # among the never-served: unknown
 
 
 def table_text(base: Run, candidate: Run, rows: list[Row], results) -> str:

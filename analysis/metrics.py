@@ -300,7 +300,10 @@ def _capacity(run: Run) -> dict:
 def _fleet(readings: pd.DataFrame) -> dict | None:
     """_fleet is where fleet deploys went: private hosts, or overflow to the cloud (None: none)."""
     last = readings.iloc[-1]
-    private, cloud = (int(last.get(k) or 0) for k in ("fleet_private", "fleet_cloud"))
+    # Readings from before the fleet fields have none (NA): no fleet deploys to tell of.
+    private, cloud = (
+        0 if pd.isna(v := last.get(k)) else int(v) for k in ("fleet_private", "fleet_cloud")
+    )
     if private + cloud == 0:
         return None
     return {

@@ -60,6 +60,7 @@ def metrics(summary: dict) -> dict[str, float | None]:
         "dropped_starts": summary["dropped_starts"],
         **{name: share_of(counts, group, sent) for name, group in SHARES.items()},
         "share_dropped": summary["dropped_starts"] / total if total else None,
+        "share_overflow": (summary.get("fleet") or {}).get("overflow_share"),
         "max_ms": from_send["max"],
         **_match_values(summary),
     }

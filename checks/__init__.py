@@ -50,6 +50,7 @@ METRICS = {
     "share_429": ("share of sent requests rate limited", -1),
     "share_error": ("share of sent requests with other errors", -1),
     "share_dropped": ("share of starts dropped", -1),
+    "share_overflow": ("share of fleet deploys that overflowed to the cloud", -1),
     "share_abandoned": ("share of matches abandoned in the client's queue", -1),
     "share_unserved": ("share of matches that got no server: failed or abandoned", -1),
     "amplification": ("requests per match: 1 without retries", -1),

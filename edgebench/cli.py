@@ -416,6 +416,7 @@ def worker_command(master_host: str, master_port: int, processes: int) -> None:
     "measured against the embedded emulator).",
 )
 @thresholds_option("the verdict's checks (default: the scenario's thresholds).")
+@plots_option()
 def simulate_command(scenario_file: Path, **options) -> None:
     """Simulate a scenario against the emulator's model in virtual time: no HTTP, no Locust.
 

@@ -39,7 +39,7 @@ ROOMS = {
         folder = tempfile.mkdtemp()
         try:
             main(["simulate", "scenarios/smoke.toml", "--duration", "3s",
-                  "--results-dir", folder, "--overwrite"])
+                  "--results-dir", folder, "--overwrite", "--no-plots"])
         except SystemExit as end:
             assert end.code == 0, end.code
         """,

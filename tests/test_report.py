@@ -454,3 +454,65 @@ def test_a_pass_with_matches_unserved_and_no_check_on_them_says_so(tmp_path):
     )
     assert watched.passed
     assert "no server" not in verdict(watched.results, None, watched.summary)["text"]
+
+
+def with_ready_events(folder, rng, scale: float) -> None:
+    """with_ready_events adds a ready event for every 202, a lognormal time after its send."""
+    log = next(folder.glob("requests-*"))
+    lines = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+    events = [
+        {
+            "t_received": line["t_send"] + float(rng.lognormal(0.0, 0.3)) * scale,
+            "event": "ready",
+            "request_id": line["request_id"],
+            "current_status": "Status.READY",
+            "source": "webhook",
+            "worker": "w0",
+        }
+        for line in lines
+        if line["status"] == 202
+    ]
+    write(folder, "events-w0.jsonl", events)
+
+
+def test_time_to_ready_and_waits_are_judged_against_their_noise_and_compared(tmp_path):
+    rng = np.random.default_rng(5)
+    folders = []
+    for name, scale in (("base", 1.0), ("candidate", 1.006)):  # +0.6%: the runs' noise
+        folder = synthetic_run(tmp_path / name, refuse_from=200)
+        with_ready_events(folder, rng, scale)
+        folders.append(folder)
+    done = edgebench("compare", *folders)
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line[:1].isalpha()}
+    assert rows["ttr_p50_s"].endswith("within noise")
+    for metric in ("wait_p50_s", "wait_p95_s", "wait_p99_s", "share_unserved", "share_overflow"):
+        assert metric in rows  # the players' wait, matches with no server, fleet overflow
+
+
+def test_an_older_folder_reads_whatever_fields_it_lacks(tmp_path):
+    # Each earlier layout, as the record files, readings and manifests were written then.
+    layouts = {
+        "before-matches": ("match", "attempt", "queue_ms", "final", "cause"),
+        "before-clients": ("match", "attempt", "queue_ms", "final"),
+        "current": (),
+    }
+    readings = {
+        "before-matches": {"t": T0, "active": 3},
+        "before-clients": {"t": T0, "active": 3, "holding_capacity": 3, "deployments_created": 9},
+        "current": {
+            "t": T0, "active": 3, "holding_capacity": 3, "deployments_created": 9,
+            "by_private_host": {"h1": 1}, "fleet_private": 2, "fleet_cloud": 1,
+            "allocation_failures": {"no_capacity": 1},
+        },
+    }  # fmt: skip
+    for layout, missing in layouts.items():
+        folder = synthetic_run(tmp_path / layout, refuse_from=100)
+        log = next(folder.glob("requests-*"))
+        lines = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+        write(folder, log.name, [{k: v for k, v in r.items() if k not in missing} for r in lines])
+        write(folder, "emulator-metrics.jsonl", [readings[layout]])
+        if layout == "before-matches":
+            (folder / "manifest.json").unlink()  # the first runs wrote none
+        outcome = analyze(folder, plots=False)
+        assert outcome.summary["requests_total"] == 300, layout
+        assert outcome.report.exists()

@@ -205,6 +205,13 @@ def test_simulate_writes_a_run_folder_the_analysis_reads(tmp_path):
     assert summary["time_to_ready_s"]["p50"] > 0
     assert "(simulated, not sent" in (results / "report.html").read_text()
     assert read_records(results / "emulator-metrics.jsonl")[0][-1]["deployments_created"] > 0
+    assert list(results.glob("*.png"))
+    quick = tmp_path / "quick"
+    args = ["simulate", "scenarios/smoke.toml", "--duration", "2s", "--no-plots"]
+    done = CliRunner().invoke(main, [*args, "--results-dir", str(quick)])
+    assert done.exit_code == 0, done.output
+    assert (quick / "summary.json").exists()
+    assert not list(quick.glob("*.png"))  # the numbers and the verdict only
 
 
 def test_ctrl_c_keeps_what_was_simulated(tmp_path, monkeypatch):

@@ -193,3 +193,18 @@ def test_a_bad_world_file_is_caught_by_scenario_check_and_by_run_before_any_fold
     assert done.stderr.count("Error:") == 1
     assert "['" not in done.stderr  # a line, not a Python list
     assert not results.exists()  # no empty results folder left behind
+
+
+def test_a_run_started_from_the_form_counts_its_time_from_its_first_record(tmp_path):
+    now = [0.0]
+    out = io.StringIO()
+    progress = Progress(tmp_path, 60, out=out, clock=lambda: now[0], from_first_record=True)
+    now[0] = 40.0  # nobody pressed start for 40 s
+    progress.update()
+    log = RecordWriter(tmp_path / "requests-r1-w0.jsonl")
+    log.add({"outcome": "accepted"})
+    log.close()
+    progress.update()
+    now[0] = 45.0
+    progress.update()
+    assert out.getvalue().splitlines()[-1].startswith("[00:05 elapsed, 00:55 left]")

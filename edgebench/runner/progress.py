@@ -33,11 +33,14 @@ class Progress:
         out=sys.stderr,
         clock=time.monotonic,
         on_record=None,
+        from_first_record: bool = False,
     ) -> None:
         self.folder, self.duration_s = folder, duration_s
         self.on_record = on_record  # each new record, as it is read (the watched checks)
         self.out, self.clock = out, clock
         self.started = clock()
+        # A run started from the web UI's form: its time counts from its first record.
+        self._from_first_record = from_first_record
         self.outcomes: Counter[str] = Counter()
         self._offsets: dict[Path, int] = {}
         self._recent: deque[tuple[float, int, int]] = deque()  # (time, starts, accepted)
@@ -54,7 +57,7 @@ class Progress:
         """read takes in the records written since the last read."""
         starts = accepted = 0
         for record in self._new_records():
-            if not self.outcomes:  # the first record: the run's time counts from its send
+            if self._from_first_record and not self.outcomes:
                 self.started = self.clock()
             outcome = record.get("outcome")
             self.outcomes[outcome] += 1

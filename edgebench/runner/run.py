@@ -109,7 +109,12 @@ def run(plan: RunPlan) -> int:
         command = locust_command(plan, scenario, host, results, policy, metrics_port)
         locust = LocustProcess(command, results / "locust.log", plan.web)
         watcher = Watcher(watches_for(scenario, policy))
-        progress = Progress(results, scenario.duration_s, on_record=both(watcher, metrics))
+        progress = Progress(
+            results,
+            scenario.duration_s,
+            on_record=both(watcher, metrics),
+            from_first_record=plan.web_wait,
+        )
         aborted = watch(locust, progress, emulator, watcher, metrics)
         metrics.write(results / METRICS_FILE)
         locust.check()

@@ -50,6 +50,7 @@ class SimulatePlan:
     latency_ms: str | None = None  # a distribution, as a TOML value (default: measured)
     thresholds_file: Path | None = None
     overwrite: bool = False
+    plots: bool = True  # draw the report's curves
 
 
 class FileSink(Sink):
@@ -116,7 +117,7 @@ def simulate(plan: SimulatePlan, echo=True) -> int:
     scenario = planned(plan.scenario, Overrides.of(plan))
     refuse_baseline_checks(scenario, plan.thresholds_file)
     results = simulate_into(scenario, plan, echo)
-    return analyse(results, plan.thresholds_file)
+    return analyse(results, plan.thresholds_file, plan.plots)
 
 
 def simulate_into(scenario: Scenario, plan: SimulatePlan, echo=True) -> Path:
