@@ -114,7 +114,7 @@ def listening(port: int) -> set[str]:
 def test_web_starts_at_once_on_loopback_and_ends_with_its_verdict(tmp_path):
     port = free_port()
     with EmulatorProcess("--time-scale", "30") as emulator:
-        command = [*EDGEBENCH, "run", "scenarios/smoke.toml", "--web", "--duration", "1s"]
+        command = [*EDGEBENCH, "run", "scenarios/smoke.toml", "--web", "--duration", "3s"]
         command += ["--host", emulator, "--web-port", str(port), "--no-plots"]
         command += ["--results-dir", str(tmp_path / "run")]
         run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
