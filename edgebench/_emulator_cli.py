@@ -17,6 +17,7 @@ from emulator import (
     load_world,
     serve,
 )
+from emulator._distributions import distribution_option
 from emulator._model import DEFAULT_ORGANISATION
 
 
@@ -32,6 +33,7 @@ def emulator_config(
     fault_drop_share: float,
     fault_lost_answer_share: float,
     fault_latency_ms: float,
+    match_length: str | None = None,
 ) -> EmulatorConfig:
     limits = RateLimits(
         deploy=rate_limit,
@@ -48,8 +50,11 @@ def emulator_config(
             "plus --fault-drop-share and --fault-lost-answer-share exceeds 1",
             "lower them",
         )
+    loaded = load_world(world)
+    if match_length is not None:
+        loaded = loaded.with_lifetime(distribution_option(match_length, "--match-length"))
     return EmulatorConfig(
-        world=load_world(world),
+        world=loaded,
         seed=seed,
         time_scale=time_scale,
         rate_limits=limits,

@@ -12,6 +12,7 @@ from edgebench._errors import ScenarioError
 from edgebench.plan.payloads import preview
 from edgebench.plan.scenario import load_scenario
 from edgebench.plan.schedule import Schedule
+from edgebench.platform import scenario_warnings
 
 
 def check(files: tuple[Path, ...]) -> list[str]:
@@ -31,6 +32,8 @@ def check(files: tuple[Path, ...]) -> list[str]:
         )
         if note := schedule.demand_note():
             click.echo(f"{path}: warning: {note}")
+        for line in scenario_warnings(scenario):
+            click.echo(f"warning: {line}")
     return problems
 
 

@@ -173,6 +173,12 @@ def main() -> None:
     default=0.0,
     help="Mean extra latency (exponential).",
 )
+@click.option(
+    "--match-length",
+    help="How long each deployment runs before it stops (platform seconds): a number or a "
+    "distribution such as '{ distribution = \"lognormal\", median = 1500, sigma = 0.3 }' "
+    "(default: the world's lifecycle.lifetime_s). `edgebench run` passes the scenario's.",
+)
 def emulator(**options) -> None:
     """Serve the Edgegap API emulator until Ctrl-C; prints its base URL first.
 

@@ -70,6 +70,34 @@ class Distribution:
         return {"distribution": self.kind} | dict(zip(names, (self.a, self.b), strict=False))
 
 
+def distribution_option(text: str, option: str) -> Distribution:
+    """distribution_option reads a command-line value: a number (fixed) or a TOML inline
+    table in the worlds' grammar, e.g. '{ distribution = "lognormal", median = 3, sigma = 0.2 }'.
+    """
+    import tomllib
+
+    try:
+        value = tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        raise ConfigError(
+            option,
+            f"{text!r} is not a number or a TOML table",
+            "write e.g. 2.5 or '{ distribution = \"lognormal\", median = 1.6, sigma = 0.25 }'",
+        ) from None
+    return parse_distribution(value, option)
+
+
+def inline_table(distribution: Distribution) -> str:
+    """inline_table is the distribution as distribution_option reads it.
+
+    >>> inline_table(Distribution.lognormal(1500.0, 0.35))
+    '{ distribution = "lognormal", median = 1500.0, sigma = 0.35 }'
+    """
+    fields = ", ".join(f"{k} = {v!r}" if k != "distribution" else f'{k} = "{v}"'
+                       for k, v in distribution.describe().items())  # fmt: skip
+    return "{ " + fields + " }"
+
+
 def parse_distribution(value: object, where: str) -> Distribution:
     """parse_distribution reads a TOML table into a Distribution, or raises ConfigError."""
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -79,6 +79,11 @@ class World:
     def knows(self, application: str, version: str) -> bool:
         return version in self.applications.get(application, ())
 
+    def with_lifetime(self, lifetime_s: Distribution) -> World:
+        """with_lifetime is this world with deployments that run for lifetime_s (a scenario's
+        match length)."""
+        return replace(self, lifecycle=replace(self.lifecycle, lifetime_s=lifetime_s))
+
     def describe(self) -> dict:
         """describe is what a run's manifest records of the world: which file, how big."""
         active_hosts = [h for h in self.private_hosts.values() if h.status == "ACTIVE"]
@@ -92,6 +97,7 @@ class World:
                 for host in self.private_hosts.values()
             },
             "private_capacity": sum(host.capacity for host in active_hosts),
+            "lifetime_s": self.lifecycle.lifetime_s.describe(),
         }
 
 

@@ -177,3 +177,35 @@ def test_the_inputs_digest_covers_the_forecast_file_too(tmp_path):
     assert first.inputs_digest == again.inputs_digest != changed.inputs_digest
     assert first.digest == changed.digest  # the scenario file itself is the same
     assert first.inputs_digest != first.digest
+
+
+def test_the_scenarios_match_length_is_how_long_the_platform_holds_a_server(tmp_path):
+    from edgebench._emulator_cli import emulator_config
+    from edgebench.platform import match_length_option, scenario_warnings
+    from edgebench.simulate.command import model_config
+    from emulator import Distribution
+
+    demand = """
+    [demand]
+    ccu = [[0, 1000], [600, 1000]]
+    match_length = { median = "25m", sigma = 0.3 }
+    """
+    forecast = scenario(tmp_path, demand)
+    wanted = Distribution.lognormal(1500.0, 0.3)
+    assert model_config(forecast, 1.0).world.lifecycle.lifetime_s == wanted  # simulated
+    option = match_length_option(forecast)  # the embedded emulator's, from `edgebench run`
+    config = emulator_config(None, 40, 20, False, 1.0, 0, None, 0.0, 0.0, 0.0, 0.0, option[1])
+    assert config.world.lifecycle.lifetime_s == wanted
+    [said] = scenario_warnings(forecast)  # the shipped world holds servers 15 minutes
+    assert "default-world.toml: lifecycle.lifetime_s (lognormal, median 900" in said
+    assert "demand.match_length (lognormal, median 1500, sigma 0.3)" in said
+
+
+def test_a_bare_match_length_of_a_few_seconds_is_warned_about(tmp_path):
+    forecast = scenario(tmp_path, "[demand]\nccu = [[0, 100], [60, 100]]\nmatch_length = 25\n")
+    assert forecast.demand.mean_match_length_s == 25  # read as seconds, as documented
+    assert any(
+        'demand.match_length: 25 is read as 25 seconds; write "25m"' in w for w in forecast.warnings
+    )
+    checked = edgebench("scenario", "check", tmp_path / "forecast.toml")
+    assert 'write "25m" if minutes were meant' in checked.stdout

@@ -238,7 +238,7 @@ def test_ctrl_c_keeps_what_was_simulated(tmp_path, monkeypatch):
     ("args", "says"),
     [
         (["--latency-ms", "{ distribution = 'gamma' }"], "--latency-ms"),
-        (["--latency-ms", "fast"], "--latency-ms 'fast': not a number or a TOML table"),
+        (["--latency-ms", "fast"], "--latency-ms: 'fast' is not a number or a TOML table"),
         (["--duration", "soon"], "--duration 'soon': not a duration"),
     ],
 )

@@ -40,7 +40,10 @@ def load_scenario(path: str | Path) -> Scenario:
         scenario = _with_forecast_file(scenario, path, inputs)
     if scenario.rate.replay_file:
         scenario = _with_replay(scenario, path, inputs)
-    scenario = scenario.model_copy(update={"inputs_digest": inputs.hexdigest()})
+    warnings = _bare_match_length(path, raw.get("demand"))
+    scenario = scenario.model_copy(
+        update={"inputs_digest": inputs.hexdigest(), "warnings": warnings}
+    )
     if scenario.world_file and not scenario.world_file.is_file():
         raise ScenarioError(
             [
@@ -92,3 +95,25 @@ def _with_forecast_file(scenario: Scenario, path: Path, inputs: Hash) -> Scenari
         )
     update = {"ccu": points, "ccu_file": None, "region_ccu": regions}
     return scenario.model_copy(update={"demand": demand.model_copy(update=update)})
+
+
+SHORTEST_MATCH_S = 120.0  # a bare number under this is more likely minutes than seconds
+
+
+def _bare_match_length(path: Path, demand: object) -> tuple[str, ...]:
+    """_bare_match_length warns of a match length written as a bare number of seconds so
+    small that minutes were probably meant (match_length = 25: 25 s, not 25 minutes)."""
+    if not isinstance(demand, dict):
+        return ()
+    length = demand.get("match_length")
+    key = "demand.match_length"
+    if isinstance(length, dict):
+        length, key = length.get("median"), "demand.match_length.median"
+    if isinstance(length, bool) or not isinstance(length, int | float):
+        return ()
+    if length >= SHORTEST_MATCH_S:
+        return ()
+    return (
+        f'{path}: {key}: {length:g} is read as {length:g} seconds; write "{length:g}m" '
+        "if minutes were meant",
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -300,6 +300,16 @@ class Demand(_Strict):
             raise ValueError('window must be [start, end] with start < end, e.g. ["2h", "3h"]')
         return self
 
+    def lifetime(self) -> dict[str, Any]:
+        """lifetime is how long a match holds its server, as a distribution table in the
+        worlds' grammar (`lifecycle.lifetime_s`): what the embedded emulator and the
+        simulator hold each deployment for."""
+        length = self.match_length
+        if isinstance(length, MatchLength) and length.sigma > 0:
+            return {"distribution": "lognormal", "median": length.median, "sigma": length.sigma}
+        seconds = length.median if isinstance(length, MatchLength) else length
+        return {"distribution": "fixed", "value": float(seconds)}
+
     @property
     def mean_match_length_s(self) -> float:
         length = self.match_length
@@ -330,6 +340,7 @@ class Scenario(_Strict):
     # sha256 of the scenario file and of every file it reads (forecast, replay log), in
     # that order: what every process of a distributed run must have the same of.
     inputs_digest: str = ""
+    warnings: SkipValidation[tuple[str, ...]] = ()  # said by check, run and simulate
 
     @model_validator(mode="before")
     @classmethod
@@ -372,6 +383,24 @@ class Scenario(_Strict):
         return sum(stage.duration_s for stage in self.rate.stages)
 
     @property
+    def match_lifetime(self) -> dict[str, Any] | None:
+        """match_lifetime is Demand.lifetime (None: the scenario says nothing of its matches)."""
+        return self.demand.lifetime() if self.demand else None
+
+    def lifetime_warning(self, world_lifetime: dict[str, Any], world: str) -> str | None:
+        """lifetime_warning names a world whose lifetime_s is not the scenario's match length:
+        the scenario's is the one the embedded emulator and the simulator use."""
+        wanted = self.match_lifetime
+        if wanted is None or _same_table(wanted, world_lifetime):
+            return None
+        return (
+            f"{world}: lifecycle.lifetime_s ({_table_text(world_lifetime)}) is not "
+            f"{self.source}'s demand.match_length ({_table_text(wanted)}): the scenario's is "
+            "used on the embedded emulator and in the simulator (the real API's matches last "
+            "as long as the game server runs them)"
+        )
+
+    @property
     def client_policy(self) -> ClientPolicy | None:
         """client_policy is the resolved [client] (None: none given, each match one request)."""
         return self.client.policy() if self.client else None
@@ -409,3 +438,18 @@ def _country_code(code: str) -> str:
     meant = _COUNTRY_ALIASES.get(code.upper()) or country_alpha3().get(code.upper())
     fix = f"did you mean {meant!r}?" if meant else "use an ISO 3166 alpha-2 code such as BR"
     raise ValueError(f"unknown country code {code!r}; {fix}")
+
+
+def _same_table(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """_same_table is whether two distribution tables are the same distribution."""
+    if set(a) != set(b):
+        return False
+    return all(a[k] == b[k] if isinstance(a[k], str) else math.isclose(a[k], b[k]) for k in a)
+
+
+def _table_text(table: dict[str, Any]) -> str:
+    """_table_text is a distribution table in a few words: "lognormal, median 900 s"."""
+    if table.get("distribution") == "fixed":
+        return f"fixed, {table['value']:g} s"
+    rest = ", ".join(f"{k} {v:g}" for k, v in table.items() if k != "distribution")
+    return f"{table.get('distribution')}, {rest}"

@@ -22,6 +22,7 @@ import orjson
 from checks import Watch
 from edgebench._errors import EdgebenchError
 from edgebench.plan.scenario import Scenario
+from edgebench.platform import match_length_option
 from edgebench.records import READINGS_FILE, emulator_reading
 from edgebench.runner.metrics import RunMetrics
 from edgebench.runner.progress import Progress
@@ -157,6 +158,7 @@ class EmulatorProcess:
         command += ["--seed", str(self.scenario.seed), "--time-scale", str(self.time_scale)]
         if self.scenario.world_file:
             command += ["--world", str(self.scenario.world_file)]
+        command += match_length_option(self.scenario)
         self._log = (self.results / "emulator.log").open("wb")
         self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and command)
             command, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True

@@ -22,6 +22,7 @@ from edgebench.plan.overrides import Overrides, planned
 from edgebench.plan.payloads import preview
 from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
+from edgebench.platform import scenario_warnings
 from edgebench.realapi.cleanup import cleanup, summary_line
 from edgebench.realapi.safety import Policy, decide, is_loopback, target_host
 from edgebench.realapi.token import api_token, request_token
@@ -88,6 +89,9 @@ def run(plan: RunPlan) -> int:
     host = target_host(plan.host, scenario.target.host)
     policy = decide(host, scenario.rate.mode, plan.max_deployments, plan.cleanup, plan.allow_exceed)
     warn_open_controls(plan, host)
+    if host is None:  # the embedded emulator: its world and the scenario's matches
+        for line in scenario_warnings(scenario):
+            click.echo(f"edgebench: warning: {line}", err=True)
     refuse_baseline_checks(scenario, plan.thresholds_file)
     if plan.dry_run:
         click.echo(dry_run_text(scenario, host, policy))

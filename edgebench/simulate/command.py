@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import sys
 import time
-import tomllib
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,12 +24,13 @@ from edgebench.manifest import scenario_facts, utc, write_manifest
 from edgebench.plan.overrides import Overrides, planned
 from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
+from edgebench.platform import scenario_warnings, scenario_world
 from edgebench.records import READINGS_FILE, RecordWriter, log_name
 from edgebench.runfolder import default_results_dir, expected_bytes, prepare_results_dir
 from edgebench.simulate.engine import DEFAULT_LATENCY_MS, WORKER, Simulation, Sink
 from edgebench.verdict import analyse, refuse_baseline_checks
-from emulator import ConfigError, Distribution, EmulatorConfig, load_world
-from emulator._distributions import parse_distribution
+from emulator import ConfigError, Distribution, EmulatorConfig
+from emulator._distributions import distribution_option
 
 FLUSH_EVERY = 50_000  # records held before they are written
 
@@ -92,30 +92,24 @@ def latency_distribution(text: str | None) -> Distribution:
     if text is None:
         return DEFAULT_LATENCY_MS
     try:
-        value = tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
-        raise EdgebenchError(
-            f"--latency-ms {text!r}: not a number or a TOML table; write e.g. 2.5 or "
-            "'{ distribution = \"lognormal\", median = 1.6, sigma = 0.25 }'"
-        ) from None
-    try:
-        return parse_distribution(value, "--latency-ms")
+        return distribution_option(text, "--latency-ms")
     except ConfigError as exc:
-        raise EdgebenchError(f"--latency-ms: {exc}") from None
+        raise EdgebenchError(str(exc)) from None
 
 
 def model_config(scenario: Scenario, time_scale: float) -> EmulatorConfig:
     """model_config is the platform `edgebench run` would start for the scenario (its world,
-    its seed, the emulator's default limits), at time_scale."""
-    return EmulatorConfig(
-        world=load_world(scenario.world_file), seed=scenario.seed, time_scale=time_scale
-    )
+    with the scenario's match length; its seed; the emulator's default limits), at
+    time_scale."""
+    return EmulatorConfig(world=scenario_world(scenario), seed=scenario.seed, time_scale=time_scale)
 
 
 def simulate(plan: SimulatePlan, echo=True) -> int:
     """simulate runs the plan, writes its folder and its analysis; the verdict's exit code."""
     scenario = planned(plan.scenario, Overrides.of(plan))
     refuse_baseline_checks(scenario, plan.thresholds_file)
+    for line in scenario_warnings(scenario):
+        click.echo(f"edgebench: warning: {line}", err=True)
     results = simulate_into(scenario, plan, echo)
     return analyse(results, plan.thresholds_file, plan.plots)
 

@@ -1,0 +1,42 @@
+"""The platform a scenario runs on: its world, with the scenario's match length, and the
+warnings a run or a simulation says before it starts.
+
+    world = scenario_world(scenario)             # what the simulator (and the emulator) hold
+    for line in scenario_warnings(scenario, world): ...
+
+The embedded emulator gets the same match length as `edgebench emulator --match-length`
+(match_length_option), so a live run and its simulation hold servers alike.
+"""
+
+from __future__ import annotations
+
+from edgebench.plan.scenario import Scenario
+from emulator._distributions import Distribution, inline_table, parse_distribution
+from emulator._world import World, load_world
+
+
+def scenario_world(scenario: Scenario) -> World:
+    """scenario_world is the scenario's world whose deployments last its matches' length."""
+    world = load_world(scenario.world_file)
+    lifetime = match_lifetime(scenario)
+    return world.with_lifetime(lifetime) if lifetime else world
+
+
+def match_lifetime(scenario: Scenario) -> Distribution | None:
+    """match_lifetime is the scenario's match length as a distribution (None: it has none)."""
+    table = scenario.match_lifetime
+    return None if table is None else parse_distribution(table, "demand.match_length")
+
+
+def match_length_option(scenario: Scenario) -> list[str]:
+    """match_length_option is `--match-length` for the embedded emulator ([]: the world's)."""
+    lifetime = match_lifetime(scenario)
+    return ["--match-length", inline_table(lifetime)] if lifetime else []
+
+
+def scenario_warnings(scenario: Scenario, world: World | None = None) -> list[str]:
+    """scenario_warnings are what to say of a scenario before it runs: a bare match length,
+    a world whose lifetime is not the scenario's match length."""
+    world = world or load_world(scenario.world_file)
+    said = scenario.lifetime_warning(world.lifecycle.lifetime_s.describe(), world.source)
+    return [*scenario.warnings, *([said] if said else [])]
