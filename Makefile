@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement bench-soak lock clean
+.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement bench-warm bench-soak lock clean
 
 install: $(STAMP)
 
@@ -67,6 +67,10 @@ bench-simulate: install
 
 bench-agreement: install
 	$(BIN)/python bench/agreement.py
+
+# A forecast's peak hour started warm against the day's same hour (issue 24).
+bench-warm: install
+	$(BIN)/python bench/warm_start.py
 
 # Half an hour at the full limit with two processes (issue 14): memory, lag, 429s.
 bench-soak: install

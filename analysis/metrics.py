@@ -92,6 +92,7 @@ def summarize(run: Run, warmup_s: float = WARMUP_S) -> dict:
                 },
             },
             "time_scale": (run.manifest.get("emulator") or {}).get("time_scale"),
+            "warm_start": run.manifest.get("warm_start"),  # None: a run from before warm starts
             "time_to_ready_s": percentiles(time_to_ready(run)),
             "skipped_lines": run.skipped_lines,
             "foreign_files": run.foreign_files,

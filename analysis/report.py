@@ -318,6 +318,8 @@ def key_numbers(summary: dict) -> list[tuple[str, str]]:
         ("scheduled starts and retries (records)", f"{summary['requests_total']:,}"),
         ("sent", f"{summary['requests_sent']:,}"),
     ]
+    if (warm := summary.get("warm_start")) is not None:
+        rows.append(("platform at the start", _start_text(warm)))
     if summary.get("demand_rate_per_s") is not None:
         rows.append(("demand rate (before the cap)", _rate(summary["demand_rate_per_s"])))
     rows += [
@@ -479,6 +481,14 @@ def _ms(value: float | None) -> str:
 
 def _seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.2f} s"
+
+
+def _start_text(warm: dict) -> str:
+    """_start_text says whether the run started on an empty platform or a warm one."""
+    if not warm.get("deployments"):
+        return "empty"
+    placed, asked = warm.get("placed", 0), warm["deployments"]
+    return f"warm: {placed:,} deployments running (Little's law asked {asked:,})"
 
 
 def _wait(value: float | None) -> str:

@@ -78,6 +78,16 @@ def scenario_overrides(world_help: str):
     )
 
 
+def warm_start_option():
+    """warm_start_option is --warm-start/--cold-start of run and simulate."""
+    return click.option(
+        "--warm-start/--cold-start",
+        default=None,
+        help="Start the platform holding the deployments running when the run begins "
+        "(Little's law per region), or empty (default: warm for a forecast's window).",
+    )
+
+
 def time_scale_option(help_text: str):
     return click.option(
         "--time-scale",
@@ -342,6 +352,7 @@ def scenario_plan(file: Path, out: Path | None) -> None:
     "(default: refuse such a folder).",
 )
 @time_scale_option("Embedded emulator: platform seconds per wall second.")
+@warm_start_option()
 @thresholds_option("the verdict's checks (default: the scenario's thresholds).")
 @plots_option()
 @click.option("--dry-run", is_flag=True, help="Print the plan and sample bodies; send nothing.")
@@ -415,6 +426,7 @@ def worker_command(master_host: str, master_port: int, processes: int) -> None:
 @results_dir_option()
 @click.option("--overwrite", is_flag=True, help="Clear the results folder's run files first.")
 @time_scale_option("Platform seconds per wall second, as the live run's emulator would take.")
+@warm_start_option()
 @click.option(
     "--latency-ms",
     help="Each request's latency: a number or a distribution such as "

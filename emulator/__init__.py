@@ -35,6 +35,7 @@ _EXPORTS = {
     "load_world": "emulator._world",
     "locate_user": "emulator._model",
     "parse_deploy": "emulator._validation",
+    "parse_preload": "emulator._model",
     "parse_fleet_deploy": "emulator._validation",
     "BadRequest": "emulator._validation",
     "serve": "emulator._server",

@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 from emulator._clock import PlatformClock
 from emulator._errors import ConfigError
 from emulator._metrics import Metrics, PrometheusView
-from emulator._model import NO_ANSWER, Answer, ApiModel, EmulatorConfig
+from emulator._model import NO_ANSWER, Answer, ApiModel, EmulatorConfig, parse_preload
 from emulator._platform import DeployRequest, Status, StopOutcome
 from emulator._query import parse_bulk_stop, parse_list_query
 from emulator._ratelimit import DEPLOY_GROUP, FLEET_DEPLOY_GROUP
@@ -385,6 +385,18 @@ class Emulator:
             "faults": self.model.faults.describe(),
         }
 
+    async def preload_endpoint(self, request: Request) -> Response:
+        """preload_endpoint starts the platform warm (a run's window of the day): the
+        deployments it finds running now (emulator._model.parse_preload's body)."""
+        try:
+            requests = parse_preload(orjson.loads(await request.body()))
+        except orjson.JSONDecodeError:
+            return error(400, "Invalid request: body is not valid JSON")
+        except BadRequest as exc:
+            return error(400, f"Invalid request: {exc}", field=exc.field, reason=exc.reason)
+        placed = self.model.preload(requests, self.advance())
+        return json_response(200, {"requested": len(requests), "placed": placed})
+
     async def reset_endpoint(self, request: Request) -> Response:
         self.reset()
         return json_response(200, {"message": "emulator reset"})
@@ -466,6 +478,7 @@ class Emulator:
             Route("/_emulator/metrics", self.metrics_endpoint, methods=["GET"]),
             Route("/metrics", self.prometheus_endpoint, methods=["GET"]),
             Route("/_emulator/reset", self.reset_endpoint, methods=["POST"]),
+            Route("/_emulator/preload", self.preload_endpoint, methods=["POST"]),
             Route("/_emulator/faults", self.faults_endpoint, methods=["GET", "POST"]),
         ]
 

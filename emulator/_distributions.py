@@ -64,6 +64,38 @@ class Distribution:
             return self.a * math.exp(self.b * rng.gauss())
         return rng.expovariate(1.0 / self.a) if self.a > 0 else 0.0
 
+    @property
+    def mean(self) -> float:
+        """mean is the distribution's mean.
+
+        >>> Distribution.fixed(4).mean, Distribution.uniform(2, 6).mean
+        (4, 4.0)
+        """
+        if self.kind == "uniform":
+            return (self.a + self.b) / 2
+        if self.kind == "lognormal":
+            return self.a * math.exp(self.b**2 / 2)
+        return self.a  # fixed: its value; exponential: its mean
+
+    def residual(self, rng: random.Random) -> float:
+        """residual draws what is left of a duration caught at a random moment of it: the
+        equilibrium distribution, whose density is (1 - F(x)) / mean. A duration is caught
+        in proportion to its length (length-biased), then at a uniform point of it.
+
+        For a lognormal the length-biased draw is the same lognormal with its median
+        times exp(sigma^2); a uniform's is sqrt(a^2 + U (b^2 - a^2)); an exponential's
+        residual is itself (no memory).
+        """
+        if self.kind == "exponential":
+            return self.sample(rng)
+        if self.kind == "lognormal":
+            biased = self.a * math.exp(self.b**2) * math.exp(self.b * rng.gauss())
+        elif self.kind == "uniform":
+            biased = math.sqrt(self.a**2 + rng.random() * (self.b**2 - self.a**2))
+        else:
+            biased = self.a
+        return rng.random() * biased
+
     def describe(self) -> dict[str, str | float]:
         """describe is the TOML/JSON table this distribution is read from."""
         names = _PARAMETERS[self.kind]

@@ -140,6 +140,16 @@ class ApiModel:
             return answer._replace(status=NO_ANSWER)
         return answer
 
+    def preload(self, requests: list[DeployRequest], now: float) -> int:
+        """preload starts the platform warm: each request a deployment already running at now,
+        with what is left of its match drawn from the lifetime's equilibrium (a match caught
+        at a random moment). It is how many found a place."""
+        lifetime = self.config.world.lifecycle.lifetime_s
+        rng = random.Random(f"warm-{self.config.seed}")
+        self.platform.advance(now)
+        placed = [self.platform.preload(r, lifetime.residual(rng), now) for r in requests]
+        return sum(placed)
+
     def limited(self, token: str, group: str) -> int | None:
         """limited is None when the request is within its organisation's limit for its group,
         else Retry-After: Edgegap limits an organisation, whichever of its tokens is used."""
@@ -159,6 +169,45 @@ class ApiModel:
         if dep.status is Status.ERROR:
             return Answer(422, dep, f"{ALLOCATION_FAILED}: {dep.error_detail}")
         return Answer(202, dep)
+
+
+def parse_preload(body: object) -> list[DeployRequest]:
+    """parse_preload reads `POST /_emulator/preload`'s body: the deployments a warm start
+    finds running (raises BadRequest, a 400, naming the field).
+
+    {"application": "my-game", "version": "1.0.0", "private_host_ids": ["h1"],
+     "deployments": [{"centre": [48.8, 2.3], "fleet": false, "cached": false}, ...]}
+    """
+    if not isinstance(body, dict):
+        raise BadRequest("body", "must be a JSON object")
+    application, version = body.get("application"), body.get("version")
+    if not isinstance(application, str) or not isinstance(version, str):
+        raise BadRequest("application", "application and version must be strings")
+    hosts = body.get("private_host_ids") or []
+    items = body.get("deployments")
+    if not isinstance(items, list) or not isinstance(hosts, list):
+        raise BadRequest("deployments", "must be a list (and private_host_ids too)")
+    return [_preloaded(application, version, tuple(hosts), item, i) for i, item in enumerate(items)]
+
+
+def _preloaded(
+    application: str, version: str, hosts: tuple[str, ...], item: object, i: int
+) -> DeployRequest:
+    if not isinstance(item, dict):
+        raise BadRequest(f"deployments[{i}]", "must be a JSON object")
+    centre = item.get("centre")
+    try:
+        position = None if centre is None else Position(float(centre[0]), float(centre[1]))
+    except (TypeError, ValueError, IndexError):
+        raise BadRequest(f"deployments[{i}].centre", "must be [latitude, longitude]") from None
+    fleet = bool(item.get("fleet")) and bool(hosts)
+    return DeployRequest(
+        application,
+        version,
+        position,
+        require_cached=bool(item.get("cached")),
+        private_host_ids=hosts if fleet else None,
+    )
 
 
 def locate_user(user: object) -> Position | None:

@@ -336,22 +336,50 @@ class Platform:
 
     def _start(self, dep: Deployment, target: PrivateHost | int, now: float) -> None:
         lifecycle = self.world.lifecycle
-        if isinstance(target, PrivateHost):
-            # Private hosts keep the fleet's image: they boot like cached locations.
-            dep.host, dep.location = target, target.location
-            self._host_used[target.id] += 1
-            boot = lifecycle.cached_boot_s
-        else:
-            dep.location, dep.location_index = self.world.locations[target], target
-            self._location_used[target] += 1
-            boot = lifecycle.cached_boot_s if dep.location.cached else lifecycle.boot_s
-        boot_s = self._draw(boot)
+        self._occupy(dep, target)
+        # Private hosts keep the fleet's image: they boot like cached locations.
+        cached = dep.host is not None or (dep.location is not None and dep.location.cached)
+        boot_s = self._draw(lifecycle.cached_boot_s if cached else lifecycle.boot_s)
         dep.deploying_at = now + SEEK_SHARE_OF_BOOT * boot_s
         dep.ready_at = now + boot_s
         dep.ends_at = dep.ready_at + self._draw(lifecycle.lifetime_s)
         self._schedule(dep, "end", dep.ends_at)
         if "webhook_on_ready" in dep.webhooks:
             self._schedule(dep, "ready", dep.ready_at)
+
+    def preload(self, request: DeployRequest, remaining_s: float, now: float) -> bool:
+        """preload places a deployment that was already running at now (a warm start): READY
+        where it fits, ending remaining_s later; nowhere (False) where nothing fits. It is
+        the past: neither created, nor a failure, nor a fleet placement of the run's."""
+        target, _ = self._place(request)
+        if target is None:
+            return False
+        dep = Deployment(
+            request_id=self._new_id(),
+            application=request.application,
+            version=request.version,
+            created_at=now,
+            status=Status.SEEKING,
+            tags=request.tags,
+            port=30000 + int(self._rng.random() * 30000),
+        )
+        self._deployments[dep.request_id] = dep
+        self._active[dep.request_id] = dep
+        self._occupy(dep, target)
+        dep.deploying_at = dep.ready_at = now
+        dep.ends_at = now + remaining_s
+        self._schedule(dep, "end", dep.ends_at)
+        self._catch_up(dep, now)
+        return True
+
+    def _occupy(self, dep: Deployment, target: PrivateHost | int) -> None:
+        """_occupy takes a slot of the private host or of the location (an index)."""
+        if isinstance(target, PrivateHost):
+            dep.host, dep.location = target, target.location
+            self._host_used[target.id] += 1
+        else:
+            dep.location, dep.location_index = self.world.locations[target], target
+            self._location_used[target] += 1
 
     def _catch_up(self, dep: Deployment, now: float) -> None:
         """_catch_up applies the untimed steps SEEKING -> DEPLOYING -> READY due by now."""

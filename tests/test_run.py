@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import orjson
@@ -193,14 +194,28 @@ def test_a_full_disk_is_refused_with_the_sizes(tmp_path, monkeypatch):
         check_results_dir(tmp_path / "run", needed=1000)
 
 
-def start_run(results, *args: str) -> subprocess.Popen:
-    command = [*EDGEBENCH, "run", "scenarios/smoke.toml", "--results-dir", str(results), *args]
+def start_run(results, *args: str, scenario="scenarios/smoke.toml") -> subprocess.Popen:
+    command = [*EDGEBENCH, "run", str(scenario), "--results-dir", str(results), *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def held_smoke(folder, rate: float, seconds: int):
+    """held_smoke is the smoke scenario at one rate from its first second (smoke ramps up)."""
+    smoke = Path("scenarios/smoke.toml").read_text()
+    stages = smoke[smoke.index("stages = [") : smoke.index("]\n", smoke.index("stages = [")) + 1]
+    held = f'stages = [{{ kind = "hold", duration = "{seconds}s", rate = {rate} }}]'
+    path = folder / "held.toml"
+    path.write_text(smoke.replace(stages, held))
+    return path
 
 
 def test_ctrl_c_once_stops_the_traffic_and_still_writes_the_report(tmp_path):
     results = tmp_path / "stopped"
-    process = start_run(results, "--no-plots")  # the numbers and the verdict: no curves
+    # The numbers and the verdict, no curves; started warm: the emulator preloaded over HTTP
+    # with what 15 matches a second of 15 minutes hold (the smoke scenario's ramp from 0 at
+    # its start would hold none).
+    scenario = held_smoke(tmp_path, 15, 12)
+    process = start_run(results, "--no-plots", "--warm-start", scenario=scenario)
     wait_for(lambda: len(records(results)) >= 2, every=0.2)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=90)
@@ -210,11 +225,14 @@ def test_ctrl_c_once_stops_the_traffic_and_still_writes_the_report(tmp_path):
     assert (results / "report.html").exists()
     assert not list(results.glob("*.png"))
     summary = orjson.loads((results / "summary.json").read_bytes())
-    assert 0 < summary["requests_total"] < 150  # the whole scenario is about 175
+    assert 0 < summary["requests_total"] < 150  # the whole scenario is 180
     assert summary["skipped_lines"] == 0  # every record whole
     manifest = orjson.loads((results / "manifest.json").read_bytes())
     assert "ended_at" in manifest
     assert manifest["target"]["token_set"] is False
+    warm = manifest["warm_start"]
+    assert 0 < warm["placed"] <= warm["deployments"]  # as many as the players' locations hold
+    assert "platform at the start                        warm:" in stdout
 
 
 def test_ctrl_c_twice_aborts_at_once(tmp_path):

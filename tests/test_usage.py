@@ -189,7 +189,8 @@ def test_a_bad_world_file_is_caught_by_scenario_check_and_by_run_before_any_fold
     results = tmp_path / "run"
     done = edgebench("run", tmp_path / "s.toml", "--results-dir", results)
     assert done.exit_code == 2
-    assert done.stderr.startswith("Error: the embedded emulator did not start: ")
+    # The world is read before anything starts: the file, the key, the fix.
+    assert done.stderr.startswith(f"Error: {tmp_path / 'worlds' / 'bad.toml'}: locations[0]")
     assert done.stderr.count("Error:") == 1
     assert "['" not in done.stderr  # a line, not a Python list
     assert not results.exists()  # no empty results folder left behind

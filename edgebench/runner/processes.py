@@ -188,6 +188,15 @@ class EmulatorProcess:
             config = {}
         return {"embedded": True, "url": self.url} | config
 
+    def preload(self, body: dict) -> int:
+        """preload starts the emulator warm (POST /_emulator/preload): how many were placed."""
+        try:
+            answer = self._client.post("/_emulator/preload", json=body, timeout=60.0)
+            answer.raise_for_status()
+            return int(answer.json()["placed"])
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise EdgebenchError(f"the embedded emulator could not start warm: {exc}") from None
+
     def sample(self) -> None:
         """sample appends the emulator's active deployments now to emulator-metrics.jsonl."""
         try:

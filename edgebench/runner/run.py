@@ -22,7 +22,7 @@ from edgebench.plan.overrides import Overrides, planned
 from edgebench.plan.payloads import preview
 from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
-from edgebench.platform import scenario_warnings
+from edgebench.platform import scenario_warnings, scenario_world
 from edgebench.realapi.cleanup import cleanup, summary_line
 from edgebench.realapi.safety import Policy, decide, is_loopback, target_host
 from edgebench.realapi.token import api_token, request_token
@@ -32,6 +32,7 @@ from edgebench.runner.processes import LOCUSTFILE, ROOT, EmulatorProcess, Locust
 from edgebench.runner.progress import Progress
 from edgebench.runner.watch import REMOTE_DEFAULT, Watcher
 from edgebench.verdict import analyse, refuse_baseline_checks
+from edgebench.warm import wants_warm, warm_body, warms_by_default
 
 
 @dataclass
@@ -65,6 +66,7 @@ class RunPlan:
     expect_workers_max_wait: int = 300
     metrics_port: int | None = None  # serve the run's /metrics there (0: a free port)
     plots: bool = True  # draw the report's curves
+    warm_start: bool | None = None  # None: warm for a forecast's window (edgebench.warm)
 
 
 def refuse_bad_distribution(plan: RunPlan) -> None:
@@ -89,6 +91,7 @@ def run(plan: RunPlan) -> int:
     host = target_host(plan.host, scenario.target.host)
     policy = decide(host, scenario.rate.mode, plan.max_deployments, plan.cleanup, plan.allow_exceed)
     warn_open_controls(plan, host)
+    refuse_warm_elsewhere(plan, scenario, host)
     if host is None:  # the embedded emulator: its world and the scenario's matches
         for line in scenario_warnings(scenario):
             click.echo(f"edgebench: warning: {line}", err=True)
@@ -101,10 +104,12 @@ def run(plan: RunPlan) -> int:
     new_folder = not results.exists()
     prepare_results_dir(results, expected_bytes(schedule), plan.overwrite)
     with ExitStack() as stack:
-        emulator = None
+        emulator, warm = None, {}
         if host is None:
             emulator = _embedded_emulator(stack, scenario, plan.time_scale, results, new_folder)
             host = emulator.url
+            # Written with the run's facts at the end: Locust refuses a folder with a manifest.
+            warm = {"warm_start": _warm(emulator, scenario, plan)}
         click.echo(f"edgebench: {scenario.name} against {host}; records in {results}", err=True)
         if plan.master:
             click.echo(waiting_text(plan, emulator is not None), err=True)
@@ -125,11 +130,40 @@ def run(plan: RunPlan) -> int:
         refuse_unstarted(results, locust, plan.web)
         # What the user typed, and what the emulator ran with (Locust knows neither).
         facts = {"command_line": ["edgebench", *sys.argv[1:]]} | watch_facts(watcher, aborted)
+        facts |= warm
         write_manifest(results, **facts, **({"emulator": emulator.describe()} if emulator else {}))
         if policy.cleanup:
             report = cleanup(results, host, request_token())
             click.echo(summary_line(report, results), err=True)
     return analyse(results, plan.thresholds_file, plan.plots)
+
+
+def refuse_warm_elsewhere(plan: RunPlan, scenario: Scenario, host: str | None) -> None:
+    """refuse_warm_elsewhere: only the embedded emulator can be started warm; a run asked
+    to start warm elsewhere is refused, one whose forecast window would start warm is told."""
+    if host is None or plan.warm_start is False:
+        return
+    if plan.warm_start:
+        raise EdgebenchError(
+            f"--warm-start: only the embedded emulator can start warm, not {host}; "
+            "drop --host, or --warm-start"
+        )
+    if warms_by_default(scenario):
+        click.echo(
+            f"edgebench: warning: {host} starts as it is: a window of a forecast starts warm "
+            "only on the embedded emulator",
+            err=True,
+        )
+
+
+def _warm(emulator: EmulatorProcess, scenario: Scenario, plan: RunPlan) -> dict:
+    """_warm preloads the embedded emulator with what runs at the run's start (or nothing):
+    the manifest's `warm_start`."""
+    if not wants_warm(scenario, plan.warm_start):
+        return {"deployments": 0, "placed": 0}
+    lifetime = scenario_world(scenario).lifecycle.lifetime_s.mean
+    body = warm_body(scenario, lifetime, plan.time_scale)
+    return {"deployments": len(body["deployments"]), "placed": emulator.preload(body)}
 
 
 def warn_open_controls(plan: RunPlan, host: str | None) -> None:

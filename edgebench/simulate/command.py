@@ -29,7 +29,8 @@ from edgebench.records import READINGS_FILE, RecordWriter, log_name
 from edgebench.runfolder import default_results_dir, expected_bytes, prepare_results_dir
 from edgebench.simulate.engine import DEFAULT_LATENCY_MS, WORKER, Simulation, Sink
 from edgebench.verdict import analyse, refuse_baseline_checks
-from emulator import ConfigError, Distribution, EmulatorConfig
+from edgebench.warm import wants_warm, warm_body
+from emulator import ConfigError, Distribution, EmulatorConfig, parse_preload
 from emulator._distributions import distribution_option
 
 FLUSH_EVERY = 50_000  # records held before they are written
@@ -51,6 +52,7 @@ class SimulatePlan:
     thresholds_file: Path | None = None
     overwrite: bool = False
     plots: bool = True  # draw the report's curves
+    warm_start: bool | None = None  # None: warm for a forecast's window (edgebench.warm)
 
 
 class FileSink(Sink):
@@ -137,6 +139,7 @@ def simulate_into(scenario: Scenario, plan: SimulatePlan, echo=True) -> Path:
     )
     sink = FileSink(results, run_id)
     simulation = Simulation(scenario, config, sink, epoch=epoch, latency_ms=latency)
+    write_manifest(results, warm_start=_warm(simulation, scenario, config, plan.warm_start))
     if echo:
         click.echo(f"edgebench: simulating {scenario.name}; records in {results}", err=True)
     interrupted = _run(simulation, scenario.duration_s, echo)
@@ -149,6 +152,19 @@ def simulate_into(scenario: Scenario, plan: SimulatePlan, echo=True) -> Path:
         **({"interrupted_at_s": round(ended - epoch, 3)} if interrupted else {}),
     )
     return results
+
+
+def _warm(
+    simulation: Simulation, scenario: Scenario, config: EmulatorConfig, asked: bool | None
+) -> dict:
+    """_warm starts the model warm when asked (or by default for a forecast's window): the
+    manifest's `warm_start`."""
+    if not wants_warm(scenario, asked):
+        return {"deployments": 0, "placed": 0}
+    lifetime = config.world.lifecycle.lifetime_s.mean
+    body = warm_body(scenario, lifetime, config.time_scale)
+    placed = simulation.model.preload(parse_preload(body), 0.0)
+    return {"deployments": len(body["deployments"]), "placed": placed}
 
 
 def _run(simulation: Simulation, duration_s: float, echo: bool) -> bool:
