@@ -63,28 +63,34 @@ def sample(path: Path, count: int, annotated: bool = False) -> Iterator[str]:
 
 
 def plan_text(path: Path) -> tuple[str, object, object]:
-    """plan_text is the forecast's plan as a table: (text, plan, forecast)."""
+    """plan_text is what the scenario asks of the API, before any traffic: (text, plan,
+    forecast); plan and forecast are None for a scenario of [rate] stages (no forecast)."""
+    scenario = load_scenario(path)
+    schedule = Schedule.from_scenario(scenario)
+    if scenario.demand:
+        text, result, forecast = _forecast_text(path, scenario, schedule)
+    else:
+        text, result, forecast = _stages_text(path, scenario, schedule), None, None
+    return "\n".join([text, *_queue_lines(scenario, schedule)]), result, forecast
+
+
+def _forecast_text(path: Path, scenario, schedule: Schedule) -> tuple[str, object, object]:
+    """_forecast_text is the forecast's table: players, matches and servers over the day."""
     from edgebench.plan.forecast import Forecast, plan
 
-    scenario = load_scenario(path)
-    if not scenario.demand:
-        raise ScenarioError(
-            [f"{path}: demand: missing; `scenario plan` reads a [demand] forecast (see "
-             "scenarios/README.md)"]
-        )  # fmt: skip
     forecast = Forecast.of(scenario)
-    schedule = Schedule.from_scenario(scenario)
-    limit = scenario.rate.limit
-    result = plan(forecast, limit, schedule.capped_rate())
+    limit, factor = scenario.rate.limit, scenario.rate.factor
+    result = plan(forecast, limit, schedule.capped_rate(), factor)
     regions = list(result.rows[0].servers)
     header = f"{'time':>9} {'players':>10} {'matches/s':>10}  " + " ".join(
         f"{'servers ' + r:>16}" for r in regions
     )
     window = forecast.span
+    times = f" x {factor:g} (rate factor)" if factor != 1 else ""
     lines = [
         f"{path}: {scenario.name}: forecast {_clock(forecast.times[0])} to "
-        f"{_clock(forecast.times[-1])}; a run covers {_clock(window[0])} to {_clock(window[1])} "
-        f"(*); limit {limit}/s",
+        f"{_clock(forecast.times[-1])}{times}; a run covers {_clock(window[0])} to "
+        f"{_clock(window[1])} (*); limit {limit}/s",
         header,
     ]
     for row in result.rows:
@@ -92,20 +98,56 @@ def plan_text(path: Path) -> tuple[str, object, object]:
         mark = ("*" if window[0] <= row.t_s <= window[1] else " ") + mark
         servers = " ".join(f"{row.servers[r]:>16,.0f}" for r in regions)
         lines.append(f"{_clock(row.t_s):>9} {row.ccu:>10,.0f} {row.rate:>10.1f}  {servers} {mark}")
+    warm = "a window starts warm, holding them" if scenario.demand.window else "from empty"
     lines += [
         f"peak: {result.peak_rate:.1f} matches/s at {_clock(result.peak_at_s)}",
         f"above the limit ({limit}/s): {result.above_limit_s:,.0f} s of the forecast",
-        f"servers held when the run starts: {result.servers_at_start:,.0f} (the emulator "
-        "starts empty: occupancy is right from one match length into the run)",
+        f"servers held when the run starts: {result.servers_at_start:,.0f} ({warm})",
     ]
-    if result.cap is not None:
-        lines.append(
-            f"a first-in-first-out queue in front of the {result.cap:.1f}/s the client sends: "
-            f"at most {result.queue_peak:,.0f} matches waiting (at "
-            f"{_clock(result.queue_peak_at_s)}), the last of them for "
-            f"{result.queue_wait_peak_s:,.0f} s"
-        )
     return "\n".join(lines), result, forecast
+
+
+def _stages_text(path: Path, scenario, schedule: Schedule) -> str:
+    """_stages_text is a scenario of [rate] stages: each stretch's rate, times its factor."""
+    rate = scenario.rate
+    lines = [
+        f"{path}: {scenario.name}: {scenario.duration_s:g} s of [rate] stages x {rate.factor:g}, "
+        f"{rate.mode} mode, limit {rate.limit}/s, {schedule.count():,} matches"
+        + (f", released every {schedule.tick_s:g} s" if schedule.tick_s else ""),
+        f"{'from':>9} {'to':>9} {'matches/s':>10}",
+    ]
+    for segment in schedule.demand:
+        rates = f"{segment.rate_start:.1f}" + (
+            f" -> {segment.rate_end:.1f}" if segment.rate_end != segment.rate_start else ""
+        )
+        lines.append(f"{_clock(segment.start_s):>9} {_clock(segment.end_s):>9} {rates:>10}")
+    return "\n".join(lines)
+
+
+def _queue_lines(scenario, schedule: Schedule) -> list[str]:
+    """_queue_lines say what the limit does to the run's matches: the client's queue walked
+    over the run's own arrivals, or the starts respect mode's cap leaves out."""
+    from edgebench.plan.queue import queue_walk
+
+    if scenario.rate.mode != "respect":
+        return ["exceed mode: every match is sent when due; past the limit the API answers 429"]
+    if not scenario.queues:
+        capped = round(schedule.demand_total()) - schedule.count()
+        return [
+            f"no client queue: respect mode caps the run at {schedule.capped_rate():.1f}/s; "
+            f"{capped:,} of the demand's starts are not made"
+        ]
+    policy = scenario.client_policy
+    wait = policy.max_queue_wait_s if policy else None
+    walk = queue_walk(schedule, scenario.rate.limit, wait)
+    lines = [
+        f"the client's queue (first in, first out, {scenario.rate.limit} sends a second): at "
+        f"most {walk.peak_waiting:,} matches waiting (at {_clock(walk.peak_at_s)} into the run), "
+        f"the longest wait for a turn {walk.longest_wait_s:,.0f} s"
+    ]
+    if walk.abandoned:
+        lines.append(f"abandoned past max_queue_wait ({wait:g} s): {walk.abandoned:,} matches")
+    return lines
 
 
 def _clock(seconds: float) -> str:

@@ -252,18 +252,22 @@ def scenario_sample(file: Path, count: int, annotated: bool) -> None:
     help="Folder for plan.png and plan.svg (default: results/<scenario>-plan).",
 )
 def scenario_plan(file: Path, out: Path | None) -> None:
-    """Show what a [demand] forecast asks of the API, at once and without traffic.
+    """Show what a scenario asks of the API, at once and without traffic.
 
-    The match (deploy) rate over time against the limit, the peak and when it comes, the
-    time above the limit, the servers needed per region, and how a first-in-first-out
-    queue in front of the limit grows; a table here, and plan.png / plan.svg.
-    Exit codes: 0 planned, 2 bad input (no [demand], a bad forecast file).
+    The match (deploy) rate over time (times [rate] factor) against the limit; for a
+    [demand] forecast the peak and when it comes, the time above the limit, the servers
+    needed per region, and plan.png / plan.svg; for every scenario what the limit does to
+    its matches: the client's queue walked over the run's own arrivals (the most waiting,
+    the longest wait, the abandoned), or the starts respect mode's cap leaves out.
+    Exit codes: 0 planned, 2 bad input (a bad forecast file).
     """
     from analysis.plots import plan_plot
     from edgebench._scenario_cli import plan_text
 
     text, result, forecast = plan_text(file)
     click.echo(text)
+    if result is None:
+        return
     folder = out or Path("results") / f"{file.stem}-plan"
     folder.mkdir(parents=True, exist_ok=True)
     paths = plan_plot(result, forecast, folder)

@@ -1,6 +1,7 @@
 """Demand from a launch forecast: Little's law, regions that move, a window, and the plan."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -165,8 +166,8 @@ def test_scenario_plan_prints_the_table_and_draws_the_plot(tmp_path):
     assert (tmp_path / "plan.png").stat().st_size > 1000
     assert (tmp_path / "plan.svg").exists()
     stages_only = edgebench("scenario", "plan", "scenarios/smoke.toml", "--out", tmp_path)
-    assert stages_only.exit_code == 2
-    assert "demand: missing; `scenario plan` reads a [demand] forecast" in stages_only.stderr
+    assert stages_only.exit_code == 0  # a scenario of stages is planned too, without a plot
+    assert "smoke: 40 s of [rate] stages x 1, respect mode" in stages_only.stdout
 
 
 def test_the_inputs_digest_covers_the_forecast_file_too(tmp_path):
@@ -209,3 +210,66 @@ def test_a_bare_match_length_of_a_few_seconds_is_warned_about(tmp_path):
     )
     checked = edgebench("scenario", "check", tmp_path / "forecast.toml")
     assert 'write "25m" if minutes were meant' in checked.stdout
+
+
+def simulated_queue(scenario) -> tuple[int, float]:
+    """simulated_queue is a simulation's most matches waiting for the limiter at once, and the
+    longest wait of a sent one."""
+    from edgebench.simulate.command import model_config
+    from edgebench.simulate.engine import Simulation, Sink
+
+    class Waits(Sink):
+        def __init__(self) -> None:
+            self.moves: list[tuple[float, int]] = []
+            self.longest = 0.0
+
+        def request(self, record: dict) -> None:
+            waited = record["queue_ms"]
+            if waited and record["t_send"] is not None:
+                self.moves += [(record["t_send"] - waited / 1000, 1), (record["t_send"], -1)]
+                self.longest = max(self.longest, waited / 1000)
+
+    sink = Waits()
+    Simulation(scenario, model_config(scenario, 1.0), sink, 0.0).run()
+    now = peak = 0
+    for _, move in sorted(sink.moves):
+        now += move
+        peak = max(peak, now)
+    return peak, sink.longest
+
+
+@pytest.mark.parametrize(
+    ("path", "duration"),
+    [("scenarios/matchmaker-tick.toml", None), ("scenarios/launch-forecast.toml", "5m")],
+)
+def test_the_plans_queue_is_what_a_simulation_of_the_scenario_queues(path, duration):
+    from edgebench.plan.queue import queue_walk
+    from edgebench.plan.scenario import with_duration
+
+    scenario = load_scenario(path)
+    scenario = with_duration(scenario, duration) if duration else scenario
+    policy = scenario.client_policy
+    quota, wait = scenario.rate.limit, policy.max_queue_wait_s if policy else None
+    walk = queue_walk(Schedule.from_scenario(scenario), quota, wait) if scenario.queues else None
+    peak, longest = simulated_queue(scenario)
+    if walk is None:  # no client queue: respect mode's schedule holds the limit itself
+        assert peak < 5
+        return
+    assert walk.peak_waiting > 80  # a 5 s tick's batch, far more than a second's sends
+    assert walk.peak_waiting == pytest.approx(peak, rel=0.1)
+    assert walk.longest_wait_s == pytest.approx(longest, rel=0.1)
+
+
+def test_the_plan_follows_the_rate_factor_and_plans_stages_too(tmp_path):
+    times_four = tmp_path / "four.toml"
+    text = Path("scenarios/launch-forecast.toml").read_text()
+    times_four.write_text(
+        text.replace('ccu_file = "forecasts/', 'ccu_file = "SCEN/forecasts/')
+        .replace("SCEN", str(Path("scenarios").resolve()))
+        .replace('mode = "respect"', 'mode = "respect"\nfactor = 4')
+    )
+    planned = edgebench("scenario", "plan", times_four, "--out", tmp_path / "plot")
+    assert "peak: 230.4 matches/s" in planned.stdout  # 57.6/s at the peak, times 4
+    staged = edgebench("scenario", "plan", "scenarios/matchmaker-tick.toml")
+    assert staged.exit_code == 0
+    assert "at most 121 matches waiting" in staged.stdout

@@ -148,21 +148,22 @@ class Plan:
     queue: list[tuple[float, float]] = field(default_factory=list)  # (forecast time, waiting)
 
 
-def plan(forecast: Forecast, limit: float, cap: float | None) -> Plan:
-    """plan tabulates the whole forecast and follows a FIFO queue in front of the cap over it.
+def plan(forecast: Forecast, limit: float, cap: float | None, factor: float = 1.0) -> Plan:
+    """plan tabulates the whole forecast (its rates times the run's factor) and follows a
+    FIFO queue in front of the cap over it.
 
     The whole day, not only a run's window: the queue a peak hour meets was built before.
     """
     start, end = forecast.times[0], forecast.times[-1]
     times = sorted({*(start + (end - start) * k / PLAN_ROWS for k in range(PLAN_ROWS + 1))}
                    | {t for t in forecast.times if start <= t <= end})  # fmt: skip
-    rows = [_row(forecast, t) for t in times]
+    rows = [_row(forecast, t, factor) for t in times]
     peak = max(rows, key=lambda row: row.rate)
     queue, queue_peak, queue_at, above = 0.0, 0.0, start, 0.0
     dt, curve = (end - start) / QUEUE_STEPS, []
     for step in range(QUEUE_STEPS):
         t = start + (step + 0.5) * dt
-        rate = forecast.rate_at(t)
+        rate = forecast.rate_at(t) * factor
         above += dt if rate > limit else 0.0
         if cap is not None:
             queue = max(0.0, queue + (rate - cap) * dt)
@@ -171,7 +172,9 @@ def plan(forecast: Forecast, limit: float, cap: float | None) -> Plan:
         if step % (QUEUE_STEPS // 400) == 0:
             curve.append((t, queue))
     exact_peak = max(
-        (forecast.rate_at(t), t) for t in (start, end, *forecast.times) if start <= t <= end
+        (forecast.rate_at(t) * factor, t)
+        for t in (start, end, *forecast.times)
+        if start <= t <= end
     )
     return Plan(
         rows=rows,
@@ -188,12 +191,12 @@ def plan(forecast: Forecast, limit: float, cap: float | None) -> Plan:
     )
 
 
-def _row(forecast: Forecast, t: float) -> PlanRow:
-    ccu = forecast.ccu_at(t)
+def _row(forecast: Forecast, t: float, factor: float) -> PlanRow:
+    ccu = forecast.ccu_at(t) * factor
     servers = forecast.servers_per_player * ccu
     shares = forecast.region_shares_at(t - forecast.span[0])
     by_region = {n: servers * share for n, share in shares.items()} if shares else {"all": servers}
-    return PlanRow(t, ccu, forecast.rate_at(t), by_region)
+    return PlanRow(t, ccu, forecast.rate_at(t) * factor, by_region)
 
 
 # Reading the points ------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""The client's queue, planned from the run's own schedule: no traffic, a second at a time.
+
+A client that queues (respect mode with a [client] queue) sends at most `quota` matches
+in each window of the limit, first in first out; a match waits until its turn, or leaves
+after `max_wait_s` (abandoned). Walked over the schedule's arrivals (the same draws a run
+makes, so a tick's batch is the batch the run will release), window by window:
+
+    walk = queue_walk(schedule, quota=40, max_wait_s=30.0)
+    walk.peak_waiting, walk.longest_wait_s, walk.abandoned
+
+What it leaves out: retries (a respect-mode client meets no 429 to retry) and the answers'
+latency (milliseconds), so it agrees with a simulation of the same scenario to a few
+percent (tests/test_forecast.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import NamedTuple
+
+from edgebench.plan.schedule import WINDOW_S, Schedule
+
+BLOCK = 65_536  # arrivals counted at once
+
+
+class QueueWalk(NamedTuple):
+    """QueueWalk is what the client's queue does over a run."""
+
+    peak_waiting: int  # the most matches waiting at once, after a window's sends
+    peak_at_s: float  # when (run time)
+    longest_wait_s: float  # the longest a sent match waited for its turn
+    abandoned: int  # matches that gave up (max_wait_s)
+
+
+def queue_walk(schedule: Schedule, quota: int, max_wait_s: float | None) -> QueueWalk:
+    """queue_walk follows the first-in-first-out queue in front of `quota` sends a window."""
+    arrivals = _per_window(schedule)
+    waiting: deque[list[float]] = deque()  # [window it entered, matches left of it]
+    peak, peak_at, longest, abandoned = 0, 0.0, 0.0, 0
+    window = 0
+    while window < len(arrivals) or waiting:
+        now = window * WINDOW_S
+        if window < len(arrivals) and arrivals[window]:
+            waiting.append([now, arrivals[window]])
+        abandoned += _give_up(waiting, now, max_wait_s)
+        longest = max(longest, _send(waiting, quota, now))
+        queued = int(sum(count for _, count in waiting))
+        if queued > peak:
+            peak, peak_at = queued, now
+        window += 1
+    return QueueWalk(peak, peak_at, longest, abandoned)
+
+
+def _per_window(schedule: Schedule) -> list[int]:
+    """_per_window counts the schedule's arrivals due in each window of the limit."""
+    counts: list[int] = []
+    for block in schedule.arrival_blocks(BLOCK):
+        for arrival in block:
+            window = math.floor(arrival.due_s / WINDOW_S + 1e-9)
+            counts.extend([0] * (window + 1 - len(counts)))
+            counts[window] += 1
+    return counts
+
+
+def _give_up(waiting: deque[list[float]], now: float, max_wait_s: float | None) -> int:
+    """_give_up takes out the matches that waited past max_wait_s by now."""
+    gone = 0
+    while waiting and max_wait_s is not None and now - waiting[0][0] > max_wait_s:
+        gone += int(waiting.popleft()[1])
+    return gone
+
+
+def _send(waiting: deque[list[float]], quota: int, now: float) -> float:
+    """_send takes this window's turns from the head of the queue; the longest wait sent."""
+    left, longest = quota, 0.0
+    while waiting and left:
+        entered, count = waiting[0]
+        sent = min(left, count)
+        left -= int(sent)
+        longest = max(longest, now - entered)
+        if sent == count:
+            waiting.popleft()
+        else:
+            waiting[0][1] = count - sent
+    return longest
