@@ -6,6 +6,10 @@ no global figure state, nothing to close.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,7 +46,43 @@ def new_figure(width: float, height: float, left: float = 0.85, top: float = 0.4
     return figure, figure.subplots(**grid)
 
 
+RUN_TIME_LABELS = (
+    "time since first start (s)",
+    "time since first reading (s)",
+    "when the match was found (s)",
+)
+# The clock time of a run's first start, while a report of a forecast of ISO times draws.
+CLOCK_START: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
+    "clock_start", default=None
+)
+
+
+@contextlib.contextmanager
+def clock_time(start: datetime | None) -> Iterator[None]:
+    """clock_time draws the run-time axes of the plots saved meanwhile in clock time, from
+    start (the clock time of the run's first start; None: seconds, as ever)."""
+    token = CLOCK_START.set(start)
+    try:
+        yield
+    finally:
+        CLOCK_START.reset(token)
+
+
+def _in_clock_time(figure) -> None:
+    """_in_clock_time relabels the run-time axes in clock time when a clock start is set."""
+    start = CLOCK_START.get()
+    if start is None:
+        return
+    for axes in figure.axes:
+        if axes.get_xlabel() in RUN_TIME_LABELS:
+            axes.xaxis.set_major_formatter(
+                ticker.FuncFormatter(lambda s, _: f"{start + timedelta(seconds=s):%H:%M}")
+            )
+            axes.set_xlabel(f"clock time ({start.tzname()})")
+
+
 def save(figure, folder: Path, name: str) -> list[Path]:
+    _in_clock_time(figure)
     png, svg = folder / f"{name}.png", folder / f"{name}.svg"
     # PNG compression level 1: files a little larger, written in a fraction of the time.
     figure.savefig(png, dpi=110, pil_kwargs={"compress_level": 1})
@@ -253,18 +293,17 @@ def region_plot(by_region: dict, folder: Path) -> list[Path]:
     return save(figure, folder, "regions")
 
 
-def plan_plot(plan, forecast, folder: Path) -> list[Path]:
-    """plan_plot draws a forecast's match rate against the limit, and the queue it would build.
+def plan_plot(plan, forecast, folder: Path, tz=None) -> list[Path]:
+    """plan_plot draws a forecast's match rate against the limit, and the queue it would build;
+    a forecast of ISO times on a clock-time axis (in tz).
 
     plan and forecast come from edgebench.plan.forecast (duck-typed: the analysis does
     not import the harness).
     """
-    start, end = forecast.times[0], forecast.times[-1]
-    times = [start + (end - start) * k / 400 for k in range(401)]
-    hours = [t / 3600 for t in times]
     figure, (rate, queue) = new_figure(10, 6.5, nrows=2, sharex=True)
     figure.subplots_adjust(hspace=0.25)
-    rate.plot(hours, [forecast.rate_at(t) for t in times], color="#1565c0", label="matches/s")
+    hours = [row.t_s / 3600 for row in plan.rows]
+    rate.plot(hours, [row.rate for row in plan.rows], color="#1565c0", label="matches/s")
     limit_line(rate.axhline, plan.limit)
     rate.axvline(plan.peak_at_s / 3600, color="#6a1b9a", linestyle=":", label="peak")
     if forecast.window:
@@ -278,6 +317,12 @@ def plan_plot(plan, forecast, folder: Path) -> list[Path]:
         ylabel="matches waiting for the limit",
         title="A first-in-first-out queue in front of the limit",
     )
+    if forecast.origin is not None:  # clock times: the forecast's own, in tz
+        origin = forecast.origin.astimezone(tz)
+        queue.xaxis.set_major_formatter(
+            ticker.FuncFormatter(lambda h, _: f"{origin + timedelta(hours=h):%H:%M}")
+        )
+        queue.set_xlabel(f"clock time ({origin.tzname()})")
     return save(figure, folder, "plan")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from importlib import import_module
 from pathlib import Path
 
@@ -86,9 +87,9 @@ def analyze(
     step("summary", 0)
     figures = []
     if plots:
-        figures = draw(curves_over_time(run, window_s))
+        figures = draw(curves_over_time(run, window_s), clock_start(run))
         step("curves over time", 0)
-        figures += draw(curves_by_rate(run, summary, window_s))
+        figures += draw(curves_by_rate(run, summary, window_s), clock_start(run))
         step("curves by rate, readiness and region", 0)
     base_values = thresholds.metrics(baseline) if baseline else None
     results = thresholds.evaluate(checks, thresholds.metrics(summary), base_values, "baseline")
@@ -101,9 +102,26 @@ def analyze(
 OFFERED = ("offered_per_s", "offered rate (requests/s)")
 
 
-def draw(jobs: list[tuple]) -> list[tuple[str, Path]]:
-    """draw runs (title, plot function, *args) jobs: (title, PNG path) each."""
-    return [(title, function(*args)[0]) for title, function, *args in jobs]
+def draw(jobs: list[tuple], clock_start: datetime | None = None) -> list[tuple[str, Path]]:
+    """draw runs (title, plot function, *args) jobs: (title, PNG path) each; with a clock
+    start (a forecast of ISO times), the run-time axes read in clock time."""
+    from analysis import plots
+
+    with plots.clock_time(clock_start):
+        return [(title, function(*args)[0]) for title, function, *args in jobs]
+
+
+def clock_start(run: Run) -> datetime | None:
+    """clock_start is the clock time of the run's first start, when its scenario's forecast
+    gave ISO times (the manifest's scenario.clock_start_utc; None: it did not)."""
+    text = (run.manifest.get("scenario") or {}).get("clock_start_utc")
+    if not text:
+        return None
+    start = datetime.fromisoformat(text)  # the clock time of the schedule's time 0
+    epoch = run.manifest.get("epoch")
+    if epoch is not None and not run.requests.empty:  # the axes count from the first start
+        start += timedelta(seconds=float(run.requests["t_sched"].min()) - float(epoch))
+    return start
 
 
 def curves_over_time(run: Run, window_s: float) -> list[tuple]:

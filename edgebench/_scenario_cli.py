@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
+from datetime import UTC, tzinfo
 from pathlib import Path
 
 import click
 import orjson
 
 from edgebench._errors import ScenarioError
+from edgebench.plan.forecast import elapsed
 from edgebench.plan.payloads import preview
 from edgebench.plan.scenario import load_scenario
 from edgebench.plan.schedule import Schedule
@@ -62,23 +65,27 @@ def sample(path: Path, count: int, annotated: bool = False) -> Iterator[str]:
             yield orjson.dumps(line).decode()
 
 
-def plan_text(path: Path) -> tuple[str, object, object]:
+def plan_text(path: Path, tz: tzinfo = UTC) -> tuple[str, object, object]:
     """plan_text is what the scenario asks of the API, before any traffic: (text, plan,
-    forecast); plan and forecast are None for a scenario of [rate] stages (no forecast)."""
+    forecast); plan and forecast are None for a scenario of [rate] stages (no forecast).
+    A forecast of ISO times is told in clock time, in tz."""
     scenario = load_scenario(path)
     schedule = Schedule.from_scenario(scenario)
     if scenario.demand:
-        text, result, forecast = _forecast_text(path, scenario, schedule)
+        text, result, forecast = _forecast_text(path, scenario, schedule, tz)
     else:
         text, result, forecast = _stages_text(path, scenario, schedule), None, None
     return "\n".join([text, *_queue_lines(scenario, schedule)]), result, forecast
 
 
-def _forecast_text(path: Path, scenario, schedule: Schedule) -> tuple[str, object, object]:
+def _forecast_text(
+    path: Path, scenario, schedule: Schedule, tz: tzinfo
+) -> tuple[str, object, object]:
     """_forecast_text is the forecast's table: players, matches and servers over the day."""
     from edgebench.plan.forecast import Forecast, plan
 
     forecast = Forecast.of(scenario)
+    _clock = functools.partial(forecast.clock, tz=tz)
     limit, factor = scenario.rate.limit, scenario.rate.factor
     result = plan(forecast, limit, schedule.capped_rate(), factor)
     regions = list(result.rows[0].servers)
@@ -120,7 +127,7 @@ def _stages_text(path: Path, scenario, schedule: Schedule) -> str:
         rates = f"{segment.rate_start:.1f}" + (
             f" -> {segment.rate_end:.1f}" if segment.rate_end != segment.rate_start else ""
         )
-        lines.append(f"{_clock(segment.start_s):>9} {_clock(segment.end_s):>9} {rates:>10}")
+        lines.append(f"{elapsed(segment.start_s):>9} {elapsed(segment.end_s):>9} {rates:>10}")
     return "\n".join(lines)
 
 
@@ -142,20 +149,9 @@ def _queue_lines(scenario, schedule: Schedule) -> list[str]:
     walk = queue_walk(schedule, scenario.rate.limit, wait)
     lines = [
         f"the client's queue (first in, first out, {scenario.rate.limit} sends a second): at "
-        f"most {walk.peak_waiting:,} matches waiting (at {_clock(walk.peak_at_s)} into the run), "
+        f"most {walk.peak_waiting:,} matches waiting (at {elapsed(walk.peak_at_s)} into the run), "
         f"the longest wait for a turn {walk.longest_wait_s:,.0f} s"
     ]
     if walk.abandoned:
         lines.append(f"abandoned past max_queue_wait ({wait:g} s): {walk.abandoned:,} matches")
     return lines
-
-
-def _clock(seconds: float) -> str:
-    """_clock is a forecast time as h:mm:ss.
-
-    >>> _clock(9000.0)
-    '2:30:00'
-    """
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"

@@ -78,6 +78,16 @@ def scenario_overrides(world_help: str):
     )
 
 
+def time_zone(name: str):
+    """time_zone is --tz's zone; a name the zone database does not know is a usage error."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UserError(f"--tz {name!r}: not a time zone; write e.g. UTC or Europe/Paris") from None
+
+
 def warm_start_option():
     """warm_start_option is --warm-start/--cold-start of run and simulate."""
     return click.option(
@@ -251,7 +261,13 @@ def scenario_sample(file: Path, count: int, annotated: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for plan.png and plan.svg (default: results/<scenario>-plan).",
 )
-def scenario_plan(file: Path, out: Path | None) -> None:
+@click.option(
+    "--tz",
+    default="UTC",
+    show_default=True,
+    help="Time zone of the clock times, for a forecast of ISO times (e.g. Europe/Paris).",
+)
+def scenario_plan(file: Path, out: Path | None, tz: str) -> None:
     """Show what a scenario asks of the API, at once and without traffic.
 
     The match (deploy) rate over time (times [rate] factor) against the limit; for a
@@ -264,13 +280,14 @@ def scenario_plan(file: Path, out: Path | None) -> None:
     from analysis.plots import plan_plot
     from edgebench._scenario_cli import plan_text
 
-    text, result, forecast = plan_text(file)
+    zone = time_zone(tz)
+    text, result, forecast = plan_text(file, zone)
     click.echo(text)
     if result is None:
         return
     folder = out or Path("results") / f"{file.stem}-plan"
     folder.mkdir(parents=True, exist_ok=True)
-    paths = plan_plot(result, forecast, folder)
+    paths = plan_plot(result, forecast, folder, zone)
     click.echo(f"plot: {paths[0]} ({paths[1].name} beside it)")
 
 

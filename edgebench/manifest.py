@@ -6,7 +6,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -72,6 +72,19 @@ def run_facts(scenario, schedule, host: str, token_set: bool, workers: int) -> d
     }
 
 
+def _clock_start(scenario) -> dict:
+    """_clock_start is the clock time of the run's time 0, for a forecast of ISO times (the
+    report's axes read in clock time): {"clock_start_utc": ISO} or {}."""
+    if not (scenario.demand and scenario.demand.origin):
+        return {}
+    from edgebench.plan.forecast import Forecast
+
+    forecast = Forecast.of(scenario)
+    assert forecast.origin is not None
+    start = forecast.origin + timedelta(seconds=forecast.span[0])
+    return {"clock_start_utc": start.astimezone(UTC).isoformat()}
+
+
 def scenario_facts(scenario, schedule) -> dict:
     """scenario_facts is what a live run's and a simulation's manifests both record."""
     return {
@@ -87,6 +100,7 @@ def scenario_facts(scenario, schedule) -> dict:
             "expected_requests": schedule.count(),
             "thresholds": scenario.thresholds,
             "watches": [watch.text for watch in scenario.watches],
+            **_clock_start(scenario),
         },
         "demand": schedule.demand_facts(),
         "versions": {"edgebench": __version__, "python": platform.python_version()},

@@ -273,3 +273,38 @@ def test_the_plan_follows_the_rate_factor_and_plans_stages_too(tmp_path):
     staged = edgebench("scenario", "plan", "scenarios/matchmaker-tick.toml")
     assert staged.exit_code == 0
     assert "at most 121 matches waiting" in staged.stdout
+
+
+ISO_FORECAST = """
+[demand]
+ccu = [
+    ["2026-12-05T10:00:00Z", 1000], ["2026-12-05T20:00:00Z", 30000], ["2026-12-06T02:00:00Z", 500],
+]
+match_length = "12m"
+window = ["9h", "10h"]
+"""
+
+
+def test_a_forecast_of_iso_times_is_planned_and_reported_in_clock_time(tmp_path):
+    from datetime import datetime
+
+    from analysis import plots
+    from edgebench.manifest import scenario_facts
+
+    forecast = scenario(tmp_path, ISO_FORECAST)
+    planned = edgebench("scenario", "plan", tmp_path / "forecast.toml", "--out", tmp_path / "p")
+    assert "matches/s at 20:00 UTC" in planned.stdout  # not "at 10:00:00" (time from the start)
+    assert "a run covers 19:00 UTC to 20:00 UTC" in planned.stdout
+    paris = edgebench("scenario", "plan", tmp_path / "forecast.toml", "--tz", "Europe/Paris")
+    assert "at 21:00 CET" in paris.stdout
+    bad = edgebench("scenario", "plan", tmp_path / "forecast.toml", "--tz", "Mars/Olympus")
+    assert bad.exit_code == 2
+    facts = scenario_facts(forecast, Schedule.from_scenario(forecast))["scenario"]
+    assert facts["clock_start_utc"] == "2026-12-05T19:00:00+00:00"  # the window's start
+    figure, axes = plots.new_figure(6, 3)
+    axes.plot([0, 3600], [1, 2])
+    axes.set_xlabel("time since first start (s)")
+    with plots.clock_time(datetime.fromisoformat(facts["clock_start_utc"])):
+        plots.save(figure, tmp_path, "over-time")
+    assert axes.get_xlabel() == "clock time (UTC)"
+    assert axes.xaxis.get_major_formatter()(1800, 0) == "19:30"

@@ -84,7 +84,7 @@ def _with_forecast_file(scenario: Scenario, path: Path, inputs: Hash) -> Scenari
     assert demand.ccu_file
     csv = Path(demand.ccu_file)
     csv = csv if csv.is_absolute() else path.parent / csv
-    points, regions = read_ccu_file(csv, path)
+    points, regions, origin = read_ccu_file(csv, path)
     inputs.update(csv.read_bytes())
     if not points:
         raise ScenarioError([f"{csv}: no rows; write t,ccu then one row per time"])
@@ -93,7 +93,12 @@ def _with_forecast_file(scenario: Scenario, path: Path, inputs: Hash) -> Scenari
         raise ScenarioError(
             [f"{csv}: line 1: column {unknown[0]!r} is not a region of {path}; name a region"]
         )
-    update = {"ccu": points, "ccu_file": None, "region_ccu": regions}
+    update = {
+        "ccu": points,
+        "ccu_file": None,
+        "region_ccu": regions,
+        "origin": origin.isoformat() if origin else None,
+    }
     return scenario.model_copy(update={"demand": demand.model_copy(update=update)})
 
 

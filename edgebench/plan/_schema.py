@@ -258,6 +258,21 @@ class MatchLength(_Strict):
         return self.median * math.exp(self.sigma**2 / 2)
 
 
+def _iso_origin(points: list[object]) -> str | None:
+    """_iso_origin is the first ISO 8601 time among [time, players] points (None: none)."""
+    from edgebench.plan.forecast import parse_time
+
+    for point in points:
+        if isinstance(point, list) and point and isinstance(point[0], str):
+            try:
+                _, origin = parse_time(point[0])
+            except ValueError:
+                continue
+            if origin is not None:
+                return origin.isoformat()
+    return None
+
+
 def _forecast_points(value: object) -> list[tuple[float, float]]:
     """_forecast_points reads [[time, players], ...] (time: seconds, "2h" or ISO 8601)."""
     from edgebench.plan.forecast import parse_time
@@ -289,6 +304,15 @@ class Demand(_Strict):
     share_in_matches: Fraction = 1.0
     match_length: Seconds | MatchLength
     window: list[Annotated[float, BeforeValidator(parse_duration)]] | None = None
+    origin: str | None = None  # ISO time of forecast time 0, when the points gave ISO times
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clock(cls, data: object) -> object:
+        """_clock keeps the clock time of the points' first ISO time (forecast time 0)."""
+        if isinstance(data, dict) and isinstance(data.get("ccu"), list) and "origin" not in data:
+            data = {**data, "origin": _iso_origin(data["ccu"])}
+        return data
 
     @model_validator(mode="after")
     def _points(self) -> Demand:

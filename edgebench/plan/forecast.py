@@ -21,7 +21,7 @@ import csv
 import itertools
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +44,7 @@ class Forecast:
     matches_per_player_s: float  # s / (p x L): match starts per second per concurrent player
     servers_per_player: float  # s / p: servers held per concurrent player
     window: tuple[float, float] | None = None
+    origin: datetime | None = None  # the clock time of forecast time 0 (ISO times), else None
 
     @classmethod
     def of(cls, scenario: Scenario) -> Forecast:
@@ -64,7 +65,23 @@ class Forecast:
             matches_per_player_s=demand.share_in_matches / (mean_players * length),
             servers_per_player=demand.share_in_matches / mean_players,
             window=(demand.window[0], demand.window[-1]) if demand.window else None,
+            origin=datetime.fromisoformat(demand.origin) if demand.origin else None,
         )
+
+    def clock(self, t: float, tz: tzinfo = UTC) -> str:
+        """clock is forecast time t as a reader wants it: a clock time ("20:00 UTC") when the
+        forecast gave ISO times, else time from its start ("2:30:00").
+
+        >>> ten = datetime(2026, 12, 5, 10, tzinfo=UTC)
+        >>> Forecast((0.0,), (1.0,), {}, 1.0, 1.0, origin=ten).clock(36000)
+        '20:00 UTC'
+        """
+        if self.origin is None:
+            return elapsed(t)
+        moment = (self.origin + timedelta(seconds=t)).astimezone(tz)
+        first_day = self.origin.astimezone(tz).date()
+        day = "" if moment.date() == first_day else moment.strftime("%b %d ")
+        return f"{day}{moment:%H:%M} {moment.tzname()}"
 
     @property
     def span(self) -> tuple[float, float]:
@@ -106,6 +123,17 @@ class Forecast:
     def _stage(self, t: float) -> int:
         """_stage is the index of the forecast's stretch that starts at or before t."""
         return max(0, sum(1 for point in self.times if point <= t) - 1)
+
+
+def elapsed(seconds: float) -> str:
+    """elapsed is a time from the start as h:mm:ss.
+
+    >>> elapsed(9000.0)
+    '2:30:00'
+    """
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
 def _interpolate(times: tuple[float, ...], values: tuple[float, ...], t: float) -> float:
@@ -229,7 +257,7 @@ def parse_time(value: object, origin: datetime | None = None) -> tuple[float, da
 
 def read_ccu_file(
     path: Path, source: Path
-) -> tuple[list[tuple[float, float]], dict[str, list[float]]]:
+) -> tuple[list[tuple[float, float]], dict[str, list[float]], datetime | None]:
     """read_ccu_file reads `t,ccu[,region...]`; ScenarioError names the file, line and field."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
@@ -255,7 +283,7 @@ def read_ccu_file(
         except (ValueError, TypeError, AttributeError) as exc:
             field = next((k for k, v in row.items() if not _readable(k, v)), "t")
             raise ScenarioError([f"{path}: line {line}: {field}: {exc}; fix the value"]) from None
-    return points, regions
+    return points, regions, origin
 
 
 def _players(text: str | None) -> float:
