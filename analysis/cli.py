@@ -48,9 +48,9 @@ def plots_option():
 @click.option(
     "--window",
     type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Seconds per window of the curves over time.",
+    default=None,
+    help="Seconds per window of the curves over time (default: 1 s, or the shortest round "
+    "window that keeps a long run's curves to 1,500 points).",
 )
 @thresholds_option('e.g. "p95_ms < 800" (default: the scenario\'s thresholds).')
 @click.option(

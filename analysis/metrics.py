@@ -82,6 +82,7 @@ def summarize(run: Run, warmup_s: float = WARMUP_S) -> dict:
         | _demand(run)
         | {
             "peak_offered_rate_per_s": _peak_rate(requests),
+            "peak_sent_rate_per_s": _peak_rate(requests, "t_send"),
             "warmup_s": warmup_s,
             "latency_ms": {
                 "from_send": percentiles(steady["latency_ms"]),
@@ -360,9 +361,10 @@ def _after_warmup(requests: pd.DataFrame, warmup_s: float) -> tuple[pd.DataFrame
     return latencies[(times >= times.min() + warmup_s).to_numpy()], warmup_s
 
 
-def _peak_rate(requests: pd.DataFrame) -> float | None:
-    """_peak_rate is the most starts due in one second (from the first start): starts/s."""
-    times = requests["t_sched"].dropna()
+def _peak_rate(requests: pd.DataFrame, column: str = "t_sched") -> float | None:
+    """_peak_rate is the most starts in one second (from the first): by their due time, or
+    (column t_send) the most sent in one second, what the API's limit counts."""
+    times = requests[column].dropna()
     if times.empty:
         return None
     return float(np.bincount(np.floor(times - times.min()).astype(int)).max())

@@ -96,10 +96,13 @@ def limit_line(draw, limit: float) -> None:
 
 
 def throughput_plot(series: pd.DataFrame, limit: float | None, folder: Path) -> list[Path]:
-    """throughput_plot stacks each second's starts by outcome, with demand, offered, the limit.
+    """throughput_plot stacks what the API saw each second, by send time and outcome, under
+    what was due by the schedule, the demand and the limit.
 
-    Demand (what the scenario asked for, before respect mode's cap), offered (the starts
-    made) and accepted (the 202s, the green band's top) share one axis.
+    The stack is drawn by send time (what the limit counts; a start never sent, by its due
+    time); "due" is every start and retry by its due time (a matchmaker's tick is a spike
+    there, spread under the limit in the stack), demand what the scenario asked for before
+    respect mode's cap.
     """
     figure, axes = new_figure(10, 4.5)
     outcomes = [o for o in OUTCOME_ORDER if o in series]
@@ -115,11 +118,14 @@ def throughput_plot(series: pd.DataFrame, limit: float | None, folder: Path) -> 
             series["t_s"], series["demand_per_s"], "--", color="#6a1b9a", linewidth=1.5,
             label="demand (before the cap)",
         )  # fmt: skip
-    axes.plot(series["t_s"], series["offered_per_s"], color="black", linewidth=1, label="offered")
+    due_label = "due (by schedule)"
+    axes.plot(series["t_s"], series["offered_per_s"], color="black", linewidth=1, label=due_label)
     if limit:
         limit_line(axes.axhline, limit)
     axes.set(
-        title="Throughput by outcome", xlabel="time since first start (s)", ylabel="requests/s"
+        title="Throughput: what the API saw, by send time and outcome",
+        xlabel="time since first start (s)",
+        ylabel="requests/s",
     )
     axes.legend(loc="upper left", fontsize="small")
     return save(figure, folder, "throughput")
@@ -223,18 +229,27 @@ def occupancy_plot(series: pd.DataFrame, capacity: int | None, folder: Path) -> 
 
 
 def fleet_plot(hosts: pd.DataFrame, cloud: pd.Series, capacity: int | None, folder) -> list[Path]:
-    """fleet_plot stacks where deployments held slots over time: each private host, then cloud."""
-    figure, axes = new_figure(10, 4.5)
+    """fleet_plot stacks where deployments held slots over time: the private hosts of each city
+    (hosts has a column a city), then the cloud, in grey, apart; the legend beside the plot."""
+    figure, axes = new_figure(12, 4.5)
+    figure.subplots_adjust(right=0.78)
     t = hosts["t"] - hosts["t"].min()
     names = [column for column in hosts.columns if column != "t"]
-    axes.stackplot(t, [hosts[n] for n in names] + [cloud], labels=[*names, "cloud"], alpha=0.85)
+    palette = [f"C{k % 10}" for k in range(len(names))]
+    axes.stackplot(
+        t,
+        [hosts[n] for n in names] + [cloud],
+        labels=[f"private: {n}" for n in names] + ["cloud (overflow)"],
+        colors=[*palette, "#9e9e9e"],
+        alpha=0.85,
+    )
     if capacity:
         label = "capacity of these private hosts"
         axes.axhline(capacity, color="#37474f", linestyle="--", linewidth=1, label=label)
     axes.set(
         title="Where deployments landed", xlabel="time since first reading (s)", ylabel="slots held"
     )
-    axes.legend(loc="upper left", fontsize="small")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     return save(figure, folder, "fleet")
 
 

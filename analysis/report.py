@@ -53,7 +53,7 @@ class Outcome:
 
 def analyze(
     folder: str | Path,
-    window_s: float = 1.0,
+    window_s: float | None = None,
     checks: list[thresholds.Check] | None = None,
     baseline: dict | None = None,
     progress=None,
@@ -85,6 +85,7 @@ def analyze(
     summary = summarize(run)
     _write_json(run.folder / "summary.json", summary)
     step("summary", 0)
+    window_s = window_s or _readable_window(run)
     figures = []
     if plots:
         figures = draw(curves_over_time(run, window_s), clock_start(run))
@@ -109,6 +110,13 @@ def draw(jobs: list[tuple], clock_start: datetime | None = None) -> list[tuple[s
 
     with plots.clock_time(clock_start):
         return [(title, function(*args)[0]) for title, function, *args in jobs]
+
+
+def _readable_window(run: Run) -> float:
+    """_readable_window is the curves' window for the run's length (windows.readable_window)."""
+    times = run.requests["t_sched"]
+    span = float(times.max() - times.min()) if len(times) else 0.0
+    return float(windows.readable_window(span))
 
 
 def clock_start(run: Run) -> datetime | None:
@@ -194,7 +202,8 @@ def curves_by_rate(run: Run, summary: dict, window_s: float) -> list[tuple]:
     if several_rates:
         failures.insert(0, _by_rate(requests, "allocation_failure"))
     if not occupancy.empty:
-        line = (capacity, f"capacity {capacity}") if capacity else None
+        world = (run.manifest.get("emulator") or {}).get("world") or {}
+        line = (capacity, f"capacity: {capacity_text(world)}") if capacity else None
         failures.append(plots.Panel(occupancy, "holding", "deployments holding a slot", line))
     limited = [_by_rate(requests, "rate_limited", _limit(run))] if several_rates else []
     limited = limited or [
@@ -244,8 +253,28 @@ def _fleet_jobs(run: Run) -> list[tuple]:
     known: dict = hosts_of_world if isinstance(hosts_of_world, dict) else {}
     used = [known[h] for h in hosts.columns if h in known and known[h].get("status") == "ACTIVE"]
     capacity = sum(host.get("capacity", 0) for host in used) or None
-    hosts = hosts.iloc[: len(cloud)]
-    return [("Fleet", plots.fleet_plot, hosts, cloud, capacity, run.folder)]
+    by_city = _hosts_by_city(hosts.iloc[: len(cloud)], known)
+    return [("Fleet", plots.fleet_plot, by_city, cloud, capacity, run.folder)]
+
+
+def _hosts_by_city(hosts: pd.DataFrame, known: dict) -> pd.DataFrame:
+    """_hosts_by_city adds up the private hosts' slots held per city (a host the manifest
+    does not place: under its own id), so seventy hosts make a readable few bands."""
+    cities = {h: (known.get(h) or {}).get("location") or h for h in hosts.columns if h != "t"}
+    grouped = hosts.drop(columns="t").T.groupby(pd.Series(cities)).sum().T
+    return pd.concat([hosts[["t"]], grouped], axis=1)
+
+
+def capacity_text(world: dict) -> str:
+    """capacity_text is the world's capacity as the header and the curves both say it."""
+    locations, private = world.get("capacity") or 0, world.get("private_capacity") or 0
+    count = world.get("locations")
+    places = f" in {count} locations" if count is not None else " in locations"
+    if private:
+        return (
+            f"{locations + private:,} slots: {locations:,}{places} and {private:,} on private hosts"
+        )
+    return f"{locations:,} slots{places}"
 
 
 def _limit(run: Run) -> float | None:
@@ -351,8 +380,11 @@ def key_numbers(summary: dict) -> list[tuple[str, str]]:
         )
     if summary.get("peak_offered_rate_per_s") is not None:
         rows.append(
-            ("peak offered rate (busiest second)", _rate(summary["peak_offered_rate_per_s"]))
-        )
+            ("peak due rate (busiest second, by schedule)",
+             _rate(summary["peak_offered_rate_per_s"]))
+        )  # fmt: skip
+    if summary.get("peak_sent_rate_per_s") is not None:
+        rows.append(("peak sent rate (busiest second)", _rate(summary["peak_sent_rate_per_s"])))
     rows += [(label, _percent(values[name])) for name, label in SHARES]
     if causes := summary.get("allocation_failure_causes"):
         rows.append(("422 causes", ", ".join(f"{c} {n:,}" for c, n in causes.items())))
@@ -429,7 +461,7 @@ def ran_on(manifest: dict) -> list[str]:
         sha = (world.get("sha256") or "")[:12]
         lines.append(
             f"embedded emulator: world {world.get('source')} (sha256 {sha}…, "
-            f"{world.get('locations')} locations, {world.get('capacity')} slots), "
+            f"{capacity_text(world)}), "
             f"seed {emulator.get('seed')}, time scale {emulator.get('time_scale'):g}x"
         )
         if emulator.get("time_scale", 1) != 1:

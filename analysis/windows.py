@@ -29,6 +29,20 @@ OUTCOME_ORDER = (
 )
 
 
+READABLE_WINDOWS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+MOST_WINDOWS = 1500  # points on a curve a page can show apart
+
+
+def readable_window(span_s: float) -> float:
+    """readable_window is the shortest round window that keeps a run's curves to at most
+    MOST_WINDOWS points (an 18 h run at one-second windows is a black block).
+
+    >>> readable_window(120), readable_window(18 * 3600)
+    (1, 60)
+    """
+    return next((w for w in READABLE_WINDOWS_S if span_s / w <= MOST_WINDOWS), 3600)
+
+
 def window_of(requests: pd.DataFrame, window_s: float) -> pd.Series:
     """window_of is each start's window number, from its scheduled time."""
     start = requests["t_sched"].min()
@@ -38,19 +52,29 @@ def window_of(requests: pd.DataFrame, window_s: float) -> pd.Series:
 def throughput(
     requests: pd.DataFrame, window_s: float = 1.0, demand: tuple[list, float] | None = None
 ) -> pd.DataFrame:
-    """throughput is per window, per second: offered, sent, accepted, and each outcome.
+    """throughput is per window, per second: what was due (offered_per_s: every start and
+    retry, by its due time) and what the API saw (each outcome of a sent request by its
+    send time, sent_per_s, accepted_per_s; an unsent start's outcome by its due time).
 
     With demand (the manifest's demand segments and epoch), also what the demand asked
     for in each window, before respect mode's cap.
     """
     if requests.empty:
         return pd.DataFrame(columns=["t_s", "offered_per_s", "sent_per_s", "accepted_per_s"])
-    counts = _counts_per_window(window_of(requests, window_s).to_numpy(), requests["outcome"])
+    due = window_of(requests, window_s).to_numpy()
+    start = requests["t_sched"].min()
+    sent_at = np.floor(
+        (requests["t_send"].to_numpy(dtype=float, na_value=np.nan) - start) / window_s
+    )
+    at = np.where(np.isnan(sent_at), due, np.nan_to_num(sent_at)).astype(int).clip(min=0)
+    counts = _counts_per_window(at, requests["outcome"])
+    offered = np.bincount(due, minlength=len(counts))
+    counts = counts.reindex(range(max(len(counts), len(offered))), fill_value=0)
     sent = counts.drop(columns=[c for c in NOT_SENT if c in counts]).sum(axis=1)
     series = pd.DataFrame(
         {
             "t_s": counts.index.to_numpy() * window_s,
-            "offered_per_s": counts.sum(axis=1) / window_s,
+            "offered_per_s": np.pad(offered, (0, len(counts) - len(offered))) / window_s,
             "sent_per_s": sent / window_s,
             "accepted_per_s": counts.get("accepted", 0) / window_s,
         }

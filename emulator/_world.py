@@ -93,7 +93,11 @@ class World:
             "locations": len(self.locations),
             "capacity": sum(location.capacity for location in self.locations),
             "private_hosts": {
-                host.id: {"capacity": host.capacity, "status": host.status}
+                host.id: {
+                    "capacity": host.capacity,
+                    "status": host.status,
+                    "location": host.location.city,
+                }
                 for host in self.private_hosts.values()
             },
             "private_capacity": sum(host.capacity for host in active_hosts),

@@ -208,7 +208,7 @@ def test_the_report_says_what_the_run_ran_on_and_that_times_are_scaled(tmp_path)
     page = (folder / "report.html").read_text()
     assert "scenario scenarios/x.toml (sha256 abababababab…), seed 7" in page
     assert (
-        "world w.toml (sha256 cdcdcdcdcdcd…, 4 locations, 120 slots), seed 7, time scale 60x"
+        "world w.toml (sha256 cdcdcdcdcdcd…, 120 slots in 4 locations), seed 7, time scale 60x"
         in (page)
     )
     assert "time to ready is measured in wall time: the platform ran 60x faster" in page
@@ -221,7 +221,8 @@ def test_key_numbers_read_top_to_bottom_with_one_format_each(tmp_path):
     outcome = analyze(folder, checks=[])
     numbers = dict(key_numbers(outcome.summary))
     assert numbers["offered rate"] == "15.0/s"
-    assert numbers["peak offered rate (busiest second)"] == "20.0/s"  # the second stage
+    assert numbers["peak due rate (busiest second, by schedule)"] == "20.0/s"  # the second stage
+    assert numbers["peak sent rate (busiest second)"] == "20.0/s"
     assert numbers["latency from send, after the first 5 s, p50 / p95 / p99 / max"] == (
         "12.5 ms / 12.5 ms / 12.5 ms / 12.5 ms"
     )
@@ -312,7 +313,7 @@ def test_each_share_is_drawn_against_what_can_explain_it(tmp_path):
     failures = jobs["422 allocation failures"][2]
     assert [panel.x for panel in failures] == ["offered_per_s", "t_s", "holding"]
     assert failures[0].line is None  # no rate limit line on a capacity plot
-    assert failures[2].line == (100, "capacity 100")
+    assert failures[2].line == (100, "capacity: 100 slots: 90 in locations and 10 on private hosts")
     assert list(failures[0].curve["offered_per_s"]) == [10.0, 20.0]
     limited = jobs["429 rate limited"][2]
     assert limited[0].line == (40, "limit 40/s")
@@ -516,3 +517,39 @@ def test_an_older_folder_reads_whatever_fields_it_lacks(tmp_path):
         outcome = analyze(folder, plots=False)
         assert outcome.summary["requests_total"] == 300, layout
         assert outcome.report.exists()
+
+
+def test_throughput_shows_what_the_api_saw_by_send_time_and_what_was_due_by_due_time():
+    import pandas as pd
+
+    # A tick releases 120 matches at once; a queue sends them 40 a second.
+    records = []
+    for k in range(120):
+        sent = T0 + k // 40 + 0.01
+        records.append(request(k) | {"t_sched": T0, "t_send": sent})
+    series = windows.throughput(pd.DataFrame(records), 1.0)
+    assert series["offered_per_s"].tolist()[:3] == [120.0, 0.0, 0.0]  # due at the tick
+    assert series["sent_per_s"].tolist()[:3] == [40.0, 40.0, 40.0]  # what the limit counted
+    assert series["accepted"].max() == 40
+
+
+def test_a_long_run_is_drawn_in_windows_it_can_be_read_in(tmp_path):
+    day = [request(k) | {"t_sched": T0 + k * 60.0, "t_send": T0 + k * 60.0} for k in range(1080)]
+    write(tmp_path / "long", "requests-w0.jsonl", day)  # 18 hours, a start a minute
+    outcome = analyze(tmp_path / "long", plots=False)
+    assert outcome.summary["requests_total"] == 1080
+    assert windows.readable_window(18 * 3600) == 60  # 1,080 points, not 64,800
+
+
+def test_seventy_private_hosts_are_drawn_as_their_cities_and_the_capacity_said_once():
+    import pandas as pd
+
+    from analysis.report import _hosts_by_city, capacity_text
+
+    hosts = pd.DataFrame({"t": [1.0, 2.0]} | {f"h{k}": [1, 2] for k in range(70)})
+    known = {f"h{k}": {"location": "Paris" if k < 40 else "Tokyo"} for k in range(69)}
+    grouped = _hosts_by_city(hosts, known)
+    assert list(grouped.columns) == ["t", "Paris", "Tokyo", "h69"]  # one unplaced: its id
+    assert grouped["Paris"].tolist() == [40, 80]
+    world = {"capacity": 11200, "private_capacity": 70, "locations": 39}
+    assert capacity_text(world) == "11,270 slots: 11,200 in 39 locations and 70 on private hosts"
