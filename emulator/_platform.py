@@ -181,18 +181,7 @@ class Platform:
 
     def deploy(self, request: DeployRequest, now: float) -> Deployment:
         """deploy places a request: SEEKING where it fits, ERROR (a 422) where nothing does."""
-        dep = Deployment(
-            request_id=self._new_id(),
-            application=request.application,
-            version=request.version,
-            created_at=now,
-            status=Status.SEEKING,
-            tags=request.tags,
-            webhooks=request.webhooks,
-            port=30000 + int(self._rng.random() * 30000),  # randrange is several times slower
-        )
-        self._deployments[dep.request_id] = dep
-        self._active[dep.request_id] = dep
+        dep = self._new_deployment(request, now)
         self.created += 1
         target, cause = self._place(request)
         if target is None:  # _place says why whenever it finds no place
@@ -354,6 +343,16 @@ class Platform:
         target, _ = self._place(request)
         if target is None:
             return False
+        dep = self._new_deployment(request, now)
+        self._occupy(dep, target)
+        dep.deploying_at = dep.ready_at = now
+        dep.ends_at = now + remaining_s
+        self._schedule(dep, "end", dep.ends_at)
+        self._catch_up(dep, now)
+        return True
+
+    def _new_deployment(self, request: DeployRequest, now: float) -> Deployment:
+        """_new_deployment is a SEEKING deployment of the request, known from now on."""
         dep = Deployment(
             request_id=self._new_id(),
             application=request.application,
@@ -361,16 +360,12 @@ class Platform:
             created_at=now,
             status=Status.SEEKING,
             tags=request.tags,
-            port=30000 + int(self._rng.random() * 30000),
+            webhooks=request.webhooks,
+            port=30000 + int(self._rng.random() * 30000),  # randrange is several times slower
         )
         self._deployments[dep.request_id] = dep
         self._active[dep.request_id] = dep
-        self._occupy(dep, target)
-        dep.deploying_at = dep.ready_at = now
-        dep.ends_at = now + remaining_s
-        self._schedule(dep, "end", dep.ends_at)
-        self._catch_up(dep, now)
-        return True
+        return dep
 
     def _occupy(self, dep: Deployment, target: PrivateHost | int) -> None:
         """_occupy takes a slot of the private host or of the location (an index)."""
