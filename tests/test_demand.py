@@ -86,6 +86,7 @@ def capped_run(tmp_path):
     records = [request(i) for i in range(80)]
     for i, record in enumerate(records):
         record["t_sched"] = T0 + (i + 0.5) / 40  # as a schedule lays them: at (k + 0.5) / r
+        record["t_send"] = record["t_sched"] + 0.001
     write(folder, "requests-c1-w0.jsonl", records)
     manifest = {
         "run_id": "c1",

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from .conftest import free_port
-from .test_run import parsed, totals
+from .test_run import held_smoke, parsed, totals
 from .test_server import EmulatorProcess
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -114,7 +114,8 @@ def listening(port: int) -> set[str]:
 def test_web_starts_at_once_on_loopback_and_ends_with_its_verdict(tmp_path):
     port = free_port()
     with EmulatorProcess("--time-scale", "30") as emulator:
-        command = [*EDGEBENCH, "run", "scenarios/smoke.toml", "--web", "--duration", "3s"]
+        held = held_smoke(tmp_path, 10, 2)  # sends from its first second: a short run
+        command = [*EDGEBENCH, "run", str(held), "--web"]
         command += ["--host", emulator, "--web-port", str(port), "--no-plots"]
         command += ["--results-dir", str(tmp_path / "run")]
         run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
