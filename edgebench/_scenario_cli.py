@@ -12,6 +12,7 @@ import orjson
 
 from edgebench._errors import ScenarioError
 from edgebench.plan.forecast import elapsed
+from edgebench.plan.overrides import with_limit
 from edgebench.plan.payloads import preview
 from edgebench.plan.scenario import load_scenario
 from edgebench.plan.schedule import Schedule
@@ -65,11 +66,11 @@ def sample(path: Path, count: int, annotated: bool = False) -> Iterator[str]:
             yield orjson.dumps(line).decode()
 
 
-def plan_text(path: Path, tz: tzinfo = UTC) -> tuple[str, object, object]:
+def plan_text(path: Path, tz: tzinfo = UTC, limit: int | None = None) -> tuple[str, object, object]:
     """plan_text is what the scenario asks of the API, before any traffic: (text, plan,
     forecast); plan and forecast are None for a scenario of [rate] stages (no forecast).
-    A forecast of ISO times is told in clock time, in tz."""
-    scenario = load_scenario(path)
+    A forecast of ISO times is told in clock time, in tz; limit replaces the scenario's."""
+    scenario = with_limit(load_scenario(path), limit)
     schedule = Schedule.from_scenario(scenario)
     if scenario.demand:
         text, result, forecast = _forecast_text(path, scenario, schedule, tz)

@@ -75,6 +75,13 @@ def scenario_overrides(world_help: str):
         ),
         click.option("--world", type=click.Path(dir_okay=False, path_type=Path), help=world_help),
         click.option("--seed", type=int, help="Seed of every draw (default: the scenario's)."),
+        click.option(
+            "--limit",
+            type=click.IntRange(min=1),
+            help="The organisation's limit, requests/s on each deploy endpoint: what respect "
+            "mode holds to and the embedded emulator and simulator enforce (default: the "
+            "scenario's [rate] limit, else 40).",
+        ),
     )
 
 
@@ -267,7 +274,12 @@ def scenario_sample(file: Path, count: int, annotated: bool) -> None:
     show_default=True,
     help="Time zone of the clock times, for a forecast of ISO times (e.g. Europe/Paris).",
 )
-def scenario_plan(file: Path, out: Path | None, tz: str) -> None:
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="The organisation's limit, requests/s (default: the scenario's [rate] limit).",
+)
+def scenario_plan(file: Path, out: Path | None, tz: str, limit: int | None) -> None:
     """Show what a scenario asks of the API, at once and without traffic.
 
     The match (deploy) rate over time (times [rate] factor) against the limit; for a
@@ -281,7 +293,7 @@ def scenario_plan(file: Path, out: Path | None, tz: str) -> None:
     from edgebench._scenario_cli import plan_text
 
     zone = time_zone(tz)
-    text, result, forecast = plan_text(file, zone)
+    text, result, forecast = plan_text(file, zone, limit)
     click.echo(text)
     if result is None:
         return

@@ -107,6 +107,12 @@ def _arguments(parser) -> None:
         help="Offered rate = stages x factor, e.g. 1.5 (default: the scenario's)",
     )
     parser.add_argument(
+        "--limit",
+        default="",
+        include_in_web_ui=True,
+        help="The organisation's limit, requests/s (default: the scenario's)",
+    )
+    parser.add_argument(
         "--seed",
         default="",
         include_in_web_ui=True,
@@ -183,7 +189,9 @@ def _scenario(options):
     duration = options.duration or (f"{run_time}s" if run_time else "")
     # No world: the senders never read it (the emulator does), and a worker on another
     # machine could not open the master's path.
-    overrides = Overrides(duration, None, options.seed, options.rate_mode, options.rate_factor)
+    overrides = Overrides(
+        duration, None, options.seed, options.rate_mode, options.rate_factor, options.limit
+    )
     return planned(options.scenario, overrides)
 
 

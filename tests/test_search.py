@@ -237,3 +237,70 @@ def test_confirm_ends_with_one_live_run_at_the_answer(tmp_path, monkeypatch):
     assert plan.world == folder / "confirm" / "world.toml"
     assert load_world(plan.world).locations[0].capacity == 20
     assert done.exit_code == 1  # the confirming run's verdict
+
+
+LIMIT_KNOB = """
+name = "limit-knob"
+seed = 3
+[target]
+application = "my-game"
+version = "1.0.0"
+[client]
+preset = "edgegap-sdk"
+[rate]
+mode = "respect"
+stages = [{ kind = "hold", duration = "20s", rate = 60 }]
+[[regions]]
+name = "europe"
+countries = ["DE", "FR"]
+"""
+
+
+def test_the_lowest_limit_for_a_queue_wait_is_the_fluid_queues(tmp_path):
+    # 60 matches/s for 20 s against a limit L: the queue grows at 60 - L a second, so a match
+    # due at t waits t (60 - L) / L, and the p95 wait is 19 (60 - L) / L: under 2 s from
+    # L = 1140 / 21 = 54.3, i.e. 55/s.
+    scenario = tmp_path / "knob.toml"
+    scenario.write_text(LIMIT_KNOB)
+    args = ["search", str(scenario), "--vary", "limit", "--check", "wait_p95_s < 2"]
+    done = CliRunner().invoke(main, [*args, "--results-dir", str(tmp_path / "s")])
+    assert done.exit_code == 0, done.output
+    assert "lowest limit meeting every check: 55/s: ask Edgegap for it" in done.output
+
+
+def test_the_limit_is_a_knob_of_run_simulate_and_the_plan(tmp_path):
+    scenario = tmp_path / "knob.toml"
+    scenario.write_text(LIMIT_KNOB)
+    dry = CliRunner().invoke(main, ["run", str(scenario), "--dry-run", "--limit", "60"])
+    assert "limit 60/s" in dry.output
+    folder = tmp_path / "sim"
+    args = ["simulate", str(scenario), "--limit", "60", "--no-plots", "--results-dir", str(folder)]
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code in (0, 1), done.output
+    manifest = orjson.loads((folder / "manifest.json").read_bytes())
+    assert manifest["scenario"]["limit"] == 60
+    assert manifest["emulator"]["rate_limits"]["deploy"] == 60  # the model enforces it too
+    summary = orjson.loads((folder / "summary.json").read_bytes())
+    assert summary["outcome_counts"].get("rate_limited", 0) == 0
+    assert summary["player_wait_s"]["p95"] < 0.5  # 60/s fits under a limit of 60
+    planned = CliRunner().invoke(main, ["scenario", "plan", str(scenario), "--limit", "60"])
+    assert "limit 60/s" in planned.output
+    bad = CliRunner().invoke(main, ["simulate", str(scenario), "--limit", "0"])
+    assert bad.exit_code == 2
+
+
+def test_a_live_run_gives_the_limit_to_the_embedded_emulator_and_to_locust(tmp_path):
+    from edgebench.plan.overrides import Overrides, planned
+    from edgebench.realapi.safety import Policy
+    from edgebench.runner.processes import EmulatorProcess
+    from edgebench.runner.run import RunPlan, locust_command
+
+    scenario = tmp_path / "knob.toml"
+    scenario.write_text(LIMIT_KNOB)
+    plan = RunPlan(scenario, limit=52)
+    knob = planned(plan.scenario, Overrides.of(plan))
+    emulator = EmulatorProcess(knob, 1.0, tmp_path).command()
+    assert emulator[emulator.index("--rate-limit") + 1] == "52"
+    policy = Policy(remote=False, max_deployments=0, cleanup=False)
+    locust = locust_command(plan, knob, "http://127.0.0.1:9", tmp_path / "r", policy)
+    assert locust[locust.index("--limit") + 1] == "52"

@@ -30,6 +30,7 @@ class Overrides:
     seed: int | str | None = None
     rate_mode: str | None = None
     rate_factor: str | None = None
+    limit: int | str | None = None  # the organisation's requests a second on each deploy route
 
     @classmethod
     def of(cls, plan: Any) -> Overrides:
@@ -52,7 +53,22 @@ def apply(scenario: Scenario, overrides: Overrides) -> Scenario:
     if overrides.world:
         scenario = with_world(scenario, overrides.world)
     scenario = with_seed(scenario, overrides.seed)
+    scenario = with_limit(scenario, overrides.limit)
     return with_rate(scenario, overrides.rate_mode or "", overrides.rate_factor or "")
+
+
+def with_limit(scenario: Scenario, limit: int | str | None) -> Scenario:
+    """with_limit is the scenario under another organisation limit (None or blank: its own):
+    what respect mode holds to, and the embedded emulator and the simulator enforce."""
+    if limit is None or limit == "":
+        return scenario
+    try:
+        value = int(limit)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise EdgebenchError(f"--limit {limit!r}: not a whole number of requests/s >= 1; e.g. 52")
+    return scenario.model_copy(update={"rate": scenario.rate.model_copy(update={"limit": value})})
 
 
 def with_duration(scenario: Scenario, text: str) -> Scenario:

@@ -153,15 +153,20 @@ class EmulatorProcess:
         self._readings: IO[bytes] | None = None
         self._client = httpx.Client(timeout=2.0)  # its base URL once the emulator said it
 
-    def __enter__(self) -> EmulatorProcess:
+    def command(self) -> list[str]:
+        """command is `edgebench emulator` for the scenario: its seed, world, match length and
+        limit (the organisation's, as the scenario or --limit says)."""
         command = [sys.executable, "-m", "edgebench.cli", "emulator", "--port", "0"]
         command += ["--seed", str(self.scenario.seed), "--time-scale", str(self.time_scale)]
+        command += ["--rate-limit", str(self.scenario.rate.limit)]
         if self.scenario.world_file:
             command += ["--world", str(self.scenario.world_file)]
-        command += match_length_option(self.scenario)
+        return command + match_length_option(self.scenario)
+
+    def __enter__(self) -> EmulatorProcess:
         self._log = (self.results / "emulator.log").open("wb")
         self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and command)
-            command, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True
+            self.command(), stdout=subprocess.PIPE, stderr=self._log, start_new_session=True
         )
         self.url = self._read_url()
         self._client.base_url = httpx.URL(self.url)

@@ -57,6 +57,7 @@ class RunPlan:
     overwrite: bool = False  # clear a results folder's run files instead of refusing it
     rate_mode: str | None = None  # None: the scenario's
     rate_factor: str | None = None
+    limit: int | None = None  # the organisation's limit instead of the scenario's
     world: Path | None = None  # the embedded emulator's world instead of the scenario's
     seed: int | None = None
     master: bool = False  # Locust's master: the traffic comes from `edgebench worker`s
@@ -328,6 +329,8 @@ def locust_command(
         command += ["--rate-mode", plan.rate_mode]
     if plan.rate_factor:
         command += ["--rate-factor", plan.rate_factor]
+    if plan.limit:
+        command += ["--limit", str(plan.limit)]
     if policy.max_deployments:
         command += ["--max-deployments", str(policy.max_deployments)]
     if policy.remote:

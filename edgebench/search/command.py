@@ -67,6 +67,7 @@ class SearchPlan:
     # Read by the shared overrides (edgebench.plan.overrides.Overrides.of): never set here.
     rate_mode: str | None = None
     rate_factor: str | None = None
+    limit: int | None = None
 
 
 def search(plan: SearchPlan) -> int:
@@ -200,9 +201,11 @@ def _run_at(plan: SearchPlan, space: Space, value: float, folder: Path) -> int:
     """_run_at is `edgebench run` of the scenario at value (its world file already in folder)."""
     from edgebench.runner.run import RunPlan, run
 
-    overrides = (
-        {"rate_factor": repr(value)} if space.kind == "rate" else {"world": folder / "world.toml"}
-    )
+    overrides: dict = {"world": folder / "world.toml"}
+    if space.kind == "rate":
+        overrides = {"rate_factor": repr(value)}
+    elif space.kind == "limit":
+        overrides = {"limit": int(value)}
     return run(
         RunPlan(
             plan.scenario,
@@ -295,6 +298,11 @@ def answer_line(result: dict) -> str:
         return (
             f"highest rate meeting every check: {result['answer_rate_per_s']:g}/s at its peak "
             f"(factor {result['answer']:.4g} of the scenario's rates; {where})"
+        )
+    if varied["kind"] == "limit":
+        return (
+            f"lowest limit meeting every check: {result['answer']:g}/s: ask Edgegap for it "
+            f"({where})"
         )
     return (
         f"smallest capacity meeting every check: {varied['label']} {result['answer']:g} ({where})"

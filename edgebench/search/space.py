@@ -1,6 +1,7 @@
 """What a search varies, and the scenario (and world file) each value makes.
 
     --vary rate                  the offered rate: a factor over the scenario's rates
+    --vary limit                 the organisation's limit: the lowest that meets the checks
     --vary capacity              a scale factor over every location's slots
     --vary capacity:Frankfurt    the slots at one location (a city of the world)
     --vary capacity:fleet-fra-1  the slots on one private host
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebench._errors import EdgebenchError
+from edgebench.plan.overrides import with_limit
 from edgebench.plan.scenario import Scenario, with_rate, with_world
 from edgebench.plan.schedule import Schedule
 from emulator import default_world_path
@@ -27,7 +29,7 @@ from emulator import default_world_path
 class Space:
     """Space is the varied quantity: what it is, where the search starts, which way is good."""
 
-    kind: str  # "rate", "scale", "location" or "host"
+    kind: str  # "rate", "limit", "scale", "location" or "host"
     name: str | None  # the city or host of a "location" or "host" space
     start: float
     wants: str  # "higher" (rate) or "lower" (capacity)
@@ -39,6 +41,7 @@ class Space:
     def label(self) -> str:
         return {
             "rate": "rate factor (x the scenario's rates)",
+            "limit": "organisation limit (requests/s)",
             "scale": "capacity scale (x every location's slots)",
             "location": f"slots at {self.name}",
             "host": f"slots on private host {self.name}",
@@ -48,6 +51,8 @@ class Space:
         """scenario_at is the scenario a probe at value runs (writing its world file)."""
         if self.kind == "rate":
             return with_rate(scenario, "", repr(value))
+        if self.kind == "limit":
+            return with_limit(scenario, int(value))
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "world.toml"
         path.write_text(world_toml(self._world_at(value)))
@@ -76,9 +81,12 @@ def parse_space(vary: str, scenario: Scenario) -> Space:
     kind, _, name = vary.partition(":")
     if kind == "rate" and not name:
         return Space("rate", None, 1.0, "higher", False, world_file, raw)
+    if kind == "limit" and not name:
+        start = float(scenario.rate.limit)
+        return Space("limit", None, start, "lower", True, world_file, raw)
     if kind != "capacity":
         raise EdgebenchError(
-            f"--vary {vary!r}: not a quantity; use rate, capacity or capacity:CITY_OR_HOST"
+            f"--vary {vary!r}: not a quantity; use rate, limit, capacity or capacity:CITY_OR_HOST"
         )
     if not name:
         return Space("scale", None, 1.0, "lower", False, world_file, raw)

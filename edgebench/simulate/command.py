@@ -30,7 +30,7 @@ from edgebench.runfolder import default_results_dir, expected_bytes, prepare_res
 from edgebench.simulate.engine import DEFAULT_LATENCY_MS, WORKER, Simulation, Sink
 from edgebench.verdict import analyse, refuse_baseline_checks
 from edgebench.warm import wants_warm, warm_body
-from emulator import ConfigError, Distribution, EmulatorConfig, parse_preload
+from emulator import ConfigError, Distribution, EmulatorConfig, RateLimits, parse_preload
 from emulator._distributions import distribution_option
 
 FLUSH_EVERY = 50_000  # records held before they are written
@@ -47,6 +47,7 @@ class SimulatePlan:
     seed: int | None = None
     rate_mode: str | None = None
     rate_factor: str | None = None
+    limit: int | None = None  # the organisation's limit instead of the scenario's
     time_scale: float = 1.0
     latency_ms: str | None = None  # a distribution, as a TOML value (default: measured)
     thresholds_file: Path | None = None
@@ -103,7 +104,13 @@ def model_config(scenario: Scenario, time_scale: float) -> EmulatorConfig:
     """model_config is the platform `edgebench run` would start for the scenario (its world,
     with the scenario's match length; its seed; the emulator's default limits), at
     time_scale."""
-    return EmulatorConfig(world=scenario_world(scenario), seed=scenario.seed, time_scale=time_scale)
+    limits = RateLimits(deploy=scenario.rate.limit)  # the organisation's: the scenario's
+    return EmulatorConfig(
+        world=scenario_world(scenario),
+        seed=scenario.seed,
+        time_scale=time_scale,
+        rate_limits=limits,
+    )
 
 
 def simulate(plan: SimulatePlan, echo=True) -> int:
