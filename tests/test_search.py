@@ -274,7 +274,8 @@ def test_the_limit_is_a_knob_of_run_simulate_and_the_plan(tmp_path):
     dry = CliRunner().invoke(main, ["run", str(scenario), "--dry-run", "--limit", "60"])
     assert "limit 60/s" in dry.output
     folder = tmp_path / "sim"
-    args = ["simulate", str(scenario), "--limit", "60", "--no-plots", "--results-dir", str(folder)]
+    args = ["simulate", str(scenario), "--limit", "60", "--duration", "5s", "--no-plots"]
+    args += ["--results-dir", str(folder)]
     done = CliRunner().invoke(main, args)
     assert done.exit_code in (0, 1), done.output
     manifest = orjson.loads((folder / "manifest.json").read_bytes())
