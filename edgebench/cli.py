@@ -75,13 +75,18 @@ def scenario_overrides(world_help: str):
         ),
         click.option("--world", type=click.Path(dir_okay=False, path_type=Path), help=world_help),
         click.option("--seed", type=int, help="Seed of every draw (default: the scenario's)."),
-        click.option(
-            "--limit",
-            type=click.IntRange(min=1),
-            help="The organisation's limit, requests/s on each deploy endpoint: what respect "
-            "mode holds to and the embedded emulator and simulator enforce (default: the "
-            "scenario's [rate] limit, else 40).",
-        ),
+        limit_option(),
+    )
+
+
+def limit_option():
+    """limit_option is --limit of run, simulate, search and scenario plan."""
+    return click.option(
+        "--limit",
+        type=click.IntRange(min=1),
+        help="The organisation's limit, requests/s on each deploy endpoint: what respect "
+        "mode holds to and the embedded emulator and simulator enforce (default: the "
+        "scenario's [rate] limit, else 40).",
     )
 
 
@@ -274,11 +279,7 @@ def scenario_sample(file: Path, count: int, annotated: bool) -> None:
     show_default=True,
     help="Time zone of the clock times, for a forecast of ISO times (e.g. Europe/Paris).",
 )
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    help="The organisation's limit, requests/s (default: the scenario's [rate] limit).",
-)
+@limit_option()
 def scenario_plan(file: Path, out: Path | None, tz: str, limit: int | None) -> None:
     """Show what a scenario asks of the API, at once and without traffic.
 
