@@ -16,12 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from edgebench.plan.payloads import FLEET_DEPLOY, PayloadPlan
 from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
-from edgebench.simulate.batch import BatchParties
 
 WARM_KEY_BASE = 1 << 40  # the warm parties' draws, apart from the arrivals' keys (0, 1, ...)
 
@@ -58,6 +55,11 @@ def warm_count(schedule: Schedule, limit: int | None, mean_lifetime_s: float) ->
 def preload_body(scenario: Scenario, count: int) -> dict[str, Any]:
     """preload_body is /_emulator/preload's body: count parties drawn as the run's would be
     at its start (their regions, kinds and players' centres)."""
+    # Only a warm start draws them: `edgebench run` loads no numpy or simulator otherwise.
+    import numpy as np
+
+    from edgebench.simulate.batch import BatchParties
+
     plan = PayloadPlan(scenario)
     indices = np.arange(WARM_KEY_BASE, WARM_KEY_BASE + count, dtype=np.int64)
     parties = BatchParties(plan).parties(indices, np.zeros(count)) if count else []
