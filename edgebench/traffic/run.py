@@ -305,8 +305,10 @@ class TrafficRun:
                 status, request_id, cause = _answer(response)
                 outcome = outcome_of(status)
                 _judge(response, status, outcome)
+        # A 202 asks for nothing more: its headers are not read on the send path.
+        retry_after = response.headers.get("retry-after") if status != 202 else None
         decision = self.rules.decide(
-            start.arrival.index, attempt, status, response.headers.get("retry-after"), self._clock()
+            start.arrival.index, attempt, status, retry_after, self._clock()
         )
         self._after_answer(request.endpoint, status, outcome, request_id, sent, decision)
         if decision.final == SERVED:
