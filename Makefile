@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement bench-warm bench-soak lock clean
+.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement bench-warm bench-advise bench-soak lock clean
 
 install: $(STAMP)
 
@@ -73,6 +73,9 @@ bench-warm: install
 	$(BIN)/python bench/warm_start.py
 
 # Half an hour at the full limit with two processes (issue 14): memory, lag, 429s.
+bench-advise: install
+	$(BIN)/python bench/advise_cost.py
+
 bench-soak: install
 	$(BIN)/python bench/soak.py
 

@@ -44,6 +44,8 @@ REQUEST_SCHEMA = pa.schema(
         ("attempt", pa.int64()),
         ("queue_ms", pa.float64()),
         ("final", pa.string()),
+        ("location", pa.string()),
+        ("host", pa.string()),
     ]
 )
 EVENT_SCHEMA = pa.schema(
@@ -54,6 +56,8 @@ EVENT_SCHEMA = pa.schema(
         ("current_status", pa.string()),
         ("source", pa.string()),
         ("worker", pa.string()),
+        ("location", pa.string()),
+        ("host", pa.string()),
     ]
 )
 LEAN_LEAVES_OUT = {"index", "worker", "stage", "players"}
@@ -82,6 +86,8 @@ CATEGORIES = {
     "source",
     "cause",
     "final",
+    "location",
+    "host",
 }
 
 
@@ -125,16 +131,32 @@ def load_run(
     schema = REQUEST_SCHEMA
     if lean:
         unused = LEAN_LEAVES_OUT | (set() if logs["events"] else {"request_id"})
+        if (manifest.get("costs") or {}).get("egress_player_hour"):
+            unused -= {"players"}  # egress is billed per player-hour
         schema = pa.schema([f for f in REQUEST_SCHEMA if f.name not in unused])
     requests, skipped_requests = _frame(logs["requests"], schema, progress)
     events, skipped_events = _frame(logs["events"], EVENT_SCHEMA, progress)
     emulator, skipped_readings = _frame(folder.glob("emulator-metrics.jsonl"), EMULATOR_SCHEMA)
     skipped = skipped_requests + skipped_events + skipped_readings
+    _placed_by_events(requests, events)
     run = Run(folder, requests, events, emulator, manifest, skipped)
     run.callbacks = _callbacks(folder, manifest.get("run_id"))
     run.foreign_files = _foreign_files(folder, logs)
     run.hosts = _private_hosts(folder)
     return run
+
+
+def _placed_by_events(requests: pd.DataFrame, events: pd.DataFrame) -> None:
+    """_placed_by_events fills in where a live run's deployments went (`location`, `host`):
+    its request lines cannot say (the 202 does not), the status polls and webhooks did."""
+    if events.empty or "request_id" not in requests or events["location"].isna().all():
+        return
+    told = events.dropna(subset=["location"]).drop_duplicates("request_id")
+    ids = requests["request_id"].astype(object)
+    for column in ("location", "host"):
+        known = told.set_index("request_id")[column].astype(object)
+        filled = requests[column].astype(object).fillna(ids.map(known))
+        requests[column] = filled.astype("category")
 
 
 @functools.cache

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from analysis.cost import cost
 from analysis.load import Run
 from checks.outcomes import NOT_SENT
 
@@ -105,7 +106,69 @@ def summarize(run: Run, warmup_s: float = WARMUP_S) -> dict:
     summary["explanation_422"] = explain_422(summary)
     summary["by_endpoint"] = _breakdown(requests, "endpoint")
     summary["by_region"] = _breakdown(requests, "region")
+    summary["placement"] = placement(requests)
+    summary["cost"] = cost(run, summary)
     return summary
+
+
+FLEET_DEPLOY = "POST /v2/private-fleets/deployments"
+CLOUD = "cloud"
+PLACEMENT_BINS = 48  # the placement's time series: at most this many steps (a minute at least)
+
+
+def placement(requests: pd.DataFrame) -> dict | None:
+    """placement is where accepted deployments went, by region: on a private host or in the
+    cloud, and the share of fleet deploys that overflowed (None: no record says where)."""
+    if "host" not in requests:
+        return None
+    accepted = requests[_is(requests["outcome"], "accepted")]
+    if accepted.empty or accepted["host"].isna().all():
+        return None
+    regions = {
+        str(region): _placed(rows)
+        for region, rows in accepted.groupby(
+            accepted["region"].astype(object).fillna("(none)"), sort=True
+        )
+    }
+    return {"by_region": regions, "whole_run": _placed(accepted), "over_time": _over_time(accepted)}
+
+
+def _placed(rows: pd.DataFrame) -> dict:
+    host = rows["host"].astype(object)
+    cloud, unknown = host.eq(CLOUD), host.isna()
+    fleet = rows["endpoint"].astype(object).eq(FLEET_DEPLOY) & ~unknown
+    fleet_cloud, fleet_known = int((cloud & fleet).sum()), int(fleet.sum())
+    locations = rows["location"].astype(object).dropna().value_counts()
+    return {
+        "accepted": len(rows),
+        "private": int((~cloud & ~unknown).sum()),
+        "cloud": int(cloud.sum()),
+        "unknown": int(unknown.sum()),
+        "fleet_deploys": fleet_known,
+        "share_overflow": round(fleet_cloud / fleet_known, 6) if fleet_known else None,
+        "locations": {str(city): int(n) for city, n in locations.head(8).items()},
+    }
+
+
+def _over_time(accepted: pd.DataFrame) -> list[dict]:
+    """_over_time is the accepted deployments per step of the run: private and cloud, by region."""
+    t = accepted["t_sched"].to_numpy(dtype=float)
+    start = float(t.min())
+    step = max(60.0, math.ceil((float(t.max()) - start) / PLACEMENT_BINS / 60) * 60)
+    frame = pd.DataFrame(
+        {
+            "t_s": ((t - start) // step * step).round(3),
+            "region": accepted["region"].astype(object).fillna("(none)").to_numpy(),
+            "cloud": accepted["host"].astype(object).eq(CLOUD).to_numpy(),
+            "known": accepted["host"].notna().to_numpy(),
+        }
+    )
+    frame = frame[frame["known"]]
+    grouped = frame.groupby(["t_s", "region"], sort=True)["cloud"].agg(["size", "sum"])
+    return [
+        {"t_s": t_s, "region": region, "private": int(n - c), "cloud": int(c)}
+        for (t_s, region), (n, c) in grouped.iterrows()
+    ]
 
 
 def _totals(requests: pd.DataFrame, epoch: float | None = None) -> dict:

@@ -253,6 +253,27 @@ def fleet_plot(hosts: pd.DataFrame, cloud: pd.Series, capacity: int | None, fold
     return save(figure, folder, "fleet")
 
 
+def placement_plot(over_time: list[dict], folder: Path) -> list[Path]:
+    """placement_plot draws, region by region, the deployments accepted per step of the run:
+    on its private hosts below, overflowed to the cloud above (summary `placement`)."""
+    frame = pd.DataFrame(over_time)
+    regions = sorted(frame["region"].unique())
+    figure, axes = new_figure(10, 2.2 * len(regions) + 0.8, nrows=len(regions), sharex=True)
+    for ax, region in zip(np.atleast_1d(axes), regions, strict=True):
+        rows = frame[frame["region"] == region]
+        ax.stackplot(
+            rows["t_s"],
+            [rows["private"], rows["cloud"]],
+            labels=["private hosts", "cloud (overflow)"],
+            colors=["#1565c0", "#9e9e9e"],
+            alpha=0.85,
+        )
+        ax.set(ylabel="deployments", title=f"{region}: where accepted deployments went")
+        ax.legend(loc="upper left", fontsize="small")
+    np.atleast_1d(axes)[-1].set(xlabel="time since first start (s)")
+    return save(figure, folder, "placement")
+
+
 def time_to_ready_plot(seconds: pd.Series, folder: Path) -> list[Path]:
     """time_to_ready_plot is the CDF of seconds from send to the READY callback or poll."""
     figure, axes = new_figure(7, 4)

@@ -217,6 +217,8 @@ def curves_by_rate(run: Run, summary: dict, window_s: float) -> list[tuple]:
     if not occupancy.empty:
         jobs.append(("Occupancy", plots.occupancy_plot, occupancy, capacity, folder))
     jobs += _fleet_jobs(run)
+    if over_time := (summary.get("placement") or {}).get("over_time"):
+        jobs.append(("Placement by region", plots.placement_plot, over_time, folder))
     ready = time_to_ready(run)
     if not ready.empty:
         jobs.append(("Time to ready", plots.time_to_ready_plot, ready, folder))
@@ -263,6 +265,46 @@ def _hosts_by_city(hosts: pd.DataFrame, known: dict) -> pd.DataFrame:
     cities = {h: (known.get(h) or {}).get("location") or h for h in hosts.columns if h != "t"}
     grouped = hosts.drop(columns="t").T.groupby(pd.Series(cities)).sum().T
     return pd.concat([hosts[["t"]], grouped], axis=1)
+
+
+def placement_rows(placement: dict | None) -> list[tuple[str, str]]:
+    """placement_rows say, region by region, where accepted deployments went."""
+    rows = []
+    for region, placed in ((placement or {}).get("by_region") or {}).items():
+        overflow = placed["share_overflow"]
+        figures = f"{placed['private']:,} / {placed['cloud']:,}"
+        if overflow is not None:
+            figures += f" ({_percent(overflow)} overflow)"
+        if placed["unknown"]:
+            figures += f"; {placed['unknown']:,} not told"
+        rows.append((f"{region}: on private hosts / cloud", figures))
+    return rows
+
+
+def cost_rows(cost: dict | None) -> list[tuple[str, str]]:
+    """cost_rows are the run's cost, when it was given prices."""
+    if not cost:
+        return []
+    unit = cost["currency"]
+    note = f" ({cost['note']})" if cost["note"] else ""
+    rows = [
+        (f"cost{note}", f"{cost['total']:,.2f} {unit}: {cost['per_day']:,.2f} {unit} a day"),
+        (
+            "cost: cloud / private hosts / egress",
+            f"{cost['cloud']:,.2f} / {cost['private']:,.2f} / {cost['egress']:,.2f} {unit}",
+        ),
+        (
+            "cost a day on the cloud alone (no private hosts)",
+            f"{cost['all_cloud_per_day']:,.2f} {unit}",
+        ),
+    ]
+    if cost["per_match"] is not None:
+        rows.append(("cost per served match", f"{cost['per_match']:.4f} {unit}"))
+    if cost["private_idle_share"] is not None:
+        rows.append(("private slots left idle", _percent(cost["private_idle_share"])))
+    if cost["unpriced_fleets"]:
+        rows.append(("fleets without a price (counted free)", ", ".join(cost["unpriced_fleets"])))
+    return rows
 
 
 def capacity_text(world: dict) -> str:
@@ -392,6 +434,8 @@ def key_numbers(summary: dict) -> list[tuple[str, str]]:
         placed = f"{fleet['placed_private']:,} / {fleet['placed_cloud']:,}"
         overflow = _percent(fleet["overflow_share"])
         rows.append(("fleet deploys on private hosts / cloud", f"{placed} ({overflow} overflow)"))
+    rows += placement_rows(summary.get("placement"))
+    rows += cost_rows(summary.get("cost"))
     rows.append(("dropped starts", f"{summary['dropped_starts']:,}"))
     warmup = f", after the first {summary['warmup_s']:g} s" if summary.get("warmup_s") else ""
     for source in ("from_send", "from_schedule"):

@@ -60,7 +60,9 @@ def metrics(summary: dict) -> dict[str, float | None]:
         "dropped_starts": summary["dropped_starts"],
         **{name: share_of(counts, group, sent) for name, group in SHARES.items()},
         "share_dropped": summary["dropped_starts"] / total if total else None,
-        "share_overflow": (summary.get("fleet") or {}).get("overflow_share"),
+        "share_overflow": _overflow(summary),
+        **_per_region_overflow(summary),
+        **_costs(summary),
         "max_ms": from_send["max"],
         **_match_values(summary),
     }
@@ -70,6 +72,25 @@ def metrics(summary: dict) -> dict[str, float | None]:
     for p in (50, 95, 99):
         values[f"ttr_p{p}_s"] = ready[f"p{p}"]
     return values
+
+
+def _overflow(summary: dict) -> float | None:
+    """_overflow is the emulator's count of fleet deploys that went to the cloud, else the
+    records' (a run against the real API, whose statuses said where)."""
+    told = (summary.get("fleet") or {}).get("overflow_share")
+    if told is not None:
+        return told
+    return ((summary.get("placement") or {}).get("whole_run") or {}).get("share_overflow")
+
+
+def _per_region_overflow(summary: dict) -> dict[str, float | None]:
+    regions = (summary.get("placement") or {}).get("by_region") or {}
+    return {f"share_overflow:{name}": placed["share_overflow"] for name, placed in regions.items()}
+
+
+def _costs(summary: dict) -> dict[str, float | None]:
+    cost = summary.get("cost") or {}
+    return {"cost_per_match": cost.get("per_match"), "cost_per_day": cost.get("per_day")}
 
 
 def _match_values(summary: dict) -> dict:

@@ -30,11 +30,13 @@ OPERATORS = {
 }
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _CHECK = re.compile(
-    rf"^\s*(?P<metric>[a-z0-9_]+)\s*(?P<op><=|>=|==|!=|<|>)\s*"
+    rf"^\s*(?P<metric>[a-z0-9_]+(?::[A-Za-z0-9._-]+)?)\s*(?P<op><=|>=|==|!=|<|>)\s*"
     rf"(?:(?P<number>{_NUMBER})|(?P<reference>baseline|median)"
     rf"(?:\s*(?P<how>[*+])\s*(?P<by>{_NUMBER}))?)\s*$"
 )
 
+# Metrics of one part of a run, written METRIC:NAME (share_overflow:europe: a scenario region).
+PER_REGION = {"share_overflow"}
 # name -> (what it is, which way is better: -1 lower, +1 higher)
 METRICS = {
     "requests_total": ("scheduled starts", 0),
@@ -51,6 +53,8 @@ METRICS = {
     "share_error": ("share of sent requests with other errors", -1),
     "share_dropped": ("share of starts dropped", -1),
     "share_overflow": ("share of fleet deploys that overflowed to the cloud", -1),
+    "cost_per_match": ("what a served match cost ([costs] given)", -1),
+    "cost_per_day": ("the run's cost as a day's ([costs] given)", -1),
     "share_abandoned": ("share of matches abandoned in the client's queue", -1),
     "share_unserved": ("share of matches that got no server: failed or abandoned", -1),
     "amplification": ("requests per match: 1 without retries", -1),
@@ -97,8 +101,14 @@ def parse_one(text: str) -> Check:
             "or 'p95_ms <= baseline * 1.1'"
         )
     metric = match["metric"]
-    if metric not in METRICS:
-        raise ThresholdError(f"{text!r}: unknown metric {metric!r}; one of {', '.join(METRICS)}")
+    base, _, part = metric.partition(":")
+    if base not in METRICS:
+        raise ThresholdError(f"{text!r}: unknown metric {base!r}; one of {', '.join(METRICS)}")
+    if part and base not in PER_REGION:
+        raise ThresholdError(
+            f"{text!r}: {base} is of the whole run; write it without ':{part}' "
+            f"(per region: {', '.join(sorted(PER_REGION))})"
+        )
     number = float(match["number"]) if match["number"] is not None else None
     by = float(match["by"]) if match["by"] is not None else None
     return Check(text.strip(), metric, match["op"], number, match["how"], by, match["reference"])

@@ -17,6 +17,7 @@ from edgebench.plan.payloads import preview
 from edgebench.plan.scenario import load_scenario
 from edgebench.plan.schedule import Schedule
 from edgebench.platform import scenario_warnings
+from edgebench.warm import warms_by_default
 
 
 def check(files: tuple[Path, ...]) -> list[str]:
@@ -66,17 +67,39 @@ def sample(path: Path, count: int, annotated: bool = False) -> Iterator[str]:
             yield orjson.dumps(line).decode()
 
 
-def plan_text(path: Path, tz: tzinfo = UTC, limit: int | None = None) -> tuple[str, object, object]:
+def plan_text(
+    path: Path,
+    tz: tzinfo = UTC,
+    limit: int | None = None,
+    overflow: float = 0.05,
+    wait_bound_s: float | None = None,
+) -> tuple[str, object, object]:
     """plan_text is what the scenario asks of the API, before any traffic: (text, plan,
     forecast); plan and forecast are None for a scenario of [rate] stages (no forecast).
-    A forecast of ISO times is told in clock time, in tz; limit replaces the scenario's."""
+    A forecast of ISO times is told in clock time, in tz; limit replaces the scenario's.
+    It ends with the instant answers: hosts per region for the overflow share, and the
+    limit for the wait bound."""
     scenario = with_limit(load_scenario(path), limit)
     schedule = Schedule.from_scenario(scenario)
     if scenario.demand:
         text, result, forecast = _forecast_text(path, scenario, schedule, tz)
     else:
         text, result, forecast = _stages_text(path, scenario, schedule), None, None
-    return "\n".join([text, *_queue_lines(scenario, schedule)]), result, forecast
+    answers = _instant_lines(scenario, tz, overflow, wait_bound_s)
+    return "\n".join([text, *_queue_lines(scenario, schedule), *answers]), result, forecast
+
+
+def _instant_lines(scenario, tz: tzinfo, overflow: float, wait_bound_s: float | None) -> list[str]:
+    """_instant_lines are the formulas' answers: hosts per region, the limit for a wait."""
+    from edgebench.advise.instant import hosts_text, instant_answers, limit_text, wait_bound
+    from edgebench.plan.forecast import Forecast
+    from edgebench.platform import scenario_world
+
+    bound = wait_bound(scenario, wait_bound_s)
+    world = scenario_world(scenario)
+    answers = instant_answers(scenario, world, overflow, bound, warms_by_default(scenario))
+    clock = functools.partial(Forecast.of(scenario).clock, tz=tz) if scenario.demand else elapsed
+    return [*hosts_text(answers, clock), limit_text(answers)]
 
 
 def _forecast_text(
@@ -106,7 +129,7 @@ def _forecast_text(
         mark = ("*" if window[0] <= row.t_s <= window[1] else " ") + mark
         servers = " ".join(f"{row.servers[r]:>16,.0f}" for r in regions)
         lines.append(f"{_clock(row.t_s):>9} {row.ccu:>10,.0f} {row.rate:>10.1f}  {servers} {mark}")
-    warm = "a window starts warm, holding them" if scenario.demand.window else "from empty"
+    warm = "a run starts warm, holding them" if warms_by_default(scenario) else "from empty"
     lines += [
         f"peak: {result.peak_rate:.1f} matches/s at {_clock(result.peak_at_s)}",
         f"above the limit ({limit}/s): {result.above_limit_s:,.0f} s of the forecast",

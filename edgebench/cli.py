@@ -76,6 +76,11 @@ def scenario_overrides(world_help: str):
         click.option("--world", type=click.Path(dir_okay=False, path_type=Path), help=world_help),
         click.option("--seed", type=int, help="Seed of every draw (default: the scenario's)."),
         limit_option(),
+        click.option(
+            "--costs",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Prices (a TOML file with a [costs] table) instead of the scenario's [costs].",
+        ),
     )
 
 
@@ -280,21 +285,45 @@ def scenario_sample(file: Path, count: int, annotated: bool) -> None:
     help="Time zone of the clock times, for a forecast of ISO times (e.g. Europe/Paris).",
 )
 @limit_option()
-def scenario_plan(file: Path, out: Path | None, tz: str, limit: int | None) -> None:
+@click.option(
+    "--overflow",
+    "overflow",
+    default="5%",
+    show_default=True,
+    help="Share of fleet deploys that may overflow to the cloud, for the hosts per region.",
+)
+@click.option(
+    "--wait-bound",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a match may wait for its turn, for the limit to ask for "
+    "(default: [client] max_queue_wait, else 10).",
+)
+def scenario_plan(
+    file: Path,
+    out: Path | None,
+    tz: str,
+    limit: int | None,
+    overflow: str,
+    wait_bound: float | None,
+) -> None:
     """Show what a scenario asks of the API, at once and without traffic.
 
     The match (deploy) rate over time (times [rate] factor) against the limit; for a
     [demand] forecast the peak and when it comes, the time above the limit, the servers
     needed per region, and plan.png / plan.svg; for every scenario what the limit does to
     its matches: the client's queue walked over the run's own arrivals (the most waiting,
-    the longest wait, the abandoned), or the starts respect mode's cap leaves out.
-    Exit codes: 0 planned, 2 bad input (a bad forecast file).
+    the longest wait, the abandoned), or the starts respect mode's cap leaves out. Then the
+    instant answers, hour by hour: the private hosts each region needs to keep overflow
+    under --overflow (Erlang B), and the limit that keeps the queue wait within
+    --wait-bound. Exit codes: 0 planned, 2 bad input (a bad forecast file).
     """
     from analysis.plots import plan_plot
     from edgebench._scenario_cli import plan_text
+    from edgebench.search.command import parse_precision
 
     zone = time_zone(tz)
-    text, result, forecast = plan_text(file, zone, limit)
+    share = parse_precision(overflow, "--overflow")
+    text, result, forecast = plan_text(file, zone, limit, share, wait_bound)
     click.echo(text)
     if result is None:
         return
@@ -492,8 +521,15 @@ def simulate_command(scenario_file: Path, **options) -> None:
 @click.option(
     "--vary",
     required=True,
-    help="rate (the highest offered rate), capacity (the smallest scale of every location), "
-    "or capacity:CITY_OR_HOST (the fewest slots there).",
+    help="rate (the highest offered rate), limit (the lowest organisation limit), capacity "
+    "(the smallest scale of every location), capacity:CITY_OR_HOST (the fewest slots there), "
+    "or hosts:FLEET (the fewest hosts in a fleet a region names with private_fleet).",
+)
+@click.option(
+    "--minimize",
+    type=click.Choice(["cost"]),
+    help="With hosts:FLEET or capacity:...: from the least passing value, the cheapest "
+    "(cost_per_day; the scenario's [costs] or --costs).",
 )
 @click.option("--live", is_flag=True, help="Probe with live runs instead of simulations.")
 @click.option("--host", help="With --live: the API base URL (default: an embedded emulator).")
@@ -518,6 +554,74 @@ def search_command(scenario_file: Path, **options) -> None:
     from edgebench.search.command import SearchPlan, search
 
     raise SystemExit(search(SearchPlan(scenario_file, **options)))
+
+
+@main.command("advise")
+@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path))
+@click.option(
+    "--check",
+    "checks",
+    multiple=True,
+    help='What must hold, e.g. "wait_p99_s < 10" or "share_overflow:europe < 0.05" (repeat).',
+)
+@click.option(
+    "--vary",
+    multiple=True,
+    default=("limit",),
+    show_default=True,
+    help="limit (the organisation limit to ask for) and/or hosts:FLEET (the hosts of a fleet a "
+    "region names with private_fleet); repeat for several.",
+)
+@click.option(
+    "--minimize",
+    type=click.Choice(["cost"]),
+    help="Then walk each fleet to its cheapest host count meeting the checks.",
+)
+@click.option(
+    "--overflow",
+    default="5%",
+    show_default=True,
+    help="The overflow share the first host counts are sized for (a share_overflow check's, "
+    "when one is given).",
+)
+@click.option(
+    "--max-probes", type=click.IntRange(min=2), default=30, show_default=True, help="Most runs."
+)
+@click.option("--live", is_flag=True, help="End with one live run of the answer (edgebench run).")
+@click.option("--host", help="With --live: the API base URL (default: an embedded emulator).")
+@click.option("--duration", help="Each probe's length (default: the scenario's).")
+@scenario_overrides("The world file (default: the scenario's, else the shipped one).")
+@time_scale_option("With --live: platform seconds per wall second.")
+@results_dir_option(
+    "Where advice.json, advice.html and each probe go (default: results/<stamp>-<name>-advice)."
+)
+@click.option(
+    "--warm-start/--cold-start",
+    "warm_start",
+    default=None,
+    help="Each probe starts holding the servers of its first rate, or empty (default: warm "
+    "for a forecast with players at its start).",
+)
+@click.option(
+    "--keep-records",
+    is_flag=True,
+    help="Keep each probe's records (a simulated day's are about 100 MB); by default a probe "
+    "keeps its manifest, summary and world.",
+)
+@click.option("--overwrite", is_flag=True, help="Reuse a folder earlier advice wrote.")
+def advise_command(scenario_file: Path, **options) -> None:
+    """Advise the limit to ask Edgegap for and the private hosts per fleet, with evidence.
+
+    Starts from formulas (Erlang B for hosts, the queue walked for the limit), confirms and
+    corrects them by simulation near each, one knob at a time then together; with
+    --minimize cost, the cheapest hosts meeting the checks. Prints its plan and an estimate
+    of its time first. Exit codes: 0 an answer meets every check, 1 none can, 2 bad input.
+    """
+    from edgebench.advise.command import AdvisePlan, advise
+
+    options["vary"] = tuple(options["vary"])
+    options["checks"] = tuple(options["checks"])
+    raise SystemExit(advise(AdvisePlan(scenario_file, **options)))
 
 
 @main.command("cleanup")

@@ -22,6 +22,25 @@ def scenario_world(scenario: Scenario) -> World:
     return world.with_lifetime(lifetime) if lifetime else world
 
 
+def unknown_hosts_warning(scenario: Scenario, world: World) -> str | None:
+    """unknown_hosts_warning names a private host the scenario's fleet deploys name and the
+    world has not: the emulator (and the simulator) answer each such request 400."""
+    if scenario.endpoint_shares[1] == 0:
+        return None  # no fleet deploy is sent: the ids are never read
+    named = [("mix", scenario.mix.private_host_ids)] + [
+        (f"regions[{i}]", region.private_host_ids) for i, region in enumerate(scenario.regions)
+    ]
+    for where, hosts in named:
+        if unknown := [host for host in hosts if host not in world.private_hosts]:
+            known = ", ".join(list(world.private_hosts)[:8]) or "none"
+            return (
+                f"{scenario.source}: {where}.private_host_ids: {unknown[0]!r} is not a host of "
+                f"{world.source} (its hosts: {known}): the fleet deploys naming it are "
+                "answered 400"
+            )
+    return None
+
+
 def match_lifetime(scenario: Scenario) -> Distribution | None:
     """match_lifetime is the scenario's match length as a distribution (None: it has none)."""
     table = scenario.match_lifetime
@@ -39,4 +58,5 @@ def scenario_warnings(scenario: Scenario, world: World | None = None) -> list[st
     a world whose lifetime is not the scenario's match length."""
     world = world or load_world(scenario.world_file)
     said = scenario.lifetime_warning(world.lifecycle.lifetime_s.describe(), world.source)
-    return [*scenario.warnings, *([said] if said else [])]
+    hosts = unknown_hosts_warning(scenario, world)
+    return [*scenario.warnings, *(line for line in (said, hosts) if line)]

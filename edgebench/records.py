@@ -38,6 +38,7 @@ from checks.outcomes import (
 __all__ = [
     "ABANDONED",
     "BACKOFF",
+    "CLOUD",
     "DROPPED",
     "EVENTS",
     "EVENT_FIELDS",
@@ -57,6 +58,7 @@ __all__ = [
     "event_record",
     "log_name",
     "outcome_of",
+    "placement_of",
     "read_records",
     "request_record",
     "run_logs",
@@ -110,6 +112,8 @@ REQUEST_FIELDS = (
     Field("attempt", int),
     Field("queue_ms", float, nullable=True),
     Field("final", str, nullable=True),
+    Field("location", str, nullable=True),
+    Field("host", str, nullable=True),
 )
 READING_FIELDS = (
     Field("t", float),
@@ -129,7 +133,10 @@ EVENT_FIELDS = (
     Field("current_status", str, nullable=True),
     Field("source", str),
     Field("worker", str),
+    Field("location", str, nullable=True),
+    Field("host", str, nullable=True),
 )
+CLOUD = "cloud"  # a record's `host` when Edgegap's cloud ran the deployment, not a private host
 
 # Outcomes of a sent request, by status; outcome_of names the rest. Every outcome and its
 # group (sent or not, an error or not) is checks.outcomes', which every room counts from.
@@ -183,6 +190,8 @@ def request_record(
     attempt: int = 1,
     queue_ms: float | None = None,
     final: str | None = None,
+    location: str | None = None,
+    host: str | None = None,
 ) -> Record:
     """request_record is an attempt's line; a send's fields stay None when it was never sent.
 
@@ -208,6 +217,8 @@ def request_record(
         "attempt": attempt,
         "queue_ms": queue_ms,
         "final": final,
+        "location": location,
+        "host": host,
     }
 
 
@@ -242,8 +253,11 @@ def event_record(
     current_status: str | None,
     source: str,
     worker: str,
+    location: str | None = None,
+    host: str | None = None,
 ) -> Record:
-    """event_record is the line of a callback or poll that told a deployment's state."""
+    """event_record is the line of a callback or poll that told a deployment's state (and
+    where it runs, when the status said)."""
     return {
         "t_received": round(t_received, 6),
         "event": event,
@@ -251,7 +265,24 @@ def event_record(
         "current_status": current_status,
         "source": source,
         "worker": worker,
+        "location": location,
+        "host": host,
     }
+
+
+def placement_of(status: dict[str, Any]) -> tuple[str | None, str | None]:
+    """placement_of is (city, private host id or "cloud") of a /v1/status body or webhook
+    ((None, None) where it names no location yet).
+
+    >>> placement_of({"location": {"city": "Paris"}, "private_host_id": None})
+    ('Paris', 'cloud')
+    """
+    location = status.get("location")
+    city = location.get("city") if isinstance(location, dict) else None
+    if not isinstance(city, str):
+        return None, None
+    host = status.get("private_host_id")
+    return city, host if isinstance(host, str) and host else CLOUD
 
 
 def emulator_reading(

@@ -24,8 +24,14 @@ WARM_KEY_BASE = 1 << 40  # the warm parties' draws, apart from the arrivals' key
 
 
 def warms_by_default(scenario: Scenario) -> bool:
-    """warms_by_default: a window of a forecast starts warm (its day was running before)."""
-    return bool(scenario.demand and scenario.demand.window)
+    """warms_by_default: a forecast whose run starts with players in matches starts warm (a
+    window of it, or a day from midnight: the day before was running)."""
+    if not scenario.demand:
+        return False
+    from edgebench.plan.forecast import Forecast
+
+    forecast = Forecast.of(scenario)
+    return bool(scenario.demand.window) or forecast.ccu_at(forecast.span[0]) > 0
 
 
 def wants_warm(scenario: Scenario, asked: bool | None) -> bool:
@@ -67,11 +73,10 @@ def preload_body(scenario: Scenario, count: int) -> dict[str, Any]:
     return {
         "application": target.application,
         "version": target.version,
-        "private_host_ids": list(scenario.mix.private_host_ids),
         "deployments": [
             {
                 "centre": None if p.centre is None else [p.centre.latitude, p.centre.longitude],
-                "fleet": p.endpoint == FLEET_DEPLOY,
+                "fleet": p.endpoint == FLEET_DEPLOY and scenario.fleet_host_ids(p.region),
                 "cached": p.kind == "cached",
             }
             for p in parties

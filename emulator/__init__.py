@@ -14,6 +14,7 @@ _EXPORTS = {
     "Cause": "emulator._platform",
     "ConfigError": "emulator._errors",
     "DeployRequest": "emulator._platform",
+    "Deployment": "emulator._platform",
     "DEPLOY_GROUP": "emulator._ratelimit",
     "FLEET_DEPLOY_GROUP": "emulator._ratelimit",
     "NO_ANSWER": "emulator._model",

@@ -77,6 +77,30 @@ class Distribution:
             return self.a * math.exp(self.b**2 / 2)
         return self.a  # fixed: its value; exponential: its mean
 
+    def survival(self, x: float) -> float:
+        """survival is the share of durations longer than x (1 - F(x)).
+
+        >>> Distribution.exponential(10).survival(10) == math.exp(-1)
+        True
+        >>> Distribution.lognormal(900, 0.35).survival(900)
+        0.5
+        """
+        if x < 0:
+            return 1.0
+        if self.kind == "fixed":
+            return 1.0 if x < self.a else 0.0
+        if self.kind == "uniform":
+            return (
+                min(1.0, max(0.0, (self.b - x) / (self.b - self.a)))
+                if self.b > self.a
+                else (1.0 if x < self.a else 0.0)
+            )
+        if self.kind == "lognormal":
+            if x == 0:
+                return 1.0
+            return 0.5 * math.erfc(math.log(x / self.a) / (self.b * math.sqrt(2)))
+        return math.exp(-x / self.a) if self.a > 0 else 0.0
+
     def residual(self, rng: random.Random) -> float:
         """residual draws what is left of a duration caught at a random moment of it: the
         equilibrium distribution, whose density is (1 - F(x)) / mean. A duration is caught

@@ -144,6 +144,9 @@ class ApiModel:
         """preload starts the platform warm: each request a deployment already running at now,
         with what is left of its match drawn from the lifetime's equilibrium (a match caught
         at a random moment). It is how many found a place."""
+        hosts = self.config.world.private_hosts
+        # A fleet deploy naming a host the world has not is a 400: it holds nothing.
+        requests = [r for r in requests if all(h in hosts for h in r.private_host_ids or ())]
         lifetime = self.config.world.lifecycle.lifetime_s
         rng = random.Random(f"warm-{self.config.seed}")
         self.platform.advance(now)
@@ -177,6 +180,8 @@ def parse_preload(body: object) -> list[DeployRequest]:
 
     {"application": "my-game", "version": "1.0.0", "private_host_ids": ["h1"],
      "deployments": [{"centre": [48.8, 2.3], "fleet": false, "cached": false}, ...]}
+
+    A deployment's "fleet" is false, true (the body's private_host_ids) or its own host ids.
     """
     if not isinstance(body, dict):
         raise BadRequest("body", "must be a JSON object")
@@ -200,13 +205,17 @@ def _preloaded(
         position = None if centre is None else Position(float(centre[0]), float(centre[1]))
     except (TypeError, ValueError, IndexError):
         raise BadRequest(f"deployments[{i}].centre", "must be [latitude, longitude]") from None
-    fleet = bool(item.get("fleet")) and bool(hosts)
+    fleet = item.get("fleet")
+    if isinstance(fleet, list):
+        if not all(isinstance(host, str) for host in fleet):
+            raise BadRequest(f"deployments[{i}].fleet", "must list host ids (strings)")
+        hosts = tuple(fleet)
     return DeployRequest(
         application,
         version,
         position,
         require_cached=bool(item.get("cached")),
-        private_host_ids=hosts if fleet else None,
+        private_host_ids=hosts if fleet and hosts else None,
     )
 
 

@@ -72,6 +72,8 @@ class World:
     private_hosts: dict[str, PrivateHost]
     applications: dict[str, frozenset[str]]
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    # What one deployment of an application reserves: (vCPU, memory GB), where the world says.
+    resources: dict[str, tuple[float, float]] = field(default_factory=dict)
     max_distance_km: float = 20000.0
     source: str = "<memory>"
     sha256: str = ""
@@ -83,6 +85,13 @@ class World:
         """with_lifetime is this world with deployments that run for lifetime_s (a scenario's
         match length)."""
         return replace(self, lifecycle=replace(self.lifecycle, lifetime_s=lifetime_s))
+
+    def fleet_hosts(self, fleet: str) -> list[str]:
+        """fleet_hosts is the ids of the fleet's hosts, in the world file's order."""
+        return [host.id for host in self.private_hosts.values() if host.fleet == fleet]
+
+    def fleets(self) -> list[str]:
+        return list(dict.fromkeys(host.fleet for host in self.private_hosts.values()))
 
     def describe(self) -> dict:
         """describe is what a run's manifest records of the world: which file, how big."""
@@ -145,14 +154,17 @@ def parse_world(raw: dict, source: str = "<memory>") -> World:
     _unique([loc.city for loc in locations], "locations", "city")
     by_city = {loc.city: loc for loc in locations}
     hosts = [
-        _private_host(item, f"private_hosts[{i}]", by_city)
+        host
         for i, item in enumerate(_tables(raw, "private_hosts", required=False))
+        for host in _private_hosts(item, f"private_hosts[{i}]", by_city)
     ]
     _unique([host.id for host in hosts], "private_hosts", "id")
+    applications = _tables(raw, "applications")
     return World(
         locations=locations,
         private_hosts={host.id: host for host in hosts},
-        applications=_applications(_tables(raw, "applications")),
+        applications=_applications(applications),
+        resources=_resources(applications),
         lifecycle=_lifecycle(raw.get("lifecycle", {})),
         max_distance_km=_placement(raw.get("placement", {})),
         source=source,
@@ -250,8 +262,20 @@ def _capacity(table: dict, where: str) -> int:
     return capacity
 
 
+def _private_hosts(table: dict, where: str, by_city: dict[str, Location]) -> list[PrivateHost]:
+    """_private_hosts is the entry's hosts: itself, or `count` identical ones numbered
+    ID-1 .. ID-N (a studio's group of hosts in one city)."""
+    count = _get(table, where, "count", int, 1)
+    if count < 1:
+        raise ConfigError(f"{where}.count", "is below 1", "use a whole number of hosts >= 1")
+    host = _private_host({k: v for k, v in table.items() if k != "count"}, where, by_city)
+    if "count" not in table:
+        return [host]
+    return [replace(host, id=f"{host.id}-{n}") for n in range(1, count + 1)]
+
+
 def _private_host(table: dict, where: str, by_city: dict[str, Location]) -> PrivateHost:
-    _no_unknown_keys(table, where, {"id", "location", "capacity", "status", "fleet"})
+    _no_unknown_keys(table, where, {"id", "location", "capacity", "status", "fleet", "count"})
     city = _get(table, where, "location", str)
     if city not in by_city:
         raise ConfigError(
@@ -281,13 +305,34 @@ def _applications(tables: list[dict]) -> dict[str, frozenset[str]]:
     applications: dict[str, frozenset[str]] = {}
     for i, table in enumerate(tables):
         where = f"applications[{i}]"
-        _no_unknown_keys(table, where, {"name", "versions"})
+        _no_unknown_keys(table, where, {"name", "versions", "vcpu", "memory_gb"})
         name = _nonempty(_get(table, where, "name", str), f"{where}.name")
         versions = _get(table, where, "versions", list)
         if not versions or not all(isinstance(v, str) and v for v in versions):
             raise ConfigError(f"{where}.versions", "must list version names", 'e.g. ["1.0.0"]')
         applications[name] = applications.get(name, frozenset()) | frozenset(versions)
     return applications
+
+
+def _resources(tables: list[dict]) -> dict[str, tuple[float, float]]:
+    """_resources is each application's (vCPU, memory GB) where its table gives both."""
+    resources = {}
+    for i, table in enumerate(tables):
+        where = f"applications[{i}]"
+        vcpu = _get(table, where, "vcpu", _NUMBER, None)
+        memory = _get(table, where, "memory_gb", _NUMBER, None)
+        if (vcpu is None) != (memory is None):
+            raise ConfigError(
+                f"{where}.vcpu", "given without memory_gb (or the reverse)", "give both"
+            )
+        if vcpu is None:
+            continue
+        if vcpu <= 0 or memory <= 0:
+            raise ConfigError(
+                f"{where}.vcpu", "vcpu and memory_gb must be above 0", "e.g. 0.5 and 1"
+            )
+        resources[table["name"]] = (float(vcpu), float(memory))
+    return resources
 
 
 def _lifecycle(table: object) -> Lifecycle:

@@ -113,6 +113,12 @@ def _arguments(parser) -> None:
         help="The organisation's limit, requests/s (default: the scenario's)",
     )
     parser.add_argument(
+        "--world",
+        default="",
+        include_in_web_ui=False,
+        help="Set by `edgebench run --world`: the world a region's private_fleet is read from",
+    )
+    parser.add_argument(
         "--seed",
         default="",
         include_in_web_ui=True,
@@ -187,10 +193,12 @@ def _scenario(options):
     """
     run_time = getattr(options, "run_time", None)
     duration = options.duration or (f"{run_time}s" if run_time else "")
-    # No world: the senders never read it (the emulator does), and a worker on another
-    # machine could not open the master's path.
+    # The senders read a world only for a region's private_fleet (its hosts' ids). A worker
+    # on another machine cannot open the master's --world: it reads its scenario's own, and
+    # the inputs digest (which holds the world's) refuses it if the hosts differ.
+    world = options.world if options.world and Path(options.world).is_file() else None
     overrides = Overrides(
-        duration, None, options.seed, options.rate_mode, options.rate_factor, options.limit
+        duration, world, options.seed, options.rate_mode, options.rate_factor, options.limit
     )
     return planned(options.scenario, overrides)
 

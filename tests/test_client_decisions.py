@@ -209,7 +209,7 @@ def simulated(path: Path, script) -> list[dict]:
     sink = Memory()
     simulation = Simulation(scenario, config, sink, EPOCH, latency_ms=Distribution.fixed(0.0))
     answers = Answers(script)
-    deployment = SimpleNamespace(request_id="r-1", error_detail="no_capacity")
+    deployment = SimpleNamespace(request_id="r-1", error_detail="no_capacity", location=None)
 
     def deploy(fault, token, group, read, now) -> Answer:
         status, retry_after = answers.next()

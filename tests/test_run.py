@@ -78,7 +78,11 @@ def totals(samples: dict, name: str, label: str) -> dict[str, float]:
 def test_smoke_runs_end_to_end_against_an_embedded_emulator(tmp_path):
     results, port = tmp_path / "smoke", free_port()
     metrics = f"http://127.0.0.1:{port}/metrics"
-    options = ["--results-dir", str(results), "--metrics-port", str(port)]
+    prices = tmp_path / "prices.toml"
+    prices.write_text(
+        "[costs]\ncloud_vcpu_hour = 0.1\nprivate = { fleet-mtl = { per_hour = 1 } }\n"
+    )
+    options = ["--results-dir", str(results), "--metrics-port", str(port), "--costs", str(prices)]
     run = subprocess.Popen(
         # Three times the smoke ramp for 5 s: as many requests as 8 s of it, sooner.
         [
@@ -132,6 +136,13 @@ def test_smoke_runs_end_to_end_against_an_embedded_emulator(tmp_path):
     assert manifest["started_at_utc"].endswith("Z")
     assert manifest["ended_at_utc"] > manifest["started_at_utc"]
     assert f"world {world['source']}" in (results / "report.html").read_text()
+    # Where each deployment went, from its ready callback; and what the run cost.
+    placed = summary["placement"]["whole_run"]
+    assert placed["unknown"] == 0
+    assert placed["private"] > 0
+    assert placed["private"] + placed["cloud"] == summary["outcome_counts"]["accepted"]
+    assert manifest["costs"]["private"]["fleet-mtl"]["hosts"] == 2
+    assert summary["cost"]["total"] > 0
 
 
 def test_two_processes_queue_a_matchmakers_bursts_and_never_pass_the_limit(tmp_path):

@@ -48,7 +48,7 @@ BAD = [
     ("seed = 'x'", "seed: input should be a valid integer"),
     ("colour = 'red'", "colour: extra inputs are not permitted"),
     ("[target]\napplication = 3", "target.application: input should be a valid string"),
-    ("[mix]\nfleet_deploy = 1", "mix: fleet_deploy needs private_host_ids"),
+    ("[mix]\nfleet_deploy = 1", "mix.fleet_deploy needs private_host_ids"),
     ("[mix]\ndeploy = 0", "mix: deploy + fleet_deploy is 0"),
     ("[mix]\nfleet_deploy = 1\nprivate_host_ids = ['a', 'a']", "private_host_ids repeats"),
     ("[players]\nsizes = [1, 2]\nweights = [1]", "weights and sizes differ"),

@@ -20,6 +20,7 @@ import httpx
 import orjson
 import pytest
 
+from analysis.load import load_run
 from edgebench.records import read_records
 
 from .conftest import AUTH, free_port
@@ -139,6 +140,15 @@ def test_webhooks_and_polling_record_when_each_deployment_became_ready(emulator,
     for event in ready:
         # 1.5 to 3 s of platform time to boot, at 30x: well under a second of wall time.
         assert 0 < event["t_received"] - requests[event["request_id"]]["t_send"] < 2
+        # Where it runs, from the status or the callback; a request line cannot know it.
+        assert event["location"]
+        assert event["host"] == "cloud"
+    assert all(r["location"] is None for r in requests.values())
+    loaded = load_run(tmp_path / "run").requests
+    accepted = loaded[loaded["outcome"] == "accepted"]
+    assert len(accepted) == len(requests)
+    assert accepted["location"].notna().all()
+    assert set(accepted["host"].astype(str)) == {"cloud"}
 
 
 @pytest.mark.parametrize(

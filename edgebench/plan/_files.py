@@ -51,7 +51,38 @@ def load_scenario(path: str | Path) -> Scenario:
                 f"{scenario.world_file}); give a world file's path, relative to the scenario"
             ]
         )
-    return scenario
+    return with_fleets(scenario)
+
+
+def with_fleets(scenario: Scenario) -> Scenario:
+    """with_fleets resolves each region's private_fleet into the ids of that fleet's hosts in
+    the scenario's world (whose bytes join the inputs digest: a worker must have the same)."""
+    if not any(region.private_fleet for region in scenario.regions):
+        return scenario
+    from emulator import ConfigError
+    from emulator._world import default_world_path, load_world
+
+    path = scenario.world_file or default_world_path()
+    try:
+        world = load_world(path)
+    except ConfigError as exc:
+        raise ScenarioError([f"{scenario.source}: target.world: {exc}"]) from None
+    regions = []
+    for i, region in enumerate(scenario.regions):
+        if region.private_fleet:
+            hosts = world.fleet_hosts(region.private_fleet)
+            if not hosts:
+                raise ScenarioError(
+                    [
+                        f"{scenario.source}: regions[{i}].private_fleet: {path} has no host of "
+                        f"fleet {region.private_fleet!r}; name one of "
+                        f"{', '.join(world.fleets()) or '(none: add [[private_hosts]])'}"
+                    ]
+                )
+            region = region.model_copy(update={"private_host_ids": hosts})
+        regions.append(region)
+    inputs = hashlib.sha256(f"{scenario.inputs_digest}{world.sha256}".encode()).hexdigest()
+    return scenario.model_copy(update={"regions": regions, "inputs_digest": inputs})
 
 
 def _with_replay(scenario: Scenario, path: Path, inputs: Hash) -> Scenario:

@@ -80,8 +80,6 @@ class Mix(_Strict):
     def _weights_and_hosts(self) -> Mix:
         if self.deploy + self.fleet_deploy <= 0:
             raise ValueError("deploy + fleet_deploy is 0; give one of them a weight above 0")
-        if self.fleet_deploy > 0 and not self.private_host_ids:
-            raise ValueError("fleet_deploy needs private_host_ids; list the fleet's host ids")
         if len(set(self.private_host_ids)) != len(self.private_host_ids):
             raise ValueError("private_host_ids repeats an id; list each host once")
         return self
@@ -111,6 +109,10 @@ class Region(_Strict):
     cities: list[City] = Field(default_factory=list)
     jitter_km: Annotated[float, Field(ge=0, le=2000)] = 25.0
     ip_share: Fraction = 0.5
+    # The region's own private hosts, tried in order for its fleet deploys (then the cloud):
+    # listed, or every host of a fleet of the world (resolved when the scenario is loaded).
+    private_host_ids: list[str] = Field(default_factory=list)
+    private_fleet: str | None = Field(default=None, min_length=1)
 
     @field_validator("countries")
     @classmethod
@@ -121,7 +123,17 @@ class Region(_Strict):
     def _has_players(self) -> Region:
         if not self.countries and not self.cities:
             raise ValueError("a region needs countries or cities; add one of them")
+        if self.private_fleet and self.private_host_ids:
+            raise ValueError(
+                "give private_host_ids or private_fleet, not both; keep the one you mean"
+            )
+        if len(set(self.private_host_ids)) != len(self.private_host_ids):
+            raise ValueError("private_host_ids repeats an id; list each host once")
         return self
+
+    @property
+    def has_fleet(self) -> bool:
+        return bool(self.private_fleet or self.private_host_ids)
 
 
 class Players(_Strict):
@@ -247,6 +259,42 @@ class Client(_Strict):
         )
 
 
+Price = Annotated[float, Field(ge=0)]
+HOURS_PER_MONTH = 730.0  # what cloud providers bill a month of a host as (365 x 24 / 12)
+
+
+class HostPrice(_Strict):
+    """HostPrice is what one private host of a fleet costs: per month or per hour."""
+
+    per_month: Price | None = None
+    per_hour: Price | None = None
+
+    @model_validator(mode="after")
+    def _one_price(self) -> HostPrice:
+        if (self.per_month is None) == (self.per_hour is None):
+            raise ValueError("give per_month or per_hour (one of them); e.g. { per_month = 450 }")
+        return self
+
+    @property
+    def hourly(self) -> float:
+        return (
+            self.per_hour
+            if self.per_hour is not None
+            else (self.per_month or 0.0) / HOURS_PER_MONTH
+        )
+
+
+class Costs(_Strict):
+    """Costs are the prices a run's cost is worked out from: none are built in."""
+
+    currency: str = Field(default="USD", min_length=1)
+    note: str = ""  # shown with every cost (the shipped example's: "example prices")
+    cloud_vcpu_hour: Price = 0.0  # Edgegap's cloud, per vCPU-hour a deployment reserves
+    cloud_gb_hour: Price = 0.0  # per GB-hour of memory it reserves
+    egress_player_hour: Price = 0.0  # per player-hour of a match, wherever it runs
+    private: dict[str, HostPrice] = Field(default_factory=dict)  # fleet name -> a host's price
+
+
 class MatchLength(_Strict):
     """MatchLength is a lognormal match length: its median and spread (sigma 0: fixed)."""
 
@@ -357,6 +405,7 @@ class Scenario(_Strict):
     regions: list[Region] = Field(default_factory=list)
     # arrivals = "replay": the log's matches, once loaded
     replay: SkipValidation[tuple[ReplayMatch, ...]] = ()
+    costs: Costs | None = None  # [costs], or --costs FILE: cost appears only when given
     thresholds: list[str] = Field(default_factory=list)  # judged once the run is over
     watches: SkipValidation[tuple[Watch, ...]] = ()  # judged live (checks.Watch)
     source: str = ""
@@ -392,7 +441,32 @@ class Scenario(_Strict):
             )
         if replaying and not self.rate.replay_file:
             raise ValueError('arrivals = "replay" needs rate.replay_file; name the match log')
+        self._fleets_named()
         return self
+
+    def _fleets_named(self) -> None:
+        """_fleets_named: every fleet deploy has hosts to name, and a region's fleet is used."""
+        mix = self.mix
+        if mix.fleet_deploy > 0 and not mix.private_host_ids:
+            bare = [region.name for region in self.regions if not region.has_fleet]
+            if bare:
+                raise ValueError(
+                    "mix.fleet_deploy needs private_host_ids (or each region its "
+                    "private_host_ids or private_fleet); list the fleet's host ids"
+                )
+        if mix.fleet_deploy == 0 and any(region.has_fleet for region in self.regions):
+            raise ValueError(
+                "a region names private hosts but mix.fleet_deploy is 0; set [mix] "
+                "fleet_deploy = 1 (and deploy = 0) to send its matches to its fleet"
+            )
+
+    def fleet_host_ids(self, region: str) -> list[str]:
+        """fleet_host_ids is what a fleet deploy of the region names: its own hosts, else the
+        mix's (a private_fleet resolved into ids when the scenario was loaded)."""
+        for each in self.regions:
+            if each.name == region and each.private_host_ids:
+                return each.private_host_ids
+        return self.mix.private_host_ids
 
     @property
     def duration_s(self) -> float:

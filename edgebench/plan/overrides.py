@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebench._errors import EdgebenchError
-from edgebench.plan._files import load_scenario
+from edgebench.plan._files import load_scenario, with_fleets
 from edgebench.plan._schema import Scenario, parse_duration
 
 
@@ -31,6 +31,7 @@ class Overrides:
     rate_mode: str | None = None
     rate_factor: str | None = None
     limit: int | str | None = None  # the organisation's requests a second on each deploy route
+    costs: str | Path | None = None  # a TOML file of prices ([costs]) instead of the scenario's
 
     @classmethod
     def of(cls, plan: Any) -> Overrides:
@@ -54,6 +55,8 @@ def apply(scenario: Scenario, overrides: Overrides) -> Scenario:
         scenario = with_world(scenario, overrides.world)
     scenario = with_seed(scenario, overrides.seed)
     scenario = with_limit(scenario, overrides.limit)
+    if overrides.costs:
+        scenario = with_costs(scenario, overrides.costs)
     return with_rate(scenario, overrides.rate_mode or "", overrides.rate_factor or "")
 
 
@@ -69,6 +72,30 @@ def with_limit(scenario: Scenario, limit: int | str | None) -> Scenario:
     if value < 1:
         raise EdgebenchError(f"--limit {limit!r}: not a whole number of requests/s >= 1; e.g. 52")
     return scenario.model_copy(update={"rate": scenario.rate.model_copy(update={"limit": value})})
+
+
+def with_costs(scenario: Scenario, path: str | Path) -> Scenario:
+    """with_costs is the scenario priced by a costs file: its [costs] table (or top level)."""
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from edgebench.plan._schema import Costs
+
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise EdgebenchError(f"--costs {path}: no such file; give a costs file's path") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise EdgebenchError(f"--costs {path}: cannot read it ({exc}); fix the file") from None
+    table = raw.get("costs", raw)
+    try:
+        costs = Costs.model_validate(table)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in ("costs", *first["loc"]))
+        raise EdgebenchError(f"--costs {path}: {where}: {first['msg']}") from None
+    return scenario.model_copy(update={"costs": costs})
 
 
 def with_duration(scenario: Scenario, text: str) -> Scenario:
@@ -109,7 +136,7 @@ def with_world(scenario: Scenario, world: str | Path) -> Scenario:
     if not path.is_file():
         raise EdgebenchError(f"--world {world}: no such file; give a world file's path")
     target = scenario.target.model_copy(update={"world": str(path.resolve())})
-    return scenario.model_copy(update={"target": target})
+    return with_fleets(scenario.model_copy(update={"target": target}))
 
 
 def with_seed(scenario: Scenario, seed: int | str | None) -> Scenario:

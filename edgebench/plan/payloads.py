@@ -59,7 +59,7 @@ class Party(NamedTuple):
     endpoint: str
     region: str
     users: list[bytes]
-    kind: str  # which tail closes the body: "deploy", "cached" or "fleet"
+    kind: str  # which tail closes the body: "deploy", "cached", "fleet" or "fleet:REGION"
 
 
 class PartyBlock(NamedTuple):
@@ -86,12 +86,17 @@ class PayloadPlan:
         head = orjson.dumps({"application": target.application, "version": target.version})
         self._head = head[:-1] + b',"users":['
         shared = self._shared_fields(webhook_base, run_tag)
-        fleet = {"private_host_ids": list(scenario.mix.private_host_ids)}
         self._tails = {
             "deploy": _tail(shared),
             "cached": _tail({"require_cached_locations": True} | shared),
-            "fleet": _tail(fleet | shared),
+            "fleet": _tail({"private_host_ids": scenario.mix.private_host_ids} | shared),
         }
+        # A region with its own private hosts: its fleet deploys name them ("fleet:REGION").
+        self._fleet_kinds = {region.name: "fleet" for region in scenario.regions}
+        for region in scenario.regions:
+            if region.private_host_ids:
+                kind = self._fleet_kinds[region.name] = f"fleet:{region.name}"
+                self._tails[kind] = _tail({"private_host_ids": region.private_host_ids} | shared)
 
     def _shared_fields(self, webhook_base: str | None, run_tag: str | None) -> dict[str, Any]:
         requests = self.scenario.requests
@@ -140,7 +145,7 @@ class PayloadPlan:
         weights = self._region_weights.at(due_s) if self._region_weights else None
         region, users = self.players.party(draw, weights)
         if endpoint == FLEET_DEPLOY:
-            kind = "fleet"
+            kind = self._fleet_kinds[region]
         elif self._cached_share and draw() < self._cached_share:
             kind = "cached"
         else:
@@ -160,9 +165,12 @@ class PayloadPlan:
         drawn = self.players.party_draws(draws, weights)
         endpoints = self.endpoints(indices)
         cached = draws[np.arange(len(indices)), 2 + drawn.sizes] < self._cached_share
+        fleets = [self._fleet_kinds[each.region.name] for each in self.players.regions]
         kinds = [
-            "fleet" if endpoint == FLEET_DEPLOY else "cached" if ask else "deploy"
-            for endpoint, ask in zip(endpoints, cached.tolist(), strict=True)
+            fleets[region] if endpoint == FLEET_DEPLOY else "cached" if ask else "deploy"
+            for endpoint, ask, region in zip(
+                endpoints, cached.tolist(), drawn.regions.tolist(), strict=True
+            )
         ]
         return PartyBlock(endpoints, drawn, kinds)
 

@@ -35,7 +35,27 @@ class QueueWalk(NamedTuple):
 
 def queue_walk(schedule: Schedule, quota: int, max_wait_s: float | None) -> QueueWalk:
     """queue_walk follows the first-in-first-out queue in front of `quota` sends a window."""
+    return _walk(_per_window(schedule), quota, max_wait_s)
+
+
+def lowest_limit(schedule: Schedule, bound_s: float) -> tuple[int, QueueWalk]:
+    """lowest_limit is the fewest sends a window (a limit) for which no match of the
+    schedule waits longer than bound_s for its turn, and that limit's walk (bisection: a
+    higher limit never waits longer)."""
     arrivals = _per_window(schedule)
+    low, high = 0, max(1, max(arrivals, default=1))  # the busiest window's: nobody waits
+    best = _walk(arrivals, high, None)
+    while high - low > 1:
+        middle = (low + high) // 2
+        walk = _walk(arrivals, middle, None)
+        if walk.longest_wait_s <= bound_s:
+            high, best = middle, walk
+        else:
+            low = middle
+    return high, best
+
+
+def _walk(arrivals: list[int], quota: int, max_wait_s: float | None) -> QueueWalk:
     waiting: deque[list[float]] = deque()  # [window it entered, matches left of it]
     peak, peak_at, longest, abandoned = 0, 0.0, 0.0, 0
     window = 0

@@ -17,6 +17,7 @@ import click
 
 from checks import Watch, parse_watch
 from edgebench._errors import EdgebenchError
+from edgebench.costs import cost_basis
 from edgebench.manifest import read_manifest, utc, write_manifest
 from edgebench.plan.overrides import Overrides, planned
 from edgebench.plan.payloads import preview
@@ -58,6 +59,7 @@ class RunPlan:
     rate_mode: str | None = None  # None: the scenario's
     rate_factor: str | None = None
     limit: int | None = None  # the organisation's limit instead of the scenario's
+    costs: Path | None = None  # a prices file instead of the scenario's [costs]
     world: Path | None = None  # the embedded emulator's world instead of the scenario's
     seed: int | None = None
     master: bool = False  # Locust's master: the traffic comes from `edgebench worker`s
@@ -97,6 +99,9 @@ def run(plan: RunPlan) -> int:
         for line in scenario_warnings(scenario):
             click.echo(f"edgebench: warning: {line}", err=True)
     refuse_baseline_checks(scenario, plan.thresholds_file)
+    costs = {}
+    if scenario.costs:  # checked before the run: a price the world cannot bill is bad input
+        costs = {"costs": cost_basis(scenario, scenario_world(scenario))}
     if plan.dry_run:
         click.echo(dry_run_text(scenario, host, policy))
         return 0
@@ -131,7 +136,7 @@ def run(plan: RunPlan) -> int:
         refuse_unstarted(results, locust, plan.web)
         # What the user typed, and what the emulator ran with (Locust knows neither).
         facts = {"command_line": ["edgebench", *sys.argv[1:]]} | watch_facts(watcher, aborted)
-        facts |= warm
+        facts |= warm | costs
         write_manifest(results, **facts, **({"emulator": emulator.describe()} if emulator else {}))
         if policy.cleanup:
             report = cleanup(results, host, request_token())
@@ -331,6 +336,8 @@ def locust_command(
         command += ["--rate-factor", plan.rate_factor]
     if plan.limit:
         command += ["--limit", str(plan.limit)]
+    if plan.world:
+        command += ["--world", str(Path(plan.world).resolve())]
     if policy.max_deployments:
         command += ["--max-deployments", str(policy.max_deployments)]
     if policy.remote:

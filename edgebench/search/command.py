@@ -25,7 +25,7 @@ from edgebench._errors import EdgebenchError
 from edgebench.plan.overrides import Overrides, planned
 from edgebench.plan.scenario import Scenario
 from edgebench.runfolder import RESULTS
-from edgebench.search.knee import Knee, Probe
+from edgebench.search.knee import Knee, Probe, cheapest
 from edgebench.search.space import Space, parse_space, peak_rate
 
 # What each probe keeps beside its checks' metrics (search.json and the knee's plot).
@@ -41,6 +41,8 @@ KEY_METRICS = (
     "p95_ms",
     "wait_p95_s",
     "ttr_p95_s",
+    "cost_per_day",
+    "share_overflow",
 )
 MAX_FACTOR = 64.0  # how far a bracket may step from the scenario as written
 REMOTE_PROBE_DEPLOYMENTS = 20  # a live probe's budget against a host that is not loopback
@@ -64,10 +66,12 @@ class SearchPlan:
     confirm: bool = False
     host: str | None = None
     overwrite: bool = False
+    minimize: str | None = None  # "cost": the cheapest passing value, from the least
     # Read by the shared overrides (edgebench.plan.overrides.Overrides.of): never set here.
     rate_mode: str | None = None
     rate_factor: str | None = None
     limit: int | None = None
+    costs: Path | None = None  # a prices file instead of the scenario's [costs]
 
 
 def search(plan: SearchPlan) -> int:
@@ -78,6 +82,7 @@ def search(plan: SearchPlan) -> int:
     space = parse_space(plan.vary, scenario)
     if space.kind == "rate":
         space = replace(space, start=scenario.rate.factor)
+    _refuse_unpriced(plan, scenario, space)
     folder = plan.results_dir or _default_folder(scenario.name)
     _refuse_earlier_search(folder, plan.overwrite)
     if plan.live:
@@ -89,9 +94,12 @@ def search(plan: SearchPlan) -> int:
         precision=precision,
         max_probes=plan.max_probes,
         whole=space.whole,
+        floor=space.floor,
         ceiling=space.start * MAX_FACTOR if space.kind in ("rate", "scale") else 1_000_000,
     )
     answer = knee.run()
+    if plan.minimize and answer is not None:
+        answer = _cheapest(knee, answer, space)
     result = search_facts(plan, scenario, space, checks, precision, knee, answer)
     (folder / "search.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     from analysis.search import write_search_report
@@ -102,6 +110,39 @@ def search(plan: SearchPlan) -> int:
     if answer is not None and plan.confirm:
         return _confirm(plan, space, answer, folder)
     return 0 if answer is not None else 1
+
+
+def _refuse_unpriced(plan: SearchPlan, scenario: Scenario, space: Space) -> None:
+    """_refuse_unpriced: --minimize cost needs prices and a whole quantity that costs."""
+    if not plan.minimize:
+        return
+    if space.kind not in ("hosts", "host", "location"):
+        raise EdgebenchError(
+            f"--minimize cost: varies hosts:FLEET or capacity:CITY_OR_HOST, not {plan.vary}"
+        )
+    if scenario.costs is None:
+        raise EdgebenchError(
+            f"--minimize cost: {scenario.source} has no [costs]; add the table or pass --costs FILE"
+        )
+
+
+def _cheapest(knee: Knee, least: float, space: Space) -> float:
+    """_cheapest walks up from the least passing value to the cheapest (cost_per_day)."""
+    known = {probe.value: probe for probe in knee.probes}
+
+    def probe(value: float) -> Probe:
+        if value not in known:
+            known[value] = knee.probe(value)
+            knee.probes.append(known[value])
+        return known[value]
+
+    def cost(result: Probe) -> float:
+        value = result.metrics.get("cost_per_day")
+        return math.inf if value is None else float(value)
+
+    left = max(2, knee.max_probes - len(knee.probes) + 1)
+    tried = [p for p in cheapest(probe, least, cost, left, knee.ceiling) if p.passed]
+    return min(tried, key=lambda p: (cost(p), p.value)).value if tried else least
 
 
 def _refuse_earlier_search(folder: Path, overwrite: bool) -> None:
@@ -126,8 +167,8 @@ def _checks(texts: tuple[str, ...]) -> list:
     return checks
 
 
-def parse_precision(text: str) -> float:
-    """parse_precision reads --precision: "2%" or 0.02 (a share of the answer).
+def parse_precision(text: str, option: str = "--precision") -> float:
+    """parse_precision reads a share such as --precision: "2%" or 0.02.
 
     >>> parse_precision("2%"), parse_precision("0.05")
     (0.02, 0.05)
@@ -137,7 +178,7 @@ def parse_precision(text: str) -> float:
     except ValueError:
         value = math.nan
     if not 0 < value < 1:
-        raise EdgebenchError(f"--precision {text!r}: not a share between 0 and 1; e.g. 2% or 0.02")
+        raise EdgebenchError(f"{option} {text!r}: not a share between 0 and 1; e.g. 2% or 0.02")
     return value
 
 
@@ -277,6 +318,7 @@ def search_facts(plan, scenario, space: Space, checks, precision, knee: Knee, an
         "checks": [check.text for check in checks],
         "precision": precision,
         "mode": "live" if plan.live else "simulated",
+        "minimize": plan.minimize,
         "answer": answer,
         "probes": probes,
         "command_line": ["edgebench", *sys.argv[1:]],
@@ -302,6 +344,12 @@ def answer_line(result: dict) -> str:
     if varied["kind"] == "limit":
         return (
             f"lowest limit meeting every check: {result['answer']:g}/s: ask Edgegap for it "
+            f"({where})"
+        )
+    if varied["kind"] == "hosts":
+        which = "cheapest" if result.get("minimize") else "fewest"
+        return (
+            f"{which} hosts meeting every check: {result['answer']:g} in fleet {varied['name']} "
             f"({where})"
         )
     return (

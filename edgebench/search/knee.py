@@ -42,6 +42,7 @@ class Knee:
     whole: bool = False  # whole numbers only (slots on a host or at a city)
     floor: float = 0.0  # the least value the question allows (exclusive for fractions)
     ceiling: float = math.inf
+    step: float = 2.0  # how far each bracketing probe moves: x2 (or /2), or nearer from a guess
     probes: list[Probe] = field(default_factory=list)
 
     def run(self) -> float | None:
@@ -66,7 +67,7 @@ class Knee:
         value = self._valid(self.start)
         first = self._try(value)
         passing, failing = (value, None) if first.passed else (None, value)
-        toward_fail = 2.0 if self.wants == "higher" else 0.5
+        toward_fail = self.step if self.wants == "higher" else 1 / self.step
         step = toward_fail if first.passed else 1 / toward_fail
         while (passing is None or failing is None) and len(self.probes) < self.max_probes:
             value = self._valid(self._stepped(value, step))
@@ -110,3 +111,47 @@ class Knee:
         if self.whole:
             return self.floor <= value <= self.ceiling
         return self.floor < value <= self.ceiling
+
+
+def cheapest(
+    probe: Callable[[float], Probe],
+    start: float,
+    cost: Callable[[Probe], float],
+    max_probes: int,
+    ceiling: float = math.inf,
+) -> list[Probe]:
+    """cheapest walks whole values up from start (the least that passes: more only helps the
+    checks) to the one of least cost, a cost that falls then rises (private hosts replace
+    cloud deployments until they stand idle). It is every probe tried, the cheapest among
+    the passing ones being the answer (probe: a value already tried comes back as it was).
+
+    Up by a step that doubles while the cost falls, then thirds of the valley's bracket.
+    """
+    tried: dict[float, Probe] = {}
+
+    def at(value: float) -> Probe:
+        if value not in tried:
+            tried[value] = probe(value)
+        return tried[value]
+
+    def worth(value: float) -> float:
+        result = at(value)
+        return cost(result) if result.passed else math.inf
+
+    low, step = start, max(1.0, round(start * 0.1))
+    high = min(ceiling, start + step)
+    while len(tried) < max_probes and high > low and worth(high) < worth(low):
+        low, step = high, step * 2
+        high = min(ceiling, low + step)
+    left = max(start, low - step / 2)  # the valley lies between the last fall's start and high
+    while high - left > 2 and len(tried) + 2 <= max_probes:
+        first, second = left + (high - left) // 3, high - (high - left) // 3
+        if worth(first) <= worth(second):
+            high = second
+        else:
+            left = first
+    for value in range(int(left), int(high) + 1):
+        if len(tried) >= max_probes:
+            break
+        worth(float(value))
+    return list(tried.values())

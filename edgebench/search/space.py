@@ -5,6 +5,7 @@
     --vary capacity              a scale factor over every location's slots
     --vary capacity:Frankfurt    the slots at one location (a city of the world)
     --vary capacity:fleet-fra-1  the slots on one private host
+    --vary hosts:fleet-eu        how many hosts a private fleet has (a region's private_fleet)
 
 A capacity value is written as a world file in the probe's folder (the world the probe
 ran on, beside its records), so a simulated probe and a live one read the same file.
@@ -29,13 +30,14 @@ from emulator import default_world_path
 class Space:
     """Space is the varied quantity: what it is, where the search starts, which way is good."""
 
-    kind: str  # "rate", "limit", "scale", "location" or "host"
-    name: str | None  # the city or host of a "location" or "host" space
+    kind: str  # "rate", "limit", "scale", "location", "host" or "hosts"
+    name: str | None  # the city, host or fleet of a "location", "host" or "hosts" space
     start: float
     wants: str  # "higher" (rate) or "lower" (capacity)
     whole: bool
     world_file: Path
     raw_world: dict
+    floor: float = 0.0  # the least value the question allows (a fleet keeps one host)
 
     @property
     def label(self) -> str:
@@ -45,6 +47,7 @@ class Space:
             "scale": "capacity scale (x every location's slots)",
             "location": f"slots at {self.name}",
             "host": f"slots on private host {self.name}",
+            "hosts": f"hosts in fleet {self.name}",
         }[self.kind]
 
     def scenario_at(self, scenario: Scenario, value: float, folder: Path) -> Scenario:
@@ -67,6 +70,10 @@ class Space:
             for location in world.get("locations", []):
                 if location["city"] == self.name:
                     location["capacity"] = int(value)
+        elif self.kind == "hosts":
+            for host in world.get("private_hosts", []):
+                if host.get("fleet") == self.name:
+                    host["count"] = int(value)
         else:
             for host in world.get("private_hosts", []):
                 if host["id"] == self.name:
@@ -83,10 +90,13 @@ def parse_space(vary: str, scenario: Scenario) -> Space:
         return Space("rate", None, 1.0, "higher", False, world_file, raw)
     if kind == "limit" and not name:
         start = float(scenario.rate.limit)
-        return Space("limit", None, start, "lower", True, world_file, raw)
+        return Space("limit", None, start, "lower", True, world_file, raw, floor=1.0)
+    if kind == "hosts":
+        return _hosts_space(vary, name, scenario, world_file, raw)
     if kind != "capacity":
         raise EdgebenchError(
-            f"--vary {vary!r}: not a quantity; use rate, limit, capacity or capacity:CITY_OR_HOST"
+            f"--vary {vary!r}: not a quantity; use rate, limit, capacity, "
+            "capacity:CITY_OR_HOST or hosts:FLEET"
         )
     if not name:
         return Space("scale", None, 1.0, "lower", False, world_file, raw)
@@ -100,6 +110,29 @@ def parse_space(vary: str, scenario: Scenario) -> Space:
     raise EdgebenchError(
         f"--vary {vary!r}: {world_file} has no city or private host {name!r}; one of {known}"
     )
+
+
+def _hosts_space(vary: str, fleet: str, scenario: Scenario, world_file: Path, raw: dict) -> Space:
+    """_hosts_space varies a fleet's host count: the fleet must be one [[private_hosts]] entry
+    (its `count` is what changes) that a region names with private_fleet."""
+    entries = [h for h in raw.get("private_hosts", []) if h.get("fleet") == fleet]
+    if len(entries) != 1:
+        fleets = sorted({h.get("fleet", "my-fleet") for h in raw.get("private_hosts", [])})
+        fix = (
+            f"write its hosts as one [[private_hosts]] entry with count = {len(entries)}"
+            if entries
+            else f"name a fleet of the world: {', '.join(fleets) or 'none'}"
+        )
+        raise EdgebenchError(
+            f"--vary {vary!r}: {world_file} has {len(entries)} entries for fleet {fleet!r}; {fix}"
+        )
+    if not any(region.private_fleet == fleet for region in scenario.regions):
+        raise EdgebenchError(
+            f"--vary {vary!r}: no region of {scenario.source} has private_fleet = "
+            f'"{fleet}", so its hosts would take no match; name it in a [[regions]] table'
+        )
+    count = float(entries[0].get("count", 1))
+    return Space("hosts", fleet, count, "lower", True, world_file, raw, floor=1.0)
 
 
 def peak_rate(scenario: Scenario) -> float:

@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 
 from edgebench._errors import EdgebenchError
+from edgebench.costs import cost_basis
 from edgebench.manifest import scenario_facts, utc, write_manifest
 from edgebench.plan.overrides import Overrides, planned
 from edgebench.plan.scenario import Scenario
@@ -48,6 +49,7 @@ class SimulatePlan:
     rate_mode: str | None = None
     rate_factor: str | None = None
     limit: int | None = None  # the organisation's limit instead of the scenario's
+    costs: Path | None = None  # a prices file instead of the scenario's [costs]
     time_scale: float = 1.0
     latency_ms: str | None = None  # a distribution, as a TOML value (default: measured)
     thresholds_file: Path | None = None
@@ -143,6 +145,7 @@ def simulate_into(scenario: Scenario, plan: SimulatePlan, echo=True) -> Path:
         target={"host": "simulated", "token_set": False},
         # Under "emulator" as a live run's, so the report and compare read the world.
         emulator={"embedded": False, "simulated": True} | _model_facts(config, latency),
+        costs=cost_basis(scenario, config.world),
     )
     sink = FileSink(results, run_id)
     simulation = Simulation(scenario, config, sink, epoch=epoch, latency_ms=latency)

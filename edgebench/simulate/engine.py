@@ -41,6 +41,7 @@ from edgebench.plan.schedule import WINDOW_S, Arrival, Schedule
 from edgebench.records import (
     ABANDONED,
     BACKOFF,
+    CLOUD,
     FAILED,
     emulator_reading,
     event_record,
@@ -54,6 +55,7 @@ from emulator import (
     FLEET_DEPLOY_GROUP,
     ApiModel,
     BadRequest,
+    Deployment,
     DeployRequest,
     Distribution,
     EmulatorConfig,
@@ -313,9 +315,10 @@ class Simulation:
 
     def _handle(self, match, attempt, entered, send, answered, fault) -> None:
         """_handle is the API meeting the request: fault, limit, then the platform."""
-        status, retry_after, request_id, cause = self._answer(match, fault)
+        status, retry_after, request_id, cause, dep = self._answer(match, fault)
         if answered - send >= self.rules.policy.timeout_s:
-            status, retry_after, request_id, cause = 0, None, None, None
+            status, retry_after, request_id, cause, dep = 0, None, None, None, None
+        location, host = _placement(dep)
         arrival = match.arrival
         decision = self.rules.decide(arrival.index, attempt, status, retry_after, answered)
         if decision.pause_until is not None:
@@ -336,27 +339,30 @@ class Simulation:
                 attempt=attempt,
                 queue_ms=_ms(send - entered) if self.guard else None,
                 final=decision.final,
+                location=location,
+                host=host,
             )
         )
         if decision.retry_at is not None:
             self._at(decision.retry_at, self._enter, match, attempt + 1)
 
     def _answer(self, match: Match, fault: str | None):
-        """_answer is (status, Retry-After, request_id, 422 cause): ApiModel.deploy's answer,
-        the emulator's own, to the match's request (None: a body the API refuses)."""
+        """_answer is (status, Retry-After, request_id, 422 cause, the accepted deployment):
+        ApiModel.deploy's answer, the emulator's own, to the match's request (None: a body
+        the API refuses)."""
         group = FLEET_DEPLOY_GROUP if match.endpoint == FLEET_DEPLOY else DEPLOY_GROUP
         answer = self.model.deploy(fault, RATE_KEY, group, match.checked, self._advanced)
         status, dep = answer.status, answer.deployment
         if status == 429:
             told = answer.retry_after
-            return 429, None if told is None else str(told), None, None
+            return 429, None if told is None else str(told), None, None, None
         if status == 422:
-            return 422, None, dep.request_id, dep.error_detail
+            return 422, None, dep.request_id, dep.error_detail, None
         if status == 202:
             if self._events:
                 self._tell_ready(dep)
-            return 202, None, dep.request_id, None
-        return status, None, None, None
+            return 202, None, dep.request_id, None, dep
+        return status, None, None, None, None
 
     def _advanced(self) -> float:
         """_advanced brings the platform to now and is its time."""
@@ -380,6 +386,8 @@ class Simulation:
                 current_status="Status.READY",
                 source=self._events or "",
                 worker=WORKER,
+                location=dep.location.city,
+                host=dep.host.id if dep.host else CLOUD,
             )
         )
 
@@ -415,3 +423,10 @@ def _checked(endpoint: str, body: object) -> DeployRequest | None:
         return parse(body)
     except BadRequest:
         return None
+
+
+def _placement(dep: Deployment | None) -> tuple[str | None, str | None]:
+    """_placement is (city, private host id or "cloud") of an accepted deployment."""
+    if dep is None or dep.location is None:
+        return None, None
+    return dep.location.city, dep.host.id if dep.host else CLOUD

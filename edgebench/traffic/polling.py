@@ -15,7 +15,7 @@ from typing import Protocol
 import gevent
 import httpx
 
-from edgebench.records import event_record
+from edgebench.records import event_record, placement_of
 
 DONE = {"Status.READY": "ready", "Status.ERROR": "error"}
 
@@ -63,8 +63,9 @@ class StatusPoller:
             response = self.client.get(f"/v1/status/{request_id}")
             answer = response.json() if response.status_code == 200 else {}
             status = answer.get("current_status") or ""
+            location, host = placement_of(answer)
         except (httpx.HTTPError, ValueError, AttributeError):
-            status = ""
+            status, location, host = "", None, None
         event = DONE.get(status)
         if event is None:
             self.track(request_id, time.time())
@@ -77,5 +78,7 @@ class StatusPoller:
                 current_status=status,
                 source="poll",
                 worker=self.worker,
+                location=location,
+                host=host,
             )
         )

@@ -19,7 +19,7 @@ import orjson
 from gevent.pywsgi import WSGIServer
 
 from edgebench._errors import EdgebenchError
-from edgebench.records import EVENTS, event_record
+from edgebench.records import EVENTS, event_record, placement_of
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -87,6 +87,7 @@ class WebhookReceiver:
         if self.known and not self.known(request_id):
             return self._reject("unknown_request_id", "404 Not Found")
         current_status = status.get("current_status")
+        location, host = placement_of(status)
         self.events.add(
             event_record(
                 t_received=time.time(),
@@ -95,6 +96,8 @@ class WebhookReceiver:
                 current_status=current_status if isinstance(current_status, str) else None,
                 source="webhook",
                 worker=self.worker,
+                location=location,
+                host=host,
             )
         )
         self.recorded += 1

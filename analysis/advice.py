@@ -1,0 +1,118 @@
+"""advice.html: the answers `edgebench advise` came to, and the probes behind them.
+
+One panel per knob: for a fleet's hosts, the overflow (its regions' and the run's) and the
+cost a day against the host count; for the limit, the players' p99 wait and the unserved
+share against the limit. Each probe is a point (filled: every check held), the answer a
+vertical line. The analysis room reads advice.json only; it imports no edgebench.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+LIMIT = "limit"
+
+
+def write_advice_report(advice: dict, folder: Path) -> Path:
+    """write_advice_report draws advice.png and writes advice.html; returns the page."""
+    png = _draw(advice, folder / "advice.png")
+    page = folder / "advice.html"
+    page.write_text(_page(advice, png))
+    return page
+
+
+def _series(advice: dict, knob: str) -> list[dict]:
+    """_series are the probes that moved only this knob from the answers (else every probe
+    that set it), in the knob's order."""
+    answers = advice["answers"]
+    others = {k: v for k, v in answers.items() if k != knob}
+    alone = [
+        p for p in advice["probes"]
+        if all(p["point"].get(k) == v for k, v in others.items()) and knob in p["point"]
+    ]  # fmt: skip
+    probes = alone if len(alone) > 1 else [p for p in advice["probes"] if knob in p["point"]]
+    return sorted(probes, key=lambda p: p["point"][knob])
+
+
+def _metrics(knob: str, probes: list[dict]) -> list[str]:
+    if knob == LIMIT:
+        return ["wait_p99_s", "share_unserved"]
+    regional = sorted({k for p in probes for k in p if k.startswith("share_overflow:")})
+    return ["share_overflow", *regional, "cost_per_day"]
+
+
+def _draw(advice: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    knobs = list(advice["answers"])
+    figure, axes = pyplot.subplots(len(knobs), 2, figsize=(11, 3.2 * len(knobs)), squeeze=False)
+    for row, knob in zip(axes, knobs, strict=True):
+        probes = _series(advice, knob)
+        names = _metrics(knob, probes)
+        _panel(row[0], knob, probes, names[:-1] or names, advice)
+        _panel(row[1], knob, probes, names[-1:], advice)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    pyplot.close(figure)
+    return path
+
+
+def _panel(ax, knob: str, probes: list[dict], names: list[str], advice: dict) -> None:
+    for name in names:
+        shown = [p for p in probes if p.get(name) is not None]
+        x = [p["point"][knob] for p in shown]
+        ax.plot(x, [p[name] for p in shown], lw=1, label=name)
+        for passed, marker in ((True, "o"), (False, "x")):
+            points = [p for p in shown if p["passed"] is passed]
+            colour = "tab:green" if passed else "tab:red"
+            x, y = [p["point"][knob] for p in points], [p[name] for p in points]
+            ax.scatter(x, y, marker=marker, color=colour, zorder=3)
+    if knob in advice["answers"]:
+        ax.axvline(advice["answers"][knob], color="tab:blue", lw=1.2, label="answer")
+    label = "organisation limit (requests/s)" if knob == LIMIT else f"hosts in {knob[6:]}"
+    ax.set_xlabel(label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+
+
+def _page(advice: dict, png: Path) -> str:
+    keys = ["number", "point", "passed", *sorted({k for p in advice["probes"] for k in p} - {
+        "number", "point", "passed", "folder"})]  # fmt: skip
+    heads = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(p.get(k)))}</td>" for k in keys) + "</tr>"
+        for p in advice["probes"]
+    )
+    instant = advice["instant"]
+    answers = ", ".join(f"{k} {v:g}" for k, v in advice["answers"].items())
+    verdict = "meets every check" if advice["met"] else "does NOT meet every check"
+    image = base64.b64encode(png.read_bytes()).decode()
+    name = html.escape(advice["scenario"]["name"])
+    return f"""<!doctype html>
+<meta charset="utf-8">
+<title>edgebench advise: {name}</title>
+<style>body{{font-family:sans-serif;max-width:70em;margin:2em auto}}
+td,th{{padding:.2em .5em;text-align:right;font-size:90%}}</style>
+<h1>edgebench advise: {name}</h1>
+<p>Checks: {html.escape(", ".join(advice["checks"]))}.
+<strong>Answer: {html.escape(answers)}</strong> ({verdict}; {len(advice["probes"])} probes,
+{advice["took_s"]:g} s).</p>
+<p>Started from the formulas: limit {instant["limit"]}/s ({html.escape(instant["limit_formula"])},
+waits within {instant["wait_bound_s"]:g} s); hosts {html.escape(_cell(instant["hosts"]))}
+({html.escape(instant["hosts_formula"])}, {instant["overflow"]:.1%} overflow).</p>
+<img alt="the probes" src="data:image/png;base64,{image}">
+<table><tr>{heads}</tr>{rows}</table>
+"""
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_cell(v)}" for k, v in value.items())
+    return "" if value is None else str(value)

@@ -1,0 +1,469 @@
+"""`edgebench advise`: the limit to ask for and the hosts per fleet, confirmed by simulation.
+
+    plan = AdvisePlan(Path("scenarios/launch-fleet.toml"), checks=("wait_p99_s < 10",),
+                      vary=("limit", "hosts:fleet-eu"), minimize="cost")
+    exit_code = advise(plan)   # 0 an answer meets every check, 1 none can, 2 bad input
+
+It starts from the instant answers (edgebench.advise.instant: Erlang B for hosts, the queue
+walked for the limit), then probes near each by simulation (warm start, unserved matches
+counted, as `edgebench simulate`), one knob at a time (the others at their current
+answers), then all together, and once more one at a time if together they fail. With
+--minimize cost it then walks each fleet up from its least passing host count to its
+cheapest. advice.json holds each answer and its evidence (every probe, its checks, its
+cost), advice.html draws them; --live confirms the final answer with `edgebench run`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import orjson
+
+from edgebench._errors import EdgebenchError
+from edgebench.advise.instant import InstantAnswers, instant_answers, wait_bound
+from edgebench.plan.overrides import Overrides, planned, with_limit, with_world
+from edgebench.plan.scenario import Scenario
+from edgebench.plan.schedule import Schedule
+from edgebench.runfolder import RESULTS
+from edgebench.search.command import KEY_METRICS, parse_precision
+from edgebench.search.knee import Knee, Probe, cheapest
+from edgebench.search.space import world_toml
+from edgebench.warm import wants_warm
+
+LIMIT = "limit"
+MOST_HOSTS = 100_000
+MOST_LIMIT = 100_000
+# An estimate of a probe's time, from the machine's simulation speed (bench/ figures): a
+# match costs about this much, plus the analysis' fixed part.
+SECONDS_PER_MATCH = 60e-6
+SECONDS_PER_PROBE = 2.0
+WAIT_METRICS = {f"wait_p{p}_s" for p in (50, 95, 99)}
+RECORDS = ("requests-*.jsonl", "events-*.jsonl", "emulator-metrics.jsonl")
+
+
+@dataclass
+class AdvisePlan:
+    """AdvisePlan is what `edgebench advise` was asked to do."""
+
+    scenario: Path
+    checks: tuple[str, ...]
+    vary: tuple[str, ...] = (LIMIT,)
+    minimize: str | None = None
+    overflow: str = "5%"
+    live: bool = False
+    host: str | None = None
+    max_probes: int = 30
+    results_dir: Path | None = None
+    overwrite: bool = False
+    time_scale: float = 1.0
+    warm_start: bool | None = None  # None: as `edgebench simulate` (warm for a forecast)
+    keep_records: bool = False  # each probe's records too, not only its summary
+    # Read by the shared overrides (edgebench.plan.overrides.Overrides.of).
+    duration: str | None = None
+    world: Path | None = None
+    seed: int | None = None
+    rate_mode: str | None = None
+    rate_factor: str | None = None
+    limit: int | None = None
+    costs: Path | None = None
+
+
+@dataclass
+class Advice:
+    """Advice is the probes tried and the answer each knob came to."""
+
+    scenario: Scenario
+    raw_world: dict
+    checks: list
+    folder: Path
+    max_probes: int
+    warm: bool
+    keep_records: bool = False
+    probes: list[dict] = field(default_factory=list)
+    answers: dict[str, float] = field(default_factory=dict)
+    _seen: dict[tuple, Probe] = field(default_factory=dict)
+
+    def at(self, point: dict[str, float]) -> Probe:
+        """at is the probe of a point (every knob's value): simulated once, then remembered."""
+        key = tuple(sorted(point.items()))
+        if key not in self._seen:
+            self._seen[key] = self._simulate(point)
+        return self._seen[key]
+
+    @property
+    def exhausted(self) -> bool:
+        return len(self.probes) >= self.max_probes
+
+    def _simulate(self, point: dict[str, float]) -> Probe:
+        from analysis.thresholds import evaluate, metrics
+
+        number = len(self.probes) + 1
+        folder = self.folder / f"probe-{number:02d}"
+        scenario = self._scenario_at(point, folder)
+        summary = _simulated(scenario, folder, self.warm, self.keep_records)
+        values = metrics(summary)
+        results = evaluate(self.checks, values)
+        passed = all(result.passed for result in results)
+        kept = {k: v for k, v in values.items() if k in KEPT or k.startswith("share_overflow:")}
+        kept |= {check.metric: values.get(check.metric) for check in self.checks}
+        self.probes.append(
+            {"number": number, "point": point, "passed": passed, "folder": folder.name, **kept}
+        )
+        click.echo(_probe_line(number, point, passed, results, kept), err=True)
+        return Probe(number, passed, kept)
+
+    def _scenario_at(self, point: dict[str, float], folder: Path) -> Scenario:
+        scenario = self.scenario
+        fleets = {k.partition(":")[2]: int(v) for k, v in point.items() if k != LIMIT}
+        if fleets:
+            world = {**self.raw_world, "private_hosts": _counted(self.raw_world, fleets)}
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "world.toml").write_text(world_toml(world))
+            scenario = with_world(scenario, folder / "world.toml")
+        if LIMIT in point:
+            scenario = with_limit(scenario, int(point[LIMIT]))
+        return scenario
+
+
+KEPT = {*KEY_METRICS, "share_unserved", "wait_p99_s", "share_overflow", "cost_per_day",
+        "cost_per_match"}  # fmt: skip
+
+
+def _counted(raw_world: dict, fleets: dict[str, int]) -> list[dict]:
+    return [
+        host | {"count": fleets[host["fleet"]]} if host.get("fleet") in fleets else host
+        for host in raw_world.get("private_hosts", [])
+    ]
+
+
+def advise(plan: AdvisePlan) -> int:
+    """advise finds the answers, writes advice.json and advice.html; the exit code."""
+    from checks import ThresholdError, parse
+
+    try:
+        checks = parse(list(plan.checks))
+    except ThresholdError as exc:
+        raise EdgebenchError(f"--check {exc}") from None
+    if not checks:
+        raise EdgebenchError('--check: give at least one, e.g. --check "wait_p99_s < 10"')
+    scenario = planned(plan.scenario, Overrides.of(plan))
+    knobs = _knobs(plan.vary, scenario)
+    if plan.minimize not in (None, "cost"):
+        raise EdgebenchError(f"--minimize {plan.minimize!r}: only cost can be minimised")
+    if plan.minimize and scenario.costs is None:
+        raise EdgebenchError(
+            f"--minimize cost: {scenario.source} has no [costs]; add the table or pass --costs FILE"
+        )
+    world_file, raw_world, world = _world(scenario)
+    warm = wants_warm(scenario, plan.warm_start)
+    overflow, wait = _overflow_target(checks, plan.overflow), _wait_target(checks, scenario)
+    instant = instant_answers(scenario, world, overflow, wait, warm)
+    start = _starting_point(knobs, instant, scenario)
+    folder = plan.results_dir or _default_folder(scenario.name)
+    _refuse_earlier(folder, plan.overwrite)
+    click.echo(plan_text(scenario, knobs, start, instant, plan), err=True)
+    advice = Advice(scenario, raw_world, checks, folder, plan.max_probes, warm, plan.keep_records)
+    began = time.monotonic()
+    final = _search(advice, knobs, start, plan.minimize == "cost")
+    facts = _facts(plan, advice, instant, start, final, time.monotonic() - began, world_file)
+    _write(plan, facts, folder)
+    if final is None or not final.passed:
+        return 1
+    if plan.live:
+        return _confirm(plan, advice, folder)
+    return 0
+
+
+def _write(plan: AdvisePlan, facts: dict, folder: Path) -> None:
+    """_write writes advice.json and advice.html, and prints the answer and where they are."""
+    from analysis.advice import write_advice_report
+
+    (folder / "advice.json").write_bytes(orjson.dumps(facts, option=orjson.OPT_INDENT_2))
+    page = write_advice_report(facts, folder)
+    click.echo(answer_text(facts))
+    click.echo(f"  advice: {folder / 'advice.json'}\n  report: {page}")
+    if facts["final"]:
+        probe = folder / facts["final"]["folder"]
+        click.echo(f"  the answer's run: {rerun_command(plan, probe, facts['answers'])}")
+
+
+def _knobs(vary: tuple[str, ...], scenario: Scenario) -> list[str]:
+    """_knobs are the --vary names, checked: limit, or hosts:FLEET of a region's private_fleet."""
+    if not vary:
+        raise EdgebenchError("--vary: give limit and/or hosts:FLEET (a region's private_fleet)")
+    fleets = {r.private_fleet for r in scenario.regions if r.private_fleet}
+    for knob in vary:
+        kind, _, name = knob.partition(":")
+        if knob == LIMIT:
+            continue
+        if kind != "hosts" or not name:
+            raise EdgebenchError(f"--vary {knob!r}: not a knob; use limit or hosts:FLEET")
+        if name not in fleets:
+            raise EdgebenchError(
+                f"--vary {knob!r}: no region of {scenario.source} has private_fleet = "
+                f'"{name}"; vary one of {", ".join(sorted(fleets)) or "(none: name a fleet)"}'
+            )
+    if len(set(vary)) != len(vary):
+        raise EdgebenchError("--vary: a knob is named twice; name each once")
+    return list(vary)
+
+
+def _world(scenario: Scenario):
+    """_world is the scenario's world: its file, its raw table (probes rewrite it), loaded."""
+    import tomllib
+
+    from edgebench.platform import scenario_world
+    from emulator import default_world_path
+
+    world_file = Path(scenario.world_file) if scenario.world_file else default_world_path()
+    return world_file, tomllib.loads(world_file.read_text()), scenario_world(scenario)
+
+
+def _overflow_target(checks: list, default: str) -> float:
+    """_overflow_target is the overflow share the hosts are first sized for: the tightest
+    share_overflow check's (a bound, not an equality), else --overflow."""
+    bounds = [c.number for c in checks if c.metric.startswith("share_overflow") and c.op in "<="]
+    bounds = [b for b in bounds if b is not None and 0 < b < 1]
+    return min(bounds) if bounds else parse_precision(default, "--overflow")
+
+
+def _wait_target(checks: list, scenario: Scenario) -> float:
+    """_wait_target is the queue wait the limit is first sized for: the tightest wait check's."""
+    bounds = [c.number for c in checks if c.metric in WAIT_METRICS and c.op in ("<", "<=")]
+    bounds = [b for b in bounds if b is not None and b > 0]
+    return min(bounds) if bounds else wait_bound(scenario, None)
+
+
+def _starting_point(knobs: list[str], instant: InstantAnswers, scenario: Scenario) -> dict:
+    point: dict[str, float] = {}
+    by_fleet = {pool.fleet: pool for pool in instant.pools if pool.fleet}
+    for knob in knobs:
+        if knob == LIMIT:
+            point[knob] = float(instant.limit)
+        else:
+            pool = by_fleet[knob.partition(":")[2]]
+            point[knob] = float(max(1, instant.peak_hosts[pool.name]))
+    return point
+
+
+def _search(advice: Advice, knobs: list[str], start: dict, cheap: bool) -> Probe | None:
+    """_search finds each knob's least passing value (rounds: one at a time, then together),
+    then, for cost, each fleet's cheapest; the final point's probe (None: no probe left)."""
+    answers = dict(start)
+    for _ in range(2):
+        for knob in knobs:
+            found = _least(advice, knob, answers)
+            if found is None:
+                advice.answers = answers
+                return None
+            answers[knob] = found
+        if advice.at(answers).passed or advice.exhausted:
+            break
+    if cheap:
+        for knob in (k for k in knobs if k != LIMIT):
+            answers[knob] = _cheapest(advice, knob, answers)
+    advice.answers = answers
+    return advice.at(answers)
+
+
+def _least(advice: Advice, knob: str, answers: dict) -> float | None:
+    """_least is the knob's least value meeting every check, the others as they stand."""
+    ceiling = MOST_LIMIT if knob == LIMIT else MOST_HOSTS
+    knee = Knee(
+        lambda value: advice.at(answers | {knob: value}),
+        start=answers[knob],
+        wants="lower",
+        precision=0.0,  # whole numbers: to the unit
+        max_probes=max(1, advice.max_probes - len(advice.probes)),
+        whole=True,
+        floor=1.0,
+        ceiling=ceiling,
+        step=1.25,  # near the instant answer first: a few percent off, not twice
+    )
+    return knee.run()
+
+
+def _cheapest(advice: Advice, knob: str, answers: dict) -> float:
+    def cost(probe: Probe) -> float:
+        value = probe.metrics.get("cost_per_day")
+        return math.inf if value is None else float(value)
+
+    left = max(2, advice.max_probes - len(advice.probes))
+    tried = cheapest(
+        lambda value: _valued(advice.at(answers | {knob: value}), value),
+        answers[knob],
+        cost,
+        left,
+        MOST_HOSTS,
+    )
+    passing = [p for p in tried if p.passed]
+    return min(passing, key=lambda p: (cost(p), p.value)).value if passing else answers[knob]
+
+
+def _valued(probe: Probe, value: float) -> Probe:
+    return Probe(value, probe.passed, probe.metrics)
+
+
+def _simulated(scenario: Scenario, folder: Path, warm: bool, keep_records: bool) -> dict:
+    """_simulated is a probe's summary (its folder keeps manifest, summary and world; its
+    records only when asked)."""
+    from analysis.load import load_run
+    from analysis.metrics import summarize
+    from edgebench.simulate.command import SimulatePlan, simulate_into
+
+    simulation = SimulatePlan(
+        Path(scenario.source), results_dir=folder, overwrite=True, warm_start=warm
+    )
+    simulate_into(scenario, simulation, echo=False)
+    summary = summarize(load_run(folder, lean=True))
+    (folder / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY))
+    if not keep_records:  # a day's records are about 100 MB a probe: the summary is the evidence
+        for pattern in RECORDS:
+            for path in folder.glob(pattern):
+                path.unlink()
+    return summary
+
+
+def _default_folder(name: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return RESULTS / f"{stamp}-{name}-advice"
+
+
+def _refuse_earlier(folder: Path, overwrite: bool) -> None:
+    if (folder / "advice.json").exists() and not overwrite:
+        raise EdgebenchError(
+            f"{folder}: holds earlier advice; pass another --results-dir, or --overwrite"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def estimate_s(scenario: Scenario, probes: int) -> float:
+    """estimate_s is about how long `probes` simulations of the scenario take here."""
+    matches = Schedule.from_scenario(scenario).count()
+    return probes * (SECONDS_PER_PROBE + matches * SECONDS_PER_MATCH)
+
+
+def plan_text(
+    scenario: Scenario, knobs: list[str], start: dict, instant: InstantAnswers, plan: AdvisePlan
+) -> str:
+    """plan_text is printed first: what is varied, from where, how many probes, how long."""
+    lines = [f"advise {scenario.name}: {len(knobs)} knob(s), checks {', '.join(plan.checks)}"]
+    for knob in knobs:
+        if knob == LIMIT:
+            why = (
+                f"the queue walked over the run's arrivals keeps waits within "
+                f"{instant.wait_bound_s:g} s"
+            )
+        else:
+            why = f"Erlang B for {instant.overflow:.1%} overflow at the busiest hour"
+        lines.append(f"  {knob}: from {start[knob]:g} ({why}), probed near it by simulation")
+    if plan.minimize:
+        lines.append("  then each fleet walked up to its cheapest (cost_per_day)")
+    most = plan.max_probes
+    lines.append(
+        f"  at most {most} probes of {scenario.duration_s:g} s simulated; about "
+        f"{estimate_s(scenario, 1):.1f} s each here, {estimate_s(scenario, most) / 60:.1f} min "
+        "at most (an estimate)"
+    )
+    return "\n".join(lines)
+
+
+def _probe_line(number: int, point: dict, passed: bool, results, kept: dict) -> str:
+    where = ", ".join(f"{k} {v:g}" for k, v in point.items())
+    cost = kept.get("cost_per_day")
+    priced = f"; {cost:,.2f} a day" if cost is not None else ""
+    judged = "; ".join(result.message for result in results)
+    return f"  probe {number}: {where}: {'pass' if passed else 'FAIL'}{priced}: {judged}"
+
+
+def _facts(plan, advice: Advice, instant, start, final, took_s: float, world_file) -> dict:
+    scenario = advice.scenario
+    return {
+        "scenario": {"name": scenario.name, "path": scenario.source, "world": str(world_file)},
+        "checks": [check.text for check in advice.checks],
+        "minimize": plan.minimize,
+        "instant": {
+            "overflow": instant.overflow,
+            "wait_bound_s": instant.wait_bound_s,
+            "limit": instant.limit,
+            "limit_formula": "first-in-first-out queue walked over the run's arrivals",
+            "hosts": {p.fleet or p.name: instant.peak_hosts[p.name] for p in instant.pools},
+            "hosts_formula": "Erlang B on the pool's slots, modified offered load (Little)",
+        },
+        "start": start,
+        "answers": advice.answers,
+        "met": bool(final and final.passed),
+        "final": next((p for p in advice.probes if p["point"] == advice.answers), None),
+        "probes": advice.probes,
+        "took_s": round(took_s, 1),
+        "command_line": ["edgebench", *sys.argv[1:]],
+    }
+
+
+def answer_text(facts: dict) -> str:
+    """answer_text is the advice in a few lines."""
+    answers = ", ".join(f"{k} {v:g}" for k, v in facts["answers"].items())
+    count = len(facts["probes"])
+    if not facts["met"]:
+        return (
+            f"no answer meets every check ({count} probes; the last tried: {answers}); "
+            "see advice.html for how close each came"
+        )
+    lines = [f"answer meeting every check ({count} probes, {facts['took_s']:g} s): {answers}"]
+    final = facts["final"] or {}
+    for knob, value in facts["answers"].items():
+        if knob == LIMIT:
+            wait = final.get("wait_p99_s")
+            said = f"; p99 wait {wait:g} s" if wait is not None else ""
+            lines.append(f"  ask Edgegap for a limit of {value:g}/s{said}")
+        else:
+            lines.append(f"  {knob.partition(':')[2]}: {value:g} hosts")
+    if final.get("cost_per_day") is not None:
+        lines.append(f"  cost a day: {final['cost_per_day']:,.2f} (the scenario's prices)")
+    return "\n".join(lines)
+
+
+def rerun_command(plan: AdvisePlan, probe: Path, answers: dict[str, float]) -> str:
+    """rerun_command is the `edgebench simulate` of the answer, records, report and all."""
+    words = ["edgebench", "simulate", str(plan.scenario)]
+    if any(knob != LIMIT for knob in answers):
+        words += ["--world", str(probe / "world.toml")]
+    if LIMIT in answers:
+        words += ["--limit", f"{answers[LIMIT]:g}"]
+    return " ".join(words)
+
+
+def _confirm(plan: AdvisePlan, advice: Advice, folder: Path) -> int:
+    """_confirm runs the answer live (`edgebench run`, with every rule of a run): its verdict."""
+    from edgebench.runner.run import RunPlan, run
+
+    confirm = folder / "confirm"
+    advice._scenario_at(advice.answers, confirm)
+    fleets = any(k != LIMIT for k in advice.answers)
+    limit = advice.answers.get(LIMIT, plan.limit)
+    click.echo(f"edgebench: confirming the answer with a live run in {confirm}", err=True)
+    return run(
+        RunPlan(
+            plan.scenario,
+            host=plan.host,
+            duration=plan.duration,
+            results_dir=confirm,
+            time_scale=plan.time_scale,
+            seed=plan.seed,
+            rate_mode=plan.rate_mode,
+            warm_start=advice.warm,
+            world=confirm / "world.toml" if fleets else plan.world,
+            limit=int(limit) if limit else None,
+            costs=plan.costs,
+            overwrite=True,
+        )
+    )
+
+
+__all__ = ["AdvisePlan", "advise", "answer_text", "estimate_s", "plan_text"]

@@ -1,0 +1,203 @@
+"""`edgebench advise` and its instant answers, against theory worked here.
+
+- Erlang B: a fleet of hosts of 5 slots takes Poisson fleet deploys (10/s) held for the
+  boot and an exponential match (5 s mean); the fewest hosts keeping overflow under 5% follow
+  from Erlang B, computed here with its own recursion. advise must land within one host,
+  and the simulated overflow just below the answer must be Erlang B's to a point.
+- The fluid queue: 60 matches/s for 20 s against a limit L queue up; the last waits
+  20 (60 - L) / L, so a wait of at most 2 s needs L >= 54.5: 55/s.
+- The cheapest hosts: a made-up cost that falls then rises, walked from the least passing.
+"""
+
+import math
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from edgebench.cli import main
+from edgebench.plan.queue import lowest_limit
+from edgebench.plan.scenario import load_scenario
+from edgebench.plan.schedule import Schedule
+from edgebench.plan.sizing import erlang_b, hosts_for, slots_for
+from edgebench.search.knee import Probe, cheapest
+from emulator import load_world
+
+from .test_search import LIMIT_KNOB
+
+ERLANG_WORLD = """
+[lifecycle]
+cached_boot_s = { distribution = "lognormal", median = 1.5, sigma = 0.25 }
+lifetime_s = { distribution = "exponential", mean = 5 }
+[[applications]]
+name = "my-game"
+versions = ["1.0.0"]
+vcpu = 1
+memory_gb = 2
+[[locations]]
+city = "Frankfurt"
+country = "DE"
+latitude = 50.1109
+longitude = 8.6821
+capacity = 1000
+cached = true
+[[private_hosts]]
+id = "eu"
+fleet = "fleet-eu"
+location = "Frankfurt"
+capacity = 5
+count = 10
+"""
+ERLANG = """
+name = "erlang"
+seed = 11
+[target]
+application = "my-game"
+version = "1.0.0"
+world = "world.toml"
+[mix]
+deploy = 0
+fleet_deploy = 1
+[players]
+sizes = [2]
+[rate]
+mode = "respect"
+arrivals = "poisson"
+stages = [{ kind = "hold", duration = "15m", rate = 10 }]
+[[regions]]
+name = "europe"
+countries = ["DE"]
+private_fleet = "fleet-eu"
+"""
+HELD_S = 5 + 1.5 * math.exp(0.25**2 / 2)  # the match, and the cached boot's mean
+
+
+def blocked(slots: int, load: float) -> float:
+    """blocked is Erlang B by its definition: (A^c / c!) / sum over k <= c of A^k / k!."""
+    terms = [math.exp(k * math.log(load) - math.lgamma(k + 1)) for k in range(slots + 1)]
+    return terms[-1] / sum(terms)
+
+
+def test_erlang_b_is_the_formula_and_the_slots_its_least():
+    for slots, load in ((1, 0.5), (10, 7.0), (105, 101.0), (70, 65.5)):
+        assert erlang_b(slots, load) == pytest.approx(blocked(slots, load), rel=1e-9)
+    load = 10 * HELD_S
+    least = slots_for(load, 0.05)
+    assert blocked(least, load) <= 0.05 < blocked(least - 1, load)
+    assert hosts_for(load, 0.05, 5) == math.ceil(least / 5)
+    assert slots_for(0.0, 0.05) == 0
+
+
+def erlang_files(tmp_path):
+    (tmp_path / "world.toml").write_text(ERLANG_WORLD)
+    scenario = tmp_path / "erlang.toml"
+    scenario.write_text(ERLANG)
+    return scenario
+
+
+def advise(*args: str):
+    return CliRunner().invoke(main, ["advise", *map(str, args)])
+
+
+def test_advise_finds_the_erlang_b_hosts_within_one_and_confirms_them_live(tmp_path, monkeypatch):
+    import edgebench.runner.run as runner
+
+    asked = []
+    monkeypatch.setattr(runner, "run", lambda plan: asked.append(plan) or 0)
+    scenario = erlang_files(tmp_path)
+    folder = tmp_path / "advice"
+    done = advise(scenario, "--check", "share_overflow < 0.05", "--vary", "hosts:fleet-eu",
+                  "--warm-start", "--live", "--results-dir", folder)  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "from " in done.output
+    assert "an estimate" in done.output
+    facts = orjson.loads((folder / "advice.json").read_bytes())
+    theory = hosts_for(10 * HELD_S, 0.05, 5)
+    assert abs(facts["answers"]["hosts:fleet-eu"] - theory) <= 1
+    below = next(
+        p
+        for p in facts["probes"]
+        if p["point"]["hosts:fleet-eu"] == facts["answers"]["hosts:fleet-eu"] - 1
+    )
+    expected = blocked(5 * int(below["point"]["hosts:fleet-eu"]), 10 * HELD_S)
+    assert below["share_overflow"] == pytest.approx(expected, abs=0.01)
+    assert not below["passed"]
+    assert facts["met"]
+    assert (folder / "advice.html").is_file()
+    assert facts["instant"]["hosts"]["fleet-eu"] == theory  # the formula, before a probe
+    # Each probe keeps its evidence (summary, world), not its records (no --keep-records).
+    assert list(folder.glob("probe-*/summary.json"))
+    assert not list(folder.glob("probe-*/requests-*.jsonl"))
+    assert f"edgebench simulate {scenario} --world {folder}/probe-" in done.output
+    # --live: `edgebench run` (every rule of a run) on the answer's world, started warm too.
+    [plan] = asked
+    assert plan.results_dir == folder / "confirm"
+    assert plan.warm_start is True
+    hosts = load_world(plan.world).fleet_hosts("fleet-eu")
+    assert len(hosts) == facts["answers"]["hosts:fleet-eu"]
+
+
+def test_the_limit_for_a_queue_wait_is_the_fluid_queues_from_the_formula_and_advise(tmp_path):
+    scenario = tmp_path / "knob.toml"
+    scenario.write_text(LIMIT_KNOB)
+    limit, walk = lowest_limit(Schedule.from_scenario(load_scenario(scenario)), 2.0)
+    assert limit == 55
+    assert walk.longest_wait_s <= 2
+    folder = tmp_path / "advice"
+    done = advise(scenario, "--check", "wait_p95_s < 2", "--results-dir", folder)
+    assert done.exit_code == 0, done.output
+    assert "ask Edgegap for a limit of 55/s" in done.output
+    facts = orjson.loads((folder / "advice.json").read_bytes())
+    assert facts["instant"]["limit"] == 55
+    tried = {p["point"]["limit"]: p["passed"] for p in facts["probes"]}
+    assert tried[55]
+    assert not tried[54]
+
+
+def test_advise_says_when_no_answer_can_meet_the_checks_and_refuses_bad_input(tmp_path):
+    scenario = tmp_path / "knob.toml"
+    scenario.write_text(LIMIT_KNOB)
+    never = advise(scenario, "--check", "wait_p50_s < 0.0001", "--max-probes", "3",
+                   "--results-dir", tmp_path / "never")  # fmt: skip
+    assert never.exit_code == 1, never.output
+    assert "no answer meets every check" in never.output
+    cases = [
+        (["--vary", "hosts:nowhere"], "no region of"),
+        (["--vary", "speed"], "not a knob"),
+        (["--minimize", "cost"], "has no [costs]"),
+        ([], "--check: give at least one"),
+    ]
+    for options, message in cases:
+        checks = [] if not options else ["--check", "wait_p95_s < 2"]
+        done = advise(scenario, *checks, *options, "--results-dir", tmp_path / "bad")
+        assert done.exit_code == 2, done.output
+        assert message in done.output
+        assert "Traceback" not in done.output
+
+
+def test_the_cheapest_is_walked_up_from_the_least_passing_value():
+    def probe(value: float) -> Probe:
+        return Probe(value, value >= 12, {"cost": (value - 31) ** 2 + 5})
+
+    tried = cheapest(probe, 12.0, lambda p: p.metrics["cost"], max_probes=20)
+    best = min((p for p in tried if p.passed), key=lambda p: p.metrics["cost"])
+    assert best.value == 31
+    assert len(tried) <= 20
+    rising = cheapest(probe, 40.0, lambda p: p.metrics["cost"], max_probes=20)
+    assert min(rising, key=lambda p: p.metrics["cost"]).value == 40  # dearer from the start
+
+
+def test_search_answers_in_whole_hosts_of_a_fleet(tmp_path):
+    scenario = erlang_files(tmp_path)
+    args = ["search", str(scenario), "--vary", "hosts:fleet-eu", "--check",
+            "share_overflow < 0.05", "--results-dir", str(tmp_path / "s")]  # fmt: skip
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    assert "fewest hosts meeting every check:" in done.output
+    answer = orjson.loads((tmp_path / "s" / "search.json").read_bytes())["answer"]
+    # Started empty (a search does not warm): fewer than the steady state's, never more.
+    assert 1 <= answer <= hosts_for(10 * HELD_S, 0.05, 5)
+    bad = CliRunner().invoke(main, ["search", str(scenario), "--vary", "hosts:fleet-xx",
+                                    "--check", "share_overflow < 0.05"])  # fmt: skip
+    assert bad.exit_code == 2
+    assert "fleet 'fleet-xx'" in bad.output
