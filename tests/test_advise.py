@@ -201,3 +201,29 @@ def test_search_answers_in_whole_hosts_of_a_fleet(tmp_path):
                                     "--check", "share_overflow < 0.05"])  # fmt: skip
     assert bad.exit_code == 2
     assert "fleet 'fleet-xx'" in bad.output
+
+
+def test_search_minimize_cost_answers_the_cheapest_passing_probe(tmp_path):
+    scenario = erlang_files(tmp_path)
+    prices = tmp_path / "prices.toml"
+    # A slot-hour on a host costs a fifth of a cloud deployment's: hosts pay while busy.
+    prices.write_text(
+        "[costs]\ncloud_vcpu_hour = 1.0\nprivate = { fleet-eu = { per_hour = 1.0 } }\n"
+    )
+    folder = tmp_path / "s"
+    args = ["search", str(scenario), "--vary", "hosts:fleet-eu", "--check",
+            "share_overflow < 0.3", "--minimize", "cost", "--costs", str(prices),
+            "--duration", "3m", "--max-probes", "12", "--results-dir", str(folder)]  # fmt: skip
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    assert "cheapest hosts meeting every check:" in done.output
+    result = orjson.loads((folder / "search.json").read_bytes())
+    passing = [p for p in result["probes"] if p["passed"]]
+    cheapest_probe = min(passing, key=lambda p: (p["cost_per_day"], p["value"]))
+    assert result["answer"] == cheapest_probe["value"]
+    assert result["minimize"] == "cost"
+    least = min(p["value"] for p in passing)
+    assert result["answer"] > least  # busy hosts are cheaper than the cloud: more than the least
+    unpriced = CliRunner().invoke(main, [*args[:6], "--minimize", "cost"])
+    assert unpriced.exit_code == 2
+    assert "has no [costs]" in unpriced.output

@@ -172,12 +172,12 @@ def test_budget_cleanup_and_a_token_that_never_appears_in_one_run(tmp_path):
     checks = tmp_path / "strict.toml"
     checks.write_text('checks = ["p95_ms < 0.001", "share_429 == 0"]\n')
     environment = {k: v for k, v in os.environ.items() if not k.startswith("EDGEGAP_")}
-    # 6 a second for 4 s: the budget of 10 is used up on the way, the rest is over budget.
+    # 12 a second for 2 s: the budget of 10 is used up on the way, the rest is over budget.
     scenario = tmp_path / "budget.toml"
     smoke = Path("scenarios/smoke.toml").read_text()
     stages = smoke[smoke.index("stages = [") : smoke.index("]\n", smoke.index("stages = [")) + 1]
     scenario.write_text(
-        smoke.replace(stages, 'stages = [{ kind = "hold", duration = "4s", rate = 6 }]')
+        smoke.replace(stages, 'stages = [{ kind = "hold", duration = "2s", rate = 12 }]')
     )
     options = ["--max-deployments", "10", "--cleanup", "--no-plots"]
     options += ["--thresholds", str(checks), "--results-dir", str(results)]

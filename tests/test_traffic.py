@@ -339,7 +339,7 @@ def test_injected_faults_are_classified_and_the_schedule_holds(emulator, tmp_pat
     faults = {"error_share": 0.1, "drop_share": 0.05}
     faults["latency_ms"] = {"distribution": "exponential", "mean": 40}
     httpx.post(f"{emulator.url}/_emulator/faults", json=faults).raise_for_status()
-    scenario = scenario_file(tmp_path, "exceed", 6, 30)
+    scenario = scenario_file(tmp_path, "exceed", 4, 45)
     result = run_locust(emulator, scenario, tmp_path / "run")
     assert result.returncode == 1  # Locust's code when requests failed: the injected ones
     records = load(tmp_path / "run")
