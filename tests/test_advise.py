@@ -227,3 +227,16 @@ def test_search_minimize_cost_answers_the_cheapest_passing_probe(tmp_path):
     unpriced = CliRunner().invoke(main, [*args[:6], "--minimize", "cost"])
     assert unpriced.exit_code == 2
     assert "has no [costs]" in unpriced.output
+
+
+def test_the_queue_walked_in_closed_form_is_the_walk_window_by_window():
+    import random
+
+    from edgebench.plan.queue import _walk, _walk_without_leaving
+
+    draw = random.Random(3)
+    for _ in range(500):
+        arrivals = [draw.choice([0, 0, 1, 5, 20, 80]) for _ in range(draw.randint(1, 60))]
+        quota = draw.randint(1, 50)
+        if sum(arrivals):
+            assert _walk_without_leaving(arrivals, quota) == _walk(arrivals, quota, None)

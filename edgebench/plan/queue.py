@@ -44,15 +44,39 @@ def lowest_limit(schedule: Schedule, bound_s: float) -> tuple[int, QueueWalk]:
     higher limit never waits longer)."""
     arrivals = _per_window(schedule)
     low, high = 0, max(1, max(arrivals, default=1))  # the busiest window's: nobody waits
-    best = _walk(arrivals, high, None)
+    best = _walk_without_leaving(arrivals, high)
     while high - low > 1:
         middle = (low + high) // 2
-        walk = _walk(arrivals, middle, None)
+        walk = _walk_without_leaving(arrivals, middle)
         if walk.longest_wait_s <= bound_s:
             high, best = middle, walk
         else:
             low = middle
     return high, best
+
+
+def _walk_without_leaving(arrivals: list[int], quota: int) -> QueueWalk:
+    """_walk_without_leaving is _walk when no match gives up, in closed form: the matches
+    sent by window w are S(w) = min(S(w-1) + quota, A(w)) (A: those arrived by w, S(-1) =
+    0), which is quota w + the least of A(k) - quota k for -1 <= k <= w; a window's last
+    match leaves in the first window whose S reaches it (tests/test_advise.py: equal to the
+    walk on random windows)."""
+    import numpy as np
+
+    arrived = np.cumsum(np.asarray(arrivals, dtype=np.int64))
+    if not len(arrived) or arrived[-1] == 0:
+        return QueueWalk(0, 0.0, 0.0, 0)
+    drain = math.ceil(int(arrived[-1]) / quota) + 1
+    arrived = np.concatenate([arrived, np.full(drain, arrived[-1])])
+    windows = np.arange(len(arrived))
+    least = np.minimum(np.minimum.accumulate(arrived - quota * windows), quota)  # k = -1: 0
+    sent = quota * windows + least
+    waiting = arrived - sent
+    busy = np.flatnonzero(np.diff(arrived, prepend=0) > 0)  # windows some match arrived in
+    leaves = np.searchsorted(sent, arrived[busy], side="left")
+    peak = int(np.argmax(waiting))
+    longest = float((leaves - busy).max()) * WINDOW_S
+    return QueueWalk(int(waiting[peak]), peak * WINDOW_S, longest, 0)
 
 
 def _walk(arrivals: list[int], quota: int, max_wait_s: float | None) -> QueueWalk:
