@@ -105,7 +105,7 @@ class Advice:
 
         number = len(self.probes) + 1
         folder = self.folder / f"probe-{number:02d}"
-        scenario = self._scenario_at(point, folder)
+        scenario = self.scenario_at(point, folder)
         summary = _simulated(scenario, folder, self.warm, self.keep_records)
         values = metrics(summary)
         results = evaluate(self.checks, values)
@@ -118,7 +118,9 @@ class Advice:
         click.echo(_probe_line(number, point, passed, results, kept), err=True)
         return Probe(number, passed, kept)
 
-    def _scenario_at(self, point: dict[str, float], folder: Path) -> Scenario:
+    def scenario_at(self, point: dict[str, float], folder: Path) -> Scenario:
+        """scenario_at is the scenario at a point: its limit, and (its fleets' counts) the
+        world file written in folder."""
         scenario = self.scenario
         fleets = {k.partition(":")[2]: int(v) for k, v in point.items() if k != LIMIT}
         if fleets:
@@ -444,7 +446,7 @@ def _confirm(plan: AdvisePlan, advice: Advice, folder: Path) -> int:
     from edgebench.runner.run import RunPlan, run
 
     confirm = folder / "confirm"
-    advice._scenario_at(advice.answers, confirm)
+    advice.scenario_at(advice.answers, confirm)
     fleets = any(k != LIMIT for k in advice.answers)
     limit = advice.answers.get(LIMIT, plan.limit)
     click.echo(f"edgebench: confirming the answer with a live run in {confirm}", err=True)
@@ -464,6 +466,3 @@ def _confirm(plan: AdvisePlan, advice: Advice, folder: Path) -> int:
             overwrite=True,
         )
     )
-
-
-__all__ = ["AdvisePlan", "advise", "answer_text", "estimate_s", "plan_text"]
