@@ -236,7 +236,14 @@ def test_ctrl_c_once_stops_the_traffic_and_still_writes_the_report(tmp_path):
     # with what 15 matches a second of 15 minutes hold (the smoke scenario's ramp from 0 at
     # its start would hold none).
     scenario = held_smoke(tmp_path, 15, 12)
-    process = start_run(results, "--no-plots", "--warm-start", scenario=scenario)
+    # The verdict of the stopped run's own check: a request cut short by the stop, or a
+    # slow answer on a loaded machine, is not what this test is about (the smoke's do fail
+    # on them now and then).
+    checks = tmp_path / "checks.toml"
+    checks.write_text('checks = ["share_429 == 0"]\n')
+    process = start_run(
+        results, "--no-plots", "--warm-start", "--thresholds", str(checks), scenario=scenario
+    )
     wait_for(lambda: len(records(results)) >= 2, every=0.2)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=90)
