@@ -9,6 +9,7 @@ import math
 from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from analysis.cost import cost
@@ -108,7 +109,18 @@ def summarize(run: Run, warmup_s: float = WARMUP_S) -> dict:
     summary["by_region"] = _breakdown(requests, "region")
     summary["placement"] = placement(requests)
     summary["cost"] = cost(run, summary)
+    summary["sensitivity"] = _sensitivity(run)
     return summary
+
+
+def _sensitivity(run: Run) -> dict | None:
+    """_sensitivity is the folder's sensitivity.json (`simulate --sensitivity`), when there."""
+    path = run.folder / "sensitivity.json"
+    try:
+        facts = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return facts if isinstance(facts, dict) else None
 
 
 FLEET_DEPLOY = "POST /v2/private-fleets/deployments"

@@ -267,6 +267,41 @@ def _hosts_by_city(hosts: pd.DataFrame, known: dict) -> pd.DataFrame:
     return pd.concat([hosts[["t"]], grouped], axis=1)
 
 
+FIGURE_NAMES = {
+    "wait_p50_s": "players' wait p50",
+    "wait_p95_s": "players' wait p95",
+    "wait_p99_s": "players' wait p99",
+    "share_unserved": "share of matches unserved",
+    "share_overflow": "share of fleet deploys overflowed",
+    "cost_per_day": "cost a day",
+}
+
+
+def sensitivity_rows(facts: dict | None) -> list[dict[str, str]]:
+    """sensitivity_rows are the figures over the assumptions: "p99 wait 6.1 s (4.8-9.7 s)"."""
+    rows = []
+    for key, figure in ((facts or {}).get("figures") or {}).items():
+        show = _figure(key)
+        never = f"; none at {', '.join(figure['unmeasured'])}" if figure["unmeasured"] else ""
+        rows.append(
+            {
+                "figure": FIGURE_NAMES.get(key, key),
+                "value": show(figure["value"]),
+                "range": f"{show(figure['low'])} - {show(figure['high'])}{never}",
+                "most": figure["most"] or "none moves it",
+            }
+        )
+    return rows
+
+
+def _figure(key: str):
+    if key.startswith("share"):
+        return _percent
+    if key.endswith("_s"):
+        return _seconds
+    return lambda value: f"{value:,.2f}"
+
+
 def placement_rows(placement: dict | None) -> list[tuple[str, str]]:
     """placement_rows say, region by region, where accepted deployments went."""
     rows = []
@@ -344,6 +379,8 @@ def write_report(outcome: Outcome, figures: list[tuple[str, Path]]) -> Path:
             ("region", _rows(summary["by_region"])),
         ],
         manifest=orjson.dumps(run.manifest, option=orjson.OPT_INDENT_2).decode(),
+        sensitivity=sensitivity_rows(summary.get("sensitivity")),
+        assumptions=((run.manifest.get("emulator") or {}).get("world") or {}).get("assumptions"),
     )
     path = run.folder / "report.html"
     path.write_text(page)
@@ -436,6 +473,11 @@ def key_numbers(summary: dict) -> list[tuple[str, str]]:
         rows.append(("fleet deploys on private hosts / cloud", f"{placed} ({overflow} overflow)"))
     rows += placement_rows(summary.get("placement"))
     rows += cost_rows(summary.get("cost"))
+    rows += [
+        (f"{row['figure']}", f"{row['value']} ({row['range']} over the assumptions; most: "
+                             f"{row['most']})")
+        for row in sensitivity_rows(summary.get("sensitivity"))
+    ]  # fmt: skip
     rows.append(("dropped starts", f"{summary['dropped_starts']:,}"))
     warmup = f", after the first {summary['warmup_s']:g} s" if summary.get("warmup_s") else ""
     for source in ("from_send", "from_schedule"):

@@ -496,6 +496,12 @@ def worker_command(master_host: str, master_port: int, processes: int) -> None:
     "'{ distribution = \"lognormal\", median = 1.6, sigma = 0.25 }' (the default: "
     "measured against the embedded emulator).",
 )
+@click.option(
+    "--sensitivity",
+    is_flag=True,
+    help="Simulate again under each limiter shape and each timing's interval edges (else "
+    "+-25%): each key figure with its range over the assumptions.",
+)
 @thresholds_option("the verdict's checks (default: the scenario's thresholds).")
 @plots_option()
 def simulate_command(scenario_file: Path, **options) -> None:
@@ -603,6 +609,12 @@ def search_command(scenario_file: Path, **options) -> None:
     "for a forecast with players at its start).",
 )
 @click.option(
+    "--sensitivity",
+    is_flag=True,
+    help="Then simulate the answer again under each limiter shape and each timing's "
+    "interval edges (else +-25%): its figures' ranges over the assumptions.",
+)
+@click.option(
     "--keep-records",
     is_flag=True,
     help="Keep each probe's records (a simulated day's are about 100 MB); by default a probe "
@@ -622,6 +634,35 @@ def advise_command(scenario_file: Path, **options) -> None:
     options["vary"] = tuple(options["vary"])
     options["checks"] = tuple(options["checks"])
     raise SystemExit(advise(AdvisePlan(scenario_file, **options)))
+
+
+@main.command("calibrate")
+@click.argument(
+    "runs", metavar="RUN_DIR...", nargs=-1, type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("calibrated-world.toml"),
+    show_default=True,
+    help="The world file to write (calibration.json and .html go beside it).",
+)
+@click.option(
+    "--base",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The world to start from (default: the runs' world, else the shipped one).",
+)
+def calibrate_command(runs: tuple[Path, ...], out: Path, base: Path | None) -> None:
+    """Fit a world to what runs measured: boot times, request latency, the limiter's shape.
+
+    From runs against any host (the real API, a staging API, the emulator) with webhooks or
+    status polling. Writes the base world with the fitted values (each with its samples,
+    interval and verdict), calibration.json and calibration.html (observed against fitted).
+    Exit codes: 0 written, 2 bad input (not a run, no readiness data).
+    """
+    from edgebench.calibrate import CalibratePlan, calibrate
+
+    raise SystemExit(calibrate(CalibratePlan(runs, out, base)))
 
 
 @main.command("cleanup")

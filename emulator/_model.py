@@ -80,7 +80,8 @@ class ApiModel:
     def __init__(self, config: EmulatorConfig, clock: Callable[[], float] = time.monotonic):
         self.config = config
         self.platform = Platform(config.world, seed=config.seed)
-        self.limiter = RateLimiter(config.rate_limits, clock)
+        shape = config.world.limiter
+        self.limiter = RateLimiter(config.rate_limits, clock, shape.algorithm, shape.burst)
         self.faults = config.faults
         self.reset()
 
@@ -93,9 +94,13 @@ class ApiModel:
     def fault(self) -> tuple[float, str | None]:
         """fault is (extra delay in seconds, "error" | "drop" | "lost" | None) for the next
         request: a 500, a connection closed unanswered, an answer lost after the work."""
-        if not self.faults.active:
-            return 0.0, None
-        return draw_fault(self.faults, self._fault_rng)
+        delay, fault = (
+            draw_fault(self.faults, self._fault_rng) if self.faults.active else (0.0, None)
+        )
+        api = self.config.world.api_latency_ms  # the world's own latency, faults or not
+        if api is not None:
+            delay += api.sample(self._fault_rng) / 1000
+        return delay, fault
 
     def admit(self, fault: str | None, token: str | None, group: str) -> Answer | None:
         """admit is the answer that stops a request before its route's work (None: none does):

@@ -65,6 +65,15 @@ class Lifecycle:
 
 
 @dataclass(frozen=True, slots=True)
+class LimiterShape:
+    """LimiterShape is how the API's rate limiter counts (emulator._ratelimit): its
+    algorithm, and a token bucket's burst (None: the limit)."""
+
+    algorithm: str = "sliding-window"
+    burst: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class World:
     """World is everything the capacity model needs to place deployments."""
 
@@ -74,6 +83,13 @@ class World:
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     # What one deployment of an application reserves: (vCPU, memory GB), where the world says.
     resources: dict[str, tuple[float, float]] = field(default_factory=dict)
+    limiter: LimiterShape = field(default_factory=LimiterShape)
+    api_latency_ms: Distribution | None = None  # a deploy's answer takes this (None: as fast)
+    # Where each value came from, by key ("lifecycle.boot_s": "calibrated from ..."): what a
+    # report's assumptions table says beside the shipped default.
+    provenance: dict[str, str] = field(default_factory=dict)
+    # A calibrated median's 90% interval, by key: the edges `--sensitivity` tries.
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     max_distance_km: float = 20000.0
     source: str = "<memory>"
     sha256: str = ""
@@ -111,10 +127,36 @@ class World:
             },
             "private_capacity": sum(host.capacity for host in active_hosts),
             "lifetime_s": self.lifecycle.lifetime_s.describe(),
+            "assumptions": self.assumptions(),
         }
+
+    def assumptions(self) -> list[dict[str, str]]:
+        """assumptions are the values a run on this world rests on, each with where it came
+        from: the world file's [provenance] for that key, else "set in <file>"."""
+        values = {
+            "lifecycle.boot_s": self.lifecycle.boot_s.describe(),
+            "lifecycle.cached_boot_s": self.lifecycle.cached_boot_s.describe(),
+            "lifecycle.lifetime_s": self.lifecycle.lifetime_s.describe(),
+            "lifecycle.terminate_s": self.lifecycle.terminate_s.describe(),
+            "limits.algorithm": self.limiter.algorithm
+            + (f" (burst {self.limiter.burst})" if self.limiter.burst else ""),
+            "api.latency_ms": self.api_latency_ms.describe() if self.api_latency_ms else "none",
+        }
+        shipped = self.source.endswith(f"data/{DEFAULT_WORLD}")
+        said = f"the shipped default ({DEFAULT_WORLD})" if shipped else f"set in {self.source}"
+        return [
+            {"key": key, "value": _text(value), "source": self.provenance.get(key, said)}
+            for key, value in values.items()
+        ]
 
 
 DEFAULT_WORLD = "default-world.toml"
+
+
+def _text(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
 
 
 def default_world_path() -> Path:
@@ -144,7 +186,19 @@ def load_world(path: str | Path | None = None) -> World:
 def parse_world(raw: dict, source: str = "<memory>") -> World:
     """parse_world checks a decoded TOML document and builds the World."""
     _no_unknown_keys(
-        raw, "", {"placement", "lifecycle", "applications", "locations", "private_hosts"}
+        raw,
+        "",
+        {
+            "placement",
+            "lifecycle",
+            "applications",
+            "locations",
+            "private_hosts",
+            "limits",
+            "api",
+            "provenance",
+            "intervals",
+        },
     )
     locations = tuple(
         _location(item, f"locations[{i}]") for i, item in enumerate(_tables(raw, "locations"))
@@ -167,6 +221,10 @@ def parse_world(raw: dict, source: str = "<memory>") -> World:
         resources=_resources(applications),
         lifecycle=_lifecycle(raw.get("lifecycle", {})),
         max_distance_km=_placement(raw.get("placement", {})),
+        limiter=_limiter(raw.get("limits", {})),
+        api_latency_ms=_api_latency(raw.get("api", {})),
+        provenance=_provenance(raw.get("provenance", {})),
+        intervals=_intervals(raw.get("intervals", {})),
         source=source,
     )
 
@@ -358,6 +416,55 @@ def _lifecycle(table: object) -> Lifecycle:
         terminate_s=durations.get("terminate_s", defaults.terminate_s),
         error_retention_s=retention,
     )
+
+
+def _limiter(table: object) -> LimiterShape:
+    from emulator._ratelimit import ALGORITHMS
+
+    if not isinstance(table, dict):
+        raise ConfigError("limits", "must be a table", "write it as [limits]")
+    _no_unknown_keys(table, "limits", {"algorithm", "burst"})
+    algorithm = _get(table, "limits", "algorithm", str, "sliding-window")
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(
+            "limits.algorithm", f"unknown {algorithm!r}", f"use {', '.join(ALGORITHMS)}"
+        )
+    burst = _get(table, "limits", "burst", int, None)
+    if burst is not None and (burst < 1 or algorithm != "token-bucket"):
+        raise ConfigError(
+            "limits.burst", "is a token bucket's, >= 1", 'set algorithm = "token-bucket"'
+        )
+    return LimiterShape(algorithm, burst)
+
+
+def _api_latency(table: object) -> Distribution | None:
+    if not isinstance(table, dict):
+        raise ConfigError("api", "must be a table", "write it as [api]")
+    _no_unknown_keys(table, "api", {"latency_ms"})
+    if "latency_ms" not in table:
+        return None
+    return parse_distribution(table["latency_ms"], "api.latency_ms")
+
+
+def _provenance(table: object) -> dict[str, str]:
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise ConfigError(
+            "provenance", "must be a table of texts", 'e.g. "lifecycle.boot_s" = "..."'
+        )
+    return dict(table)
+
+
+def _intervals(table: object) -> dict[str, tuple[float, float]]:
+    if not isinstance(table, dict):
+        raise ConfigError("intervals", "must be a table", 'e.g. "lifecycle.boot_s" = [3.9, 4.5]')
+    intervals = {}
+    for key, pair in table.items():
+        if not (
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, _NUMBER) for v in pair)
+        ):
+            raise ConfigError(f"intervals.{key}", "must be [low, high]", "two numbers")
+        intervals[key] = (float(pair[0]), float(pair[1]))
+    return intervals
 
 
 def _placement(table: object) -> float:

@@ -64,6 +64,7 @@ class AdvisePlan:
     time_scale: float = 1.0
     warm_start: bool | None = None  # None: as `edgebench simulate` (warm for a forecast)
     keep_records: bool = False  # each probe's records too, not only its summary
+    sensitivity: bool = False  # the answer simulated again over the world's assumptions
     # Read by the shared overrides (edgebench.plan.overrides.Overrides.of).
     duration: str | None = None
     world: Path | None = None
@@ -174,12 +175,30 @@ def advise(plan: AdvisePlan) -> int:
     began = time.monotonic()
     final = _search(advice, knobs, start, plan.minimize == "cost")
     facts = _facts(plan, advice, instant, start, final, time.monotonic() - began, world_file)
+    if plan.sensitivity and facts["final"]:
+        facts["sensitivity"] = _over_assumptions(advice, facts["final"], folder)
     _write(plan, facts, folder)
     if final is None or not final.passed:
         return 1
     if plan.live:
         return _confirm(plan, advice, folder)
     return 0
+
+
+def _over_assumptions(advice: Advice, final: dict, folder: Path) -> dict:
+    """_over_assumptions simulates the answer again under each of the world's assumptions
+    moved (edgebench.simulate.sensitivity): its figures' ranges."""
+    from edgebench.simulate.sensitivity import sensitivity
+
+    probe = folder / final["folder"]
+    summary = orjson.loads((probe / "summary.json").read_bytes())
+    scenario = advice.scenario_at(advice.answers, probe)
+    click.echo("edgebench: the answer over the world's assumptions", err=True)
+
+    def simulated(variant: Scenario, place: Path) -> dict:
+        return _simulated(variant, place, advice.warm, keep_records=False)
+
+    return sensitivity(scenario, simulated, folder, summary)
 
 
 def _write(plan: AdvisePlan, facts: dict, folder: Path) -> None:
@@ -428,6 +447,11 @@ def answer_text(facts: dict) -> str:
             lines.append(f"  {knob.partition(':')[2]}: {value:g} hosts")
     if final.get("cost_per_day") is not None:
         lines.append(f"  cost a day: {final['cost_per_day']:,.2f} (the scenario's prices)")
+    for key, figure in ((facts.get("sensitivity") or {}).get("figures") or {}).items():
+        lines.append(
+            f"  {key} {figure['value']:.4g} ({figure['low']:.4g}-{figure['high']:.4g} over the "
+            f"assumptions; most: {figure['most'] or 'none moves it'})"
+        )
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,13 +149,18 @@ def world_toml(world: dict) -> str:
     lines = []
     for key, value in world.items():
         if isinstance(value, dict):
-            lines += ["", f"[{key}]", *(f"{k} = {_value(v)}" for k, v in value.items())]
+            lines += ["", f"[{key}]", *(f"{_key(k)} = {_value(v)}" for k, v in value.items())]
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             for table in value:
-                lines += ["", f"[[{key}]]", *(f"{k} = {_value(v)}" for k, v in table.items())]
+                lines += ["", f"[[{key}]]", *(f"{_key(k)} = {_value(v)}" for k, v in table.items())]
         else:
             lines.insert(0, f"{key} = {_value(value)}")
     return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _key(key: str) -> str:
+    """_key is a key as TOML reads it back: bare when it can be, else quoted ("a.b")."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _value(key)
 
 
 def _value(value: object) -> str:

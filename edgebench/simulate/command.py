@@ -14,7 +14,7 @@ import io
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import click
@@ -56,6 +56,7 @@ class SimulatePlan:
     overwrite: bool = False
     plots: bool = True  # draw the report's curves
     warm_start: bool | None = None  # None: warm for a forecast's window (edgebench.warm)
+    sensitivity: bool = False  # simulate again over the assumptions (sensitivity.json)
 
 
 class FileSink(Sink):
@@ -122,7 +123,30 @@ def simulate(plan: SimulatePlan, echo=True) -> int:
     for line in scenario_warnings(scenario):
         click.echo(f"edgebench: warning: {line}", err=True)
     results = simulate_into(scenario, plan, echo)
+    if plan.sensitivity:
+        over_assumptions(scenario, plan, results)
     return analyse(results, plan.thresholds_file, plan.plots)
+
+
+def over_assumptions(scenario: Scenario, plan: SimulatePlan, results: Path) -> dict:
+    """over_assumptions simulates the scenario again under each assumption moved
+    (edgebench.simulate.sensitivity) and writes results/sensitivity.json."""
+    from edgebench.simulate.sensitivity import sensitivity
+
+    def simulated(variant: Scenario, folder: Path) -> dict:
+        again = replace(plan, results_dir=folder, overwrite=True, sensitivity=False)
+        return summary_of(simulate_into(variant, again, echo=False))
+
+    click.echo("edgebench: simulating again over the world's assumptions", err=True)
+    return sensitivity(scenario, simulated, results, summary_of(results))
+
+
+def summary_of(folder: Path) -> dict:
+    """summary_of is a simulated folder's summary (its records, loaded lean)."""
+    from analysis.load import load_run
+    from analysis.metrics import summarize
+
+    return summarize(load_run(folder, lean=True))
 
 
 def simulate_into(scenario: Scenario, plan: SimulatePlan, echo=True) -> Path:
