@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement bench-warm bench-advise bench-soak lock clean
+.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement bench-warm bench-advise bench-calibrate bench-soak lock clean
 
 install: $(STAMP)
 
@@ -75,6 +75,9 @@ bench-warm: install
 # Half an hour at the full limit with two processes (issue 14): memory, lag, 429s.
 bench-advise: install
 	$(BIN)/python bench/advise_cost.py
+
+bench-calibrate: install
+	$(BIN)/python bench/calibrate_recovery.py
 
 bench-soak: install
 	$(BIN)/python bench/soak.py

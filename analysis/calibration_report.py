@@ -40,7 +40,8 @@ def _draw(fits: dict[str, Fit], path: Path) -> Path:
         ax.set_xlabel("ms" if name == "latency_ms" else "seconds (platform)")
         ax.set_ylabel("share at or below")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        if fit.n:
+            ax.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     pyplot.close(figure)
