@@ -29,8 +29,10 @@ smoke: install
 emulator: install
 	$(BIN)/edgebench emulator
 
+# Two workers: tests/conftest.py keeps the live tests (processes, sockets, the browser) on
+# one of them, one after another; the in-process tests run beside them.
 test: install lint browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 # The web UI's browser test drives Debian's Chromium: installed here when missing.
 browser:
