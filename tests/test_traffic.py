@@ -261,8 +261,10 @@ def test_edgebench_run_as_master_with_two_workers_holds_the_rate_and_the_budget(
     assert abs(len(records) - 5 * 20 / 1.015) <= 3  # respect mode's margin at the limit
     # The budget is the run's, not each worker's: lent out by the master, spent exactly.
     outcomes = Counter(r["outcome"] for r in records)
-    assert outcomes["accepted"] == 60
-    assert outcomes["over_budget"] == len(records) - 60
+    assert outcomes["accepted"] == 60, outcomes
+    # Every other start over budget (or, on a loaded machine, dropped: due while no user
+    # was free, never sent; CI saw two once, beside the in-process tests).
+    assert outcomes["over_budget"] + outcomes["dropped"] == len(records) - 60, outcomes
     assert orjson.loads((results / "summary.json").read_bytes())["unrecorded_starts"] == 0
     assert {r["worker"] for r in records if r["outcome"] == "accepted"} == {"w0", "w1"}
     assert [p.name.rsplit("-", 1)[1] for p in results.glob("events-*.jsonl")] == ["w0.jsonl"]
