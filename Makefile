@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement bench-warm bench-advise bench-calibrate bench-soak lock clean
+.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement bench-warm bench-advise bench-calibrate bench-search bench-soak lock clean
 
 install: $(STAMP)
 
@@ -80,6 +80,9 @@ bench-advise: install
 
 bench-calibrate: install
 	$(BIN)/python bench/calibrate_recovery.py
+
+bench-search: install
+	$(BIN)/python bench/search_jobs.py
 
 bench-soak: install
 	$(BIN)/python bench/soak.py

@@ -549,6 +549,17 @@ def simulate_command(scenario_file: Path, **options) -> None:
 @results_dir_option(
     "Where search.json, search.html and each probe go (default: results/<stamp>-<name>-search)."
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Simulated probes at once, each a process (default: the machine's cores); with "
+    "more than one, the bracket's probes go together and bisection becomes k-section.",
+)
+@click.option(
+    "--keep-records",
+    is_flag=True,
+    help="Keep each probe's records; by default a probe keeps its manifest, summary and world.",
+)
 @click.option("--overwrite", is_flag=True, help="Reuse a folder an earlier search wrote.")
 @click.option("--confirm", is_flag=True, help="End with one live run at the answer.")
 def search_command(scenario_file: Path, **options) -> None:
@@ -607,6 +618,12 @@ def search_command(scenario_file: Path, **options) -> None:
     default=None,
     help="Each probe starts holding the servers of its first rate, or empty (default: warm "
     "for a forecast with players at its start).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Simulated probes at once, each a process (default: the machine's cores); with "
+    "more than one, the bracket's probes go together and bisection becomes k-section.",
 )
 @click.option(
     "--sensitivity",

@@ -162,29 +162,3 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-# The tests that start processes and servers and measure them in real time (Locust runs,
-# `edgebench run`, the emulator over sockets, the browser): one after another on one
-# pytest-xdist worker (`make test` runs two), so that none shares the machine with another
-# of its kind; the in-process tests run beside them on the other worker.
-LIVE_MODULES = {
-    "test_analysis",
-    "test_client_routes",
-    "test_metrics",
-    "test_replay",
-    "test_run",
-    "test_safety",
-    "test_search",
-    "test_server",
-    "test_traffic",
-    "test_watch",
-    "test_web_ui",
-    "test_webhooks",
-}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.stem in LIVE_MODULES:
-            item.add_marker(pytest.mark.xdist_group("live"))

@@ -10,6 +10,9 @@ from analysis import load_run, summarize, thresholds
 
 from .conftest import edgebench
 
+# Started processes and servers, timed: one after another (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("live")
+
 T0 = 1_800_000_000.0
 
 

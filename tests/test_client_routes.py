@@ -30,6 +30,9 @@ from .spec import (
     jsonschema,
 )
 
+# Started processes and servers, timed: one after another (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("live")
+
 # Every route the emulator serves, with the shape of its success; the control routes
 # under /_emulator and Prometheus' /metrics are the emulator's own and have none in
 # Edgegap's documents.

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -13,6 +14,9 @@ from edgebench.runner.metrics import RunMetrics
 from emulator._metrics import Metrics, PrometheusView
 
 from .test_run import parsed, totals
+
+# Started processes and servers, timed: one after another (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("live")
 
 SENT = {"endpoint": "POST /v2/deployments", "latency_ms": 12.0, "offered_rate": 20.0}
 

@@ -13,6 +13,9 @@ from edgebench.plan.payloads import FLEET_DEPLOY, preview
 from edgebench.plan.scenario import load_scenario
 from edgebench.plan.schedule import Schedule
 
+# Started processes and servers, timed: one after another (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("live")
+
 SCENARIO = """
 name = "replayed"
 [target]

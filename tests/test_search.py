@@ -20,6 +20,9 @@ from edgebench.search.knee import Knee, Probe
 from edgebench.search.space import parse_space, world_toml
 from emulator import load_world
 
+# Started processes and servers, timed: one after another (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("live")
+
 
 def knee_of(threshold: float, wants: str, start: float, **options) -> Knee:
     def probe(value: float) -> Probe:
@@ -122,15 +125,37 @@ def test_search_finds_the_highest_rate_a_counted_world_serves(tmp_path):
     assert "Answer:" in page
 
 
-def test_search_finds_the_fewest_slots_at_a_city(tmp_path):
+@pytest.mark.parametrize("jobs", ["1", "3"])
+def test_search_finds_the_fewest_slots_at_a_city(tmp_path, jobs):
     scenario = counted_world(tmp_path, capacity=20, rate=2.15)  # at most 22 in any 10 s
     folder = tmp_path / "search"
     done = search(str(scenario), "--check", "share_422 == 0", "--vary", "capacity:Frankfurt",
-                  "--results-dir", str(folder))  # fmt: skip
+                  "--jobs", jobs, "--results-dir", str(folder))  # fmt: skip
     assert done.exit_code == 0, done.output
     result = orjson.loads((folder / "search.json").read_bytes())
-    assert result["answer"] == math.ceil(10 * 2.15) == 22
+    assert result["answer"] == math.ceil(10 * 2.15) == 22  # the same answer, probes at once
     assert "slots at Frankfurt 22" in done.output
+    numbers = sorted(int(p["folder"].split("-")[1]) for p in result["probes"])
+    assert numbers == list(range(1, len(numbers) + 1))  # numbered in the order asked
+    assert not list(folder.glob("probe-*/requests-*.jsonl"))  # summaries kept, not records
+
+
+@pytest.mark.parametrize("wants", ["higher", "lower"])
+def test_k_section_finds_the_knee_of_bisection_in_fewer_rounds(wants):
+    asked = []
+
+    def probe_many(values):
+        asked.append(values)
+        return [Probe(v, v <= 37 if wants == "higher" else v >= 37) for v in values]
+
+    options = {"start": 5.0, "wants": wants, "whole": True, "max_probes": 40, "precision": 0}
+    alone = Knee(lambda v: probe_many([v])[0], **options)
+    assert alone.run() == 37
+    rounds_alone, asked[:] = len(asked), []
+    together = Knee(lambda v: probe_many([v])[0], probe_many=probe_many, jobs=3, **options)
+    assert together.run() == 37
+    assert len(asked) < rounds_alone
+    assert max(len(values) for values in asked) <= 3
 
 
 def test_a_search_that_cannot_pass_exits_1(tmp_path):

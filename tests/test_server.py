@@ -16,6 +16,9 @@ from .receivers import WebhookReceiver
 from .spec import STATUS_SCHEMA
 from .test_api import conforms
 
+# Started processes and servers, timed: one after another (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("live")
+
 EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]
 
 

@@ -26,6 +26,9 @@ from edgebench.records import read_records
 from .conftest import AUTH, free_port
 from .test_server import EmulatorProcess
 
+# Started processes and servers, timed: one after another (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("live")
+
 EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]
 LOCUST = [
     sys.executable,

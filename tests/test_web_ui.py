@@ -16,6 +16,9 @@ from .conftest import free_port
 from .test_run import held_smoke, parsed, totals
 from .test_server import EmulatorProcess
 
+# Started processes and servers, timed: one after another (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("live")
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]
 # As the machine's notes advise: no sandbox as root, and no background calls to Google.

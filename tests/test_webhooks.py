@@ -5,6 +5,10 @@ import sys
 import textwrap
 
 import orjson
+import pytest
+
+# Started processes and servers, timed: one after another (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("live")
 
 # The receiver is a gevent server: it and its client run in a process of their own.
 SCRIPT = textwrap.dedent(

@@ -33,6 +33,7 @@ from edgebench.plan.schedule import Schedule
 from edgebench.runfolder import RESULTS
 from edgebench.search.command import KEY_METRICS, parse_precision
 from edgebench.search.knee import Knee, Probe, cheapest
+from edgebench.search.pool import Job, default_jobs, simulate_all
 from edgebench.search.space import world_toml
 from edgebench.warm import wants_warm
 
@@ -44,7 +45,6 @@ MOST_LIMIT = 100_000
 SECONDS_PER_MATCH = 60e-6
 SECONDS_PER_PROBE = 2.0
 WAIT_METRICS = {f"wait_p{p}_s" for p in (50, 95, 99)}
-RECORDS = ("requests-*.jsonl", "events-*.jsonl", "emulator-metrics.jsonl")
 
 
 @dataclass
@@ -65,6 +65,7 @@ class AdvisePlan:
     warm_start: bool | None = None  # None: as `edgebench simulate` (warm for a forecast)
     keep_records: bool = False  # each probe's records too, not only its summary
     sensitivity: bool = False  # the answer simulated again over the world's assumptions
+    jobs: int | None = None  # probes simulated at once (None: the machine's cores)
     # Read by the shared overrides (edgebench.plan.overrides.Overrides.of).
     duration: str | None = None
     world: Path | None = None
@@ -86,28 +87,40 @@ class Advice:
     max_probes: int
     warm: bool
     keep_records: bool = False
+    jobs: int = 1  # probes simulated at once
     probes: list[dict] = field(default_factory=list)
     answers: dict[str, float] = field(default_factory=dict)
     _seen: dict[tuple, Probe] = field(default_factory=dict)
 
     def at(self, point: dict[str, float]) -> Probe:
         """at is the probe of a point (every knob's value): simulated once, then remembered."""
-        key = tuple(sorted(point.items()))
-        if key not in self._seen:
-            self._seen[key] = self._simulate(point)
-        return self._seen[key]
+        return self.at_many([point])[0]
+
+    def at_many(self, points: list[dict[str, float]]) -> list[Probe]:
+        """at_many are the probes of several points, the new ones simulated `jobs` at once."""
+        keys = [tuple(sorted(point.items())) for point in points]
+        new = list({key: point for key, point in zip(keys, points, strict=True)
+                    if key not in self._seen}.items())  # fmt: skip
+        first = len(self.probes) + 1
+        folders = [self.folder / f"probe-{n:02d}" for n in range(first, first + len(new))]
+        jobs = [
+            Job(self.scenario_at(point, place), place, self.warm, self.keep_records)
+            for (_, point), place in zip(new, folders, strict=True)
+        ]
+        summaries = simulate_all(jobs, self.jobs)
+        for (key, point), place, summary in zip(new, folders, summaries, strict=True):
+            self._seen[key] = self._judged(point, place, summary)
+        return [self._seen[key] for key in keys]
 
     @property
     def exhausted(self) -> bool:
         return len(self.probes) >= self.max_probes
 
-    def _simulate(self, point: dict[str, float]) -> Probe:
+    def _judged(self, point: dict[str, float], folder: Path, summary: dict) -> Probe:
+        """_judged is a probe's verdict on the checks, kept in advice.json and printed."""
         from analysis.thresholds import evaluate, metrics
 
         number = len(self.probes) + 1
-        folder = self.folder / f"probe-{number:02d}"
-        scenario = self.scenario_at(point, folder)
-        summary = _simulated(scenario, folder, self.warm, self.keep_records)
         values = metrics(summary)
         results = evaluate(self.checks, values)
         passed = all(result.passed for result in results)
@@ -171,7 +184,10 @@ def advise(plan: AdvisePlan) -> int:
     folder = plan.results_dir or _default_folder(scenario.name)
     _refuse_earlier(folder, plan.overwrite)
     click.echo(plan_text(scenario, knobs, start, instant, plan), err=True)
-    advice = Advice(scenario, raw_world, checks, folder, plan.max_probes, warm, plan.keep_records)
+    jobs = plan.jobs or default_jobs()
+    advice = Advice(
+        scenario, raw_world, checks, folder, plan.max_probes, warm, plan.keep_records, jobs
+    )
     began = time.monotonic()
     final = _search(advice, knobs, start, plan.minimize == "cost")
     facts = _facts(plan, advice, instant, start, final, time.monotonic() - began, world_file)
@@ -194,11 +210,8 @@ def _over_assumptions(advice: Advice, final: dict, folder: Path) -> dict:
     summary = orjson.loads((probe / "summary.json").read_bytes())
     scenario = advice.scenario_at(advice.answers, probe)
     click.echo("edgebench: the answer over the world's assumptions", err=True)
-
-    def simulated(variant: Scenario, place: Path) -> dict:
-        return _simulated(variant, place, advice.warm, keep_records=False)
-
-    return sensitivity(scenario, simulated, folder, summary)
+    job = Job(scenario, folder, advice.warm, keep_records=False)
+    return sensitivity(scenario, folder, summary, job, advice.jobs)
 
 
 def _write(plan: AdvisePlan, facts: dict, folder: Path) -> None:
@@ -297,7 +310,14 @@ def _least(advice: Advice, knob: str, answers: dict) -> float | None:
     """_least is the knob's least value meeting every check, the others as they stand."""
     ceiling = MOST_LIMIT if knob == LIMIT else MOST_HOSTS
     knee = Knee(
-        lambda value: advice.at(answers | {knob: value}),
+        lambda value: _valued(advice.at(answers | {knob: value}), value),
+        probe_many=lambda values: [
+            _valued(probe, value)
+            for probe, value in zip(
+                advice.at_many([answers | {knob: value} for value in values]), values, strict=True
+            )
+        ],
+        jobs=advice.jobs,
         start=answers[knob],
         wants="lower",
         precision=0.0,  # whole numbers: to the unit
@@ -329,26 +349,6 @@ def _cheapest(advice: Advice, knob: str, answers: dict) -> float:
 
 def _valued(probe: Probe, value: float) -> Probe:
     return Probe(value, probe.passed, probe.metrics)
-
-
-def _simulated(scenario: Scenario, folder: Path, warm: bool, keep_records: bool) -> dict:
-    """_simulated is a probe's summary (its folder keeps manifest, summary and world; its
-    records only when asked)."""
-    from analysis.load import load_run
-    from analysis.metrics import summarize
-    from edgebench.simulate.command import SimulatePlan, simulate_into
-
-    simulation = SimulatePlan(
-        Path(scenario.source), results_dir=folder, overwrite=True, warm_start=warm
-    )
-    simulate_into(scenario, simulation, echo=False)
-    summary = summarize(load_run(folder, lean=True))
-    (folder / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY))
-    if not keep_records:  # a day's records are about 100 MB a probe: the summary is the evidence
-        for pattern in RECORDS:
-            for path in folder.glob(pattern):
-                path.unlink()
-    return summary
 
 
 def _default_folder(name: str) -> Path:

@@ -26,6 +26,7 @@ from edgebench.plan.overrides import Overrides, planned
 from edgebench.plan.scenario import Scenario
 from edgebench.runfolder import RESULTS
 from edgebench.search.knee import Knee, Probe, cheapest
+from edgebench.search.pool import Job, default_jobs, simulate_all
 from edgebench.search.space import Space, parse_space, peak_rate
 
 # What each probe keeps beside its checks' metrics (search.json and the knee's plot).
@@ -67,6 +68,8 @@ class SearchPlan:
     host: str | None = None
     overwrite: bool = False
     minimize: str | None = None  # "cost": the cheapest passing value, from the least
+    jobs: int | None = None  # simulated probes at once (None: the machine's cores)
+    keep_records: bool = False  # each probe's records too, not only its summary
     # Read by the shared overrides (edgebench.plan.overrides.Overrides.of): never set here.
     rate_mode: str | None = None
     rate_factor: str | None = None
@@ -87,8 +90,14 @@ def search(plan: SearchPlan) -> int:
     _refuse_earlier_search(folder, plan.overwrite)
     if plan.live:
         click.echo(live_plan_text(plan, scenario, space), err=True)
+
+    def probes(values: list[float]) -> list[Probe]:
+        return _probes(plan, scenario, space, checks, values, folder, knee)
+
     knee = Knee(
-        lambda value: _probe(plan, scenario, space, checks, value, folder, knee),
+        lambda value: probes([value])[0],
+        probe_many=probes,
+        jobs=1 if plan.live else plan.jobs or default_jobs(),  # live probes share the target
         start=space.start,
         wants=space.wants,
         precision=precision,
@@ -187,18 +196,39 @@ def _default_folder(name: str) -> Path:
     return RESULTS / f"{stamp}-{name}-search"
 
 
-def _probe(plan, scenario, space, checks, value, folder: Path, knee: Knee) -> Probe:
-    """_probe runs the scenario at value and judges the checks on its summary."""
+def _probes(plan, scenario, space, checks, values, folder: Path, knee: Knee) -> list[Probe]:
+    """_probes run the scenario at each value (simulations: `jobs` at once) and judge the
+    checks on each summary; the probes are numbered in the order asked."""
+    first = len(knee.probes) + 1
+    numbered = list(enumerate(values, first))
+    folders = [folder / f"probe-{number:02d}" for number, _ in numbered]
+    variants = [
+        space.scenario_at(scenario, value, place)
+        for (_, value), place in zip(numbered, folders, strict=True)
+    ]
+    if plan.live:
+        summaries = [
+            _live(plan, space, value, place)
+            for (_, value), place in zip(numbered, folders, strict=True)
+        ]
+    else:
+        jobs = [
+            Job(variant, place, keep_records=plan.keep_records, time_scale=plan.time_scale)
+            for variant, place in zip(variants, folders, strict=True)
+        ]
+        summaries = simulate_all(jobs, plan.jobs or default_jobs())
+    return [
+        _judged(space, checks, number, value, variant, place, summary)
+        for (number, value), variant, place, summary in zip(
+            numbered, variants, folders, summaries, strict=True
+        )
+    ]
+
+
+def _judged(space, checks, number, value, variant, folder: Path, summary: dict) -> Probe:
+    """_judged is a probe's verdict on the checks, what it keeps, and its line printed."""
     from analysis.thresholds import evaluate, metrics
 
-    number = len(knee.probes) + 1
-    probe_folder = folder / f"probe-{number:02d}"
-    variant = space.scenario_at(scenario, value, probe_folder)
-    summary = (
-        _live(plan, space, value, probe_folder)
-        if plan.live
-        else _simulated(plan, variant, probe_folder)
-    )
     values = metrics(summary)
     results = evaluate(checks, values)
     passed = all(result.passed for result in results)
@@ -206,21 +236,7 @@ def _probe(plan, scenario, space, checks, value, folder: Path, knee: Knee) -> Pr
     if space.kind == "rate":
         kept["peak_rate_per_s"] = round(peak_rate(variant), 3)
     click.echo(probe_line(number, space, value, kept, passed, results), err=True)
-    return Probe(value, passed, kept | {"folder": probe_folder.name})
-
-
-def _simulated(plan: SearchPlan, scenario: Scenario, folder: Path) -> dict:
-    from analysis.load import load_run
-    from analysis.metrics import summarize
-    from edgebench.simulate.command import SimulatePlan, simulate_into
-
-    simulation = SimulatePlan(
-        plan.scenario, results_dir=folder, time_scale=plan.time_scale, overwrite=plan.overwrite
-    )
-    simulate_into(scenario, simulation, echo=False)
-    summary = summarize(load_run(folder, lean=True))
-    (folder / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY))
-    return summary
+    return Probe(value, passed, kept | {"folder": folder.name})
 
 
 def _live(plan: SearchPlan, space: Space, value: float, folder: Path) -> dict:

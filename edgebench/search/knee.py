@@ -12,6 +12,8 @@ and says whether every check held. Two shapes of question:
 From `start`, the search steps by doubling (or halving) until the verdict flips, so the
 knee is bracketed between a passing and a failing value, then halves that bracket until
 its width is within `precision` of the passing end (or one unit, for whole numbers).
+With `jobs` > 1 and `probe_many`, each round probes `jobs` values at once: the bracket's
+next steps, then `jobs` points splitting the bracket in `jobs + 1` (k-section).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Knee:
     floor: float = 0.0  # the least value the question allows (exclusive for fractions)
     ceiling: float = math.inf
     step: float = 2.0  # how far each bracketing probe moves: x2 (or /2), or nearer from a guess
+    jobs: int = 1  # probes a round: with more than one, k-section instead of bisection
+    probe_many: Callable[[list[float]], list[Probe]] | None = None  # several probes at once
     probes: list[Probe] = field(default_factory=list)
 
     def run(self) -> float | None:
@@ -51,32 +55,73 @@ class Knee:
         if passing is None:
             return None
         while failing is not None and not self._narrow_enough(passing, failing):
-            if len(self.probes) >= self.max_probes:
+            inside = self._inside(passing, failing)[: self.max_probes - len(self.probes)]
+            if not inside:
                 break
-            middle = self._middle(passing, failing)
-            if middle in (passing, failing):
-                break
-            if self._try(middle).passed:
-                passing = middle
-            else:
-                failing = middle
+            # Monotone: from the passing end, values pass until the first that fails.
+            for result in self._try_many(inside):
+                if not result.passed:
+                    failing = result.value
+                    break
+                passing = result.value
         return passing
 
+    def _inside(self, passing: float, failing: float) -> list[float]:
+        """_inside are the values to try within the bracket, from the passing end: its
+        middle (bisection), or with `jobs` probes at once its k-section."""
+        if self.jobs <= 1:
+            values = [self._middle(passing, failing)]
+        else:
+            k = self.jobs + 1
+            values = [self._rounded(passing + (failing - passing) * i / k) for i in range(1, k)]
+        tried = {p.value for p in self.probes}
+        return list(dict.fromkeys(v for v in values if v not in (passing, failing, *tried)))
+
     def _bracket(self) -> tuple[float | None, float | None]:
-        """_bracket steps from start until a passing and a failing value are known."""
-        value = self._valid(self.start)
-        first = self._try(value)
-        passing, failing = (value, None) if first.passed else (None, value)
+        """_bracket steps from start until a passing and a failing value are known: one
+        value a round, or `jobs` values a round (start, then further the same way)."""
         toward_fail = self.step if self.wants == "higher" else 1 / self.step
-        step = toward_fail if first.passed else 1 / toward_fail
+        value = self._valid(self.start)
+        results = self._try_many(self._chain(value, toward_fail, include=True))
+        passing, failing = self._walked(results, None, None, toward_fail, toward_fail)
+        step = toward_fail if results[0].passed else 1 / toward_fail
+        if not results[0].passed:
+            results = results[:1]  # the speculative steps went the wrong way
         while (passing is None or failing is None) and len(self.probes) < self.max_probes:
-            value = self._valid(self._stepped(value, step))
-            if value == self.probes[-1].value or not self._in_bounds(value):
+            chain = self._chain(results[-1].value, step)
+            if not chain:
                 break
-            if self._try(value).passed:
-                passing = value
+            results = self._try_many(chain)
+            passing, failing = self._walked(results, passing, failing, step, toward_fail)
+        return passing, failing
+
+    def _chain(self, value: float, step: float, include: bool = False) -> list[float]:
+        """_chain is up to `jobs` values stepping from value (value itself first if asked),
+        within bounds, none tried before, no more than the probes left."""
+        chain = [value] if include else []
+        left = self.max_probes - len(self.probes)
+        while len(chain) < min(self.jobs, left):
+            value = self._valid(self._stepped(value, step))
+            tried = {p.value for p in self.probes}
+            if value in chain or value in tried or not self._in_bounds(value):
+                break
+            chain.append(value)
+        return chain
+
+    @staticmethod
+    def _walked(results, passing, failing, step: float, toward_fail: float):
+        """_walked reads a round stepping one way: toward failure, the passing values move
+        the passing end out until one fails; toward passing, the failing end moves until
+        one passes."""
+        for result in results:
+            if result.passed:
+                passing = result.value
+                if step != toward_fail:
+                    break
             else:
-                failing = value
+                failing = result.value
+                if step == toward_fail:
+                    break
         return passing, failing
 
     def _stepped(self, value: float, step: float) -> float:
@@ -86,16 +131,24 @@ class Knee:
             return value * step
         return max(value * step, value + 1) if step > 1 else min(value * step, value - 1)
 
-    def _try(self, value: float) -> Probe:
-        result = self.probe(value)
-        self.probes.append(result)
-        return result
+    def _try_many(self, values: list[float]) -> list[Probe]:
+        """_try_many probes the values (at once, with probe_many) and keeps the results."""
+        if self.probe_many is not None and len(values) > 1:
+            results = self.probe_many(values)
+        else:
+            results = [self.probe(value) for value in values]
+        self.probes.extend(results)
+        return results
 
     def _middle(self, passing: float, failing: float) -> float:
-        middle = (passing + failing) / 2
+        return self._rounded((passing + failing) / 2)
+
+    def _rounded(self, value: float) -> float:
+        """_rounded is a value within the bracket, whole when the question is (toward the
+        failing end: floor for "higher", ceiling for "lower")."""
         if self.whole:
-            middle = math.floor(middle) if self.wants == "higher" else math.ceil(middle)
-        return middle
+            return float(math.floor(value) if self.wants == "higher" else math.ceil(value))
+        return value
 
     def _narrow_enough(self, passing: float, failing: float) -> bool:
         width = abs(failing - passing)

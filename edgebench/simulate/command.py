@@ -14,7 +14,7 @@ import io
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
@@ -130,15 +130,14 @@ def simulate(plan: SimulatePlan, echo=True) -> int:
 
 def over_assumptions(scenario: Scenario, plan: SimulatePlan, results: Path) -> dict:
     """over_assumptions simulates the scenario again under each assumption moved
-    (edgebench.simulate.sensitivity) and writes results/sensitivity.json."""
+    (edgebench.simulate.sensitivity), the machine's cores at once, and writes
+    results/sensitivity.json."""
+    from edgebench.search.pool import Job, default_jobs
     from edgebench.simulate.sensitivity import sensitivity
 
-    def simulated(variant: Scenario, folder: Path) -> dict:
-        again = replace(plan, results_dir=folder, overwrite=True, sensitivity=False)
-        return summary_of(simulate_into(variant, again, echo=False))
-
     click.echo("edgebench: simulating again over the world's assumptions", err=True)
-    return sensitivity(scenario, simulated, results, summary_of(results))
+    job = Job(scenario, results, plan.warm_start, False, plan.time_scale, plan.latency_ms)
+    return sensitivity(scenario, results, summary_of(results), job, default_jobs())
 
 
 def summary_of(folder: Path) -> dict:

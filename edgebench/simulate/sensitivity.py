@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import orjson
 
 from edgebench.plan.overrides import with_world
 from edgebench.plan.scenario import Scenario
+from edgebench.search.pool import Job, simulate_all
 from edgebench.search.space import world_toml
 from emulator import Distribution, default_world_path
 from emulator._distributions import parse_distribution
@@ -38,7 +40,6 @@ FIGURES = (
     ("cost_per_day", "cost a day"),
 )
 TIMINGS = ("lifecycle.boot_s", "lifecycle.cached_boot_s", "api.latency_ms")
-RECORDS = ("requests-*.jsonl", "events-*.jsonl", "emulator-metrics.jsonl")
 SENSITIVITY_FILE = "sensitivity.json"
 
 
@@ -83,25 +84,26 @@ def _with(raw: dict, table: str, values: dict[str, Any]) -> dict:
     return {**raw, table: {**(raw.get(table) or {}), **values}}
 
 
-def sensitivity(scenario: Scenario, simulate, folder: Path, summary: dict) -> dict:
-    """sensitivity simulates each variant (simulate(scenario, folder) -> its summary) and
-    writes sensitivity.json: each figure's value, range and the assumption moving it most."""
+def sensitivity(scenario: Scenario, folder: Path, summary: dict, job: Job, jobs: int) -> dict:
+    """sensitivity simulates each variant (as `job` says: warm or not, latency, time scale;
+    `jobs` at once) and writes sensitivity.json: each figure's value, range and the
+    assumption moving it most."""
     from analysis.thresholds import metrics
 
     world_file = Path(scenario.world_file) if scenario.world_file else default_world_path()
     raw = tomllib.loads(world_file.read_text())
-    base = metrics(summary)
     moved = variants(scenario, raw)
-    values: dict[str, dict[str, float | None]] = {}
-    for number, (name, world) in enumerate(moved, 1):
-        click.echo(f"  sensitivity {number}/{len(moved)}: {name}", err=True)
-        place = folder / "sensitivity" / f"{number:02d}"
+    click.echo(f"  {len(moved)} variants: {'; '.join(name for name, _ in moved)}", err=True)
+    places = [folder / "sensitivity" / f"{number:02d}" for number in range(1, len(moved) + 1)]
+    runs = []
+    for (_, world), place in zip(moved, places, strict=True):
         place.mkdir(parents=True, exist_ok=True)
         (place / "world.toml").write_text(world_toml(world))
-        values[name] = metrics(simulate(with_world(scenario, place / "world.toml"), place))
-        for pattern in RECORDS:
-            for path in place.glob(pattern):
-                path.unlink()
+        variant = with_world(scenario, place / "world.toml")
+        runs.append(replace(job, scenario=variant, folder=place, keep_records=False))
+    summaries = simulate_all(runs, jobs)
+    values = {name: metrics(s) for (name, _), s in zip(moved, summaries, strict=True)}
+    base = metrics(summary)
     facts = {
         "assumptions": [name for name, _ in moved],
         "figures": {

@@ -1,0 +1,78 @@
+"""Simulated probes, several at once: one process each, forked from the search's own.
+
+    summaries = simulate_all([Job(scenario, folder), ...], jobs=2)
+
+Each probe is `edgebench simulate` into its folder, summarised (summary.json), its records
+kept or removed; a probe is independent of the others, so `jobs` of them run at once in a
+pool of forked processes (the modules already loaded: no start-up per probe). One job, or
+one probe: in this process.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import orjson
+
+from edgebench.plan.scenario import Scenario
+
+RECORDS = ("requests-*.jsonl", "events-*.jsonl", "emulator-metrics.jsonl")
+
+
+@dataclass(frozen=True)
+class Job:
+    """Job is one probe: the scenario as varied, its folder, how it starts, what it keeps."""
+
+    scenario: Scenario
+    folder: Path
+    warm_start: bool | None = None
+    keep_records: bool = True
+    time_scale: float = 1.0
+    latency_ms: str | None = None  # simulate's --latency-ms (None: its default)
+
+
+def default_jobs() -> int:
+    """default_jobs is the machine's cores (those this process may use)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def simulate_all(jobs: list[Job], workers: int) -> list[dict]:
+    """simulate_all is each job's summary, in order, `workers` simulated at once."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [simulate_one(job) for job in jobs]
+    context = get_context("fork")  # the parent's modules, already imported
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        return list(pool.map(simulate_one, jobs))
+
+
+def simulate_one(job: Job) -> dict:
+    """simulate_one simulates a job into its folder and is its summary (summary.json)."""
+    from analysis.load import load_run
+    from analysis.metrics import summarize
+    from edgebench.simulate.command import SimulatePlan, simulate_into
+
+    plan = SimulatePlan(
+        Path(job.scenario.source),
+        results_dir=job.folder,
+        overwrite=True,
+        warm_start=job.warm_start,
+        time_scale=job.time_scale,
+        latency_ms=job.latency_ms,
+    )
+    simulate_into(job.scenario, plan, echo=False)
+    summary: dict = summarize(load_run(job.folder, lean=True))
+    (job.folder / "summary.json").write_bytes(
+        orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY)
+    )
+    if not job.keep_records:  # a day's records are about 100 MB a probe: the summary is kept
+        for pattern in RECORDS:
+            for path in job.folder.glob(pattern):
+                path.unlink()
+    return summary
