@@ -125,7 +125,7 @@ def load_run(
     logs = {kind: run_logs(folder, kind, manifest.get("run_id")) for kind in ("requests", "events")}
     if not manifest and not logs["requests"]:
         raise AnalysisError(
-            f"{folder}: not a run folder (no manifest.json, no requests-*.jsonl); "
+            f"{folder}: not a run folder (no manifest.json, no requests-*.jsonl or .parquet); "
             "pass a folder made by edgebench run"
         )
     schema = REQUEST_SCHEMA
@@ -198,14 +198,19 @@ def run_logs(folder: Path, kind: str, run_id: str | None) -> list[Path]:
 
     The same rule as edgebench.records.run_logs, which the analysis does not import.
     """
-    pattern = f"{kind}-{run_id}-*.jsonl" if run_id else f"{kind}-*.jsonl"
-    return sorted(folder.glob(pattern))
+    stem = f"{kind}-{run_id}-*" if run_id else f"{kind}-*"
+    return sorted([*folder.glob(f"{stem}.jsonl"), *folder.glob(f"{stem}.parquet")])
 
 
 def _foreign_files(folder: Path, logs: dict[str, list[Path]]) -> list[str]:
     """_foreign_files are record files in the folder that belong to another run: left unread."""
     ours = {path for paths in logs.values() for path in paths}
-    found = [*folder.glob("requests-*.jsonl"), *folder.glob("events-*.jsonl")]
+    found = [
+        *folder.glob("requests-*.jsonl"),
+        *folder.glob("events-*.jsonl"),
+        *folder.glob("requests-*.parquet"),
+        *folder.glob("events-*.parquet"),
+    ]
     return sorted(path.name for path in found if path not in ours)
 
 
@@ -228,7 +233,9 @@ def _callbacks(folder: Path, run_id: str | None) -> dict:
 
 def log_bytes(folder: str | Path) -> int:
     """log_bytes is the size of a run's logs: what load_run reports progress against."""
-    return sum(p.stat().st_size for p in Path(folder).glob("*-*.jsonl") if p.is_file())
+    folder = Path(folder)
+    logs = [*folder.glob("*-*.jsonl"), *folder.glob("*-*.parquet")]
+    return sum(p.stat().st_size for p in logs if p.is_file())
 
 
 def _frame(paths, schema: pa.Schema, progress=None) -> tuple[pd.DataFrame, int]:
@@ -262,6 +269,8 @@ def _read_log(path: Path, schema: pa.Schema) -> tuple[dict[str, list], int]:
     """
     if path.stat().st_size == 0:
         return {}, 0
+    if path.suffix == ".parquet":
+        return _read_columnar(path, schema), 0
     source, skipped = str(path), 0
     if not _ends_whole(path):
         source, skipped = _mend_tail(path.read_bytes())
@@ -275,6 +284,24 @@ def _read_log(path: Path, schema: pa.Schema) -> tuple[dict[str, list], int]:
     except pa.ArrowInvalid:
         table, skipped = _read_lines(path.read_bytes(), schema)
         return _compact(table.to_batches(), schema), skipped
+
+
+def _read_columnar(path: Path, schema: pa.Schema) -> dict[str, list]:
+    """_read_columnar reads a Parquet log's columns of the schema (a column it lacks: nulls)."""
+    from pyarrow import parquet as pq
+
+    log = pq.ParquetFile(path)
+    present = [name for name in schema.names if name in log.schema_arrow.names]
+
+    def batches():
+        for batch in log.iter_batches(batch_size=1 << 20, columns=present):
+            columns = [
+                batch.column(name) if name in present else pa.nulls(batch.num_rows, field.type)
+                for name, field in zip(schema.names, schema, strict=True)
+            ]
+            yield pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    return _compact(batches(), schema)
 
 
 def _compact(batches, schema: pa.Schema) -> dict[str, list]:

@@ -497,6 +497,14 @@ def worker_command(master_host: str, master_port: int, processes: int) -> None:
     "measured against the embedded emulator).",
 )
 @click.option(
+    "--records",
+    type=click.Choice(["parquet", "jsonl"]),
+    default="parquet",
+    show_default=True,
+    help="How the records are written: Parquet (a tenth of the bytes) or JSON lines, as a "
+    "live run writes them (results/README.md).",
+)
+@click.option(
     "--sensitivity",
     is_flag=True,
     help="Simulate again under each limiter shape and each timing's interval edges (else "

@@ -127,7 +127,7 @@ def test_advise_finds_the_erlang_b_hosts_within_one_and_confirms_them_live(tmp_p
     assert facts["instant"]["hosts"]["fleet-eu"] == theory  # the formula, before a probe
     # Each probe keeps its evidence (summary, world), not its records (no --keep-records).
     assert list(folder.glob("probe-*/summary.json"))
-    assert not list(folder.glob("probe-*/requests-*.jsonl"))
+    assert not list(folder.glob("probe-*/requests-*"))
     assert f"edgebench simulate {scenario} --world {folder}/probe-" in done.output
     # --live: `edgebench run` (every rule of a run) on the answer's world, started warm too.
     [plan] = asked

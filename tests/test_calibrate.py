@@ -181,7 +181,7 @@ def test_the_answers_say_how_much_they_depend_on_the_assumptions(tmp_path):
     assert "Over the assumptions" in page
     assert "What the world assumed" in page
     assert "calibrated from run on" in page
-    assert not list((tmp_path / "sens" / "sensitivity").glob("*/requests-*.jsonl"))
+    assert not list((tmp_path / "sens" / "sensitivity").glob("*/requests-*"))
 
 
 def test_the_emulator_answers_with_the_worlds_latency_and_limiter(tmp_path):

@@ -18,6 +18,7 @@ from edgebench.cli import main
 from edgebench.plan.overrides import Overrides, planned
 from edgebench.plan.payloads import FLEET_DEPLOY, PayloadPlan
 from edgebench.plan.scenario import load_scenario
+from edgebench.records import read_records
 from emulator import ConfigError, Distribution
 from emulator._world import load_world, parse_world
 
@@ -179,9 +180,9 @@ def simulated(tmp_path, scenario, *options) -> dict:
 def test_each_region_fills_its_own_hosts_first_and_the_records_say_where(tmp_path):
     summary = simulated(tmp_path, two_fleets(tmp_path))
     records = [
-        orjson.loads(line)
-        for path in summary["_folder"].glob("requests-*.jsonl")
-        for line in path.read_bytes().splitlines()
+        record
+        for path in summary["_folder"].glob("requests-*.parquet")
+        for record in read_records(path)[0]
     ]
     own = {"quebec": "mtl-", "germany": "fra-"}
     for record in records:
@@ -225,8 +226,8 @@ def test_a_priced_run_says_what_it_cost_as_worked_by_hand(tmp_path):
 def _players_served(folder) -> int:
     return sum(
         record["players"]
-        for path in folder.glob("requests-*.jsonl")
-        for record in map(orjson.loads, path.read_bytes().splitlines())
+        for path in folder.glob("requests-*.parquet")
+        for record in read_records(path)[0]
         if record["outcome"] == "accepted"
     )
 

@@ -137,7 +137,7 @@ def test_search_finds_the_fewest_slots_at_a_city(tmp_path, jobs):
     assert "slots at Frankfurt 22" in done.output
     numbers = sorted(int(p["folder"].split("-")[1]) for p in result["probes"])
     assert numbers == list(range(1, len(numbers) + 1))  # numbered in the order asked
-    assert not list(folder.glob("probe-*/requests-*.jsonl"))  # summaries kept, not records
+    assert not list(folder.glob("probe-*/requests-*"))  # summaries kept, not records
 
 
 @pytest.mark.parametrize("wants", ["higher", "lower"])

@@ -229,7 +229,7 @@ def test_ctrl_c_keeps_what_was_simulated(tmp_path, monkeypatch):
     )
     manifest = orjson.loads((results / "manifest.json").read_bytes())
     assert manifest["interrupted_at_s"] == 8.0
-    kept = read_records(next(results.glob("requests-*.jsonl")))[0]
+    kept = read_records(next(results.glob("requests-*.parquet")))[0]  # simulate's default
     assert kept
     assert max(r["t_sched"] for r in kept) - manifest["epoch"] <= 8
 
@@ -269,3 +269,36 @@ def test_demand_above_the_limit_waits_in_the_clients_queue_and_none_of_it_vanish
     (tmp_path / "capped").mkdir()
     capped = write_scenario(tmp_path / "capped", rate=rate)  # no [client]: the schedule caps
     assert Schedule.from_scenario(load_scenario(capped)).count() < 410
+
+
+def test_parquet_records_hold_what_the_json_lines_hold_in_a_fraction_of_the_bytes(tmp_path):
+    folders = {}
+    for kind in ("jsonl", "parquet"):
+        folders[kind] = tmp_path / kind
+        args = ["simulate", "scenarios/smoke.toml", "--no-plots", "--records", kind]
+        done = CliRunner().invoke(main, [*args, "--results-dir", str(folders[kind])])
+        assert done.exit_code == 0, done.output
+
+    def relative(folder, pattern, near=False):
+        """relative are a folder's records with times from its epoch (each run has its own;
+        near: compared to the millisecond, as two epochs round differently)."""
+        epoch = orjson.loads((folder / "manifest.json").read_bytes())["epoch"]
+        records = read_records(next(folder.glob(pattern)))[0]
+        for record in records:
+            for key in ("t_sched", "t_send", "t_received"):
+                if record.get(key) is not None:
+                    since = record[key] - epoch
+                    record[key] = pytest.approx(since, abs=1e-3) if near else since
+        return records
+
+    columns = relative(folders["parquet"], "requests-*.parquet", near=True)
+    assert relative(folders["jsonl"], "requests-*.jsonl") == columns  # field by field
+    assert len(columns) > 50
+    events = relative(folders["parquet"], "events-*.parquet", near=True)
+    assert relative(folders["jsonl"], "events-*.jsonl") == events
+    summaries = [orjson.loads((f / "summary.json").read_bytes()) for f in folders.values()]
+    assert summaries[0]["outcome_counts"] == summaries[1]["outcome_counts"]
+    assert summaries[0]["time_to_ready_s"] == summaries[1]["time_to_ready_s"]
+    assert orjson.loads((folders["parquet"] / "manifest.json").read_bytes())["records"] == "parquet"
+    sizes = {k: sum(p.stat().st_size for p in f.glob("requests-*")) for k, f in folders.items()}
+    assert sizes["parquet"] * 5 < sizes["jsonl"]

@@ -20,7 +20,7 @@ import orjson
 
 from edgebench.plan.scenario import Scenario
 
-RECORDS = ("requests-*.jsonl", "events-*.jsonl", "emulator-metrics.jsonl")
+RECORDS = ("requests-*", "events-*", "emulator-metrics.jsonl")
 
 
 @dataclass(frozen=True)
