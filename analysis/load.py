@@ -122,6 +122,11 @@ def load_run(
     if log_bytes(folder) > BIG_LOGS:
         _return_freed_arrays()
     manifest = _manifest(folder)
+    if manifest.get("pruned_at"):
+        raise AnalysisError(
+            f"{folder}: its records were pruned (edgebench prune, {manifest['pruned_at']}); "
+            "its summary.json and report.html remain: read those"
+        )
     logs = {kind: run_logs(folder, kind, manifest.get("run_id")) for kind in ("requests", "events")}
     if not manifest and not logs["requests"]:
         raise AnalysisError(

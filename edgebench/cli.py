@@ -690,6 +690,37 @@ def calibrate_command(runs: tuple[Path, ...], out: Path, base: Path | None) -> N
     raise SystemExit(calibrate(CalibratePlan(runs, out, base)))
 
 
+@main.command("prune")
+@click.argument(
+    "results",
+    metavar="RESULTS_DIR",
+    required=False,
+    default=Path("results"),
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option(
+    "--keep",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="The newest run, search or advice folders kept whole.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be freed; remove nothing.")
+def prune_command(results: Path, keep: int, dry_run: bool) -> None:
+    """Remove the records of all but the newest folders of a results folder.
+
+    A pruned folder keeps its manifest, summary, report and plots (history and compare
+    still read it; analyze says it was pruned); a search's or advice's probes inside it
+    lose their records too. Exit codes: 0 done, 2 bad input.
+    """
+    import time
+
+    from edgebench.prune import prune, summary_line
+
+    report = prune(results, keep, dry_run, time.time())
+    click.echo(summary_line(report, dry_run))
+
+
 @main.command("cleanup")
 @click.argument("folder", metavar="RUN_DIR", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--host", help="API base URL (default: the run's, from its manifest).")
