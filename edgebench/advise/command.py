@@ -33,7 +33,7 @@ from edgebench.plan.schedule import Schedule
 from edgebench.runfolder import RESULTS
 from edgebench.search.command import KEY_METRICS, parse_precision
 from edgebench.search.knee import Knee, Probe, cheapest
-from edgebench.search.pool import Job, default_jobs, simulate_all
+from edgebench.search.pool import Job, ProbePool, default_jobs, simulate_all
 from edgebench.search.space import world_toml
 from edgebench.warm import wants_warm
 
@@ -88,6 +88,7 @@ class Advice:
     warm: bool
     keep_records: bool = False
     jobs: int = 1  # probes simulated at once
+    pool: ProbePool | None = None  # the processes they run in, made once (advise's)
     probes: list[dict] = field(default_factory=list)
     answers: dict[str, float] = field(default_factory=dict)
     _seen: dict[tuple, Probe] = field(default_factory=dict)
@@ -107,7 +108,7 @@ class Advice:
             Job(self.scenario_at(point, place), place, self.warm, self.keep_records)
             for (_, point), place in zip(new, folders, strict=True)
         ]
-        summaries = simulate_all(jobs, self.jobs)
+        summaries = self.pool.run(jobs) if self.pool else simulate_all(jobs, self.jobs)
         for (key, point), place, summary in zip(new, folders, summaries, strict=True):
             self._seen[key] = self._judged(point, place, summary)
         return [self._seen[key] for key in keys]
@@ -189,7 +190,8 @@ def advise(plan: AdvisePlan) -> int:
         scenario, raw_world, checks, folder, plan.max_probes, warm, plan.keep_records, jobs
     )
     began = time.monotonic()
-    final = _search(advice, knobs, start, plan.minimize == "cost")
+    with ProbePool(jobs) as advice.pool:
+        final = _search(advice, knobs, start, plan.minimize == "cost")
     facts = _facts(plan, advice, instant, start, final, time.monotonic() - began, world_file)
     if plan.sensitivity and facts["final"]:
         facts["sensitivity"] = _over_assumptions(advice, facts["final"], folder)

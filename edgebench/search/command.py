@@ -26,7 +26,7 @@ from edgebench.plan.overrides import Overrides, planned
 from edgebench.plan.scenario import Scenario
 from edgebench.runfolder import RESULTS
 from edgebench.search.knee import Knee, Probe, cheapest
-from edgebench.search.pool import Job, default_jobs, simulate_all
+from edgebench.search.pool import Job, ProbePool, default_jobs
 from edgebench.search.space import Space, parse_space, peak_rate
 
 # What each probe keeps beside its checks' metrics (search.json and the knee's plot).
@@ -92,7 +92,7 @@ def search(plan: SearchPlan) -> int:
         click.echo(live_plan_text(plan, scenario, space), err=True)
 
     def probes(values: list[float]) -> list[Probe]:
-        return _probes(plan, scenario, space, checks, values, folder, knee)
+        return _probes(plan, scenario, space, checks, values, folder, knee, pool)
 
     knee = Knee(
         lambda value: probes([value])[0],
@@ -106,9 +106,10 @@ def search(plan: SearchPlan) -> int:
         floor=space.floor,
         ceiling=space.start * MAX_FACTOR if space.kind in ("rate", "scale") else 1_000_000,
     )
-    answer = knee.run()
-    if plan.minimize and answer is not None:
-        answer = _cheapest(knee, answer, space)
+    with ProbePool(knee.jobs) as pool:
+        answer = knee.run()
+        if plan.minimize and answer is not None:
+            answer = _cheapest(knee, answer, space)
     result = search_facts(plan, scenario, space, checks, precision, knee, answer)
     (folder / "search.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     from analysis.search import write_search_report
@@ -196,7 +197,7 @@ def _default_folder(name: str) -> Path:
     return RESULTS / f"{stamp}-{name}-search"
 
 
-def _probes(plan, scenario, space, checks, values, folder: Path, knee: Knee) -> list[Probe]:
+def _probes(plan, scenario, space, checks, values, folder: Path, knee: Knee, pool) -> list[Probe]:
     """_probes run the scenario at each value (simulations: `jobs` at once) and judge the
     checks on each summary; the probes are numbered in the order asked."""
     first = len(knee.probes) + 1
@@ -216,7 +217,7 @@ def _probes(plan, scenario, space, checks, values, folder: Path, knee: Knee) -> 
             Job(variant, place, keep_records=plan.keep_records, time_scale=plan.time_scale)
             for variant, place in zip(variants, folders, strict=True)
         ]
-        summaries = simulate_all(jobs, plan.jobs or default_jobs())
+        summaries = pool.run(jobs)
     return [
         _judged(space, checks, number, value, variant, place, summary)
         for (number, value), variant, place, summary in zip(

@@ -43,13 +43,40 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class ProbePool:
+    """ProbePool is a search's processes, made once and reused by every round of probes
+    (a pool a round cost more than the probes of a short scenario).
+
+    with ProbePool(2) as pool:
+        summaries = pool.run([Job(...), Job(...)])
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> ProbePool:
+        if self.workers > 1:
+            context = get_context("fork")  # the parent's modules, already imported
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def run(self, jobs: list[Job]) -> list[dict]:
+        """run is each job's summary, in order: at once in the pool (one job: here)."""
+        if self._pool is None or len(jobs) <= 1:
+            return [simulate_one(job) for job in jobs]
+        return list(self._pool.map(simulate_one, jobs))
+
+
 def simulate_all(jobs: list[Job], workers: int) -> list[dict]:
-    """simulate_all is each job's summary, in order, `workers` simulated at once."""
-    if workers <= 1 or len(jobs) <= 1:
-        return [simulate_one(job) for job in jobs]
-    context = get_context("fork")  # the parent's modules, already imported
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
-        return list(pool.map(simulate_one, jobs))
+    """simulate_all is each job's summary, in order, `workers` simulated at once (a pool of
+    its own: for one round; a search keeps a ProbePool)."""
+    with ProbePool(min(workers, len(jobs))) as pool:
+        return pool.run(jobs)
 
 
 def simulate_one(job: Job) -> dict:
