@@ -74,8 +74,9 @@ def test_every_route_the_emulator_serves_has_a_shape_to_check():
 
 @pytest.fixture(scope="module")
 def server():
-    """server is the emulator on a real socket, its time 50 times faster, no rate limits."""
-    app = create_app(EmulatorConfig(rate_limits=RateLimits(enabled=False), time_scale=50))
+    """server is the emulator on a real socket, its time 10 times faster (a boot: 150-300
+    ms, long enough to list what is still booting on a busy machine), no rate limits."""
+    app = create_app(EmulatorConfig(rate_limits=RateLimits(enabled=False), time_scale=10))
     with BackgroundServer(app) as running:
         yield running
 
