@@ -57,8 +57,14 @@ class ProbePool:
 
     def __enter__(self) -> ProbePool:
         if self.workers > 1:
+            # What a probe loads, loaded before the fork: each process has it from the start.
+            import analysis.metrics  # noqa: F401
+            import edgebench.simulate.command  # noqa: F401
+
             context = get_context("fork")  # the parent's modules, already imported
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=context, initializer=_one_core
+            )
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -66,10 +72,20 @@ class ProbePool:
             self._pool.shutdown(cancel_futures=True)
 
     def run(self, jobs: list[Job]) -> list[dict]:
-        """run is each job's summary, in order: at once in the pool (one job: here)."""
-        if self._pool is None or len(jobs) <= 1:
+        """run is each job's summary, in order, at once in the pool (a single one there too:
+        its processes have run probes before, this one may not have)."""
+        if self._pool is None:
             return [simulate_one(job) for job in jobs]
         return list(self._pool.map(simulate_one, jobs))
+
+
+def _one_core() -> None:
+    """_one_core keeps a probe process to one core: Arrow's thread pools (reading the
+    records) would otherwise start one thread a core in every probe at once."""
+    import pyarrow
+
+    pyarrow.set_cpu_count(1)
+    pyarrow.set_io_thread_count(1)
 
 
 def simulate_all(jobs: list[Job], workers: int) -> list[dict]:
