@@ -106,12 +106,32 @@ def time_zone(name: str):
 
 
 def warm_start_option():
-    """warm_start_option is --warm-start/--cold-start of run and simulate."""
+    """warm_start_option is --warm-start/--cold-start of run, simulate and advise."""
     return click.option(
         "--warm-start/--cold-start",
         default=None,
         help="Start the platform holding the deployments running when the run begins "
-        "(Little's law per region), or empty (default: warm for a forecast's window).",
+        "(Little's law per region), or empty (default: warm for a forecast with players "
+        "at its start).",
+    )
+
+
+def probe_options():
+    """probe_options are --jobs and --keep-records of search and advise."""
+    return _options(
+        click.option(
+            "--jobs",
+            type=click.IntRange(min=1),
+            help="Simulated probes at once, each a process (default: the machine's cores); "
+            "with more than one, the bracket's probes go together and bisection becomes "
+            "k-section.",
+        ),
+        click.option(
+            "--keep-records",
+            is_flag=True,
+            help="Keep each probe's records (a simulated day's are about 100 MB); by default "
+            "a probe keeps its manifest, summary and world.",
+        ),
     )
 
 
@@ -557,17 +577,7 @@ def simulate_command(scenario_file: Path, **options) -> None:
 @results_dir_option(
     "Where search.json, search.html and each probe go (default: results/<stamp>-<name>-search)."
 )
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1),
-    help="Simulated probes at once, each a process (default: the machine's cores); with "
-    "more than one, the bracket's probes go together and bisection becomes k-section.",
-)
-@click.option(
-    "--keep-records",
-    is_flag=True,
-    help="Keep each probe's records; by default a probe keeps its manifest, summary and world.",
-)
+@probe_options()
 @click.option("--overwrite", is_flag=True, help="Reuse a folder an earlier search wrote.")
 @click.option("--confirm", is_flag=True, help="End with one live run at the answer.")
 def search_command(scenario_file: Path, **options) -> None:
@@ -620,30 +630,13 @@ def search_command(scenario_file: Path, **options) -> None:
 @results_dir_option(
     "Where advice.json, advice.html and each probe go (default: results/<stamp>-<name>-advice)."
 )
-@click.option(
-    "--warm-start/--cold-start",
-    "warm_start",
-    default=None,
-    help="Each probe starts holding the servers of its first rate, or empty (default: warm "
-    "for a forecast with players at its start).",
-)
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1),
-    help="Simulated probes at once, each a process (default: the machine's cores); with "
-    "more than one, the bracket's probes go together and bisection becomes k-section.",
-)
+@warm_start_option()
+@probe_options()
 @click.option(
     "--sensitivity",
     is_flag=True,
     help="Then simulate the answer again under each limiter shape and each timing's "
     "interval edges (else +-25%): its figures' ranges over the assumptions.",
-)
-@click.option(
-    "--keep-records",
-    is_flag=True,
-    help="Keep each probe's records (a simulated day's are about 100 MB); by default a probe "
-    "keeps its manifest, summary and world.",
 )
 @click.option("--overwrite", is_flag=True, help="Reuse a folder earlier advice wrote.")
 def advise_command(scenario_file: Path, **options) -> None:
