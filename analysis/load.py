@@ -130,7 +130,7 @@ def load_run(
     logs = {kind: run_logs(folder, kind, manifest.get("run_id")) for kind in ("requests", "events")}
     if not manifest and not logs["requests"]:
         raise AnalysisError(
-            f"{folder}: not a run folder (no manifest.json, no requests-*.jsonl or .parquet); "
+            f"{folder}: not a run folder (no manifest.json, no requests-*.jsonl or .arrow); "
             "pass a folder made by edgebench run"
         )
     schema = REQUEST_SCHEMA
@@ -204,7 +204,7 @@ def run_logs(folder: Path, kind: str, run_id: str | None) -> list[Path]:
     The same rule as edgebench.records.run_logs, which the analysis does not import.
     """
     stem = f"{kind}-{run_id}-*" if run_id else f"{kind}-*"
-    return sorted([*folder.glob(f"{stem}.jsonl"), *folder.glob(f"{stem}.parquet")])
+    return sorted([*folder.glob(f"{stem}.jsonl"), *folder.glob(f"{stem}.arrow")])
 
 
 def _foreign_files(folder: Path, logs: dict[str, list[Path]]) -> list[str]:
@@ -213,8 +213,8 @@ def _foreign_files(folder: Path, logs: dict[str, list[Path]]) -> list[str]:
     found = [
         *folder.glob("requests-*.jsonl"),
         *folder.glob("events-*.jsonl"),
-        *folder.glob("requests-*.parquet"),
-        *folder.glob("events-*.parquet"),
+        *folder.glob("requests-*.arrow"),
+        *folder.glob("events-*.arrow"),
     ]
     return sorted(path.name for path in found if path not in ours)
 
@@ -239,7 +239,7 @@ def _callbacks(folder: Path, run_id: str | None) -> dict:
 def log_bytes(folder: str | Path) -> int:
     """log_bytes is the size of a run's logs: what load_run reports progress against."""
     folder = Path(folder)
-    logs = [*folder.glob("*-*.jsonl"), *folder.glob("*-*.parquet")]
+    logs = [*folder.glob("*-*.jsonl"), *folder.glob("*-*.arrow")]
     return sum(p.stat().st_size for p in logs if p.is_file())
 
 
@@ -274,8 +274,8 @@ def _read_log(path: Path, schema: pa.Schema) -> tuple[dict[str, list], int]:
     """
     if path.stat().st_size == 0:
         return {}, 0
-    if path.suffix == ".parquet":
-        return _read_columnar(path, schema), 0
+    if path.suffix == ".arrow":
+        return _read_columnar(path, schema)
     source, skipped = str(path), 0
     if not _ends_whole(path):
         source, skipped = _mend_tail(path.read_bytes())
@@ -291,22 +291,37 @@ def _read_log(path: Path, schema: pa.Schema) -> tuple[dict[str, list], int]:
         return _compact(table.to_batches(), schema), skipped
 
 
-def _read_columnar(path: Path, schema: pa.Schema) -> dict[str, list]:
-    """_read_columnar reads a Parquet log's columns of the schema (a column it lacks: nulls)."""
-    from pyarrow import parquet as pq
+def _read_columnar(path: Path, schema: pa.Schema) -> tuple[dict[str, list], int]:
+    """_read_columnar reads an Arrow stream's columns of the schema, batch by batch (a column
+    it lacks: nulls), and 1 when a killed writer's torn last batch was left out."""
+    pieces: dict[str, list] = {}
+    torn = 0
+    with pa.OSFile(str(path), "rb") as source:
+        try:
+            reader = pa.ipc.open_stream(source)
+        except (OSError, pa.ArrowInvalid):
+            return {}, 1
 
-    log = pq.ParquetFile(path)
-    present = [name for name in schema.names if name in log.schema_arrow.names]
+        def batches():
+            nonlocal torn
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except (OSError, pa.ArrowInvalid):
+                    torn = 1
+                    return
+                columns = [
+                    batch.column(name)
+                    if name in batch.schema.names
+                    else pa.nulls(batch.num_rows, field.type)
+                    for name, field in zip(schema.names, schema, strict=True)
+                ]
+                yield pa.RecordBatch.from_arrays(columns, names=schema.names)
 
-    def batches():
-        for batch in log.iter_batches(batch_size=1 << 20, columns=present):
-            columns = [
-                batch.column(name) if name in present else pa.nulls(batch.num_rows, field.type)
-                for name, field in zip(schema.names, schema, strict=True)
-            ]
-            yield pa.RecordBatch.from_arrays(columns, schema=schema)
-
-    return _compact(batches(), schema)
+        pieces = _compact(batches(), schema)
+    return pieces, torn
 
 
 def _compact(batches, schema: pa.Schema) -> dict[str, list]:

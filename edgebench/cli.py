@@ -518,10 +518,10 @@ def worker_command(master_host: str, master_port: int, processes: int) -> None:
 )
 @click.option(
     "--records",
-    type=click.Choice(["parquet", "jsonl"]),
-    default="parquet",
+    type=click.Choice(["arrow", "jsonl"]),
+    default="arrow",
     show_default=True,
-    help="How the records are written: Parquet (a tenth of the bytes) or JSON lines, as a "
+    help="How the records are written: Arrow IPC (a fourteenth of the bytes) or JSON lines, as a "
     "live run writes them (results/README.md).",
 )
 @click.option(

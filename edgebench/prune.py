@@ -17,7 +17,7 @@ from pathlib import Path
 from edgebench._errors import EdgebenchError
 from edgebench.manifest import MANIFEST, read_manifest, utc, write_manifest
 
-RECORDS = ("requests-*.jsonl", "events-*.jsonl", "requests-*.parquet", "events-*.parquet",
+RECORDS = ("requests-*.jsonl", "events-*.jsonl", "requests-*.arrow", "events-*.arrow",
            "emulator-metrics.jsonl")  # fmt: skip
 MARKS = (MANIFEST, "search.json", "advice.json")
 

@@ -209,7 +209,7 @@ def test_what_is_not_a_run_folder_is_refused_and_nothing_is_written(tmp_path, ru
     done = edgebench("analyze", folder)
     assert done.exit_code == 2
     assert done.stderr == (
-        f"Error: {folder}: not a run folder (no manifest.json, no requests-*.jsonl or .parquet); "
+        f"Error: {folder}: not a run folder (no manifest.json, no requests-*.jsonl or .arrow); "
         "pass a folder made by edgebench run\n"
     )
     assert not (folder / "report.html").exists()

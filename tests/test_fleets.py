@@ -181,7 +181,7 @@ def test_each_region_fills_its_own_hosts_first_and_the_records_say_where(tmp_pat
     summary = simulated(tmp_path, two_fleets(tmp_path))
     records = [
         record
-        for path in summary["_folder"].glob("requests-*.parquet")
+        for path in summary["_folder"].glob("requests-*.arrow")
         for record in read_records(path)[0]
     ]
     own = {"quebec": "mtl-", "germany": "fra-"}
@@ -226,7 +226,7 @@ def test_a_priced_run_says_what_it_cost_as_worked_by_hand(tmp_path):
 def _players_served(folder) -> int:
     return sum(
         record["players"]
-        for path in folder.glob("requests-*.parquet")
+        for path in folder.glob("requests-*.arrow")
         for record in read_records(path)[0]
         if record["outcome"] == "accepted"
     )

@@ -150,3 +150,31 @@ def test_every_outcome_is_documented():
     row = next(line for line in section.splitlines() if line.startswith("| `outcome`"))
     documented = set(re.findall(r"`(\w+)` \(", row))
     assert documented == {*SENT_OUTCOMES, *NOT_SENT}
+
+
+def test_an_arrow_log_cut_mid_batch_keeps_every_whole_batch(tmp_path):
+    """A killed simulator leaves its last batch torn: the batches before it still read, and
+    the analysis counts the torn one as skipped (a killed JSON-lines writer's torn line)."""
+    from analysis.load import load_run
+    from edgebench.records import ColumnarWriter, read_columnar
+
+    path = tmp_path / "requests-r1-sim.arrow"
+    writer = ColumnarWriter(path, REQUEST_FIELDS)
+    records = [
+        request_record(index=k, t_sched=float(k), endpoint="POST /v2/deployments", worker="sim",
+                       stage=0, offered_rate=1.0, outcome="accepted", region="europe")
+        for k in range(3000)
+    ]  # fmt: skip
+    for k, record in enumerate(records):
+        writer.add(record)
+        if k % 1000 == 999:
+            writer.flush()  # three batches, as three seconds would write them
+    writer.close()
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) - 200])  # the last batch torn
+    table, torn = read_columnar(path)
+    assert torn == 1
+    assert table.to_pylist() == records[:2000]
+    run = load_run(tmp_path)
+    assert len(run.requests) == 2000
+    assert run.skipped_lines == 1

@@ -229,7 +229,7 @@ def test_ctrl_c_keeps_what_was_simulated(tmp_path, monkeypatch):
     )
     manifest = orjson.loads((results / "manifest.json").read_bytes())
     assert manifest["interrupted_at_s"] == 8.0
-    kept = read_records(next(results.glob("requests-*.parquet")))[0]  # simulate's default
+    kept = read_records(next(results.glob("requests-*.arrow")))[0]  # simulate's default
     assert kept
     assert max(r["t_sched"] for r in kept) - manifest["epoch"] <= 8
 
@@ -271,9 +271,9 @@ def test_demand_above_the_limit_waits_in_the_clients_queue_and_none_of_it_vanish
     assert Schedule.from_scenario(load_scenario(capped)).count() < 410
 
 
-def test_parquet_records_hold_what_the_json_lines_hold_in_a_fraction_of_the_bytes(tmp_path):
+def test_arrow_records_hold_what_the_json_lines_hold_in_a_fraction_of_the_bytes(tmp_path):
     folders = {}
-    for kind in ("jsonl", "parquet"):
+    for kind in ("jsonl", "arrow"):
         folders[kind] = tmp_path / kind
         args = ["simulate", "scenarios/smoke.toml", "--no-plots", "--records", kind]
         done = CliRunner().invoke(main, [*args, "--results-dir", str(folders[kind])])
@@ -291,14 +291,14 @@ def test_parquet_records_hold_what_the_json_lines_hold_in_a_fraction_of_the_byte
                     record[key] = pytest.approx(since, abs=1e-3) if near else since
         return records
 
-    columns = relative(folders["parquet"], "requests-*.parquet", near=True)
+    columns = relative(folders["arrow"], "requests-*.arrow", near=True)
     assert relative(folders["jsonl"], "requests-*.jsonl") == columns  # field by field
     assert len(columns) > 50
-    events = relative(folders["parquet"], "events-*.parquet", near=True)
+    events = relative(folders["arrow"], "events-*.arrow", near=True)
     assert relative(folders["jsonl"], "events-*.jsonl") == events
     summaries = [orjson.loads((f / "summary.json").read_bytes()) for f in folders.values()]
     assert summaries[0]["outcome_counts"] == summaries[1]["outcome_counts"]
     assert summaries[0]["time_to_ready_s"] == summaries[1]["time_to_ready_s"]
-    assert orjson.loads((folders["parquet"] / "manifest.json").read_bytes())["records"] == "parquet"
+    assert orjson.loads((folders["arrow"] / "manifest.json").read_bytes())["records"] == "arrow"
     sizes = {k: sum(p.stat().st_size for p in f.glob("requests-*")) for k, f in folders.items()}
-    assert sizes["parquet"] * 5 < sizes["jsonl"]
+    assert sizes["arrow"] * 5 < sizes["jsonl"]

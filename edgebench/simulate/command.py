@@ -64,7 +64,7 @@ class SimulatePlan:
     plots: bool = True  # draw the report's curves
     warm_start: bool | None = None  # None: warm for a forecast's window (edgebench.warm)
     sensitivity: bool = False  # simulate again over the assumptions (sensitivity.json)
-    records: str = "parquet"  # or "jsonl": the live runs' JSON lines
+    records: str = "arrow"  # or "jsonl": the live runs' JSON lines
 
 
 class FileSink(Sink):
@@ -73,12 +73,12 @@ class FileSink(Sink):
     def __init__(self, folder: Path, run_id: str, columnar: bool = False) -> None:
         self.requests: RecordWriter | ColumnarWriter
         self.events: RecordWriter | ColumnarWriter
-        if columnar:  # Parquet: a tenth of the bytes (results/README.md, "Parquet records")
+        if columnar:  # Arrow: a fourteenth of the bytes (results/README.md, "Arrow records")
             self.requests = ColumnarWriter(
-                folder / log_name("requests", run_id, WORKER, "parquet"), REQUEST_FIELDS
+                folder / log_name("requests", run_id, WORKER, "arrow"), REQUEST_FIELDS
             )
             self.events = ColumnarWriter(
-                folder / log_name("events", run_id, WORKER, "parquet"), EVENT_FIELDS
+                folder / log_name("events", run_id, WORKER, "arrow"), EVENT_FIELDS
             )
         else:
             self.requests = RecordWriter(folder / log_name("requests", run_id, WORKER))
@@ -189,7 +189,7 @@ def simulate_into(scenario: Scenario, plan: SimulatePlan, echo=True) -> Path:
         emulator={"embedded": False, "simulated": True} | _model_facts(config, latency),
         costs=cost_basis(scenario, config.world),
     )
-    sink = FileSink(results, run_id, columnar=plan.records == "parquet")
+    sink = FileSink(results, run_id, columnar=plan.records == "arrow")
     simulation = Simulation(scenario, config, sink, epoch=epoch, latency_ms=latency)
     write_manifest(results, warm_start=_warm(simulation, scenario, config, plan.warm_start))
     if echo:
