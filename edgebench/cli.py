@@ -7,6 +7,7 @@ AnalysisError, ThresholdError) and Edgebench.invoke shows it, one line each.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -93,6 +94,16 @@ def limit_option():
         "mode holds to and the embedded emulator and simulator enforce (default: the "
         "scenario's [rate] limit, else 40).",
     )
+
+
+def stop_on_sigterm() -> None:
+    """stop_on_sigterm makes SIGTERM (a CI job's timeout, `kubectl delete`) a Ctrl-C: the
+    traffic stops, the records, analysis and cleanup are written; a second one aborts."""
+
+    def interrupted(_number, _frame) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
 
 
 def time_zone(name: str):
@@ -464,6 +475,7 @@ def run_command(scenario_file: Path, **options) -> None:
     """
     from edgebench.runner.run import RunPlan, run
 
+    stop_on_sigterm()
     plan = RunPlan(scenario_file, **options)
     try:
         code = run(plan)
@@ -541,6 +553,7 @@ def simulate_command(scenario_file: Path, **options) -> None:
     """
     from edgebench.simulate.command import SimulatePlan, simulate
 
+    stop_on_sigterm()
     raise SystemExit(simulate(SimulatePlan(scenario_file, **options)))
 
 

@@ -291,3 +291,50 @@ def test_ctrl_c_twice_aborts_at_once(tmp_path):
     assert process.returncode == 130, stderr[-3000:]
     assert "aborted" in stderr
     assert time.monotonic() - started < 10
+
+
+def children_of(pid: int) -> list[int]:
+    """children_of are a process's children (Linux: /proc)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return status != "Z"  # a zombie has ended, only its parent has not read it yet
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+def test_sigterm_is_a_ctrl_c_and_a_killed_run_leaves_no_child(tmp_path):
+    checks = tmp_path / "checks.toml"
+    checks.write_text('checks = ["share_429 == 0"]\n')
+    scenario = held_smoke(tmp_path, 10, 30)
+    # SIGTERM (a CI job's timeout, kubectl delete): the traffic stops, the report is written.
+    results = tmp_path / "termed"
+    process = start_run(results, "--no-plots", "--thresholds", str(checks), scenario=scenario)
+    wait_for(lambda: len(records(results)) >= 2, every=0.2)
+    children = children_of(process.pid)
+    assert len(children) == 2  # the embedded emulator and Locust
+    process.send_signal(signal.SIGTERM)
+    _stdout, stderr = process.communicate(timeout=90)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "stopping (Ctrl-C again to abort)" in stderr
+    assert (results / "report.html").exists()
+    assert summary_requests(results) < 300  # stopped: the whole scenario is 300
+    wait_for(lambda: not any(alive(child) for child in children), timeout=10)
+    # SIGKILL: no handler runs, yet the children end with it (their parent-death signal).
+    results = tmp_path / "killed"
+    process = start_run(results, "--no-plots", scenario=scenario)
+    wait_for(lambda: len(records(results)) >= 2, every=0.2)
+    children = children_of(process.pid)
+    assert len(children) == 2
+    process.kill()
+    process.communicate(timeout=30)
+    wait_for(lambda: not any(alive(child) for child in children), timeout=10)
+
+
+def summary_requests(results: Path) -> int:
+    return orjson.loads((results / "summary.json").read_bytes())["requests_total"]

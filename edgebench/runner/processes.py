@@ -7,6 +7,8 @@ second Ctrl-C ends everything at once. The emulator outlives Locust's last reque
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -35,6 +37,16 @@ LOCUSTFILE = ROOT / "locustfiles" / "edgegap.py"
 GAVE_UP = "Gave up waiting for workers to connect"  # Locust's master, --expect-workers-max-wait
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def die_with_parent() -> None:
+    """die_with_parent (a child's preexec_fn) has the child sent SIGTERM when the run that
+    started it dies, even by SIGKILL: no emulator or Locust outlives its run. Linux only."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class LocustProcess:
     """LocustProcess is the Locust process of the run, in its own process group.
 
@@ -48,7 +60,12 @@ class LocustProcess:
         output = None if web else log.open("wb")
         # Our own interpreter running Locust on our locustfile: no outside input in the command.
         self.process = subprocess.Popen(  # noqa: S603
-            command, cwd=ROOT, stdout=output, stderr=output, start_new_session=True
+            command,
+            cwd=ROOT,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         if output:
             output.close()
@@ -166,7 +183,11 @@ class EmulatorProcess:
     def __enter__(self) -> EmulatorProcess:
         self._log = (self.results / "emulator.log").open("wb")
         self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and command)
-            self.command(), stdout=subprocess.PIPE, stderr=self._log, start_new_session=True
+            self.command(),
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         self.url = self._read_url()
         self._client.base_url = httpx.URL(self.url)
