@@ -302,3 +302,28 @@ def test_arrow_records_hold_what_the_json_lines_hold_in_a_fraction_of_the_bytes(
     assert orjson.loads((folders["arrow"] / "manifest.json").read_bytes())["records"] == "arrow"
     sizes = {k: sum(p.stat().st_size for p in f.glob("requests-*")) for k, f in folders.items()}
     assert sizes["arrow"] * 5 < sizes["jsonl"]
+
+
+@pytest.mark.parametrize("columnar", [False, True])
+def test_the_simulators_records_reach_the_disk_at_least_once_a_second(
+    tmp_path, monkeypatch, columnar
+):
+    import edgebench.simulate.command as command
+
+    now = [100.0]
+    monkeypatch.setattr(command.time, "monotonic", lambda: now[0])
+    sink = command.FileSink(tmp_path, "r1", columnar=columnar)
+    record = {field.name: None for field in REQUEST_FIELDS} | {
+        "index": 0, "t_sched": 1.0, "endpoint": "POST /v2/deployments", "worker": "sim",
+        "stage": 0, "offered_rate": 1.0, "outcome": "accepted", "match": 0, "attempt": 1,
+    }  # fmt: skip
+    for _ in range(command.CHECK_EVERY):
+        sink.request(record)
+    written = next(tmp_path.glob("requests-*"), None)
+    assert written is None or written.stat().st_size == 0  # within the second: held
+    now[0] += 1.0
+    for _ in range(command.CHECK_EVERY):
+        sink.request(record)
+    written = next(tmp_path.glob("requests-*"))
+    assert len(read_records(written)[0]) == 2 * command.CHECK_EVERY  # a second on: written
+    sink.close()

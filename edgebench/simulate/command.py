@@ -28,6 +28,7 @@ from edgebench.plan.schedule import Schedule
 from edgebench.platform import scenario_warnings, scenario_world
 from edgebench.records import (
     EVENT_FIELDS,
+    FLUSH_EVERY_S,
     READINGS_FILE,
     REQUEST_FIELDS,
     ColumnarWriter,
@@ -41,7 +42,8 @@ from edgebench.warm import wants_warm, warm_body
 from emulator import ConfigError, Distribution, EmulatorConfig, RateLimits, parse_preload
 from emulator._distributions import distribution_option
 
-FLUSH_EVERY = 50_000  # records held before they are written
+FLUSH_EVERY = 50_000  # records held before they are written (or a second's, if fewer)
+CHECK_EVERY = 1024  # records between two looks at the clock
 
 
 @dataclass
@@ -85,6 +87,7 @@ class FileSink(Sink):
             self.events = RecordWriter(folder / log_name("events", run_id, WORKER))
         self.readings = RecordWriter(folder / READINGS_FILE)
         self._held = 0
+        self._flushed = time.monotonic()
 
     def request(self, record: dict) -> None:
         self._counted(self.requests, record)
@@ -98,13 +101,18 @@ class FileSink(Sink):
     def _counted(self, writer: RecordWriter | ColumnarWriter, record: dict) -> None:
         writer.add(record)
         self._held += 1
-        if self._held >= FLUSH_EVERY:
+        # At least once a second, as every writer of a run (results/README.md): a killed
+        # simulation loses its last second at most. The clock is read every CHECK_EVERY.
+        if self._held >= FLUSH_EVERY or (
+            self._held % CHECK_EVERY == 0 and time.monotonic() - self._flushed >= FLUSH_EVERY_S
+        ):
             self.flush()
 
     def flush(self) -> None:
         for writer in (self.requests, self.events, self.readings):
             writer.flush()
         self._held = 0
+        self._flushed = time.monotonic()
 
     def close(self) -> None:
         for writer in (self.requests, self.events, self.readings):
