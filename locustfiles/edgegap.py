@@ -25,6 +25,7 @@ from pathlib import Path
 
 import edgegap_ui as live_ui  # locustfiles/, on Locust's path beside this file
 import gevent
+import locust.runners
 from locust import FastHttpUser, LoadTestShape, argument_parser, events, task
 from locust.runners import (
     STATE_INIT,
@@ -61,6 +62,9 @@ from edgebench.traffic.run import TrafficRun, WorkerSlice
 from edgebench.traffic.state import RunFacts, RunState
 
 START_LEAD_S = 1.0  # workers start their schedules together, this long after the start
+# A worker quits once its master's heartbeats (one a second) stopped this long: a master
+# killed outright leaves no load behind (Locust waits 60 s, and its workers go on sending).
+locust.runners.MASTER_HEARTBEAT_TIMEOUT = MASTER_GONE_S = 3
 WORKER_STATES = WorkerStates((STATE_INIT, STATE_SPAWNING, STATE_RUNNING), STATE_MISSING)
 QUEUE_WINDOW_S = 1.0  # the limiter's window: how long a queued burst may wait at the least
 # Every HTTP answer is an answer: geventhttpclient raises for a status outside its valid
