@@ -16,9 +16,8 @@ from pathlib import Path
 
 from edgebench._errors import EdgebenchError
 from edgebench.manifest import MANIFEST, read_manifest, utc, write_manifest
+from edgebench.records import RECORD_FILES
 
-RECORDS = ("requests-*.jsonl", "events-*.jsonl", "requests-*.arrow", "events-*.arrow",
-           "emulator-metrics.jsonl")  # fmt: skip
 MARKS = (MANIFEST, "search.json", "advice.json")
 
 
@@ -63,7 +62,7 @@ def _inside(folder: Path) -> list[Path]:
 
 
 def _records(folder: Path) -> list[Path]:
-    return [path for pattern in RECORDS for path in folder.glob(pattern) if path.is_file()]
+    return [path for pattern in RECORD_FILES for path in folder.glob(pattern) if path.is_file()]
 
 
 def _started(folder: Path) -> float:

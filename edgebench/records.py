@@ -17,7 +17,6 @@ last line.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, NamedTuple, Protocol
@@ -50,6 +49,7 @@ __all__ = [
     "OVER_BUDGET",
     "READINGS_FILE",
     "READING_FIELDS",
+    "RECORD_FILES",
     "REQUEST_FIELDS",
     "SENT_OUTCOMES",
     "SERVED",
@@ -130,6 +130,10 @@ READING_FIELDS = (
     Field("allocation_failures", dict),
 )
 READINGS_FILE = "emulator-metrics.jsonl"
+# Every record file a run folder may hold: what `prune` removes, a probe does not keep.
+RECORD_FILES = (
+    "requests-*.jsonl", "events-*.jsonl", "requests-*.arrow", "events-*.arrow", READINGS_FILE,
+)  # fmt: skip
 EVENT_FIELDS = (
     Field("t_received", float),
     Field("event", str),
@@ -368,13 +372,13 @@ _ARROW_TYPES = {int: "int64", float: "float64", str: "string"}
 
 class ColumnarWriter:
     """ColumnarWriter writes records as an Arrow IPC stream (zstd): the same fields as the
-    JSON lines (`fields`: REQUEST_FIELDS or EVENT_FIELDS), a batch at a time, at least once
-    a second, so a killed process loses at most its last second, as with JSON lines (every
-    whole batch before a torn one reads). About a fourteenth of the JSON lines' bytes. The
-    simulator's records; pyarrow loads only when one is made.
+    JSON lines (`fields`: REQUEST_FIELDS or EVENT_FIELDS), a batch at each flush (its user
+    flushes at least once a second, as RecordWriter's does), so a killed process loses at
+    most its last second (every whole batch before a torn one reads). About a fourteenth
+    of the JSON lines' bytes. The simulator's records; pyarrow loads only when one is made.
 
     writer = ColumnarWriter(path, REQUEST_FIELDS)
-    writer.add(record)   # held until a batch is full, or a second old
+    writer.add(record)   # held until a batch is full, or flushed
     writer.close()       # every row written
     """
 
@@ -386,7 +390,6 @@ class ColumnarWriter:
         self._rows: list[Record] = []
         self._file: Any = None
         self._writer: Any = None
-        self._flushed = time.monotonic()
 
     def _type(self, field: Field) -> Any:
         kind = getattr(self._pa, _ARROW_TYPES[field.kind])()
@@ -396,14 +399,11 @@ class ColumnarWriter:
 
     def add(self, record: Record) -> None:
         self._rows.append(record)
-        if len(self._rows) >= BATCH or (
-            len(self._rows) % 1024 == 0 and time.monotonic() - self._flushed >= FLUSH_EVERY_S
-        ):
+        if len(self._rows) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
         """flush writes the records held as a batch (none: nothing)."""
-        self._flushed = time.monotonic()
         if not self._rows:
             return
         rows, self._rows = self._rows, []

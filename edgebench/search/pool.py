@@ -19,8 +19,7 @@ from pathlib import Path
 import orjson
 
 from edgebench.plan.scenario import Scenario
-
-RECORDS = ("requests-*", "events-*", "emulator-metrics.jsonl")
+from edgebench.records import RECORD_FILES
 
 
 @dataclass(frozen=True)
@@ -97,9 +96,7 @@ def simulate_all(jobs: list[Job], workers: int) -> list[dict]:
 
 def simulate_one(job: Job) -> dict:
     """simulate_one simulates a job into its folder and is its summary (summary.json)."""
-    from analysis.load import load_run
-    from analysis.metrics import summarize
-    from edgebench.simulate.command import SimulatePlan, simulate_into
+    from edgebench.simulate.command import SimulatePlan, simulate_into, summary_of
 
     plan = SimulatePlan(
         Path(job.scenario.source),
@@ -110,12 +107,12 @@ def simulate_one(job: Job) -> dict:
         latency_ms=job.latency_ms,
     )
     simulate_into(job.scenario, plan, echo=False)
-    summary: dict = summarize(load_run(job.folder, lean=True))
+    summary = summary_of(job.folder)
     (job.folder / "summary.json").write_bytes(
         orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY)
     )
     if not job.keep_records:  # a day's records are about 100 MB a probe: the summary is kept
-        for pattern in RECORDS:
+        for pattern in RECORD_FILES:
             for path in job.folder.glob(pattern):
                 path.unlink()
     return summary
