@@ -232,7 +232,7 @@ def matches(run: Run) -> dict:
             "unserved": unserved,
             "share_unserved": round(unserved / len(last_rows), 6),
         },
-        "unrecorded_starts": _unrecorded(requests, len(last_rows)),
+        "unrecorded_starts": _unrecorded(requests, len(last_rows), run.manifest),
         "attempts_per_match": {"mean": round(float(sizes.mean()), 4), "max": int(sizes.max())},
         "queue_wait_ms": percentiles(requests["queue_ms"]),
         # Every match counts: one that never got a server waited for ever.
@@ -241,15 +241,20 @@ def matches(run: Run) -> dict:
     }
 
 
-def _unrecorded(requests: pd.DataFrame, matches_seen: int) -> int:
-    """_unrecorded counts the scheduled starts below the last one recorded that have no record
-    at all: arrivals are numbered 0, 1, 2, ... over the whole run, so a gap is a start lost
-    (due while a dead worker still owned it, or its records never reached the folder)."""
+def _unrecorded(requests: pd.DataFrame, matches_seen: int, manifest: dict) -> int:
+    """_unrecorded counts the scheduled starts that have no record at all: arrivals are
+    numbered 0, 1, 2, ... over the whole run, so a gap is a start lost (due while a dead or
+    cut-off worker still owned it, or its records never reached the folder). Below the last
+    recorded start the numbers tell; past it only a run that ran its whole schedule
+    (the manifest's `schedule_completed`) knows how many were due: `expected_requests`."""
     match = requests["match"].to_numpy(dtype="int64", na_value=-1)
     known = match >= 0
     if not known.any():
         return 0
-    return int(match.max()) + 1 - (matches_seen - int((~known).sum()))
+    due = int(match.max()) + 1
+    if manifest.get("schedule_completed"):
+        due = max(due, int(manifest.get("scenario", {}).get("expected_requests") or 0))
+    return due - (matches_seen - int((~known).sum()))
 
 
 ATTEMPTS = 1 << 16  # more attempts than any client makes: match x ATTEMPTS + attempt sorts

@@ -25,6 +25,7 @@ from analysis.cli import (
 from checks import ThresholdError
 from edgebench import __version__
 from edgebench._errors import EdgebenchError, ScenarioError
+from edgebench.runfolder import DISK_FULL
 from emulator._errors import EmulatorError
 
 USER_ERRORS = (EdgebenchError, EmulatorError, AnalysisError, ThresholdError)
@@ -50,6 +51,14 @@ class Edgebench(click.Group):
             return super().invoke(ctx)
         except USER_ERRORS as exc:
             raise UserError(str(exc), getattr(exc, "exit_code", 2)) from None
+        except OSError as exc:
+            if exc.errno not in DISK_FULL:
+                raise
+            where = exc.filename or "the results folder"
+            raise UserError(
+                f"{where}: {exc.strerror}: free some space (what was written is kept) and "
+                "run the command again"
+            ) from None
 
 
 def _options(*decorators):

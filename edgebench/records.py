@@ -16,6 +16,7 @@ last line.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -338,27 +339,39 @@ class RecordWriter:
         self._pending: list[bytes] = []
         self._lock = threading.Lock()
         self.closed = False
+        self.failed: OSError | None = None  # a write failed (a full disk): nothing more is
 
     def add(self, record: Record) -> None:
         self._pending.append(orjson.dumps(record) + b"\n")
 
     def flush(self) -> None:
+        """flush writes the pending lines; an OSError (a full disk) is raised once, and from
+        then on nothing is written: the file ends with the last whole line (or a torn one,
+        which readers count and skip)."""
         with self._lock:
             lines, self._pending = self._pending, []
-            if not lines or self.closed:
+            if not lines or self.closed or self.failed:
                 return
             if self._ship:
                 self._ship(self.path.name, b"".join(lines))
             elif self._file is not None:
-                self._file.write(b"".join(lines))
-                self._file.flush()
+                try:
+                    self._file.write(b"".join(lines))
+                    self._file.flush()
+                except OSError as exc:
+                    exc.filename = exc.filename or str(self.path)
+                    self.failed = exc
+                    raise
 
     def close(self) -> None:
-        self.flush()
-        with self._lock:
-            self.closed = True
-            if self._file:
-                self._file.close()
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                self.closed = True
+                if self._file:
+                    with contextlib.suppress(OSError):  # what a failed flush left buffered
+                        self._file.close()
 
 
 BATCH = 65_536  # records an Arrow batch holds at most (one is also written each second)

@@ -7,6 +7,7 @@ file carries the run's id in its name (edgebench.records.log_name).
 
 from __future__ import annotations
 
+import errno
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,9 @@ from edgebench._errors import EdgebenchError
 from edgebench.plan.schedule import Schedule
 
 RESULTS = Path("results")
+# The Locust process's exit code when the records could not be written (a full disk).
+RESULTS_UNWRITABLE_EXIT = 3
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # the errors of a write with no room left
 # What marks a folder as holding a run, and every file a run and its analysis write there.
 RECORDS = ("manifest.json", "requests-*.jsonl", "events-*.jsonl")
 RUN_FILES = (

@@ -47,7 +47,8 @@ from edgebench.realapi.safety import (
     refuse_remote_without_token,
 )
 from edgebench.realapi.token import api_token, authorization, request_token
-from edgebench.runfolder import default_results_dir, refuse_used, run_tag
+from edgebench.runfolder import RESULTS_UNWRITABLE_EXIT, default_results_dir, refuse_used, run_tag
+from edgebench.traffic.abort import abort_connections_to
 from edgebench.traffic.alarm import LEAD_S, sleep_until
 from edgebench.traffic.budget import Budget
 from edgebench.traffic.coordination import (
@@ -63,8 +64,10 @@ from edgebench.traffic.state import RunFacts, RunState
 
 START_LEAD_S = 1.0  # workers start their schedules together, this long after the start
 # A worker quits once its master's heartbeats (one a second) stopped this long: a master
-# killed outright leaves no load behind (Locust waits 60 s, and its workers go on sending).
-locust.runners.MASTER_HEARTBEAT_TIMEOUT = MASTER_GONE_S = 3
+# killed outright, or cut off, leaves no load behind (Locust waits 60 s, and its workers go
+# on sending). _leave_when_master_gone acts; Locust's own check is the backstop.
+MASTER_GONE_S = 3
+locust.runners.MASTER_HEARTBEAT_TIMEOUT = MASTER_GONE_S + 2
 WORKER_STATES = WorkerStates((STATE_INIT, STATE_SPAWNING, STATE_RUNNING), STATE_MISSING)
 QUEUE_WINDOW_S = 1.0  # the limiter's window: how long a queued burst may wait at the least
 # Every HTTP answer is an answer: geventhttpclient raises for a status outside its valid
@@ -185,9 +188,33 @@ def _init(environment, **_kwargs) -> None:
     if isinstance(runner, WorkerRunner):
         STATE.member = Member(runner)
         register_worker(runner, STATE.member)
+        gevent.spawn(_leave_when_master_gone, environment)
     elif isinstance(runner, MasterRunner):
         events.worker_report.add_listener(_note_report)
         register_master(runner, lambda: STATE.coordinator)
+
+
+def _leave_when_master_gone(environment) -> None:
+    """_leave_when_master_gone quits a worker whose master's heartbeats stopped MASTER_GONE_S
+    ago, its users stopped at once: Locust's own check stops them gracefully, waiting up to
+    stop_timeout (10 s) for a request in flight, and a worker cut off from its master may
+    reach the API again meanwhile and send a start the others took over. Its connections to
+    the API are reset, not closed: what it wrote before a cut is not delivered after it."""
+    runner = environment.runner
+    while True:
+        gevent.sleep(0.25)
+        last = runner.last_heartbeat_timestamp
+        if last and time.time() - last > MASTER_GONE_S:
+            logging.error(
+                "edgebench: no heartbeat from the master for %s s (gone, or cut off): "
+                "this worker stops sending and quits",
+                MASTER_GONE_S,
+            )
+            environment.stop_timeout = 0
+            if environment.host:
+                abort_connections_to(environment.host)
+            runner.quit()
+            return
 
 
 def _scenario(options):
@@ -232,10 +259,16 @@ def _test_start(environment, **_kwargs) -> None:
     except EdgebenchError as exc:
         _refuse(environment, exc)
         return
-    STATE.facts = facts
+    STATE.facts, STATE.completed = facts, False
     STATE.scenario, STATE.schedule = scenario, schedule
     if isinstance(runner, MasterRunner):
-        STATE.coordinator = Coordinator(runner, facts, options.max_deployments, WORKER_STATES)
+        STATE.coordinator = Coordinator(
+            runner,
+            facts,
+            options.max_deployments,
+            WORKER_STATES,
+            on_unwritable=_stop_unwritable(environment),
+        )
     else:
         _start_traffic(environment, facts)
 
@@ -280,12 +313,29 @@ def _start_traffic(environment, facts: RunFacts) -> None:
         STATE.token,
         budget=budget,
         ship=member.shipper(facts.run_id) if member else None,
+        on_unwritable=_stop_unwritable(environment),
     )
     if member:
         member.start(run)
     else:
         run.start()
     STATE.run = run
+
+
+def _stop_unwritable(environment):
+    """_stop_unwritable is what a process does when the records cannot be written (a full
+    disk): it stops the run at once (a master, its workers too) and exits with
+    RESULTS_UNWRITABLE_EXIT, which `edgebench run` tells in one line."""
+
+    def stop(exc: OSError) -> None:
+        if environment.process_exit_code == RESULTS_UNWRITABLE_EXIT:
+            return  # told already
+        logging.error("edgebench: cannot write %s: %s: the run stops", exc.filename, exc.strerror)
+        environment.process_exit_code = RESULTS_UNWRITABLE_EXIT
+        environment.stop_timeout = 0
+        gevent.spawn(environment.runner.quit)
+
+    return stop
 
 
 @events.test_stopping.add_listener
@@ -339,11 +389,17 @@ def _stop_run() -> None:
 def _test_stop(environment, **_kwargs) -> None:
     _stop_run()
     facts, STATE.facts, STATE.coordinator = STATE.facts, None, None
+    completed = STATE.completed
     if facts is not None and not isinstance(environment.runner, WorkerRunner):
         results_dir = Path(facts.results_dir)
-        ended = time.time()
-        write_manifest(results_dir, ended_at=ended, ended_at_utc=utc(ended))
-        print(f"edgebench: records in {results_dir}", file=sys.stderr)
+        ended, STATE.completed = time.time(), False
+        try:
+            write_manifest(
+                results_dir, ended_at=ended, ended_at_utc=utc(ended), schedule_completed=completed
+            )
+            print(f"edgebench: records in {results_dir}", file=sys.stderr)
+        except OSError as exc:  # a full disk: the manifest keeps its start, the report says so
+            _stop_unwritable(environment)(exc)
         live_ui.stopped(environment, results_dir)
 
 
@@ -437,6 +493,7 @@ class ScheduleShape(LoadTestShape):
         if elapsed > facts.duration_s and (
             _drained(end) or elapsed > facts.duration_s + DRAIN_MAX_S
         ):
+            STATE.completed = True
             return None
         if STATE.coordinator is not None:
             STATE.coordinator.resplit_if_changed()

@@ -553,3 +553,21 @@ def test_seventy_private_hosts_are_drawn_as_their_cities_and_the_capacity_said_o
     assert grouped["Paris"].tolist() == [40, 80]
     world = {"capacity": 11200, "private_capacity": 70, "locations": 39}
     assert capacity_text(world) == "11,270 slots: 11,200 in 39 locations and 70 on private hosts"
+
+
+@pytest.mark.parametrize(("completed", "unrecorded"), [(True, 5 + 12), (False, 5)])
+def test_starts_lost_at_the_very_end_count_once_the_schedule_ran_to_its_end(
+    tmp_path, completed, unrecorded
+):
+    # 100 starts scheduled; 5 lost mid-run (holes) and the last 12 lost with a worker cut
+    # off at the end: only a run that says its schedule completed knows those 12 were due.
+    kept = [i for i in range(88) if not 40 <= i < 45]
+    records = [request(i) | {"match": i, "attempt": 0} for i in kept]
+    write(tmp_path / "run", "requests-w0.jsonl", records)
+    manifest = {
+        "scenario": {"name": "lost", "mode": "respect", "limit": 40, "expected_requests": 100},
+        "ended_at": T0 + 11,
+        "schedule_completed": completed,
+    }
+    (tmp_path / "run" / "manifest.json").write_bytes(orjson.dumps(manifest))
+    assert summarize(load_run(tmp_path / "run"))["unrecorded_starts"] == unrecorded

@@ -4,6 +4,8 @@ One real run of each kind (one process, two processes, Ctrl-C once, Ctrl-C twice
 what needs no traffic runs in-process with click's CliRunner.
 """
 
+import itertools
+import random
 import signal
 import subprocess
 import sys
@@ -20,6 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edgebench._errors import EdgebenchError
 from edgebench.cli import main
+from edgebench.plan.scenario import load_scenario
+from edgebench.plan.schedule import Schedule
 from edgebench.records import read_records
 from edgebench.runfolder import check_results_dir
 
@@ -325,15 +329,26 @@ def test_sigterm_is_a_ctrl_c_and_a_killed_run_leaves_no_child(tmp_path):
     assert (results / "report.html").exists()
     assert summary_requests(results) < 300  # stopped: the whole scenario is 300
     wait_for(lambda: not any(alive(child) for child in children), timeout=10)
-    # SIGKILL: no handler runs, yet the children end with it (their parent-death signal).
+    # SIGKILL at a random moment: no handler runs, yet the children end with it (their
+    # parent-death signal), and every start due more than a second before is recorded.
     results = tmp_path / "killed"
     process = start_run(results, "--no-plots", scenario=scenario)
     wait_for(lambda: len(records(results)) >= 2, every=0.2)
     children = children_of(process.pid)
     assert len(children) == 2
+    moment = random.uniform(0.0, 3.0)
+    time.sleep(moment)  # the random moment is the point, not a wait for a condition
     process.kill()
+    killed_at = time.time()
     process.communicate(timeout=30)
     wait_for(lambda: not any(alive(child) for child in children), timeout=10)
+    epoch = orjson.loads((results / "manifest.json").read_bytes())["epoch"]
+    arrivals = Schedule.from_scenario(load_scenario(scenario)).arrivals()
+    due = sum(
+        1 for _ in itertools.takewhile(lambda a: epoch + a.due_s < killed_at - 1.25, arrivals)
+    )
+    kept = {r["match"] for r in records(results)}
+    assert set(range(due)) <= kept, f"killed {moment:.2f} s after the second record"
 
 
 def summary_requests(results: Path) -> int:

@@ -5,6 +5,10 @@ CliRunner (no HTTP, no Locust: that is the point). The live-versus-simulated agr
 over two minutes is bench/agreement.py.
 """
 
+import random
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +19,7 @@ from click.testing import CliRunner
 from edgebench.cli import main
 from edgebench.plan.scenario import load_scenario, with_duration
 from edgebench.plan.schedule import Schedule
-from edgebench.records import REQUEST_FIELDS, read_records
+from edgebench.records import REQUEST_FIELDS, read_columnar, read_records
 from edgebench.simulate.command import SimulatePlan, latency_distribution, simulate_into
 from edgebench.simulate.engine import Simulation, Sink, VirtualGuard
 from emulator import ApiModel, EmulatorConfig, load_world
@@ -327,3 +331,45 @@ def test_the_simulators_records_reach_the_disk_at_least_once_a_second(
     written = next(tmp_path.glob("requests-*"))
     assert len(read_records(written)[0]) == 2 * command.CHECK_EVERY  # a second on: written
     sink.close()
+
+
+@pytest.mark.xdist_group("net")  # a process timed: beside the network tests, not the in-process
+def test_a_simulation_killed_at_a_random_moment_loses_at_most_its_last_second(tmp_path):
+
+    results = tmp_path / "day"
+    command = [
+        sys.executable,
+        "-m",
+        "edgebench.cli",
+        "simulate",
+        "scenarios/launch-forecast-day.toml",
+    ]
+    process = subprocess.Popen(
+        [*command, "--results-dir", str(results), "--no-plots"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(results.glob("requests-*.arrow")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (requests,) = results.glob("requests-*.arrow")
+        # Every time the file grew, until a random moment: written at least once a second.
+        grew, size = [time.monotonic()], requests.stat().st_size
+        kill_at = grew[0] + random.uniform(1.5, 3.5)
+        while time.monotonic() < kill_at:
+            if (now := requests.stat().st_size) != size:
+                grew.append(time.monotonic())
+                size = now
+            time.sleep(0.02)
+        process.kill()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    assert max(b - a for a, b in zip(grew, [*grew[1:], kill_at], strict=True)) < 1.3
+    # What was written before the kill reads: every whole batch, a torn last one left out.
+    table, torn = read_columnar(requests)
+    assert table.num_rows > 0
+    assert torn in (0, 1)

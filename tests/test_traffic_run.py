@@ -39,7 +39,8 @@ class FakeResponse:
 
     def __init__(self, status: int, body: bytes = b"", headers=None, error=None) -> None:
         self.status_code, self.content, self.error = status, body, error
-        self.headers = headers or {"content-length": str(len(body))}
+        # No answer at all (Locust's ErrorResponse: refused, timed out, unreachable): no headers.
+        self.headers = None if status == 0 else headers or {"content-length": str(len(body))}
         self.verdict: str | None = None
 
     def success(self) -> None:

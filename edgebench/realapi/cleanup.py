@@ -227,7 +227,10 @@ def _write(
         "left": left,
         "deployments": states,
     }
-    (folder / REPORT).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    try:
+        (folder / REPORT).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    except OSError as exc:  # a full disk: the stops happened all the same; the line says it
+        report["unwritten"] = f"{REPORT} not written: {exc.strerror}"
     return report
 
 
@@ -253,4 +256,6 @@ def summary_line(report: dict, folder: Path, embedded: bool = False) -> str:
             "; the sweep by the run's tag could not list the deployments, so any whose 202 "
             f"was lost are unknown (edgebench cleanup {folder} sweeps again)"
         )
+    if report.get("unwritten"):
+        line += f"; {report['unwritten']}"
     return line

@@ -243,8 +243,13 @@ class EmulatorProcess:
             fleet_cloud=placements.get("cloud", 0),
             allocation_failures=metrics.get("allocation_failures") or {},
         )
-        self._readings.write(orjson.dumps(reading) + b"\n")
-        self._readings.flush()
+        try:
+            self._readings.write(orjson.dumps(reading) + b"\n")
+            self._readings.flush()
+        except OSError:  # a full disk: the run's records stop it; the readings stop here
+            readings, self._readings = self._readings, None
+            with contextlib.suppress(OSError):
+                readings.close()
 
     def __exit__(self, *_exc) -> None:
         if self.process.poll() is None:
@@ -255,4 +260,5 @@ class EmulatorProcess:
                 self.process.kill()
         for handle in (self._readings, self._log, self.process.stdout, self._client):
             if handle:
-                handle.close()
+                with contextlib.suppress(OSError):  # a full disk fails what was buffered
+                    handle.close()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import shutil
 import socket
 import sys
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,7 +28,13 @@ from edgebench.platform import scenario_warnings, scenario_world
 from edgebench.realapi.cleanup import cleanup, summary_line
 from edgebench.realapi.safety import Policy, decide, is_loopback, target_host
 from edgebench.realapi.token import api_token, request_token
-from edgebench.runfolder import default_results_dir, expected_bytes, prepare_results_dir
+from edgebench.runfolder import (
+    DISK_FULL,
+    RESULTS_UNWRITABLE_EXIT,
+    default_results_dir,
+    expected_bytes,
+    prepare_results_dir,
+)
 from edgebench.runner.metrics import METRICS_FILE, RunMetrics
 from edgebench.runner.processes import LOCUSTFILE, ROOT, EmulatorProcess, LocustProcess, watch
 from edgebench.runner.progress import Progress
@@ -131,17 +138,43 @@ def run(plan: RunPlan) -> int:
             from_first_record=plan.web_wait,
         )
         aborted = watch(locust, progress, emulator, watcher, metrics)
-        metrics.write(results / METRICS_FILE)
-        locust.check()
-        refuse_unstarted(results, locust, plan.web)
-        # What the user typed, and what the emulator ran with (Locust knows neither).
-        facts = {"command_line": ["edgebench", *sys.argv[1:]]} | watch_facts(watcher, aborted)
-        facts |= warm | costs
-        write_manifest(results, **facts, **({"emulator": emulator.describe()} if emulator else {}))
-        if policy.cleanup:
-            report = cleanup(results, host, request_token())
-            click.echo(summary_line(report, results), err=True)
+        try:
+            with disk_full_stops(results, locust):
+                metrics.write(results / METRICS_FILE)
+                locust.check()
+                refuse_unstarted(results, locust, plan.web)
+                # What the user typed, and what the emulator ran with (Locust knows neither).
+                facts = {"command_line": ["edgebench", *sys.argv[1:]]}
+                facts |= watch_facts(watcher, aborted) | warm | costs
+                described = {"emulator": emulator.describe()} if emulator else {}
+                write_manifest(results, **facts, **described)
+        finally:  # whatever stopped the run, what it created is stopped
+            if policy.cleanup:
+                report = cleanup(results, host, request_token())
+                click.echo(summary_line(report, results), err=True)
     return analyse(results, plan.thresholds_file, plan.plots)
+
+
+@contextmanager
+def disk_full_stops(results: Path, locust: LocustProcess) -> Iterator[None]:
+    """disk_full_stops ends a run whose results folder filled up with one line: the Locust
+    process stopped the traffic at once when its records could not be written (its exit
+    code says so, unless its own files failed it first), and the run's files fail here."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        raise EdgebenchError(unwritable_text(results)) from None
+    if locust.process.returncode == RESULTS_UNWRITABLE_EXIT:  # and the space came back
+        raise EdgebenchError(unwritable_text(results))
+
+
+def unwritable_text(results: Path) -> str:
+    return (
+        f"{results}: no space left on device: the run stopped sending; the records "
+        f"written until then are kept; free some space, then `edgebench analyze {results}`"
+    )
 
 
 def refuse_warm_elsewhere(plan: RunPlan, scenario: Scenario, host: str | None) -> None:

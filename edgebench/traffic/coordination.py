@@ -54,6 +54,10 @@ class WorkerStates(NamedTuple):
     missing: str  # its heartbeats stopped
 
 
+def logging_unwritable(exc: OSError) -> None:
+    logging.error("edgebench: %s: %s", exc.filename, exc.strerror)
+
+
 class Coordinator:
     """Coordinator is the master's side of one run: who shares the schedule, what each has
     in flight, the deployment budget lent out in leases, whose last records came."""
@@ -66,9 +70,11 @@ class Coordinator:
         states: WorkerStates,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = gevent.sleep,
+        on_unwritable: Callable[[OSError], None] = logging_unwritable,
     ) -> None:
         self.runner, self.facts, self.states = runner, facts, states
         self._clock, self._sleep = clock, sleep
+        self.on_unwritable = on_unwritable  # a worker's records could not be written here
         self.members: tuple[str, ...] | None = self.alive_workers()  # None: the run stops
         self.in_flight: dict[str, tuple[float, int]] = {}  # (unix time of report, count)
         self.busy_s: dict[str, float] = {}  # how long a match keeps each worker's user
@@ -91,8 +97,13 @@ class Coordinator:
         if not RECORD_FILE.fullmatch(name):
             logging.error("edgebench: %r from %s is not a record file: dropped", name, msg.node_id)
             return
-        with (Path(self.facts.results_dir) / name).open("ab") as log:
-            log.write(msg.data["data"])
+        path = Path(self.facts.results_dir) / name
+        try:
+            with path.open("ab") as log:
+                log.write(msg.data["data"])
+        except OSError as exc:  # a full disk: the run must stop (the locustfile's to decide)
+            exc.filename = exc.filename or str(path)
+            self.on_unwritable(exc)
 
     def on_ask(self, msg: Any) -> None:
         """on_ask lends a worker the next lease of the run's budget."""

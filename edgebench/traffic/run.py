@@ -97,9 +97,12 @@ class TrafficRun:
         ship: Ship | None = None,
         clock=time.time,
         sleep=alarm.sleep,  # the limiter's holds and the retries' waits end on time
+        on_unwritable: Callable[[OSError], None] | None = None,
     ) -> None:
         self.scenario, self.part, self.results_dir = scenario, part, results_dir
         self._clock, self._sleep = clock, sleep
+        # The records cannot be written (a full disk): the run must stop. Told once.
+        self._on_unwritable = on_unwritable
         self.budget = budget  # None: no --max-deployments
         self._ship = ship  # a worker's: its records go to the master, not to a file here
         self.respect = scenario.rate.mode == "respect"
@@ -193,10 +196,10 @@ class TrafficRun:
             if self._ship:
                 self._ship(name, counts)
             else:
-                (self.results_dir / name).write_bytes(counts)
+                self._written(lambda: (self.results_dir / name).write_bytes(counts))
         for writer in (self.records, self.events_file):
             if writer:
-                writer.close()
+                self._written(writer.close)
 
     # Taking starts --------------------------------------------------------------
 
@@ -305,8 +308,9 @@ class TrafficRun:
                 status, request_id, cause = _answer(response)
                 outcome = outcome_of(status)
                 _judge(response, status, outcome)
-        # A 202 asks for nothing more: its headers are not read on the send path.
-        retry_after = response.headers.get("retry-after") if status != 202 else None
+        # A 202 asks for nothing more: its headers are not read on the send path. No answer
+        # at all (refused, timed out, unreachable) has no headers.
+        retry_after = response.headers.get("retry-after") if status and status != 202 else None
         decision = self.rules.decide(
             start.arrival.index, attempt, status, retry_after, self._clock()
         )
@@ -391,8 +395,19 @@ class TrafficRun:
         while True:
             self._sleep(FLUSH_EVERY_S)
             for writer in (self.records, self.events_file):
-                if writer:
-                    writer.flush()
+                if writer and not self._written(writer.flush):
+                    return
+
+    def _written(self, write: Callable[[], object]) -> bool:
+        """_written is whether write() wrote; an OSError goes to on_unwritable (else up)."""
+        try:
+            write()
+        except OSError as exc:
+            if self._on_unwritable is None:
+                raise
+            self._on_unwritable(exc)
+            return False
+        return True
 
 
 def _judge(response, status: int, outcome: str) -> None:

@@ -86,3 +86,6 @@ class RunState:
     run: TrafficRun | None = None
     coordinator: Coordinator | None = None
     member: Member | None = None
+    # The schedule ran to its end (every start due): the analysis then counts the starts
+    # past the last record that have none (lost at the very end of the run).
+    completed: bool = False
