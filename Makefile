@@ -29,8 +29,9 @@ smoke: install
 emulator: install
 	$(BIN)/edgebench emulator
 
-# Two workers: tests/conftest.py keeps the live tests (processes, sockets, the browser) on
-# one of them, one after another; the in-process tests run beside them.
+# Two workers: the live tests (processes, sockets, the browser) are three xdist groups
+# (live, runs, net: see each module's pytestmark), each one test after another, a group at
+# a time on a worker; the in-process tests run beside them.
 test: install lint browser
 	$(BIN)/pytest -n 2 --dist loadgroup
 

@@ -12,7 +12,8 @@ import pytest
 
 from edgebench.traffic import alarm
 
-# Started processes and servers, timed: one after another (tests/conftest.py).
+# Started processes and servers, timed: one after another, in the first group of live
+# tests (the second runs on the other worker: Makefile).
 pytestmark = pytest.mark.xdist_group("live")
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timerfd is Linux's")

@@ -10,7 +10,8 @@ from analysis import load_run, summarize, thresholds
 
 from .conftest import edgebench
 
-# Started processes and servers, timed: one after another (tests/conftest.py).
+# Started processes and servers, timed: one after another, in the first group of live
+# tests (the second runs on the other worker: Makefile).
 pytestmark = pytest.mark.xdist_group("live")
 
 T0 = 1_800_000_000.0

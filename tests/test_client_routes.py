@@ -30,7 +30,8 @@ from .spec import (
     jsonschema,
 )
 
-# Started processes and servers, timed: one after another (tests/conftest.py).
+# Started processes and servers, timed: one after another, in the first group of live
+# tests (the second runs on the other worker: Makefile).
 pytestmark = pytest.mark.xdist_group("live")
 
 # Every route the emulator serves, with the shape of its success; the control routes
@@ -154,7 +155,20 @@ def listed(api, query: dict, **params) -> list[str]:
     return [item["request_id"] for item in conforms(LIST_SCHEMA, response)["data"]]
 
 
-def test_the_list_query_filters_and_orders_as_documented(api):
+@pytest.fixture
+def slow_api():
+    """slow_api is a client of an emulator whose time runs at a tenth of the wall's: its boots
+    last 15 s and more, so what it lists is still booting on however busy a machine."""
+    app = create_app(EmulatorConfig(rate_limits=RateLimits(enabled=False), time_scale=0.1))
+    with (
+        BackgroundServer(app) as running,
+        httpx.Client(base_url=running.url, headers=AUTH) as client,
+    ):
+        yield client
+
+
+def test_the_list_query_filters_and_orders_as_documented(slow_api):
+    api = slow_api
     a, b, c = deploy(api, "red"), deploy(api, "blue"), deploy(api, "red", "blue")
     fleet = api.post(
         "/v2/private-fleets/deployments",

@@ -15,7 +15,8 @@ from emulator._metrics import Metrics, PrometheusView
 
 from .test_run import parsed, totals
 
-# Started processes and servers, timed: one after another (tests/conftest.py).
+# Started processes and servers, timed: one after another, in the first group of live
+# tests (the second runs on the other worker: Makefile).
 pytestmark = pytest.mark.xdist_group("live")
 
 SENT = {"endpoint": "POST /v2/deployments", "latency_ms": 12.0, "offered_rate": 20.0}

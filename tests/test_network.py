@@ -2,9 +2,9 @@
 a network namespace (tests/netns.py), joined by a bridge whose links the tests cut.
 
 Every address is inside namespaces the test created; the target is not loopback, so the
-real API's rules apply (a token, a budget, cleanup), as on Kubernetes. These run beside
-the other live tests (their own xdist group): the rates are low and every wait is for a
-condition.
+real API's rules apply (a token, a budget, cleanup), as on Kubernetes. They are in the
+second group of live tests, beside the first on the other worker (Makefile): the rates are
+low and every wait is for a condition.
 """
 
 import itertools
@@ -26,7 +26,7 @@ from .conftest import AUTH, TOKEN
 from .netns import Network, unavailable
 from .test_traffic import load, scenario_file, wait_for
 
-pytestmark = pytest.mark.xdist_group("net")
+pytestmark = pytest.mark.xdist_group("live2")
 
 EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]
 ENV = os.environ | {"EDGEGAP_API_TOKEN": TOKEN}
@@ -191,7 +191,7 @@ def test_a_respect_run_across_two_worker_hosts_holds_the_limit_and_records_every
 
 
 def test_a_worker_cut_off_for_10_s_loses_only_its_starts_and_the_rules_hold(lab, tmp_path):
-    seconds, budget = 20, 640  # about 790 starts: the budget runs out near the end
+    seconds, budget = 18, 580  # about 710 starts: the budget runs out near the end
     scenario = scenario_file(tmp_path, "respect", seconds, 40)
     results = tmp_path / "run"
     master, port = start_master(
@@ -200,7 +200,7 @@ def test_a_worker_cut_off_for_10_s_loses_only_its_starts_and_the_rules_hold(lab,
     workers = start_workers(lab, port, tmp_path)
     # Cut once both workers' records arrive (a few seconds in), restored 10 s later.
     wait_for(lambda: {r["worker"] for r in load(results)} == {"w0", "w1"}, every=0.2)
-    wait_for(lambda: len(load(results)) >= 200, every=0.2)
+    wait_for(lambda: len(load(results)) >= 120, every=0.2)
     lab.net.cut("w2")
     cut_at = time.time()
     wait_for(lambda: workers["w2"].poll() is not None, timeout=10)  # it lost its master: quit
@@ -351,7 +351,7 @@ def test_a_disk_that_fills_mid_run_stops_it_in_one_line_and_keeps_its_records(
     rules = ["--max-deployments", "300", "--no-plots"]  # and cleanup: on for this host
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
     run = lab.net.popen("master", [*command, *rules], env=ENV, **pipes)
-    wait_for(lambda: len(load(results)) >= 20, every=0.2)
+    wait_for(lambda: len(load(results)) >= 10, every=0.2)  # few: cleanup stops 5 a second
     filler = fill(small_disk)
     sent_when_full = sum(deploy_answers(lab).values())
     _, stderr = run.communicate(timeout=90)
@@ -376,4 +376,4 @@ def test_a_disk_that_fills_mid_run_stops_it_in_one_line_and_keeps_its_records(
     )
     assert analyzed.returncode in (0, 1), analyzed.stderr[-2000:]
     summary = orjson.loads((results / "summary.json").read_bytes())
-    assert summary["requests_total"] == len(kept) >= 20
+    assert summary["requests_total"] == len(kept) >= 10

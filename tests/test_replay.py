@@ -13,7 +13,8 @@ from edgebench.plan.payloads import FLEET_DEPLOY, preview
 from edgebench.plan.scenario import load_scenario
 from edgebench.plan.schedule import Schedule
 
-# Started processes and servers, timed: one after another (tests/conftest.py).
+# Started processes and servers, timed: one after another, in the first group of live
+# tests (the second runs on the other worker: Makefile).
 pytestmark = pytest.mark.xdist_group("live")
 
 SCENARIO = """

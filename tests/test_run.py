@@ -31,7 +31,8 @@ from .conftest import free_port
 from .test_server import EmulatorProcess
 from .test_traffic import wait_for
 
-# Started processes and servers, timed: one after another (tests/conftest.py).
+# Started processes and servers, timed: one after another, in the first group of live
+# tests (the second runs on the other worker: Makefile).
 pytestmark = pytest.mark.xdist_group("live")
 
 EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]

@@ -20,7 +20,8 @@ from edgebench.search.knee import Knee, Probe
 from edgebench.search.space import parse_space, world_toml
 from emulator import load_world
 
-# Started processes and servers, timed: one after another (tests/conftest.py).
+# Started processes and servers, timed: one after another, in the first group of live
+# tests (the second runs on the other worker: Makefile).
 pytestmark = pytest.mark.xdist_group("live")
 
 

@@ -16,8 +16,9 @@ from .receivers import WebhookReceiver
 from .spec import STATUS_SCHEMA
 from .test_api import conforms
 
-# Started processes and servers, timed: one after another (tests/conftest.py).
-pytestmark = pytest.mark.xdist_group("live")
+# Started processes and servers, timed: one after another, in the second group of live
+# tests (the first runs on the other worker: Makefile).
+pytestmark = pytest.mark.xdist_group("live2")
 
 EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]
 

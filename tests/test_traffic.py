@@ -26,7 +26,8 @@ from edgebench.records import read_records
 from .conftest import AUTH, free_port
 from .test_server import EmulatorProcess
 
-# Started processes and servers, timed: one after another (tests/conftest.py).
+# Started processes and servers, timed: one after another, in the first group of live
+# tests (the second runs on the other worker: Makefile).
 pytestmark = pytest.mark.xdist_group("live")
 
 EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]

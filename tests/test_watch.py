@@ -22,8 +22,9 @@ from edgebench.runner.watch import Watcher, window_value
 from .test_server import EmulatorProcess
 from .test_traffic import wait_for
 
-# Started processes and servers, timed: one after another (tests/conftest.py).
-pytestmark = pytest.mark.xdist_group("live")
+# Started processes and servers, timed: one after another, in the second group of live
+# tests (the first runs on the other worker: Makefile).
+pytestmark = pytest.mark.xdist_group("live2")
 
 EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]
 

@@ -16,7 +16,8 @@ from .conftest import free_port
 from .test_run import held_smoke, parsed, totals
 from .test_server import EmulatorProcess
 
-# Started processes and servers, timed: one after another (tests/conftest.py).
+# Started processes and servers, timed: one after another, in the first group of live
+# tests (the second runs on the other worker: Makefile).
 pytestmark = pytest.mark.xdist_group("live")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -7,7 +7,8 @@ import textwrap
 import orjson
 import pytest
 
-# Started processes and servers, timed: one after another (tests/conftest.py).
+# Started processes and servers, timed: one after another, in the first group of live
+# tests (the second runs on the other worker: Makefile).
 pytestmark = pytest.mark.xdist_group("live")
 
 # The receiver is a gevent server: it and its client run in a process of their own.
