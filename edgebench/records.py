@@ -400,6 +400,9 @@ class ColumnarWriter:
 
         self.path, self._pa = path, pa
         self._schema = pa.schema([(f.name, self._type(f)) for f in fields])
+        # Rows convert to columns in Arrow's C++ (twice as fast as column lists built here),
+        # the few-valued texts as plain strings first, dictionary-encoded after.
+        self._plain = pa.schema([(f.name, getattr(pa, _ARROW_TYPES[f.kind])()) for f in fields])
         self._rows: list[Record] = []
         self._file: Any = None
         self._writer: Any = None
@@ -420,7 +423,9 @@ class ColumnarWriter:
         if not self._rows:
             return
         rows, self._rows = self._rows, []
-        arrays = [self._array([r[f.name] for r in rows], f.type) for f in self._schema]
+        table = self._pa.Table.from_pylist(rows, schema=self._plain)
+        columns = zip(table.columns, self._schema, strict=True)
+        arrays = [self._column(column, f.type) for column, f in columns]
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self._pa.OSFile(str(self.path), "wb")
@@ -434,20 +439,11 @@ class ColumnarWriter:
             self._writer.close()
             self._file.close()
 
-    def _array(self, values: list[Any], kind: Any) -> Any:
-        """_array is a column as Arrow holds it: a dictionary's text goes through codes
-        (Arrow converts a list of repeating Python strings at about 0.5 us each, codes at
-        0.1 us)."""
-        pa = self._pa
-        if not pa.types.is_dictionary(kind):
-            return pa.array(values, type=kind)
-        lookup: dict[str, int] = {}
-        codes = [
-            None if value is None else lookup.setdefault(value, len(lookup)) for value in values
-        ]
-        return pa.DictionaryArray.from_arrays(
-            pa.array(codes, pa.int32()), pa.array(list(lookup), kind.value_type)
-        )
+    def _column(self, column: Any, kind: Any) -> Any:
+        """_column is a converted column as the schema holds it (a dictionary's text encoded)."""
+        if not self._pa.types.is_dictionary(kind):
+            return column.combine_chunks()
+        return column.combine_chunks().dictionary_encode().cast(kind)
 
 
 def read_columnar(path: Path) -> tuple[Any, int]:
