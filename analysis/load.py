@@ -416,9 +416,10 @@ def _categorical(parts: list[tuple]) -> pd.Categorical:
     categories: dict[str, int] = {}
     joined = []
     for codes, values in parts:
-        mapping = np.array([categories.setdefault(v, len(categories)) for v in values] + [-1])
+        known = [categories.setdefault(v, len(categories)) for v in values]
+        mapping = np.array([*known, -1], dtype="int32")
         joined.append(mapping[codes])  # -1 (null) picks the last entry: -1 again
-    codes = np.concatenate(joined).astype("int32") if joined else np.empty(0, "int32")
+    codes = np.concatenate(joined) if joined else np.empty(0, "int32")
     return pd.Categorical.from_codes(codes, categories=pd.Index(list(categories), dtype=object))
 
 

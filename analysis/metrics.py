@@ -131,9 +131,11 @@ PLACEMENT_BINS = 48  # the placement's time series: at most this many steps (a m
 def placement(requests: pd.DataFrame) -> dict | None:
     """placement is where accepted deployments went, by region: on a private host or in the
     cloud, and the share of fleet deploys that overflowed (None: no record says where)."""
-    if "host" not in requests:
+    if "host" not in requests or requests["host"].isna().all():
         return None
-    accepted = requests[_is(requests["outcome"], "accepted")]
+    # The columns it reads, then the rows: a mask over the whole frame copies every column.
+    columns = requests[["t_sched", "endpoint", "region", "location", "host"]]
+    accepted = columns[_is(requests["outcome"], "accepted")]
     if accepted.empty or accepted["host"].isna().all():
         return None
     regions = {
