@@ -389,10 +389,10 @@ def _stop_run() -> None:
 def _test_stop(environment, **_kwargs) -> None:
     _stop_run()
     facts, STATE.facts, STATE.coordinator = STATE.facts, None, None
-    completed = STATE.completed
+    completed, STATE.completed = STATE.completed, False
     if facts is not None and not isinstance(environment.runner, WorkerRunner):
         results_dir = Path(facts.results_dir)
-        ended, STATE.completed = time.time(), False
+        ended = time.time()
         try:
             write_manifest(
                 results_dir, ended_at=ended, ended_at_utc=utc(ended), schedule_completed=completed
