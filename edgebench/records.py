@@ -339,7 +339,7 @@ class RecordWriter:
         self._pending: list[bytes] = []
         self._lock = threading.Lock()
         self.closed = False
-        self.failed: OSError | None = None  # a write failed (a full disk): nothing more is
+        self.failed: OSError | None = None  # a write failed (a full disk): none follows
 
     def add(self, record: Record) -> None:
         self._pending.append(orjson.dumps(record) + b"\n")
