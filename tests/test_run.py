@@ -29,7 +29,7 @@ from edgebench.runfolder import check_results_dir
 
 from .conftest import free_port
 from .test_server import EmulatorProcess
-from .test_traffic import wait_for
+from .test_traffic import most_in_any_second, wait_for
 
 # Started processes and servers, timed: one after another, in the first group of live
 # tests (the second runs on the other worker: Makefile).
@@ -54,11 +54,6 @@ def _counted(url: str) -> dict | None:
     except httpx.HTTPError:
         return None  # not serving yet
     return samples if totals(samples, "edgebench_requests_total", "outcome") else None
-
-
-def most_in_any_second(times: list[float]) -> int:
-    times = sorted(times)
-    return max(sum(1 for u in times[i : i + 100] if u < t + 1.0) for i, t in enumerate(times))
 
 
 def parsed(text: str) -> dict[tuple[str, tuple], float]:

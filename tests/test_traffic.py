@@ -17,6 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
+import numpy as np
 import orjson
 import pytest
 
@@ -102,6 +103,12 @@ def load(results: Path, pattern: str = "requests-*.jsonl") -> list[dict]:
     for path in sorted(results.glob(pattern)):
         records.extend(read_records(path)[0])
     return records
+
+
+def most_in_any_second(times: list[float]) -> int:
+    """most_in_any_second is the most sends in any window of one second (not whole seconds)."""
+    sent = np.sort(np.asarray(times))
+    return int((np.searchsorted(sent, sent + 1.0, side="left") - np.arange(len(sent))).max())
 
 
 def wait_for(condition, timeout: float = 60.0, every: float = 0.1):
