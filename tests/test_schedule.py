@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.plan.scenario import load_scenario
+from edgebench.plan.scenario import load_scenario, with_duration
 from edgebench.plan.schedule import Schedule, build_segments
 
 
@@ -115,3 +115,18 @@ def test_arrivals_worked_out_in_blocks_are_the_schedules_own(path):
     want = list(itertools.islice(Schedule.from_scenario(scenario).arrivals(), 20_000))
     blocks = Schedule.from_scenario(scenario).arrival_blocks(4096)
     assert list(itertools.islice(itertools.chain.from_iterable(blocks), 20_000)) == want
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "scenarios/matchmaker-tick.toml",  # counted in numpy's blocks
+        "bench/agreement.toml",
+        "scenarios/respect-limit.toml",  # the limit held one by one: counted so
+    ],
+)
+def test_the_count_is_every_arrival_the_schedule_makes(path):
+    scenario = with_duration(load_scenario(Path(path)), "2m")
+    assert Schedule.from_scenario(scenario).count() == sum(
+        1 for _ in Schedule.from_scenario(scenario).arrivals()
+    )

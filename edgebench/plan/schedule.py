@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 WINDOW_S = 1.0
 POISSON_KEY = 0x504F4953534F4E  # the arrival stream's key among a seed's draws ("POISSON")
+BLOCK_COUNT = 65_536  # arrivals counted at once (count())
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +250,10 @@ starts not made
         """count is how many arrivals the run has, all workers, the limit held; worked out
         once (a day's forecast is millions of arrivals, and a check asks twice)."""
         if self._count is None:
-            self._count = sum(1 for _ in self._all_arrivals())
+            if self._in_blocks():  # numpy's blocks: a tenth of the time one by one takes
+                self._count = sum(len(due) for _, due, _, _ in self._due_blocks(BLOCK_COUNT))
+            else:
+                self._count = sum(1 for _ in self._all_arrivals())
         return self._count
 
     def arrivals(self, worker_index: int = 0, worker_count: int = 1) -> Iterator[Arrival]:
@@ -268,13 +272,30 @@ starts not made
         A schedule that holds the limit, spacing arrivals one after another (respect mode without a
         client's queue) or a replay is taken one by one from arrivals() itself.
         """
-        import numpy as np
-
-        if self.replay or (self.limit is not None and self.holds_limit):
+        if not self._in_blocks():
             arrivals = self.arrivals()
             while block := list(itertools.islice(arrivals, size)):
                 yield block
             return
+        stages = [s.stage for s in self.segments if s.duration_s > 0]
+        for index, due, rate, which in self._due_blocks(size):
+            rows = zip(
+                range(index, index + len(due)), due.tolist(),
+                [stages[n] for n in which.tolist()], rate.tolist(),
+                strict=True,
+            )  # fmt: skip
+            yield list(map(Arrival._make, rows))
+
+    def _in_blocks(self) -> bool:
+        """_in_blocks says whether numpy may work the arrivals out a block at a time: not a
+        replay, nor a schedule that holds the limit by spacing arrivals one after another."""
+        return not (self.replay or (self.limit is not None and self.holds_limit))
+
+    def _due_blocks(self, size: int) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """_due_blocks are (first index, due times, rates, segment numbers) of up to `size`
+        arrivals at a time, none empty."""
+        import numpy as np
+
         segments = [s for s in self.segments if s.duration_s > 0]
         totals = np.array([s.arrivals_by(s.end_s) for s in segments])
         index = 0
@@ -290,14 +311,8 @@ starts not made
                 due = np.ceil(due / self.tick_s - 1e-9) * self.tick_s
             over = np.flatnonzero(due >= self.duration_s)
             end = int(over[0]) if len(over) else len(due)
-            stages = [segments[n].stage for n in which[:end].tolist()]
-            rows = zip(
-                range(index, index + end), due[:end].tolist(), stages, rate[:end].tolist(),
-                strict=True,
-            )  # fmt: skip
-            block = list(map(Arrival._make, rows))
-            if block:
-                yield block
+            if end:
+                yield index, due[:end], rate[:end], which[:end]
             index += end
             if end < len(positions):
                 return
