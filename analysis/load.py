@@ -64,6 +64,9 @@ LEAN_LEAVES_OUT = {"index", "worker", "stage", "players"}
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 BIG_LOGS = 1 << 30  # logs over 1 GiB (about 3.5 million records): memory before time
 BLOCK_BYTES = 16 * 2**20  # the JSON reader's block: the most of a log's text held at once
+# A log up to this size is parsed whole, its blocks in parallel (0.6 s for 500k records against
+# 0.8-1.1 block by block); a bigger one block by block, to hold less of it in memory.
+WHOLE_LOG_BYTES = 256 * 2**20
 PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype("pyarrow")}
 EMULATOR_SCHEMA = pa.schema(
     [
@@ -284,6 +287,9 @@ def _read_log(path: Path, schema: pa.Schema) -> tuple[dict[str, list], int]:
     options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     read = pa_json.ReadOptions(block_size=BLOCK_BYTES)
     try:
+        if path.stat().st_size <= WHOLE_LOG_BYTES:  # its blocks parsed on every core at once
+            table = pa_json.read_json(source, read_options=read, parse_options=options)
+            return _compact(table.to_batches(), schema), skipped
         reader = pa_json.open_json(source, read_options=read, parse_options=options)
         return _compact(reader, schema), skipped
     except pa.ArrowInvalid:

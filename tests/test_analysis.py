@@ -4,9 +4,10 @@ import subprocess
 import sys
 
 import orjson
+import pandas
 import pytest
 
-from analysis import load_run, summarize, thresholds
+from analysis import load, load_run, summarize, thresholds
 
 from .conftest import edgebench
 
@@ -197,6 +198,16 @@ def test_only_a_tail_that_does_not_parse_is_a_torn_line(tmp_path):
     run = load_run(folder)
     assert list(run.requests["index"]) == [0, 1]
     assert run.skipped_lines == 1
+
+
+def test_a_log_read_block_by_block_is_the_same_as_read_whole(run_folder, monkeypatch):
+    whole = load_run(run_folder)
+    monkeypatch.setattr(load, "WHOLE_LOG_BYTES", 0)  # every log as a big one is read
+    monkeypatch.setattr(load, "BLOCK_BYTES", 256)  # a few records a block
+    by_blocks = load_run(run_folder)
+    pandas.testing.assert_frame_equal(by_blocks.requests, whole.requests)
+    pandas.testing.assert_frame_equal(by_blocks.events, whole.events)
+    assert by_blocks.skipped_lines == whole.skipped_lines == 1
 
 
 @pytest.mark.parametrize("kind", ["empty", "not a run", "the results root"])

@@ -1,6 +1,7 @@
 """Curves, thresholds, report.html and compare, on synthetic runs with known answers."""
 
 import html
+import os
 import xml.etree.ElementTree as ET
 from types import SimpleNamespace
 
@@ -10,7 +11,7 @@ import pytest
 
 from analysis import load_run, summarize, thresholds, windows
 from analysis.compare import _scenario_warning
-from analysis.report import analyze, curves_by_rate, key_numbers, verdict
+from analysis.report import analyze, curves_by_rate, draw, key_numbers, verdict
 
 from .conftest import edgebench
 from .test_analysis import T0, request, write
@@ -571,3 +572,29 @@ def test_starts_lost_at_the_very_end_count_once_the_schedule_ran_to_its_end(
     }
     (tmp_path / "run" / "manifest.json").write_bytes(orjson.dumps(manifest))
     assert summarize(load_run(tmp_path / "run"))["unrecorded_starts"] == unrecorded
+
+
+PARENT = os.getpid()
+
+
+def _plot(folder, name, fail_in_copy=False):
+    """_plot stands in for a plot function: a file and its path, written by whoever drew it."""
+    if fail_in_copy and os.getpid() != PARENT:
+        raise RuntimeError("the forked copy failed")
+    path = folder / f"{name}.png"
+    path.write_text(str(os.getpid()))
+    return (path,)
+
+
+def test_plots_drawn_by_two_processes_come_back_in_order(tmp_path):
+    jobs = [(f"plot {n}", _plot, tmp_path, f"p{n}") for n in range(5)]
+    drawn = draw(jobs, processes=2)
+    assert drawn == [(f"plot {n}", tmp_path / f"p{n}.png") for n in range(5)]
+    by_this_process = [(tmp_path / f"p{n}.png").read_text() == str(PARENT) for n in range(5)]
+    assert by_this_process == [True, False, True, False, True]  # every other one by the copy
+
+
+def test_plots_the_copy_failed_to_draw_are_drawn_here(tmp_path):
+    jobs = [(f"plot {n}", _plot, tmp_path, f"p{n}", True) for n in range(4)]
+    assert draw(jobs, processes=2) == [(f"plot {n}", tmp_path / f"p{n}.png") for n in range(4)]
+    assert {(tmp_path / f"p{n}.png").read_text() for n in range(4)} == {str(PARENT)}
