@@ -13,6 +13,7 @@ import base64
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import import_module
@@ -84,18 +85,20 @@ def analyze(
         raise thresholds.ThresholdError(
             f"{relative[0]!r} compares with a baseline run; pass --baseline RUN_DIR"
         )
+    window_s = window_s or _readable_window(run)
+    clock = clock_start(run)
+    # The curves over time need no summary: a forked copy works them out and draws them
+    # meanwhile (pandas and matplotlib hold the GIL: a thread would only take turns).
+    over_time = InACopy(lambda: draw(curves_over_time(run, window_s), clock)) if plots else None
     summary = summarize(run)
     _write_json(run.folder / "summary.json", summary)
     step("summary", 0)
-    window_s = window_s or _readable_window(run)
     figures = []
-    if plots:
-        jobs = curves_over_time(run, window_s)
-        step("curves over time", 0)
-        jobs += curves_by_rate(run, summary, window_s)
+    if over_time is not None:
+        by_rate = draw(curves_by_rate(run, summary, window_s), clock)
         step("curves by rate, readiness and region", 0)
-        figures = draw(jobs, clock_start(run), processes=2)
-        step("plots", 0)
+        figures = over_time.result() + by_rate
+        step("curves over time", 0)
     base_values = thresholds.metrics(baseline) if baseline else None
     results = thresholds.evaluate(checks, thresholds.metrics(summary), base_values, "baseline")
     outcome = Outcome(run, summary, results)
@@ -107,56 +110,58 @@ def analyze(
 OFFERED = ("offered_per_s", "offered rate (requests/s)")
 
 
-def draw(
-    jobs: list[tuple], clock_start: datetime | None = None, processes: int = 1
-) -> list[tuple[str, Path]]:
+def draw(jobs: list[tuple], clock_start: datetime | None = None) -> list[tuple[str, Path]]:
     """draw runs (title, plot function, *args) jobs: (title, PNG path) each; with a clock
-    start (a forecast of ISO times), the run-time axes read in clock time. With processes=2,
-    a forked copy of this process draws every other job meanwhile (matplotlib holds the GIL:
-    threads would take turns)."""
-    if processes < 2 or len(jobs) < 2 or not hasattr(os, "fork"):
-        return _draw_each(jobs, clock_start)
-    mine, theirs = jobs[0::2], jobs[1::2]
-    child, answer = _fork_drawing(theirs, clock_start)
-    drawn = _draw_each(mine, clock_start)
-    with os.fdopen(answer, "rb") as pipe:
-        told = pipe.read()
-    _, status = os.waitpid(child, 0)
-    if os.waitstatus_to_exitcode(status) == 0 and told:
-        others = [(title, Path(path)) for title, path in orjson.loads(told)]
-    else:  # the copy failed (out of memory, say): its plots are drawn here instead
-        others = _draw_each(theirs, clock_start)
-    by_job = dict(zip(range(0, len(jobs), 2), drawn, strict=True))
-    by_job |= dict(zip(range(1, len(jobs), 2), others, strict=True))
-    return [by_job[number] for number in range(len(jobs))]
-
-
-def _fork_drawing(jobs: list[tuple], clock_start: datetime | None) -> tuple[int, int]:
-    """_fork_drawing starts a copy of this process that draws `jobs` and writes their
-    (title, path) pairs to a pipe: (its pid, the pipe's reading end)."""
-    reading, writing = os.pipe()
-    with warnings.catch_warnings():  # Python 3.12 warns of forking beside Arrow's threads:
-        warnings.simplefilter("ignore", DeprecationWarning)  # the copy never uses Arrow
-        child = os.fork()
-    if child:
-        os.close(writing)
-        return child, reading
-    status = 1
-    try:
-        os.close(reading)
-        drawn = _draw_each(jobs, clock_start)
-        with os.fdopen(writing, "wb") as pipe:
-            pipe.write(orjson.dumps([[title, str(path)] for title, path in drawn]))
-        status = 0
-    finally:
-        os._exit(status)  # the copy leaves no trace: no atexit, no flushed parent buffers
-
-
-def _draw_each(jobs: list[tuple], clock_start: datetime | None) -> list[tuple[str, Path]]:
+    start (a forecast of ISO times), the run-time axes read in clock time."""
     from analysis import plots
 
     with plots.clock_time(clock_start):
         return [(title, function(*args)[0]) for title, function, *args in jobs]
+
+
+class InACopy:
+    """InACopy is plot work done by a forked copy of this process while this one goes on:
+    work() is [(title, path), ...]. When the copy fails (out of memory, say), or where
+    there is no fork, result() does the work here.
+
+    copy = InACopy(lambda: draw(jobs))
+    ...                      # meanwhile, this process works on
+    figures = copy.result()
+    """
+
+    def __init__(self, work: Callable[[], list[tuple[str, Path]]]) -> None:
+        self._work = work
+        self._child: int | None = None
+        if hasattr(os, "fork"):
+            self._child, self._answer = self._fork()
+
+    def _fork(self) -> tuple[int, int]:
+        reading, writing = os.pipe()
+        with warnings.catch_warnings():  # Python 3.12 warns of forking beside Arrow's threads:
+            warnings.simplefilter("ignore", DeprecationWarning)  # the copy never uses Arrow
+            child = os.fork()
+        if child:
+            os.close(writing)
+            return child, reading
+        status = 1
+        try:
+            os.close(reading)
+            drawn = self._work()
+            with os.fdopen(writing, "wb") as pipe:
+                pipe.write(orjson.dumps([[title, str(path)] for title, path in drawn]))
+            status = 0
+        finally:
+            os._exit(status)  # the copy leaves no trace: no atexit, no parent's buffers flushed
+
+    def result(self) -> list[tuple[str, Path]]:
+        if self._child is None:
+            return self._work()
+        with os.fdopen(self._answer, "rb") as pipe:
+            told = pipe.read()
+        _, status = os.waitpid(self._child, 0)
+        if os.waitstatus_to_exitcode(status) == 0 and told:
+            return [(title, Path(path)) for title, path in orjson.loads(told)]
+        return self._work()
 
 
 def _readable_window(run: Run) -> float:

@@ -11,7 +11,7 @@ import pytest
 
 from analysis import load_run, summarize, thresholds, windows
 from analysis.compare import _scenario_warning
-from analysis.report import analyze, curves_by_rate, draw, key_numbers, verdict
+from analysis.report import InACopy, analyze, curves_by_rate, draw, key_numbers, verdict
 
 from .conftest import edgebench
 from .test_analysis import T0, request, write
@@ -586,15 +586,17 @@ def _plot(folder, name, fail_in_copy=False):
     return (path,)
 
 
-def test_plots_drawn_by_two_processes_come_back_in_order(tmp_path):
-    jobs = [(f"plot {n}", _plot, tmp_path, f"p{n}") for n in range(5)]
-    drawn = draw(jobs, processes=2)
-    assert drawn == [(f"plot {n}", tmp_path / f"p{n}.png") for n in range(5)]
-    by_this_process = [(tmp_path / f"p{n}.png").read_text() == str(PARENT) for n in range(5)]
-    assert by_this_process == [True, False, True, False, True]  # every other one by the copy
+def test_plots_drawn_by_a_forked_copy_come_back_in_order(tmp_path):
+    jobs = [(f"plot {n}", _plot, tmp_path, f"p{n}") for n in range(3)]
+    copy = InACopy(lambda: draw(jobs))
+    (tmp_path / "meanwhile").write_text("this process goes on")
+    assert copy.result() == [(f"plot {n}", tmp_path / f"p{n}.png") for n in range(3)]
+    assert {(tmp_path / f"p{n}.png").read_text() for n in range(3)} - {str(PARENT)}
 
 
 def test_plots_the_copy_failed_to_draw_are_drawn_here(tmp_path):
-    jobs = [(f"plot {n}", _plot, tmp_path, f"p{n}", True) for n in range(4)]
-    assert draw(jobs, processes=2) == [(f"plot {n}", tmp_path / f"p{n}.png") for n in range(4)]
-    assert {(tmp_path / f"p{n}.png").read_text() for n in range(4)} == {str(PARENT)}
+    jobs = [(f"plot {n}", _plot, tmp_path, f"p{n}", True) for n in range(2)]
+    assert InACopy(lambda: draw(jobs)).result() == [
+        (f"plot {n}", tmp_path / f"p{n}.png") for n in range(2)
+    ]
+    assert {(tmp_path / f"p{n}.png").read_text() for n in range(2)} == {str(PARENT)}
