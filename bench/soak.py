@@ -123,7 +123,9 @@ def lag_growth(rows: list[dict], epoch: float, seconds: float) -> dict:
 
 def analysis_seconds(folder: Path) -> float:
     began = time.perf_counter()
-    subprocess.run([*EDGEBENCH, "analyze", str(folder)], capture_output=True, check=True)
+    done = subprocess.run([*EDGEBENCH, "analyze", str(folder)], capture_output=True, check=False)
+    if done.returncode not in (0, 1):  # 1: a threshold failed, which the figures above tell
+        raise SystemExit(f"edgebench analyze {folder} failed: {done.stderr.decode()[-1000:]}")
     return time.perf_counter() - began
 
 
