@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import threading
 import warnings
 from collections.abc import Callable
@@ -89,16 +90,16 @@ def analyze(
     clock = clock_start(run)
     # The curves over time need no summary: a forked copy works them out and draws them
     # meanwhile (pandas and matplotlib hold the GIL: a thread would only take turns).
-    over_time = InACopy(lambda: draw(curves_over_time(run, window_s), clock)) if plots else None
-    summary = summarize(run)
-    _write_json(run.folder / "summary.json", summary)
-    step("summary", 0)
-    figures = []
-    if over_time is not None:
-        by_rate = draw(curves_by_rate(run, summary, window_s), clock)
-        step("curves by rate, readiness and region", 0)
-        figures = over_time.result() + by_rate
-        step("curves over time", 0)
+    with InACopy(lambda: draw(curves_over_time(run, window_s), clock), plots) as over_time:
+        summary = summarize(run)
+        _write_json(run.folder / "summary.json", summary)
+        step("summary", 0)
+        figures = []
+        if plots:
+            by_rate = draw(curves_by_rate(run, summary, window_s), clock)
+            step("curves by rate, readiness and region", 0)
+            figures = over_time.result() + by_rate
+            step("curves over time", 0)
     base_values = thresholds.metrics(baseline) if baseline else None
     results = thresholds.evaluate(checks, thresholds.metrics(summary), base_values, "baseline")
     outcome = Outcome(run, summary, results)
@@ -122,18 +123,28 @@ def draw(jobs: list[tuple], clock_start: datetime | None = None) -> list[tuple[s
 class InACopy:
     """InACopy is plot work done by a forked copy of this process while this one goes on:
     work() is [(title, path), ...]. When the copy fails (out of memory, say), or where
-    there is no fork, result() does the work here.
+    there is no fork, result() does the work here; wanted=False: no copy, no work.
 
-    copy = InACopy(lambda: draw(jobs))
-    ...                      # meanwhile, this process works on
-    figures = copy.result()
+    with InACopy(lambda: draw(jobs)) as copy:
+        ...                      # meanwhile, this process works on
+        figures = copy.result()  # left without it (an error): the copy is stopped
     """
 
-    def __init__(self, work: Callable[[], list[tuple[str, Path]]]) -> None:
+    def __init__(self, work: Callable[[], list[tuple[str, Path]]], wanted: bool = True) -> None:
         self._work = work
         self._child: int | None = None
-        if hasattr(os, "fork"):
+        if wanted and hasattr(os, "fork"):
             self._child, self._answer = self._fork()
+
+    def __enter__(self) -> InACopy:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._child is not None:  # left before result(): the copy's work is not wanted
+            os.close(self._answer)
+            os.kill(self._child, signal.SIGKILL)
+            os.waitpid(self._child, 0)
+            self._child = None
 
     def _fork(self) -> tuple[int, int]:
         reading, writing = os.pipe()
@@ -159,6 +170,7 @@ class InACopy:
         with os.fdopen(self._answer, "rb") as pipe:
             told = pipe.read()
         _, status = os.waitpid(self._child, 0)
+        self._child = None
         if os.waitstatus_to_exitcode(status) == 0 and told:
             return [(title, Path(path)) for title, path in orjson.loads(told)]
         return self._work()

@@ -2,6 +2,7 @@
 
 import html
 import os
+import time
 import xml.etree.ElementTree as ET
 from types import SimpleNamespace
 
@@ -600,3 +601,19 @@ def test_plots_the_copy_failed_to_draw_are_drawn_here(tmp_path):
         (f"plot {n}", tmp_path / f"p{n}.png") for n in range(2)
     ]
     assert {(tmp_path / f"p{n}.png").read_text() for n in range(2)} == {str(PARENT)}
+
+
+def test_a_copy_whose_work_is_no_longer_wanted_is_stopped():
+    children = []
+
+    def summary_fails():
+        with InACopy(lambda: time.sleep(60) or []) as copy:
+            children.append(copy._child)
+            raise RuntimeError("the summary failed")
+
+    began = time.monotonic()
+    with pytest.raises(RuntimeError):
+        summary_fails()
+    assert time.monotonic() - began < 30
+    with pytest.raises(ChildProcessError):  # ended and waited for: no zombie left
+        os.waitpid(children[0], os.WNOHANG)
