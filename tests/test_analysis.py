@@ -210,6 +210,13 @@ def test_a_log_read_block_by_block_is_the_same_as_read_whole(run_folder, monkeyp
     assert by_blocks.skipped_lines == whole.skipped_lines == 1
 
 
+def test_an_arrow_log_counts_as_the_text_its_records_would_be(tmp_path):
+    (tmp_path / "requests-w0.jsonl").write_bytes(b"x" * 100)
+    (tmp_path / "requests-sim.arrow").write_bytes(b"x" * 10)
+    (tmp_path / "manifest.json").write_bytes(b"{}")  # not a log
+    assert load.records_text_bytes(tmp_path) == 100 + 10 * load.ARROW_TO_TEXT
+
+
 @pytest.mark.parametrize("kind", ["empty", "not a run", "the results root"])
 def test_what_is_not_a_run_folder_is_refused_and_nothing_is_written(tmp_path, run_folder, kind):
     folder = {"empty": tmp_path / "e", "not a run": tmp_path / "x", "the results root": tmp_path}[
