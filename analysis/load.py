@@ -243,19 +243,19 @@ def _callbacks(folder: Path, run_id: str | None) -> dict:
 def records_text_bytes(folder: Path) -> int:
     """records_text_bytes is about how big the run's logs would be as JSON lines: the size
     that says how many records there are (an Arrow log is about a fourteenth of it)."""
+    return log_bytes(folder, arrow_weight=ARROW_TO_TEXT)
+
+
+def log_bytes(folder: str | Path, arrow_weight: int = 1) -> int:
+    """log_bytes is the size of a run's logs (an Arrow log's times arrow_weight): what
+    load_run reports progress against."""
+    folder = Path(folder)
     logs = [*folder.glob("*-*.jsonl"), *folder.glob("*-*.arrow")]
     return sum(
-        p.stat().st_size * (ARROW_TO_TEXT if p.suffix == ".arrow" else 1)
+        p.stat().st_size * (arrow_weight if p.suffix == ".arrow" else 1)
         for p in logs
         if p.is_file()
     )
-
-
-def log_bytes(folder: str | Path) -> int:
-    """log_bytes is the size of a run's logs: what load_run reports progress against."""
-    folder = Path(folder)
-    logs = [*folder.glob("*-*.jsonl"), *folder.glob("*-*.arrow")]
-    return sum(p.stat().st_size for p in logs if p.is_file())
 
 
 def _frame(paths, schema: pa.Schema, progress=None) -> tuple[pd.DataFrame, int]:
