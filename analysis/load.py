@@ -287,7 +287,8 @@ def _read_log(path: Path, schema: pa.Schema) -> tuple[dict[str, list], int]:
     that does not parse is cut off and counted; a whole one is kept. Anything worse
     falls back to parsing each line on its own.
     """
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         return {}, 0
     if path.suffix == ".arrow":
         return _read_columnar(path, schema)
@@ -299,7 +300,7 @@ def _read_log(path: Path, schema: pa.Schema) -> tuple[dict[str, list], int]:
     options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     read = pa_json.ReadOptions(block_size=BLOCK_BYTES)
     try:
-        if path.stat().st_size <= WHOLE_LOG_BYTES:  # its blocks parsed on every core at once
+        if size <= WHOLE_LOG_BYTES:  # its blocks parsed on every core at once
             table = pa_json.read_json(source, read_options=read, parse_options=options)
             return _compact(table.to_batches(), schema), skipped
         reader = pa_json.open_json(source, read_options=read, parse_options=options)
