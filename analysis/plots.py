@@ -330,28 +330,40 @@ def region_plot(by_region: dict, folder: Path) -> list[Path]:
 
 
 def plan_plot(plan, forecast, folder: Path, tz=None) -> list[Path]:
-    """plan_plot draws a forecast's match rate against the limit, and the queue it would build;
-    a forecast of ISO times on a clock-time axis (in tz).
+    """plan_plot draws what a forecast asks: the starts a second (the renewal's, and Little's
+    steady state) against the limit, the matches in progress (the forecast's and the ones
+    the starts hold), and the queue in front of the limit; a forecast of ISO times on a
+    clock-time axis (in tz).
 
     plan and forecast come from edgebench.plan.forecast (duck-typed: the analysis does
     not import the harness).
     """
-    figure, (rate, queue) = new_figure(10, 6.5, nrows=2, sharex=True)
-    figure.subplots_adjust(hspace=0.25)
-    hours = [row.t_s / 3600 for row in plan.rows]
-    rate.plot(hours, [row.rate for row in plan.rows], color="#1565c0", label="matches/s")
+    figure, (rate, held, queue) = new_figure(10, 8.5, nrows=3, sharex=True)
+    figure.subplots_adjust(hspace=0.3)
+    times, starts, little, wanted, holds = zip(*plan.curve, strict=True)
+    hours = [t / 3600 for t in times]
+    rate.plot(hours, starts, color="#1565c0", label="match starts (renewal)")
+    rate.plot(hours, little, color="#90a4ae", linestyle="--", label="Little's law (steady state)")
     limit_line(rate.axhline, plan.limit)
-    rate.axvline(plan.peak_at_s / 3600, color="#6a1b9a", linestyle=":", label="peak")
+    rate.axvspan(
+        plan.peak_at_s / 3600, (plan.peak_at_s + 60) / 3600, color="#6a1b9a", alpha=0.3,
+        label=f"busiest minute ({plan.peak_rate:.1f}/s)",
+    )  # fmt: skip
     if forecast.window:
         run = [t / 3600 for t in forecast.window]
-        rate.axvspan(*run, color="#9e9e9e", alpha=0.25, label="the run's window")
-    rate.set(title="Demand from the forecast", ylabel="match starts (deploys) per second")
-    rate.legend(loc="upper left", fontsize="small")
+        for axes in (rate, held, queue):
+            axes.axvspan(*run, color="#9e9e9e", alpha=0.15)
+    rate.set(title="Demand from the forecast", ylabel="deploys per second")
+    rate.legend(loc="upper right", fontsize="small")
+    held.plot(hours, wanted, color="#2e7d32", label="the forecast's (share x players / party)")
+    held.plot(hours, holds, color="#ef6c00", linestyle=":", label="held by the starts")
+    held.set(title="Matches (servers) in progress", ylabel="servers")
+    held.legend(loc="lower right", fontsize="small")
     queue.plot([t / 3600 for t, _ in plan.queue], [n for _, n in plan.queue], color="#ef6c00")
     queue.set(
         xlabel="forecast time (h)",
-        ylabel="matches waiting for the limit",
-        title="A first-in-first-out queue in front of the limit",
+        ylabel="matches waiting",
+        title="A first-in-first-out queue in front of the limit (no one leaving it)",
     )
     if forecast.origin is not None:  # clock times: the forecast's own, in tz
         origin = forecast.origin.astimezone(tz)

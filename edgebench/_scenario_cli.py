@@ -19,6 +19,8 @@ from edgebench.plan.schedule import Schedule
 from edgebench.platform import scenario_warnings
 from edgebench.warm import warms_by_default
 
+OPENING_S = 120.0  # the opening a forecast's plan tells of: the run's first two minutes
+
 
 def check(files: tuple[Path, ...]) -> list[str]:
     """check validates each file; it returns every problem and reports the good files."""
@@ -131,11 +133,29 @@ def _forecast_text(
         lines.append(f"{_clock(row.t_s):>9} {row.ccu:>10,.0f} {row.rate:>10.1f}  {servers} {mark}")
     warm = "a run starts warm, holding them" if warms_by_default(scenario) else "from empty"
     lines += [
-        f"peak: {result.peak_rate:.1f} matches/s at {_clock(result.peak_at_s)}",
+        f"peak: {result.peak_rate:.1f} matches/s in the busiest minute, from "
+        f"{_clock(result.peak_at_s)} (starts hold the forecast's matches in progress: the "
+        "renewal equation; Little's law only where players hold steady)",
         f"above the limit ({limit}/s): {result.above_limit_s:,.0f} s of the forecast",
         f"servers held when the run starts: {result.servers_at_start:,.0f} ({warm})",
+        *_excess_lines(result, _clock),
     ]
     return "\n".join(lines), result, forecast
+
+
+def _excess_lines(result, clock) -> list[str]:
+    """_excess_lines name where the forecast cannot be met: players leave faster than
+    matches end, so no match starts and the platform holds more than the forecast has."""
+    if not result.excess:
+        return []
+    most = max(result.excess, key=lambda stretch: stretch[2])
+    spans = ", ".join(f"{clock(a)} to {clock(b)}" for a, b, _ in result.excess[:5])
+    more = f" and {len(result.excess) - 5} more" if len(result.excess) > 5 else ""
+    return [
+        f"the forecast cannot be held: players leave faster than matches end ({spans}{more}): "
+        f"no match starts then, and the platform holds up to {most[2]:,.0f} servers more than "
+        f"the forecast's (at {clock(most[0])} to {clock(most[1])})"
+    ]
 
 
 def _stages_text(path: Path, scenario, schedule: Schedule) -> str:
@@ -170,7 +190,7 @@ def _queue_lines(scenario, schedule: Schedule) -> list[str]:
         ]
     policy = scenario.client_policy
     wait = policy.max_queue_wait_s if policy else None
-    walk = queue_walk(schedule, scenario.rate.limit, wait)
+    walk = queue_walk(schedule, scenario.rate.limit, wait, OPENING_S if scenario.demand else 0)
     lines = [
         f"the client's queue (first in, first out, {scenario.rate.limit} sends a second): at "
         f"most {walk.peak_waiting:,} matches waiting (at {elapsed(walk.peak_at_s)} into the run), "
@@ -178,4 +198,10 @@ def _queue_lines(scenario, schedule: Schedule) -> list[str]:
     ]
     if walk.abandoned:
         lines.append(f"abandoned past max_queue_wait ({wait:g} s): {walk.abandoned:,} matches")
+    if opening := walk.opening:
+        lines.append(
+            f"the opening (matches due in the run's first {opening.seconds / 60:g} minutes): "
+            f"{opening.matches:,} matches; their wait for a turn p99 {opening.p99_wait_s:,.0f} s, "
+            f"longest {opening.longest_wait_s:,.0f} s; abandoned {opening.abandoned:,}"
+        )
     return lines

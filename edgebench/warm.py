@@ -1,14 +1,16 @@
 """A warm start: the deployments already running when a run's slice of the day begins.
 
-A run of a forecast's peak hour does not start on an empty platform. By Little's law the
-platform holds, at the window's start, about (deploys per second then) x (the mean match
-length) servers, spread over the regions as the players are then, each with what is left
-of its match: the length's equilibrium distribution (emulator's Distribution.residual).
+A run of a forecast's window does not start on an empty platform. The renewal solution
+(edgebench.plan.renewal) says which matches run at the window's start: each cell's starts
+still running, with its age, as many as the forecast holds then (more where players left
+faster than matches end); each keeps what is left of its match past that age (emulator's
+Distribution.remaining), and its region is the region its match started in. A scenario of
+[rate] stages started warm holds Little's law's count at its first rate, each with a
+residual from the length's equilibrium distribution (a match caught at a random moment).
 The same requests warm the simulator's model and, through `POST /_emulator/preload`, the
 embedded emulator of a live run, before the first arrival.
 
-    count = warm_count(schedule, limit, mean_lifetime_s)
-    body = preload_body(scenario, count)     # what /_emulator/preload reads
+    body = warm_body(scenario, mean_lifetime_s, time_scale)  # what /_emulator/preload reads
     model.preload(parse_preload(body), now)  # emulator._model: the simulator's way in
 """
 
@@ -44,6 +46,8 @@ def warm_body(
 ) -> dict[str, Any]:
     """warm_body is the preload of the scenario's start on a world whose matches last
     world_lifetime_mean_s platform seconds on average, at time_scale."""
+    if scenario.demand:
+        return preload_body(scenario, *running_ages(scenario, world_lifetime_mean_s))
     schedule = Schedule.from_scenario(scenario)
     count = warm_count(schedule, scenario.rate.limit, world_lifetime_mean_s / time_scale)
     return preload_body(scenario, count)
@@ -58,9 +62,31 @@ def warm_count(schedule: Schedule, limit: int | None, mean_lifetime_s: float) ->
     return round(rate * mean_lifetime_s)
 
 
-def preload_body(scenario: Scenario, count: int) -> dict[str, Any]:
+def running_ages(scenario: Scenario, mean_lifetime_s: float) -> tuple[int, Any]:
+    """running_ages are (count, ages): the matches the forecast's renewal solution has
+    running at the run's start (times the rate factor; no more than the limit lets through
+    for a mean match), and each one's age, drawn from the solution's ages (seeded)."""
+    import numpy as np
+
+    from edgebench.plan.forecast import Forecast
+
+    forecast = Forecast.of(scenario)
+    solution = forecast.renewal
+    counts, lower = solution.ages_at(forecast.span[0])
+    by_age = counts.sum(axis=1) * scenario.rate.factor
+    ceiling = scenario.rate.limit * mean_lifetime_s
+    count = round(min(float(by_age.sum()), ceiling))
+    if count == 0:
+        return 0, np.zeros(0)
+    rng = np.random.default_rng([scenario.seed, WARM_KEY_BASE])
+    cells = rng.choice(len(by_age), size=count, p=by_age / by_age.sum())
+    return count, lower[cells] + rng.random(count) * solution.dt
+
+
+def preload_body(scenario: Scenario, count: int, ages: Any = None) -> dict[str, Any]:
     """preload_body is /_emulator/preload's body: count parties drawn as the run's would be
-    at its start (their regions, kinds and players' centres)."""
+    (their regions, kinds and players' centres); with ages, each drawn as at the moment its
+    match started (before the run: its region's share of the starts then) and told its age."""
     # Only a warm start draws them: `edgebench run` loads no numpy or simulator otherwise.
     import numpy as np
 
@@ -68,7 +94,8 @@ def preload_body(scenario: Scenario, count: int) -> dict[str, Any]:
 
     plan = PayloadPlan(scenario)
     indices = np.arange(WARM_KEY_BASE, WARM_KEY_BASE + count, dtype=np.int64)
-    parties = BatchParties(plan).parties(indices, np.zeros(count)) if count else []
+    started = -np.asarray(ages, dtype=float) if ages is not None else np.zeros(count)
+    parties = BatchParties(plan).parties(indices, started) if count else []
     target = scenario.target
     return {
         "application": target.application,
@@ -79,6 +106,7 @@ def preload_body(scenario: Scenario, count: int) -> dict[str, Any]:
                 "fleet": p.endpoint == FLEET_DEPLOY and scenario.fleet_host_ids(p.region),
                 "cached": p.kind == "cached",
             }
-            for p in parties
+            | ({} if ages is None else {"age_s": round(float(ages[k]), 3)})
+            for k, p in enumerate(parties)
         ],
     }

@@ -37,6 +37,7 @@ _EXPORTS = {
     "locate_user": "emulator._model",
     "parse_deploy": "emulator._validation",
     "parse_preload": "emulator._model",
+    "Preloaded": "emulator._model",
     "parse_fleet_deploy": "emulator._validation",
     "BadRequest": "emulator._validation",
     "serve": "emulator._server",

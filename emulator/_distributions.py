@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from statistics import NormalDist
 
 from emulator._errors import ConfigError
 
@@ -119,6 +120,24 @@ class Distribution:
         else:
             biased = self.a
         return rng.random() * biased
+
+    def remaining(self, rng: random.Random, age: float) -> float:
+        """remaining draws what is left of a duration that has lasted `age` so far: the
+        duration given that it is longer than age, less age (inverse transform on the
+        survival's tail, so a far tail is drawn as exactly as the body)."""
+        if age <= 0:
+            return self.sample(rng)
+        if self.kind == "exponential":  # no memory
+            return self.sample(rng)
+        if self.kind == "lognormal":
+            tail = self.survival(age) * (1.0 - rng.random())  # in (0, S(age)]
+            if tail <= 0.0:  # past the floats' reach: it ends now
+                return 0.0
+            z = -NormalDist().inv_cdf(min(tail, 1.0 - 1e-16))  # P(Z > z) = tail
+            return max(0.0, self.a * math.exp(self.b * z) - age)
+        if self.kind == "uniform":
+            return max(0.0, rng.uniform(max(self.a, age), max(self.b, age)) - age)
+        return max(0.0, self.a - age)
 
     def describe(self) -> dict[str, str | float]:
         """describe is the TOML/JSON table this distribution is read from."""

@@ -16,6 +16,7 @@ changes both.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -145,17 +146,25 @@ class ApiModel:
             return answer._replace(status=NO_ANSWER)
         return answer
 
-    def preload(self, requests: list[DeployRequest], now: float) -> int:
-        """preload starts the platform warm: each request a deployment already running at now,
-        with what is left of its match drawn from the lifetime's equilibrium (a match caught
-        at a random moment). It is how many found a place."""
+    def preload(self, running: list[Preloaded], now: float) -> int:
+        """preload starts the platform warm: each a deployment already running at now, with
+        what is left of its match: given its age, the lifetime past that age; else drawn
+        from the lifetime's equilibrium (a match caught at a random moment). It is how many
+        found a place."""
         hosts = self.config.world.private_hosts
         # A fleet deploy naming a host the world has not is a 400: it holds nothing.
-        requests = [r for r in requests if all(h in hosts for h in r.private_host_ids or ())]
+        running = [p for p in running if all(h in hosts for h in p.request.private_host_ids or ())]
         lifetime = self.config.world.lifecycle.lifetime_s
         rng = random.Random(f"warm-{self.config.seed}")
         self.platform.advance(now)
-        placed = [self.platform.preload(r, lifetime.residual(rng), now) for r in requests]
+        placed = [
+            self.platform.preload(
+                p.request,
+                lifetime.residual(rng) if p.age_s is None else lifetime.remaining(rng, p.age_s),
+                now,
+            )
+            for p in running
+        ]
         return sum(placed)
 
     def limited(self, token: str, group: str) -> int | None:
@@ -179,14 +188,24 @@ class ApiModel:
         return Answer(202, dep)
 
 
-def parse_preload(body: object) -> list[DeployRequest]:
+class Preloaded(NamedTuple):
+    """Preloaded is a deployment a warm start finds running, and how long its match has run
+    (None: not known, a match caught at a random moment)."""
+
+    request: DeployRequest
+    age_s: float | None = None
+
+
+def parse_preload(body: object) -> list[Preloaded]:
     """parse_preload reads `POST /_emulator/preload`'s body: the deployments a warm start
     finds running (raises BadRequest, a 400, naming the field).
 
     {"application": "my-game", "version": "1.0.0", "private_host_ids": ["h1"],
-     "deployments": [{"centre": [48.8, 2.3], "fleet": false, "cached": false}, ...]}
+     "deployments": [{"centre": [48.8, 2.3], "fleet": false, "cached": false,
+                      "age_s": 300.0}, ...]}
 
-    A deployment's "fleet" is false, true (the body's private_host_ids) or its own host ids.
+    A deployment's "fleet" is false, true (the body's private_host_ids) or its own host ids;
+    "age_s", when given, how long its match has run (platform seconds).
     """
     if not isinstance(body, dict):
         raise BadRequest("body", "must be a JSON object")
@@ -202,7 +221,7 @@ def parse_preload(body: object) -> list[DeployRequest]:
 
 def _preloaded(
     application: str, version: str, hosts: tuple[str, ...], item: object, i: int
-) -> DeployRequest:
+) -> Preloaded:
     if not isinstance(item, dict):
         raise BadRequest(f"deployments[{i}]", "must be a JSON object")
     centre = item.get("centre")
@@ -215,13 +234,19 @@ def _preloaded(
         if not all(isinstance(host, str) for host in fleet):
             raise BadRequest(f"deployments[{i}].fleet", "must list host ids (strings)")
         hosts = tuple(fleet)
-    return DeployRequest(
+    age = item.get("age_s")
+    if age is not None and (
+        isinstance(age, bool) or not isinstance(age, int | float) or not 0 <= age < math.inf
+    ):
+        raise BadRequest(f"deployments[{i}].age_s", "must be a number of seconds, 0 or more")
+    request = DeployRequest(
         application,
         version,
         position,
         require_cached=bool(item.get("cached")),
         private_host_ids=hosts if fleet and hosts else None,
     )
+    return Preloaded(request, None if age is None else float(age))
 
 
 def locate_user(user: object) -> Position | None:

@@ -40,8 +40,10 @@ def scenario(tmp_path, demand: str, csv: str | None = None):
     return load_scenario(path)
 
 
-def test_the_rate_follows_littles_law(tmp_path):
-    # 120,000 players, 90% in 10-player matches of 15 minutes: 12 matches/s.
+def test_the_rate_holds_the_matches_in_progress_ramp_and_steady_state(tmp_path):
+    # 120,000 players, 90% in 10-player matches of 15 minutes (fixed): 10,800 matches held
+    # at the top, Little's 12 matches/s. On the ramp (3 matches/s more each second's worth of
+    # growth) the starts are M'/p + a(t - L): 3, 6, 9, 12 a quarter hour by quarter hour.
     loaded = scenario(
         tmp_path,
         """
@@ -54,8 +56,9 @@ def test_the_rate_follows_littles_law(tmp_path):
     schedule = Schedule.from_scenario(loaded)
     assert schedule.duration_s == 7200
     assert schedule.rate_at(5400) == pytest.approx(0.9 * 120000 / (10 * 900))
-    assert schedule.rate_at(1800) == pytest.approx(6.0)  # half way up the ramp
+    assert [schedule.rate_at(t) for t in (450, 1350, 2250, 3150)] == pytest.approx([3, 6, 9, 12])
     assert Forecast.of(loaded).servers_per_player * 120000 == pytest.approx(10800)
+    assert Forecast.of(loaded).renewal.in_progress_at(1800) == pytest.approx(5400)
 
 
 def test_a_lognormal_match_length_counts_by_its_mean(tmp_path):
@@ -87,9 +90,11 @@ def test_a_csv_forecast_with_iso_times_moves_the_regions_over_the_day(tmp_path):
     )
     assert loaded.duration_s == 3600
     plan_ = PayloadPlan(loaded)
-    first = {plan_.request(k, 10.0).region for k in range(50)}
-    last = {plan_.request(k, 3600.0).region for k in range(50)}
-    assert first == {"west"}
+    first = [plan_.request(k, 10.0).region for k in range(400)]
+    last = {plan_.request(k, 3599.0).region for k in range(50)}
+    # At the start west holds 600 matches of 10 minutes falling by 1 every 6 s: it starts
+    # 1 - 1/6 a second, east the 1/6 that grows it.
+    assert first.count("west") / len(first) == pytest.approx(5 / 6, abs=0.05)
     assert last == {"east"}
 
 
@@ -105,8 +110,10 @@ def test_a_window_runs_a_slice_of_the_forecast(tmp_path):
     )
     schedule = Schedule.from_scenario(loaded)
     assert schedule.duration_s == 1800
-    assert schedule.rate_at(0) == pytest.approx(30000 / 6000)  # the forecast at 1h
-    assert schedule.rate_at(1799.9) == pytest.approx(45000 / 6000, rel=1e-3)
+    # Matches of exactly 10 minutes on a ramp from 0: a(t) = M'/p + a(t - L), so the starts
+    # step up by M'/p (6,000 matches in 2 h) every 10 minutes: 7 steps at 1h, 9 at 1h29m.
+    assert schedule.rate_at(0) == pytest.approx(7 * 6000 / 7200)
+    assert schedule.rate_at(1799.9) == pytest.approx(9 * 6000 / 7200)
 
 
 @pytest.mark.parametrize(
@@ -136,31 +143,58 @@ def test_stages_or_a_forecast_one_of_the_two(tmp_path):
         load_scenario(path)
 
 
-def test_the_plan_finds_the_peak_the_time_above_the_limit_and_the_queue(tmp_path):
-    # 50/s for 100 s in the middle of 300 s at 20/s: 100 s above 40/s, and a FIFO queue in
-    # front of 40/s that grows by 10/s to 1,000 matches, then drains at 20/s in 50 s.
+def test_the_plan_finds_the_wave_its_echo_the_time_above_the_limit_and_the_queue(tmp_path):
+    # 120,000 players in 10-player matches of 10 minutes (fixed): 20 starts/s. 180,000 more
+    # join in 100 s: 180 starts/s more, 200/s for 100 s, and the wave comes back a match
+    # length later. A FIFO queue in front of 40/s grows by 160/s to 16,000, drains at 20/s
+    # to 6,000, then grows again by the echo's 16,000.
     loaded = scenario(
         tmp_path,
         """
         [demand]
-        ccu = [["0s", 120000], ["100s", 120000], ["100.001s", 300000], ["200s", 300000],
-               ["200.001s", 120000], ["300s", 120000]]
+        ccu = [["0s", 120000], ["1000s", 120000], ["1100s", 300000], ["1700s", 300000]]
         match_length = "10m"
         """,
     )
     result = plan(Forecast.of(loaded), 40, 40.0)
-    assert result.peak_rate == pytest.approx(50)
-    assert result.above_limit_s == pytest.approx(100, abs=0.1)
-    assert result.queue_peak == pytest.approx(1000, rel=0.01)
-    assert result.queue_peak_at_s == pytest.approx(200, abs=0.5)
-    assert result.queue_wait_peak_s == pytest.approx(25, rel=0.01)
-    assert result.queue[-1][1] == pytest.approx(0, abs=1)  # drained by 250 s
+    assert result.peak_rate == pytest.approx(200)
+    assert result.peak_at_s in (1020, 1080, 1620, 1680)  # a whole minute of the wave
+    assert result.above_limit_s == pytest.approx(200)  # the wave and its echo
+    waiting = dict(result.queue)
+    assert waiting[1100.0] == pytest.approx(16000, rel=0.001)
+    assert waiting[1600.0] == pytest.approx(6000, rel=0.001)
+    assert result.queue_peak == pytest.approx(6000 + 16000, rel=0.001)  # the echo joins it
+    assert result.queue_peak_at_s == pytest.approx(1700, abs=1)
+    assert result.queue_wait_peak_s == pytest.approx(550, rel=0.001)
+    assert result.excess == []
+
+
+def test_a_forecast_that_falls_faster_than_matches_end_is_named(tmp_path):
+    # 60,000 players leave in one minute; 10-minute matches cannot end that fast: no starts
+    # until the matches held fall to the forecast's, and up to 6,000 servers more meanwhile.
+    loaded = scenario(
+        tmp_path,
+        """
+        [demand]
+        ccu = [["0s", 60000], ["600s", 60000], ["660s", 0], ["1800s", 0]]
+        match_length = "10m"
+        """,
+    )
+    forecast = Forecast.of(loaded)
+    assert forecast.rate_at(300) == pytest.approx(10)
+    assert forecast.rate_at(700) == 0.0
+    [(begins, ends, most)] = plan(forecast, 40, 40.0).excess
+    assert begins == pytest.approx(600, abs=2)
+    assert ends == pytest.approx(1200, abs=2)  # the last matches of the steady state end
+    assert most == pytest.approx(6000 * 0.9, rel=0.01)  # at 660 s, 60 s of them have ended
+    planned = edgebench("scenario", "plan", tmp_path / "forecast.toml", "--out", tmp_path)
+    assert "the forecast cannot be held: players leave faster than matches end" in planned.stdout
 
 
 def test_scenario_plan_prints_the_table_and_draws_the_plot(tmp_path):
     done = edgebench("scenario", "plan", "scenarios/launch-forecast.toml", "--out", tmp_path)
     assert done.exit_code == 0, done.output
-    assert "peak: 57.6 matches/s at 19:00:00" in done.stdout
+    assert "peak: 57.8 matches/s in the busiest minute, from 18:59:00" in done.stdout
     assert "above the limit" in done.stdout
     assert "servers americas" in done.stdout
     assert (tmp_path / "plan.png").stat().st_size > 1000
@@ -269,7 +303,7 @@ def test_the_plan_follows_the_rate_factor_and_plans_stages_too(tmp_path):
         .replace('mode = "respect"', 'mode = "respect"\nfactor = 4')
     )
     planned = edgebench("scenario", "plan", times_four, "--out", tmp_path / "plot")
-    assert "peak: 230.4 matches/s" in planned.stdout  # 57.6/s at the peak, times 4
+    assert "peak: 231.4 matches/s" in planned.stdout  # 57.8/s at the peak, times 4
     staged = edgebench("scenario", "plan", "scenarios/matchmaker-tick.toml")
     assert staged.exit_code == 0
     assert "at most 121 matches waiting" in staged.stdout
@@ -293,10 +327,12 @@ def test_a_forecast_of_iso_times_is_planned_and_reported_in_clock_time(tmp_path)
 
     forecast = scenario(tmp_path, ISO_FORECAST)
     planned = edgebench("scenario", "plan", tmp_path / "forecast.toml", "--out", tmp_path / "p")
-    assert "matches/s at 20:00 UTC" in planned.stdout  # not "at 10:00:00" (time from the start)
+    # The busiest minute is the ramp's last 12-minute step (not "from 9:48:00", time from
+    # the start).
+    assert "busiest minute, from 19:48 UTC" in planned.stdout
     assert "a run covers 19:00 UTC to 20:00 UTC" in planned.stdout
     paris = edgebench("scenario", "plan", tmp_path / "forecast.toml", "--tz", "Europe/Paris")
-    assert "at 21:00 CET" in paris.stdout
+    assert "from 20:48 CET" in paris.stdout
     bad = edgebench("scenario", "plan", tmp_path / "forecast.toml", "--tz", "Mars/Olympus")
     assert bad.exit_code == 2
     facts = scenario_facts(forecast, Schedule.from_scenario(forecast))["scenario"]

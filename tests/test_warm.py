@@ -14,7 +14,7 @@ from edgebench.plan.scenario import load_scenario
 from edgebench.plan.schedule import Schedule
 from edgebench.warm import preload_body, warm_count, warms_by_default
 from emulator import DeployRequest, Distribution, EmulatorConfig, create_app, load_world
-from emulator._model import ApiModel, parse_preload
+from emulator._model import ApiModel, Preloaded, parse_preload
 from geo import Position
 
 WINDOW = Path("scenarios/launch-forecast.toml")  # the forecast's peak hour
@@ -44,7 +44,7 @@ def test_a_preloaded_deployment_runs_from_the_start_and_is_not_the_runs_own():
     fleet = DeployRequest(
         "my-game", "1.0.0", Position(45.5, -73.6), private_host_ids=("fleet-mtl-1",)
     )
-    assert model.preload([paris, fleet], now=0.0) == 2
+    assert model.preload([Preloaded(paris), Preloaded(fleet, 30.0)], now=0.0) == 2
     platform = model.platform
     assert platform.holding_count() == 2
     assert platform.active_by_host() == {"fleet-mtl-1": 1}  # a private host is taken too

@@ -1,13 +1,12 @@
 """Demand from a launch forecast: concurrent players over time become match starts per second.
 
-By Little's law (../shared/notes/capacity-planning.md), with a share s of the concurrent
-players (CCU) in matches of p players (the mean of `[players]`) lasting L seconds on
-average, matches start at
-
-    rate(t) = s x CCU(t) / (p x L)   per second,  and   servers held = s x CCU(t) / p.
-
-The CCU curve is piecewise linear between its points, so the rate is too: each stretch
-between two points becomes one piece of the schedule. `window` runs a slice of it.
+With a share s of the concurrent players (CCU) in matches of p players (the mean of
+`[players]`), the forecast holds M(t) / p = s x CCU(t) / p matches (servers) in progress
+(Little's law). The starts that keep it there solve the renewal equation
+(edgebench.plan.renewal), per region: in steady state they are Little's s x CCU / (p x L);
+while players pour in they are about (M / L + dM/dt) / p, an opening wave at once; when
+players leave faster than matches end, none. The solution's cells (a second to a few) become
+the schedule's pieces; `window` runs a slice of it.
 
     forecast = Forecast.of(scenario)
     forecast.pieces()            # the schedule's (start, end, rate, rate, stage) pieces
@@ -18,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 import csv
-import itertools
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -26,12 +25,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgebench._errors import ScenarioError
+from edgebench.plan.renewal import Length, Renewal
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from edgebench.plan._schema import Scenario
 
 PLAN_ROWS = 24  # rows of the plan's table, evenly over the forecast (plus its points)
-QUEUE_STEPS = 20_000  # steps of the fluid queue's integration over the run
+CURVE_POINTS = 2_000  # the most points of the plan's curves (cells averaged together)
+PEAK_S = 60.0  # the peak of starts is the busiest minute's
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,11 @@ class Forecast:
     times: tuple[float, ...]
     ccu: tuple[float, ...]
     regions: dict[str, tuple[float, ...]]  # region -> its players at each time ({} when none)
-    matches_per_player_s: float  # s / (p x L): match starts per second per concurrent player
+    matches_per_player_s: float  # s / (p x L): Little's starts a second per concurrent player
     servers_per_player: float  # s / p: servers held per concurrent player
     window: tuple[float, float] | None = None
     origin: datetime | None = None  # the clock time of forecast time 0 (ISO times), else None
+    length: Length | None = None  # the match length's law (None: fixed at its mean)
 
     @classmethod
     def of(cls, scenario: Scenario) -> Forecast:
@@ -66,7 +70,16 @@ class Forecast:
             servers_per_player=demand.share_in_matches / mean_players,
             window=(demand.window[0], demand.window[-1]) if demand.window else None,
             origin=datetime.fromisoformat(demand.origin) if demand.origin else None,
+            length=Length.of(demand.lifetime()),
         )
+
+    @property
+    def renewal(self) -> Renewal:
+        """renewal is the starts that hold the forecast's matches in progress, per region
+        (solved once for a forecast, whichever Forecast object asks)."""
+        length = self.length or Length("fixed", self.servers_per_player / self.matches_per_player_s)
+        regions = tuple((name, tuple(v)) for name, v in self.regions.items())
+        return _solved(self.times, self.ccu, regions, self.servers_per_player, length)
 
     def clock(self, t: float, tz: tzinfo = UTC) -> str:
         """clock is forecast time t as a reader wants it: a clock time ("20:00 UTC") when the
@@ -93,36 +106,89 @@ class Forecast:
         return _interpolate(self.times, self.ccu, t)
 
     def rate_at(self, t: float) -> float:
-        return self.matches_per_player_s * self.ccu_at(t)
+        """rate_at is the match starts a second at forecast time t (the renewal's)."""
+        return self.renewal.rate_at(t)
+
+    def matches_at(self, t: float) -> float:
+        """matches_at is the forecast's matches in progress at forecast time t: s x CCU / p."""
+        return self.servers_per_player * self.ccu_at(t)
 
     def pieces(self, factor: float = 1.0) -> list[tuple[float, float, float, float, int]]:
-        """pieces are the schedule's linear pieces of rate, in run time (0: the span's start)."""
+        """pieces are the schedule's pieces of rate, in run time (0: the span's start): the
+        renewal's cells within the span, a constant rate each (equal neighbours joined)."""
         start, end = self.span
-        cuts = sorted({start, end, *(t for t in self.times if start < t < end)})
-        k = self.matches_per_player_s * factor
-        return [
-            (a - start, b - start, k * self.ccu_at(a), k * self.ccu_at(b), self._stage(a))
-            for a, b in itertools.pairwise(cuts)
-        ]
+        solution = self.renewal
+        first, last = solution.cell(start), solution.cell(math.nextafter(end, -math.inf))
+        rates = (solution.total[first : last + 1] * factor).tolist()
+        pieces: list[tuple[float, float, float, float, int]] = []
+        for k, rate in enumerate(rates, start=first):
+            a = max(start, solution.start + k * solution.dt)
+            b = min(end, solution.start + (k + 1) * solution.dt)
+            stage = self._stage(a)
+            if pieces and pieces[-1][2] == rate and pieces[-1][4] == stage:
+                pieces[-1] = (pieces[-1][0], b - start, rate, rate, stage)
+            elif b > a:
+                pieces.append((a - start, b - start, rate, rate, stage))
+        if end > solution.end:  # past the grid (rounding): the last rate
+            rate = pieces[-1][2] if pieces else 0.0
+            pieces.append((solution.end - start, end - start, rate, rate, self._stage(end)))
+        return pieces
 
     def region_shares_at(self, t: float) -> dict[str, float] | None:
-        """region_shares_at are the regions' shares of the players at run time t (None: fixed)."""
+        """region_shares_at are the regions' shares of the starts at run time t (None: the
+        forecast has no region columns, or no start then)."""
         if not self.regions:
             return None
+        solution = self.renewal
         at = self.span[0] + t
-        times = self.times
-        k = bisect.bisect_left(times, at)  # one search for every region: each arrival asks
-        if k == 0 or k == len(times) or times[k] == times[k - 1]:
-            players = {name: _interpolate(times, v, at) for name, v in self.regions.items()}
-        else:
-            u = (at - times[k - 1]) / (times[k] - times[k - 1])
-            players = {name: v[k - 1] + (v[k] - v[k - 1]) * u for name, v in self.regions.items()}
-        total = sum(players.values())
-        return {name: n / total for name, n in players.items()} if total > 0 else None
+        row = solution.steady if at < solution.start else solution.starts[solution.cell(at)]
+        total = float(row.sum())
+        if total <= 0:
+            return None
+        return {name: float(n) / total for name, n in zip(solution.names, row, strict=True)}
+
+    def start_shares(self, t: np.ndarray, names: list[str]) -> np.ndarray:
+        """start_shares are region_shares_at for many run times: a row each, a column for
+        each of `names` (0 for a name the forecast has no column of; a row of 0 where no
+        match starts)."""
+        import numpy as np
+
+        solution = self.renewal
+        at = self.span[0] + t
+        rows = solution.starts[solution.cells(at)]
+        rows[at < solution.start] = solution.steady
+        columns = {name: k for k, name in enumerate(solution.names)}
+        zeros = np.zeros(len(t))
+        starts = np.stack([rows[:, columns[n]] if n in columns else zeros for n in names], axis=1)
+        total = starts.sum(axis=1, keepdims=True)
+        shares: np.ndarray = np.divide(starts, total, out=np.zeros_like(starts), where=total > 0)
+        return shares
 
     def _stage(self, t: float) -> int:
         """_stage is the index of the forecast's stretch that starts at or before t."""
-        return max(0, sum(1 for point in self.times if point <= t) - 1)
+        return max(0, bisect.bisect_right(self.times, t) - 1)
+
+
+@functools.lru_cache(maxsize=8)
+def _solved(
+    times: tuple[float, ...],
+    ccu: tuple[float, ...],
+    regions: tuple[tuple[str, tuple[float, ...]], ...],
+    per_player: float,
+    length: Length,
+) -> Renewal:
+    """_solved is the renewal of the forecast's matches in progress: a column a region (each
+    its share of the CCU), else one ("all")."""
+    import numpy as np
+
+    matches = np.array(ccu) * per_player
+    if not regions:
+        return Renewal.of(times, {"all": matches}, length)
+    players = np.array([values for _, values in regions])
+    total = players.sum(axis=0)
+    shares = np.divide(players, total, out=np.zeros_like(players), where=total > 0)
+    columns = {name: matches * share for (name, _), share in zip(regions, shares, strict=True)}
+    return Renewal.of(times, columns, length)
 
 
 def elapsed(seconds: float) -> str:
@@ -164,8 +230,8 @@ class Plan:
     """Plan is what a forecast asks of the API and the platform, before any traffic."""
 
     rows: list[PlanRow]
-    peak_rate: float
-    peak_at_s: float
+    peak_rate: float  # the busiest minute's starts a second
+    peak_at_s: float  # that minute's start (forecast time)
     above_limit_s: float
     cap: float | None  # the most the client sends per second (None: no cap)
     queue_peak: float  # matches waiting in a first-in-first-out queue in front of the cap
@@ -174,57 +240,109 @@ class Plan:
     servers_at_start: float  # servers held when the run's span starts (a window starts full)
     limit: float = 40.0
     queue: list[tuple[float, float]] = field(default_factory=list)  # (forecast time, waiting)
+    # (forecast time, starts a second, Little's starts a second, matches wanted, held)
+    curve: list[tuple[float, float, float, float, float]] = field(default_factory=list)
+    excess: list[tuple[float, float, float]] = field(default_factory=list)  # Renewal.excess
 
 
 def plan(forecast: Forecast, limit: float, cap: float | None, factor: float = 1.0) -> Plan:
     """plan tabulates the whole forecast (its rates times the run's factor) and follows a
-    FIFO queue in front of the cap over it.
+    FIFO queue in front of the cap over it, cell by cell of the renewal's solution.
 
     The whole day, not only a run's window: the queue a peak hour meets was built before.
     """
+    import numpy as np
+
+    solution = forecast.renewal
     start, end = forecast.times[0], forecast.times[-1]
     times = sorted({*(start + (end - start) * k / PLAN_ROWS for k in range(PLAN_ROWS + 1))}
                    | {t for t in forecast.times if start <= t <= end})  # fmt: skip
-    rows = [_row(forecast, t, factor) for t in times]
-    peak = max(rows, key=lambda row: row.rate)
-    queue, queue_peak, queue_at, above = 0.0, 0.0, start, 0.0
-    dt, curve = (end - start) / QUEUE_STEPS, []
-    for step in range(QUEUE_STEPS):
-        t = start + (step + 0.5) * dt
-        rate = forecast.rate_at(t) * factor
-        above += dt if rate > limit else 0.0
-        if cap is not None:
-            queue = max(0.0, queue + (rate - cap) * dt)
-            if queue > queue_peak:
-                queue_peak, queue_at = queue, t + dt / 2
-        if step % (QUEUE_STEPS // 400) == 0:
-            curve.append((t, queue))
-    exact_peak = max(
-        (forecast.rate_at(t) * factor, t)
-        for t in (start, end, *forecast.times)
-        if start <= t <= end
-    )
+    rates, dt = solution.total * factor, solution.dt
+    cells = solution.start + dt * np.arange(len(rates))
+    per_minute = max(1, round(PEAK_S / dt))
+    minutes = _averaged(rates, per_minute)
+    busiest = int(np.argmax(minutes))
+    waiting = _fluid_queue(rates, cap, dt)
+    peak_cell = int(np.argmax(waiting)) if len(waiting) else 0
+    queue_peak = float(waiting[peak_cell]) if len(waiting) else 0.0
     return Plan(
-        rows=rows,
-        peak_rate=max(peak.rate, exact_peak[0]),
-        peak_at_s=exact_peak[1] if exact_peak[0] >= peak.rate else peak.t_s,
-        above_limit_s=above,
+        rows=[_row(forecast, t, factor) for t in times],
+        peak_rate=float(minutes[busiest]),
+        peak_at_s=float(solution.start + busiest * per_minute * dt),
+        above_limit_s=float((rates > limit).sum() * dt),
         cap=cap,
         queue_peak=queue_peak,
-        queue_peak_at_s=queue_at,
+        queue_peak_at_s=float(cells[peak_cell] + dt) if queue_peak else start,
         queue_wait_peak_s=queue_peak / cap if cap else 0.0,
-        servers_at_start=forecast.servers_per_player * forecast.ccu_at(forecast.span[0]),
+        servers_at_start=solution.in_progress_at(forecast.span[0]) * factor,
         limit=limit,
-        queue=curve,
+        queue=_thinned(cells + dt, waiting),
+        curve=_curve(forecast, factor),
+        excess=[(a, b, most * factor) for a, b, most in solution.excess()],
     )
+
+
+def _fluid_queue(rates: np.ndarray, cap: float | None, dt: float) -> np.ndarray:
+    """_fluid_queue is the matches waiting at each cell's end in front of the cap (Lindley:
+    the running sum of demand less the cap, less its lowest point so far)."""
+    import numpy as np
+
+    if cap is None:
+        return np.zeros(len(rates))
+    total = np.cumsum((rates - cap) * dt)
+    return total - np.minimum(np.minimum.accumulate(total), 0.0)
+
+
+def _averaged(values: np.ndarray, size: int) -> np.ndarray:
+    """_averaged are the means of consecutive blocks of `size` values (the last may be short)."""
+    import numpy as np
+
+    edges = np.arange(0, len(values), size)
+    return np.add.reduceat(values, edges) / np.diff(np.append(edges, len(values)))
+
+
+def _thinned(times: np.ndarray, values: np.ndarray) -> list[tuple[float, float]]:
+    """_thinned keeps at most CURVE_POINTS points of a curve, each block's highest."""
+    import numpy as np
+
+    size = max(1, math.ceil(len(values) / CURVE_POINTS))
+    edges = np.arange(0, len(values), size)
+    return list(
+        zip(times[edges].tolist(), np.maximum.reduceat(values, edges).tolist(), strict=True)
+    )
+
+
+def _curve(forecast: Forecast, factor: float) -> list[tuple[float, float, float, float, float]]:
+    """_curve is the plan's picture: per block of cells, its time, the starts a second (the
+    renewal's and Little's), the forecast's matches in progress and the solution's."""
+    import numpy as np
+
+    solution = forecast.renewal
+    size = max(1, math.ceil(len(solution.starts) / CURVE_POINTS))
+    starts = _averaged(solution.total, size) * factor
+    at = solution.start + solution.dt * np.arange(0, len(solution.starts), size)
+    little = np.array([forecast.ccu_at(t) for t in at.tolist()]) * forecast.matches_per_player_s
+    wanted = solution.wanted.sum(axis=1)[: len(solution.starts) : size] * factor
+    held = solution.held.sum(axis=1)[: len(solution.starts) : size] * factor
+    columns = (at, starts, little * factor, wanted, held)
+    return list(zip(*(c.tolist() for c in columns), strict=True))
 
 
 def _row(forecast: Forecast, t: float, factor: float) -> PlanRow:
     ccu = forecast.ccu_at(t) * factor
     servers = forecast.servers_per_player * ccu
-    shares = forecast.region_shares_at(t - forecast.span[0])
-    by_region = {n: servers * share for n, share in shares.items()} if shares else {"all": servers}
+    by_region = {n: servers * share for n, share in _player_shares(forecast, t).items()}
     return PlanRow(t, ccu, forecast.rate_at(t) * factor, by_region)
+
+
+def _player_shares(forecast: Forecast, t: float) -> dict[str, float]:
+    """_player_shares are the regions' shares of the players at forecast time t ({"all": 1}
+    without region columns; every region 0 when none has players)."""
+    if not forecast.regions:
+        return {"all": 1.0}
+    players = {name: _interpolate(forecast.times, v, t) for name, v in forecast.regions.items()}
+    total = sum(players.values())
+    return {name: n / total if total > 0 else 0.0 for name, n in players.items()}
 
 
 # Reading the points ------------------------------------------------------------------

@@ -13,7 +13,6 @@ the same draws, regions, sizes, players and kinds (tested equal).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -193,7 +192,8 @@ class PayloadPlan:
 
 class RegionWeights:
     """RegionWeights are the regions' cumulative weights at a run time, from a forecast's
-    per-region columns: at() one arrival's, at_many() a block's."""
+    per-region columns (each region's share of the match starts then): at() one arrival's,
+    at_many() a block's, by the same operations."""
 
     def __init__(self, scenario: Scenario, players: PlayerFactory) -> None:
         from edgebench.plan.forecast import Forecast
@@ -203,27 +203,19 @@ class RegionWeights:
         self._fixed = players.region_weights
 
     def at(self, due_s: float) -> list[float]:
-        shares = self._forecast.region_shares_at(due_s) or {}
-        return list(itertools.accumulate(shares.get(name, 0.0) for name in self._names))
+        import numpy as np
+
+        weights: list[float] = self.at_many(np.array([due_s]))[0].tolist()
+        return weights
 
     def at_many(self, due_s: np.ndarray) -> np.ndarray:
         """at_many is each arrival's row of cumulative weights (the regions' own where the
-        forecast has no players)."""
+        forecast starts no match)."""
         import numpy as np
 
-        forecast = self._forecast
-        times = np.array(forecast.times, dtype=float)
-        at = forecast.span[0] + due_s
-        zeros = np.zeros(len(times))
-        columns = [
-            np.array(forecast.regions[name], dtype=float) if name in forecast.regions else zeros
-            for name in self._names
-        ]
-        players = np.stack([np.interp(at, times, values) for values in columns], axis=1)
-        total = players.sum(axis=1, keepdims=True)
-        shares = np.divide(players, total, out=np.zeros_like(players), where=total > 0)
+        shares = self._forecast.start_shares(due_s, self._names)
         cumulative = np.cumsum(shares, axis=1)
-        cumulative[total[:, 0] <= 0] = self._fixed
+        cumulative[cumulative[:, -1] <= 0] = self._fixed
         return cumulative
 
 

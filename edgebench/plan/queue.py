@@ -24,6 +24,16 @@ from edgebench.plan.schedule import WINDOW_S, Schedule
 BLOCK = 65_536  # arrivals counted at once
 
 
+class Opening(NamedTuple):
+    """Opening is what the queue does to the matches due in a run's first seconds."""
+
+    seconds: float  # how long the opening is
+    matches: int
+    p99_wait_s: float  # of the sent ones' waits for their turn (whole windows)
+    longest_wait_s: float
+    abandoned: int
+
+
 class QueueWalk(NamedTuple):
     """QueueWalk is what the client's queue does over a run."""
 
@@ -31,11 +41,15 @@ class QueueWalk(NamedTuple):
     peak_at_s: float  # when (run time)
     longest_wait_s: float  # the longest a sent match waited for its turn
     abandoned: int  # matches that gave up (max_wait_s)
+    opening: Opening | None = None
 
 
-def queue_walk(schedule: Schedule, quota: int, max_wait_s: float | None) -> QueueWalk:
-    """queue_walk follows the first-in-first-out queue in front of `quota` sends a window."""
-    return _walk(_per_window(schedule), quota, max_wait_s)
+def queue_walk(
+    schedule: Schedule, quota: int, max_wait_s: float | None, opening_s: float = 0.0
+) -> QueueWalk:
+    """queue_walk follows the first-in-first-out queue in front of `quota` sends a window;
+    with opening_s, also what it does to the matches due in the run's first opening_s."""
+    return _walk(_per_window(schedule), quota, max_wait_s, opening_s)
 
 
 def lowest_limit(schedule: Schedule, bound_s: float) -> tuple[int, QueueWalk]:
@@ -79,21 +93,52 @@ def _walk_without_leaving(arrivals: list[int], quota: int) -> QueueWalk:
     return QueueWalk(int(waiting[peak]), peak * WINDOW_S, longest, 0)
 
 
-def _walk(arrivals: list[int], quota: int, max_wait_s: float | None) -> QueueWalk:
+def _walk(
+    arrivals: list[int], quota: int, max_wait_s: float | None, opening_s: float = 0.0
+) -> QueueWalk:
     waiting: deque[list[float]] = deque()  # [window it entered, matches left of it]
     peak, peak_at, longest, abandoned = 0, 0.0, 0.0, 0
+    early = Early(opening_s)
     window = 0
     while window < len(arrivals) or waiting:
         now = window * WINDOW_S
         if window < len(arrivals) and arrivals[window]:
             waiting.append([now, arrivals[window]])
-        abandoned += _give_up(waiting, now, max_wait_s)
-        longest = max(longest, _send(waiting, quota, now))
+        abandoned += _give_up(waiting, now, max_wait_s, early)
+        longest = max(longest, _send(waiting, quota, now, early))
         queued = int(sum(count for _, count in waiting))
         if queued > peak:
             peak, peak_at = queued, now
         window += 1
-    return QueueWalk(peak, peak_at, longest, abandoned)
+    return QueueWalk(peak, peak_at, longest, abandoned, early.summary() if opening_s else None)
+
+
+class Early:
+    """Early gathers the waits of the matches that entered before `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.waits: dict[float, int] = {}  # wait -> matches sent after it
+        self.abandoned = 0
+
+    def sent(self, entered: float, now: float, count: int) -> None:
+        if entered < self.seconds:
+            self.waits[now - entered] = self.waits.get(now - entered, 0) + count
+
+    def gone(self, entered: float, count: int) -> None:
+        if entered < self.seconds:
+            self.abandoned += count
+
+    def summary(self) -> Opening:
+        ordered = sorted(self.waits.items())
+        sent = sum(count for _, count in ordered)
+        rank, p99 = math.ceil(0.99 * sent), 0.0
+        for wait, count in ordered:
+            p99, rank = wait, rank - count
+            if rank <= 0:
+                break
+        longest = ordered[-1][0] if ordered else 0.0
+        return Opening(self.seconds, sent + self.abandoned, p99, longest, self.abandoned)
 
 
 def _per_window(schedule: Schedule) -> list[int]:
@@ -107,15 +152,19 @@ def _per_window(schedule: Schedule) -> list[int]:
     return counts
 
 
-def _give_up(waiting: deque[list[float]], now: float, max_wait_s: float | None) -> int:
+def _give_up(
+    waiting: deque[list[float]], now: float, max_wait_s: float | None, early: Early
+) -> int:
     """_give_up takes out the matches that waited past max_wait_s by now."""
     gone = 0
     while waiting and max_wait_s is not None and now - waiting[0][0] > max_wait_s:
-        gone += int(waiting.popleft()[1])
+        entered, count = waiting.popleft()
+        early.gone(entered, int(count))
+        gone += int(count)
     return gone
 
 
-def _send(waiting: deque[list[float]], quota: int, now: float) -> float:
+def _send(waiting: deque[list[float]], quota: int, now: float, early: Early) -> float:
     """_send takes this window's turns from the head of the queue; the longest wait sent."""
     left, longest = quota, 0.0
     while waiting and left:
@@ -123,6 +172,7 @@ def _send(waiting: deque[list[float]], quota: int, now: float) -> float:
         sent = min(left, count)
         left -= int(sent)
         longest = max(longest, now - entered)
+        early.sent(entered, now, int(sent))
         if sent == count:
             waiting.popleft()
         else:

@@ -26,6 +26,7 @@ arrival_blocks() is arrivals() of one worker a block at a time, worked out with 
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections import deque
@@ -81,23 +82,6 @@ class Segment:
         root = math.sqrt(max(0.0, self.rate_start**2 + 2 * slope * due))
         return self.start_s + 2 * due / (self.rate_start + root)
 
-    def times_of(self, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """times_of is time_of (floored at the start) and rate_at for many positions, in the
-        same operations."""
-        import numpy as np
-
-        due = n - self.arrivals_before
-        rs = self.rate_start
-        slope = (self.rate_end - rs) / self.duration_s
-        if abs(slope) < 1e-12:
-            t = self.start_s + due / rs
-        else:
-            root = np.sqrt(np.maximum(0.0, rs**2 + 2 * slope * due))
-            t = self.start_s + 2 * due / (rs + root)
-        t = np.maximum(self.start_s, t)
-        share = (t - self.start_s) / self.duration_s
-        return t, rs + (self.rate_end - rs) * share
-
 
 class Arrival(NamedTuple):
     """Arrival is one scheduled request start (a tuple: one is made per request)."""
@@ -134,6 +118,7 @@ class Schedule:
         # The schedule holds the limit itself, delaying arrivals (respect mode, no client queue).
         self.holds_limit = True
         self._count: int | None = None
+        self._starts: list[float] | None = None
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> Schedule:
@@ -172,10 +157,18 @@ class Schedule:
         return segment.rate_at(t) if segment else 0.0
 
     def segment_at(self, t: float) -> Segment | None:
-        for segment in self.segments:
-            if segment.start_s <= t < segment.end_s:
-                return segment
-        return None
+        """segment_at is the segment holding run time t (None: outside the run)."""
+        if self._starts is None:  # a forecast's schedule is thousands of cells
+            self._starts = [segment.start_s for segment in self.segments]
+        k = bisect.bisect_right(self._starts, t) - 1
+        if k < 0:
+            return None
+        # Zero-length segments share a start with the next: the one that holds t.
+        while k >= 0 and not self.segments[k].start_s <= t < self.segments[k].end_s:
+            if self.segments[k].end_s <= t:
+                return None
+            k -= 1
+        return self.segments[k] if k >= 0 else None
 
     def demand_total(self) -> float:
         """demand_total is how many arrivals the scenario asks for, before any cap."""
@@ -298,15 +291,13 @@ starts not made
 
         segments = [s for s in self.segments if s.duration_s > 0]
         totals = np.array([s.arrivals_by(s.end_s) for s in segments])
+        table = _segment_table(segments)
         index = 0
         for positions in self._position_blocks(size):
             which = np.searchsorted(totals, positions, side="left")
             kept = which < len(segments)  # past the last segment's total: the schedule is over
-            due = np.empty(int(kept.sum()))
-            rate = np.empty_like(due)
-            for number in np.unique(which[kept]).tolist():
-                rows = which[: len(due)] == number
-                due[rows], rate[rows] = segments[number].times_of(positions[: len(due)][rows])
+            count = int(kept.sum())
+            due, rate = _times_of(table, which[:count], positions[:count])
             if self.tick_s:
                 due = np.ceil(due / self.tick_s - 1e-9) * self.tick_s
             over = np.flatnonzero(due >= self.duration_s)
@@ -385,6 +376,41 @@ starts not made
             positions = np.cumsum(gaps)  # in order, as itertools.accumulate adds
             total = float(positions[-1])
             yield positions
+
+
+def _segment_table(segments: list[Segment]) -> dict[str, np.ndarray]:
+    """_segment_table are the segments' numbers as arrays, for Segment.time_of on many
+    arrivals of many segments at once (each number worked out as Segment's own)."""
+    import numpy as np
+
+    slopes = [(s.rate_end - s.rate_start) / s.duration_s for s in segments]
+    return {
+        "start": np.array([s.start_s for s in segments]),
+        "duration": np.array([s.duration_s for s in segments]),
+        "rate_start": np.array([s.rate_start for s in segments]),
+        "rate_end": np.array([s.rate_end for s in segments]),
+        "before": np.array([s.arrivals_before for s in segments]),
+        "slope": np.array(slopes),
+        "square": np.array([s.rate_start**2 for s in segments]),
+    }
+
+
+def _times_of(
+    table: dict[str, np.ndarray], which: np.ndarray, positions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """_times_of is Segment.time_of (floored at the start) and rate_at for arrivals of many
+    segments (`which` of each): the same operations, so the same floats."""
+    import numpy as np
+
+    start, rs, slope = table["start"][which], table["rate_start"][which], table["slope"][which]
+    due = positions - table["before"][which]
+    flat = np.abs(slope) < 1e-12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = np.sqrt(np.maximum(0.0, table["square"][which] + 2 * slope * due))
+        t = np.where(flat, start + due / rs, start + 2 * due / (rs + root))
+    t = np.maximum(start, t)
+    share = (t - start) / table["duration"][which]
+    return t, rs + (table["rate_end"][which] - rs) * share
 
 
 def _time_above(segment: Segment, level: float) -> float:
