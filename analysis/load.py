@@ -108,6 +108,7 @@ class Run:
     callbacks: dict = field(default_factory=dict)  # the webhook receivers' counts, added up
     foreign_files: list[str] = field(default_factory=list)  # another run's records: not read
     hosts: pd.DataFrame = field(default_factory=pd.DataFrame)  # slots held per private host
+    locations: pd.DataFrame = field(default_factory=pd.DataFrame)  # slots held per city
     derived: dict = field(default_factory=dict)  # made once from the records (analysis.metrics)
 
 
@@ -151,7 +152,7 @@ def load_run(
     run = Run(folder, requests, events, emulator, manifest, skipped)
     run.callbacks = _callbacks(folder, manifest.get("run_id"))
     run.foreign_files = _foreign_files(folder, logs)
-    run.hosts = _private_hosts(folder)
+    run.hosts, run.locations = _held_by(folder, ("by_private_host", "by_location"))
     return run
 
 
@@ -184,22 +185,29 @@ def _return_freed_arrays() -> None:
         ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 
 
-def _private_hosts(folder: Path) -> pd.DataFrame:
-    """_private_hosts is the slots each private host held at each emulator reading (t, hosts...).
+def _held_by(folder: Path, keys: tuple[str, ...]) -> tuple[pd.DataFrame, ...]:
+    """_held_by are, for each key of the emulator's readings (`by_private_host`: the slots
+    each private host held; `by_location`: each city), a frame of t and a column a name.
 
-    Its keys are the world's host ids, so they are read line by line (a reading a second).
+    Their keys are the world's names, so they are read line by line (a reading a second).
     """
     path = folder / "emulator-metrics.jsonl"
-    rows = []
+    rows: dict[str, list[dict]] = {key: [] for key in keys}
     if path.exists():
         for line in path.read_bytes().splitlines():
             try:
                 reading = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
-            if isinstance(reading, dict) and isinstance(reading.get("by_private_host"), dict):
-                rows.append({"t": reading.get("t")} | reading["by_private_host"])
-    return pd.DataFrame(rows).fillna(0) if rows else pd.DataFrame(columns=["t"])
+            if not isinstance(reading, dict):
+                continue
+            for key in keys:
+                if isinstance(reading.get(key), dict):
+                    rows[key].append({"t": reading.get("t")} | reading[key])
+    return tuple(
+        pd.DataFrame(rows[key]).fillna(0) if rows[key] else pd.DataFrame(columns=["t"])
+        for key in keys
+    )
 
 
 def run_logs(folder: Path, kind: str, run_id: str | None) -> list[Path]:

@@ -13,6 +13,7 @@ import orjson
 import pandas as pd
 
 from analysis.cost import cost
+from analysis.held import held_over_time, held_vs_forecast
 from analysis.load import Run
 from checks.outcomes import NOT_SENT
 
@@ -58,6 +59,14 @@ def wait_percentiles(waits: pd.Series, unserved: int) -> dict[str, float | None]
         key = "max" if p == 100 else f"p{p}"
         summary[key] = round(float(served[rank]), 3) if total and rank < served.size else None
     return summary
+
+
+def held(run: Run) -> pd.DataFrame:
+    """held is analysis.held's frame of the servers held against the forecast's, made once."""
+    if "held" not in run.derived:
+        run.derived["held"] = held_over_time(run)
+    frame: pd.DataFrame = run.derived["held"]
+    return frame
 
 
 def counts(values: pd.Series) -> pd.Series:
@@ -108,6 +117,7 @@ def summarize(run: Run, warmup_s: float = WARMUP_S) -> dict:
     summary["by_endpoint"] = _breakdown(requests, "endpoint")
     summary["by_region"] = _breakdown(requests, "region")
     summary["placement"] = placement(requests)
+    summary["held_vs_forecast"] = held_vs_forecast(held(run), run)
     summary["cost"] = cost(run, summary)
     summary["sensitivity"] = _sensitivity(run)
     return summary

@@ -210,8 +210,11 @@ def share_curve_plot(
     return save(figure, folder, name)
 
 
-def occupancy_plot(series: pd.DataFrame, capacity: int | None, folder: Path) -> list[Path]:
-    """occupancy_plot stacks the 422 share over time above the slots held over time.
+def occupancy_plot(
+    series: pd.DataFrame, capacity: int | None, folder: Path, forecast: pd.DataFrame | None = None
+) -> list[Path]:
+    """occupancy_plot stacks the 422 share over time above the slots held over time, and
+    for a forecast's run the forecast's matches in progress beside them.
 
     When 422s begin as the held slots reach the capacity line, the world filled up
     (time and match length), whatever the rate.
@@ -221,6 +224,11 @@ def occupancy_plot(series: pd.DataFrame, capacity: int | None, folder: Path) -> 
     top.set(ylabel="422 share of sent", ylim=(-0.02, 1.02), title="422s and occupancy over time")
     top.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
     bottom.plot(series["t_s"], series["holding"], color="#1565c0", label="slots held")
+    if forecast is not None and not forecast.empty:
+        bottom.plot(
+            forecast["t_s"], forecast["forecast_all"], color="#2e7d32", linestyle="--",
+            label="the forecast's matches in progress",
+        )  # fmt: skip
     if capacity:
         bottom.axhline(capacity, color="#37474f", linestyle="--", linewidth=1, label="capacity")
     bottom.set(xlabel="time since first start (s)", ylabel="deployments holding a slot")

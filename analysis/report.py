@@ -26,7 +26,7 @@ import pandas as pd
 
 from analysis import thresholds, windows
 from analysis.load import Run, load_run
-from analysis.metrics import player_waits, summarize, time_to_ready
+from analysis.metrics import held, player_waits, summarize, time_to_ready
 from checks.outcomes import NOT_SENT
 
 TEMPLATES = jinja2.Environment(
@@ -279,7 +279,8 @@ def curves_by_rate(run: Run, summary: dict, window_s: float) -> list[tuple]:
         ("429 rate limited", draw_shares, limited, "rate_limited", *LIMITED, folder),
     ]
     if not occupancy.empty:
-        jobs.append(("Occupancy", plots.occupancy_plot, occupancy, capacity, folder))
+        forecast = held(run)
+        jobs.append(("Occupancy", plots.occupancy_plot, occupancy, capacity, folder, forecast))
     jobs += _fleet_jobs(run)
     if over_time := (summary.get("placement") or {}).get("over_time"):
         jobs.append(("Placement by region", plots.placement_plot, over_time, folder))
@@ -536,6 +537,7 @@ def key_numbers(summary: dict) -> list[tuple[str, str]]:
         overflow = _percent(fleet["overflow_share"])
         rows.append(("fleet deploys on private hosts / cloud", f"{placed} ({overflow} overflow)"))
     rows += placement_rows(summary.get("placement"))
+    rows += held_rows(summary.get("held_vs_forecast"))
     rows += cost_rows(summary.get("cost"))
     rows += [
         (f"{row['figure']}", f"{row['value']} ({row['range']} over the assumptions; most: "
@@ -688,7 +690,33 @@ def _start_text(warm: dict) -> str:
     if not warm.get("deployments"):
         return "empty"
     placed, asked = warm.get("placed", 0), warm["deployments"]
-    return f"warm: {placed:,} deployments running (Little's law asked {asked:,})"
+    return f"warm: {placed:,} deployments running (of {asked:,} asked: what ran at the start)"
+
+
+def held_rows(gaps: dict | None) -> list[tuple[str, str]]:
+    """held_rows say how far the servers held strayed from the forecast's matches in progress
+    after the first match length (analysis.held): all, then each region's (estimated)."""
+    if not gaps or "all" not in gaps:
+        return []
+    after = gaps["after_s"] / 60
+
+    def gap(name: str) -> str:
+        told = gaps[name]
+        share = told["largest_gap_share"]
+        return f"{told['largest_gap']:+,.0f}" + (f" ({share:+.1%})" if share is not None else "")
+
+    regions = [name for name in gaps if name not in ("all", "after_s")]
+    text = f"{gap('all')} at {told_time(gaps['all']['at_s'])}"
+    if regions:
+        text += "; " + ", ".join(f"{name} {gap(name)}" for name in regions)
+    return [(f"servers held vs the forecast's, largest gap after {after:.0f} min", text)]
+
+
+def told_time(seconds: float) -> str:
+    """told_time is run time as h:mm:ss."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
 def _wait(value: float | None) -> str:

@@ -85,6 +85,38 @@ def _clock_start(scenario) -> dict:
     return {"clock_start_utc": start.astimezone(UTC).isoformat()}
 
 
+FORECAST_POINTS = 1_500  # the most points of the forecast's matches the manifest keeps
+
+
+def _forecast_facts(scenario) -> dict:
+    """_forecast_facts is {"forecast": ...} for a forecast: its matches in progress over the
+    run (s x CCU / p, per region; run time; times the rate factor) and the mean match length,
+    what the report holds the platform's servers against; {} for a scenario of stages."""
+    if not scenario.demand:
+        return {}
+    import numpy as np
+
+    from edgebench.plan.forecast import Forecast
+
+    forecast = Forecast.of(scenario)
+    solution = forecast.renewal
+    start, end = forecast.span
+    grid = solution.start + solution.dt * np.arange(len(solution.wanted))
+    inside = np.flatnonzero((grid >= start) & (grid <= end))
+    kept = inside[:: max(1, -(-len(inside) // FORECAST_POINTS))]
+    wanted = solution.wanted[kept] * scenario.rate.factor
+    matches = {"all": wanted.sum(axis=1)} | (
+        {name: wanted[:, k] for k, name in enumerate(solution.names)} if forecast.regions else {}
+    )
+    return {
+        "forecast": {
+            "t_s": (grid[kept] - start).round(3).tolist(),
+            "matches": {name: values.round(2).tolist() for name, values in matches.items()},
+            "match_length_mean_s": round(forecast.length.mean, 3) if forecast.length else None,
+        }
+    }
+
+
 def scenario_facts(scenario, schedule) -> dict:
     """scenario_facts is what a live run's and a simulation's manifests both record."""
     return {
@@ -103,6 +135,7 @@ def scenario_facts(scenario, schedule) -> dict:
             **_clock_start(scenario),
         },
         "demand": schedule.demand_facts(),
+        **_forecast_facts(scenario),
         "versions": {"edgebench": __version__, "python": platform.python_version()},
         "git_commit": git_commit(Path(__file__).resolve().parent),
         "command_line": sys.argv,

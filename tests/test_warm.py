@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -10,10 +11,18 @@ import pytest
 from click.testing import CliRunner
 
 from edgebench.cli import main
+from edgebench.plan.forecast import Forecast
 from edgebench.plan.scenario import load_scenario
 from edgebench.plan.schedule import Schedule
-from edgebench.warm import preload_body, warm_count, warms_by_default
-from emulator import DeployRequest, Distribution, EmulatorConfig, create_app, load_world
+from edgebench.warm import preload_body, running_ages, warm_body, warm_count, warms_by_default
+from emulator import (
+    BadRequest,
+    DeployRequest,
+    Distribution,
+    EmulatorConfig,
+    create_app,
+    load_world,
+)
 from emulator._model import ApiModel, Preloaded, parse_preload
 from geo import Position
 
@@ -59,18 +68,52 @@ def test_a_preloaded_deployment_runs_from_the_start_and_is_not_the_runs_own():
     assert platform.holding_count() == 0
 
 
-def test_a_window_of_a_forecast_starts_warm_by_littles_law():
-    scenario = load_scenario(WINDOW)
-    assert warms_by_default(scenario)
+def test_a_stage_scenario_starts_warm_by_littles_law():
+    scenario = load_scenario("scenarios/smoke.toml")
     schedule = Schedule.from_scenario(scenario)
     mean_s = Distribution.lognormal(720.0, 0.3).mean
     count = warm_count(schedule, scenario.rate.limit, mean_s)
     assert count == round(min(schedule.rate_at(0.0), 40) * mean_s)
-    body = preload_body(scenario, 300)
+    body = warm_body(scenario, mean_s, 1.0)
+    assert len(body["deployments"]) == count
+    assert all("age_s" not in d for d in body["deployments"])  # caught at a random moment
+
+
+def test_a_window_of_a_forecast_starts_with_the_renewals_running_matches_and_their_ages():
+    scenario = load_scenario(WINDOW)
+    assert warms_by_default(scenario)
+    forecast = Forecast.of(scenario)
+    length = Distribution.lognormal(720.0, 0.3)
+    count, ages = running_ages(scenario, length.mean)
+    running = forecast.renewal.in_progress_at(forecast.span[0])
+    assert count == round(min(running, 40 * length.mean))  # the limit lets no more through
+    # On the evening's ramp the younger matches are more than in a steady state's ages.
+    assert 0 < ages.mean() < 720 * math.exp(1.5 * 0.09) / 2
+    body = preload_body(scenario, 300, ages[:300])
     regions = {tuple(d["centre"]) for d in body["deployments"] if d["centre"]}
     assert len(body["deployments"]) == 300
     assert len(regions) > 100  # the parties' own centres, from the regions' players
-    assert len(parse_preload(orjson.loads(orjson.dumps(body)))) == 300
+    parsed = parse_preload(orjson.loads(orjson.dumps(body)))
+    assert [p.age_s for p in parsed] == pytest.approx(ages[:300].tolist(), abs=1e-3)
+
+
+def test_what_is_left_of_a_match_past_its_age_is_the_length_beyond_that_age():
+    rng = random.Random(5)
+    lognormal = Distribution.lognormal(720.0, 0.3)
+    left = [lognormal.remaining(rng, 900.0) for _ in range(20_000)]
+    # E[L - a | L > a] by the lognormal's partial expectation.
+    z = (math.log(900 / 720) - 0.09) / 0.3
+    mean_above = lognormal.mean * 0.5 * math.erfc(z / math.sqrt(2)) / lognormal.survival(900)
+    assert sum(left) / len(left) == pytest.approx(mean_above - 900, rel=0.02)
+    assert min(left) >= 0
+    assert Distribution.fixed(600.0).remaining(rng, 450.0) == 150.0
+    assert 0 <= Distribution.uniform(100.0, 300.0).remaining(rng, 250.0) <= 50.0
+
+
+def test_a_preload_age_that_is_not_a_number_is_a_400():
+    body = {"application": "a", "version": "1", "deployments": [{"age_s": "old"}]}
+    with pytest.raises(BadRequest, match="age_s"):
+        parse_preload(body)
 
 
 def test_simulate_says_whether_it_started_warm_or_empty(tmp_path):

@@ -76,7 +76,7 @@ class Length:
         >>> round(Length("lognormal", 600, 0.3).partial_mean(1e6) / 600, 6)  # the mean
         1.046028
         >>> Length("fixed", 60).partial_mean(30), Length("fixed", 60).partial_mean(90)
-        (30, 60.0)
+        (30, 60)
         """
         if x <= 0:
             return 0.0

@@ -239,6 +239,7 @@ class EmulatorProcess:
             holding_capacity=active.get("holding_capacity"),
             deployments_created=metrics.get("deployments_created"),
             by_private_host=active.get("by_private_host") or {},
+            by_location=active.get("by_location") or {},
             fleet_private=placements.get("private", 0),
             fleet_cloud=placements.get("cloud", 0),
             allocation_failures=metrics.get("allocation_failures") or {},

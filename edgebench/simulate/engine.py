@@ -234,6 +234,7 @@ class Simulation:
                 holding_capacity=platform.holding_count(),
                 deployments_created=platform.created,
                 by_private_host=platform.active_by_host(),
+                by_location=platform.active_by_location(),
                 fleet_private=placements.get("private", 0),
                 fleet_cloud=placements.get("cloud", 0),
                 allocation_failures=dict(platform.failures),
