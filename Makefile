@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement bench-warm bench-advise bench-calibrate bench-search bench-soak lock clean
+.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement bench-warm bench-advise bench-calibrate bench-search bench-soak bench-schedule lock clean
 
 install: $(STAMP)
 
@@ -87,6 +87,10 @@ bench-search: install
 
 bench-soak: install
 	$(BIN)/python bench/soak.py
+
+# A day's schedule from its forecast by the renewal equation (issue 34): under a second.
+bench-schedule: install
+	$(BIN)/python bench/schedule_build.py
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock: install

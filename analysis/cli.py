@@ -68,19 +68,24 @@ def analyze_command(folders, window, thresholds_file, baseline, junit, plots) ->
     """Analyse run folders: summary.json, curves (PNG, SVG), report.html and a verdict.
 
     Exit codes: 0 every threshold met (or none set), 1 a threshold failed, 2 bad input
-    (not a run folder, a bad check, a check that needs --baseline without one).
+    (not a run folder, a bad check, a check that needs --baseline without one), 3 a run
+    incomplete (cut short, or records missing) and none failed.
     """
+    from analysis.report import incomplete
+
     checks = _checks(thresholds_file)
     base_summary = _baseline(baseline, window) if baseline else None
-    failed = False
+    codes = set()
     for folder in folders:
         outcome = _analyze_one(folder, window, checks, base_summary, plots)
-        if outcome.results:
-            thresholds.write_junit(outcome.results, junit or folder / "junit.xml", folder.name)
+        missing = incomplete(outcome.summary)
+        if outcome.results or missing:
+            path = junit or folder / "junit.xml"
+            thresholds.write_junit(outcome.results, path, folder.name, missing)
         click.echo(one_screen(outcome))
-        failed |= not outcome.passed
-    if failed:
-        raise SystemExit(1)
+        codes.add(outcome.exit_code)
+    if 1 in codes or 3 in codes:
+        raise SystemExit(1 if 1 in codes else 3)
 
 
 def _analyze_one(folder: Path, window: float, checks, base_summary, plots: bool = True):

@@ -105,6 +105,7 @@ class Run:
     emulator: pd.DataFrame  # the emulator's readings, when the run had one (else empty)
     manifest: dict = field(default_factory=dict)
     skipped_lines: int = 0
+    skipped_requests: int = 0  # of skipped_lines, the request records' (a start's fate lost)
     callbacks: dict = field(default_factory=dict)  # the webhook receivers' counts, added up
     foreign_files: list[str] = field(default_factory=list)  # another run's records: not read
     hosts: pd.DataFrame = field(default_factory=pd.DataFrame)  # slots held per private host
@@ -149,7 +150,7 @@ def load_run(
     emulator, skipped_readings = _frame(folder.glob("emulator-metrics.jsonl"), EMULATOR_SCHEMA)
     skipped = skipped_requests + skipped_events + skipped_readings
     _placed_by_events(requests, events)
-    run = Run(folder, requests, events, emulator, manifest, skipped)
+    run = Run(folder, requests, events, emulator, manifest, skipped, skipped_requests)
     run.callbacks = _callbacks(folder, manifest.get("run_id"))
     run.foreign_files = _foreign_files(folder, logs)
     run.hosts, run.locations = _held_by(folder, ("by_private_host", "by_location"))

@@ -118,6 +118,7 @@ def summarize(run: Run, warmup_s: float = WARMUP_S) -> dict:
     summary["by_region"] = _breakdown(requests, "region")
     summary["placement"] = placement(requests)
     summary["held_vs_forecast"] = held_vs_forecast(held(run), run)
+    summary["completeness"] = completeness(run, summary)
     summary["cost"] = cost(run, summary)
     summary["sensitivity"] = _sensitivity(run)
     return summary
@@ -226,9 +227,12 @@ def matches(run: Run) -> dict:
     """
     requests = run.requests
     if requests.empty:
+        unknown = _unrecorded(requests, 0, run.manifest)
+        fates = {"served": 0, "failed": 0, "abandoned": 0, "unknown": unknown}
         return {
-            "matches": {"total": 0, "served": 0, "failed": 0, "abandoned": 0},
-            "unrecorded_starts": 0,
+            "matches": {"total": unknown, "recorded": 0, **fates, "unserved": unknown}
+            | ({"share_unserved": 1.0} if unknown else {}),
+            "unrecorded_starts": unknown,
         }
     order = attempts_of(run)
     last_rows = order.rows[order.last]
@@ -236,21 +240,92 @@ def matches(run: Run) -> dict:
     sizes = np.diff(np.append(np.flatnonzero(order.first), len(order.rows)))
     waits, to = player_waits(run)
     tally = {fate: int(fates.get(fate, 0)) for fate in ("served", "failed", "abandoned")}
-    unserved = tally["failed"] + tally["abandoned"]
+    # A due start with no record is a match of unknown fate: not served, as far as anyone knows.
+    unknown = _unrecorded(requests, len(last_rows), run.manifest)
+    unserved = tally["failed"] + tally["abandoned"] + unknown
+    total = len(last_rows) + unknown
     return {
         "matches": {
-            "total": len(last_rows),
+            "total": total,
+            "recorded": len(last_rows),
             **tally,
+            "unknown": unknown,
             "unserved": unserved,
-            "share_unserved": round(unserved / len(last_rows), 6),
+            "share_unserved": round(unserved / total, 6),
         },
-        "unrecorded_starts": _unrecorded(requests, len(last_rows), run.manifest),
+        "unrecorded_starts": unknown,
         "attempts_per_match": {"mean": round(float(sizes.mean()), 4), "max": int(sizes.max())},
         "queue_wait_ms": percentiles(requests["queue_ms"]),
-        # Every match counts: one that never got a server waited for ever.
+        # Every match counts: one that never got a server (or whose fate is unknown) waited
+        # for ever as far as the records tell.
         "player_wait_s": wait_percentiles(waits["wait_s"], unserved),
         "player_wait_to": to,
     }
+
+
+INCOMPLETE_SHARE = 0.001  # lost records above this share of the due starts: INCOMPLETE
+
+
+def completeness(run: Run, summary: dict) -> dict:
+    """completeness says whether the records are the whole run: its schedule ran to its end
+    (the manifest's `schedule_completed`; a run from before it was recorded is taken as
+    whole) and no more than INCOMPLETE_SHARE of the due starts lack a record or lie in an
+    unreadable line. `reason` says what is missing (None: complete)."""
+    manifest = run.manifest
+    scenario = manifest.get("scenario") or {}
+    matches_seen = (summary.get("matches") or {}).get("recorded", 0)
+    unrecorded = int(summary.get("unrecorded_starts") or 0)
+    due = matches_seen + unrecorded
+    lost = unrecorded + run.skipped_requests
+    cut = manifest.get("schedule_completed") is False and not manifest.get("aborted")
+    reasons = []
+    if cut:
+        ran = _ran_s(manifest)
+        duration = scenario.get("duration_s")
+        scheduled = scenario.get("expected_requests")
+        reasons.append(
+            f"the run stopped at {_clock(ran)}"
+            + (f" of its {_clock(duration)}" if duration else "")
+            + f"; {matches_seen:,} of its {scheduled:,} scheduled starts recorded"
+            if scheduled is not None and ran is not None
+            else "the run stopped before its schedule ended"
+        )
+    if due and lost > INCOMPLETE_SHARE * due:
+        reasons.append(_lost_text(unrecorded, run.skipped_requests, due))
+    return {
+        "complete": not reasons,
+        "schedule_completed": manifest.get("schedule_completed"),
+        "due": due,
+        "recorded": matches_seen,
+        "unrecorded": unrecorded,
+        "unreadable_lines": run.skipped_requests,
+        "ran_s": _ran_s(manifest),
+        "reason": "; ".join(reasons) or None,
+    }
+
+
+def _lost_text(unrecorded: int, unreadable: int, due: int) -> str:
+    """_lost_text says which records are missing: starts with none, lines unreadable."""
+    lines = f"{unreadable:,} unreadable record line{'s' * (unreadable != 1)}"
+    if not unrecorded:
+        return f"{lines} (of {due:,} due starts; a start's fate may be lost with it)"
+    extra = f"; {lines}" if unreadable else ""
+    return (
+        f"{unrecorded:,} of the {due:,} due starts have no record ({unrecorded / due:.1%}{extra})"
+    )
+
+
+def _ran_s(manifest: dict) -> float | None:
+    """_ran_s is how long the run ran: its end less its epoch (None: not recorded)."""
+    ended, epoch = manifest.get("ended_at"), manifest.get("epoch")
+    return None if ended is None or epoch is None else round(float(ended) - float(epoch), 3)
+
+
+def _clock(seconds: float) -> str:
+    """_clock is a run time as h:mm:ss."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
 def _unrecorded(requests: pd.DataFrame, matches_seen: int, manifest: dict) -> int:
@@ -259,14 +334,16 @@ def _unrecorded(requests: pd.DataFrame, matches_seen: int, manifest: dict) -> in
     cut-off worker still owned it, or its records never reached the folder). Below the last
     recorded start the numbers tell; past it only a run that ran its whole schedule
     (the manifest's `schedule_completed`) knows how many were due: `expected_requests`."""
-    match = requests["match"].to_numpy(dtype="int64", na_value=-1)
+    match = (
+        requests["match"].to_numpy(dtype="int64", na_value=-1)
+        if "match" in requests
+        else np.full(len(requests), -1)
+    )
     known = match >= 0
-    if not known.any():
-        return 0
-    due = int(match.max()) + 1
+    due = int(match.max()) + 1 if known.any() else 0
     if manifest.get("schedule_completed"):
         due = max(due, int(manifest.get("scenario", {}).get("expected_requests") or 0))
-    return due - (matches_seen - int((~known).sum()))
+    return max(0, due - (matches_seen - int((~known).sum())))
 
 
 ATTEMPTS = 1 << 16  # more attempts than any client makes: match x ATTEMPTS + attempt sorts

@@ -47,7 +47,14 @@ class Outcome:
 
     @property
     def passed(self) -> bool:
-        return not self.aborted and all(result.passed for result in self.results)
+        return self.exit_code == 0
+
+    @property
+    def exit_code(self) -> int:
+        """exit_code is the verdict's: 0 pass (or no thresholds), 1 fail, 3 incomplete."""
+        if self.aborted or not all(result.passed for result in self.results):
+            return 1
+        return 3 if incomplete(self.summary) else 0
 
     @property
     def aborted(self) -> dict | None:
@@ -458,22 +465,32 @@ UNSERVED_WORTH_SAYING = 0.01  # a pass with this share of matches unserved says 
 def verdict(
     results: list[thresholds.Result], aborted: dict | None = None, summary: dict | None = None
 ) -> dict:
-    """verdict is the report's banner: pass, fail (naming each failure) or no thresholds;
-    a run a watched check stopped fails, whatever its thresholds say of what it sent. A pass
-    while 1% or more of the matches got no server, which no check looks at, says so."""
+    """verdict is the report's banner: pass, fail (naming each failure), incomplete or no
+    thresholds; a run a watched check stopped fails, whatever its thresholds say of what it
+    sent, and so does a failed check on what a run cut short sent; a run whose records are
+    not the whole run (cut short, or lost records) passes nothing: INCOMPLETE, saying what
+    is missing. A pass while 1% or more of the matches got no server, which no check looks
+    at, says so."""
     if aborted:
         text = f"FAIL: aborted: {aborted['check']} at {aborted['at_utc']}"
         return {"kind": "fail", "text": text, "lines": [r.message for r in results]}
-    if not results:
-        return {"kind": "none", "text": "No thresholds: nothing to pass or fail.", "lines": []}
     failed = [r.message for r in results if not r.passed]
     if failed:
         text = f"FAIL: {len(failed)} of {len(results)} thresholds"
         return {"kind": "fail", "text": text, "lines": failed}
+    if missing := incomplete(summary):
+        return {"kind": "incomplete", "text": f"INCOMPLETE: {missing}", "lines": []}
+    if not results:
+        return {"kind": "none", "text": "No thresholds: nothing to pass or fail.", "lines": []}
     text = f"PASS: all {len(results)} thresholds met"
     if unseen := _unserved_unchecked(results, summary):
         text += f", but {unseen}"
     return {"kind": "pass", "text": text, "lines": [r.message for r in results]}
+
+
+def incomplete(summary: dict | None) -> str | None:
+    """incomplete is what the records lack (analysis.metrics.completeness), None: whole."""
+    return ((summary or {}).get("completeness") or {}).get("reason")
 
 
 def _unserved_unchecked(results: list[thresholds.Result], summary: dict | None) -> str | None:
@@ -570,10 +587,12 @@ def _match_rows(summary: dict) -> list[tuple[str, str]]:
         to = "a ready server" if summary.get("player_wait_to") == "ready" else "the 202"
         figures = " / ".join(_wait(wait.get(k)) for k in ("p50", "p95", "p99", "max"))
         rows.append((f"players' wait, match to {to}: p50 / p95 / p99 / max", figures))
-    fates = " / ".join(f"{matches.get(k, 0):,}" for k in ("served", "failed", "abandoned"))
-    rows.append(("matches: served / failed / abandoned", f"{fates} of {matches['total']:,}"))
+    kinds = ("served", "failed", "abandoned") + (("unknown",) if matches.get("unknown") else ())
+    fates = " / ".join(f"{matches.get(k, 0):,}" for k in kinds)
+    rows.append((f"matches: {' / '.join(kinds)}", f"{fates} of {matches['total']:,}"))
     if (share := matches.get("share_unserved")) is not None:
-        rows.append(("matches with no server (failed or abandoned)", f"{share:.2%}"))
+        which = "failed, abandoned or unknown" if matches.get("unknown") else "failed or abandoned"
+        rows.append((f"matches with no server ({which})", f"{share:.2%}"))
     attempts = summary.get("attempts_per_match") or {}
     rows.append(("attempts per match: mean / max", f"{attempts['mean']:.2f} / {attempts['max']}"))
     queue = summary.get("queue_wait_ms") or {}
@@ -706,7 +725,7 @@ def held_rows(gaps: dict | None) -> list[tuple[str, str]]:
         return f"{told['largest_gap']:+,.0f}" + (f" ({share:+.1%})" if share is not None else "")
 
     regions = [name for name in gaps if name not in ("all", "after_s")]
-    text = f"{gap('all')} at {told_time(gaps['all']['at_s'])}"
+    text = f"{gap('all')} at {told_time(gaps['all']['at_s'])} into the run"
     if regions:
         text += "; " + ", ".join(f"{name} {gap(name)}" for name in regions)
     return [(f"servers held vs the forecast's, largest gap after {after:.0f} min", text)]

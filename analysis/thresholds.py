@@ -135,15 +135,24 @@ def _judge(check: Check, values: dict, baseline: dict | None, baseline_name: str
     return Result(check, actual, limit, passed, f"{check.text}: {actual:g} vs {limit:g}, {verdict}")
 
 
-def write_junit(results: list[Result], path: Path, suite: str) -> None:
-    """write_junit writes one JUnit testcase per check, for CI systems to show."""
+def write_junit(
+    results: list[Result], path: Path, suite: str, incomplete: str | None = None
+) -> None:
+    """write_junit writes one JUnit testcase per check, for CI systems to show; a run whose
+    records are not the whole run (incomplete: what is missing) adds a testcase in error."""
     failures = sum(not r.passed for r in results)
-    root = ET.Element("testsuites", tests=str(len(results)), failures=str(failures))
-    cases = ET.SubElement(
-        root, "testsuite", name=suite, tests=str(len(results)), failures=str(failures)
-    )
+    counts = {
+        "tests": str(len(results) + bool(incomplete)),
+        "failures": str(failures),
+        "errors": str(int(bool(incomplete))),
+    }
+    root = ET.Element("testsuites", counts)
+    cases = ET.SubElement(root, "testsuite", {"name": suite, **counts})
     for result in results:
         case = ET.SubElement(cases, "testcase", classname=suite, name=result.check.text)
         if not result.passed:
             ET.SubElement(case, "failure", message=result.message).text = result.message
+    if incomplete:
+        case = ET.SubElement(cases, "testcase", classname=suite, name="the run's records are whole")
+        ET.SubElement(case, "error", message=incomplete).text = f"INCOMPLETE: {incomplete}"
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

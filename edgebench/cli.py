@@ -49,6 +49,8 @@ class Edgebench(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.BadParameter as exc:  # Click's own checks, said as every other error
+            raise UserError(_bad_parameter(exc)) from None
         except USER_ERRORS as exc:
             raise UserError(str(exc), getattr(exc, "exit_code", 2)) from None
         except OSError as exc:
@@ -59,6 +61,16 @@ class Edgebench(click.Group):
                 f"{where}: {exc.strerror}: free some space (what was written is kept) and "
                 "run the command again"
             ) from None
+
+
+def _bad_parameter(error: click.BadParameter) -> str:
+    """_bad_parameter is Click's complaint about an option's value as one line: the option,
+    the value and what is allowed, then where to read more."""
+    name = error.param_hint if isinstance(error.param_hint, str) else None
+    if name is None and error.param is not None:
+        name = " / ".join(getattr(error.param, "opts", ())) or error.param.name
+    command = error.ctx.command_path if error.ctx else "edgebench"
+    return f"{name}: {error.message.rstrip('.')} (see '{command} --help')"
 
 
 def _options(*decorators):
@@ -131,8 +143,8 @@ def warm_start_option():
         "--warm-start/--cold-start",
         default=None,
         help="Start the platform holding the deployments running when the run begins "
-        "(Little's law per region), or empty (default: warm for a forecast with players "
-        "at its start).",
+        "(a forecast's: the renewal solution's matches then, with their ages; stages': "
+        "Little's law), or empty (default: warm for a forecast with players at its start).",
     )
 
 

@@ -1,7 +1,7 @@
 """A run's verdict, for every command that makes a results folder (run, simulate, search).
 
     refuse_baseline_checks(scenario, thresholds_file)   # before anything is sent
-    exit_code = analyse(results, thresholds_file)       # 0 met, 1 a check failed
+    exit_code = analyse(results, thresholds_file)       # 0 met, 1 a check failed, 3 incomplete
 
 Loads no traffic or orchestration code: `edgebench simulate` uses it without them.
 """
@@ -35,11 +35,12 @@ def analyse(results: Path, thresholds_file: Path | None, plots: bool = True) -> 
     """analyse runs the analysis on the run's folder and returns the verdict's exit code."""
     from analysis import thresholds
     from analysis.cli import one_screen
-    from analysis.report import analyze
+    from analysis.report import analyze, incomplete
 
     checks = thresholds.load_file(thresholds_file) if thresholds_file else None
     outcome = analyze(results, checks=checks, plots=plots)
-    if outcome.results:
-        thresholds.write_junit(outcome.results, results / "junit.xml", results.name)
+    missing = incomplete(outcome.summary)
+    if outcome.results or missing:
+        thresholds.write_junit(outcome.results, results / "junit.xml", results.name, missing)
     click.echo(one_screen(outcome))
-    return 0 if outcome.passed else 1
+    return outcome.exit_code

@@ -122,12 +122,38 @@ def test_a_window_runs_a_slice_of_the_forecast(tmp_path):
         ("t,ccu\n0h,10\n1h,lots\n", "ccu.csv: line 3: ccu: "),
         ("t,ccu\n0h,10\nsoon,20\n", "ccu.csv: line 3: t: "),
         ("time,players\n0h,10\n", "ccu.csv: line 1: the columns must start t,ccu"),
-        ("t,ccu,north\n0h,10,10\n", "ccu.csv: line 1: column 'north' is not a region"),
+        ("t,ccu,north\n0h,10,10\n1h,10,10\n", "ccu.csv: line 1: column 'north' is not a region"),
+        # Issue 35: a forecast read wrong is an error naming the file, the line or column.
+        ("t,ccu,west\n0h,10,10\n1h,10,10\n", "ccu.csv: line 1: no column for region 'east'"),
+        ("t,ccu\n0h,10\n2h,20\n1h,30\n", "ccu.csv: line 4: t: 1h is not after 2h"),
+        ("t,ccu\n0h,10\n0h,20\n", "ccu.csv: line 3: t: 0h is not after 0h"),
+        ("t,ccu\n", "ccu.csv: 0 rows: a forecast needs at least two"),
+        ("t,ccu\n1h,10\n", "ccu.csv: 1 row: a forecast needs at least two"),
+        ("t,ccu\n0h,10\n1h,-5\n", "ccu.csv: line 3: ccu: "),
+        ("t,ccu,west,east\n0h,10,5,5\n1h,10,8,8\n", r"ccu.csv: line 3: west \+ east = 16 is more"),
     ],
 )
 def test_a_bad_forecast_file_names_the_file_line_and_field(tmp_path, csv, says):
     with pytest.raises(ScenarioError, match=says):
         scenario(tmp_path, '[demand]\nccu_file = "ccu.csv"\nmatch_length = "10m"\n', csv)
+
+
+@pytest.mark.parametrize(
+    ("points", "says"),
+    [
+        ('[["0m", 10], ["2h", 20], ["1h", 30]]', "demand.ccu: 1h is not after 2h; times must"),
+        ('[["0m", 10]]', "demand.ccu: one point: a forecast needs at least two"),
+    ],
+)
+def test_inline_forecast_points_must_move_forward_and_be_two(tmp_path, points, says):
+    with pytest.raises(ScenarioError, match=says):
+        scenario(tmp_path, f'[demand]\nccu = {points}\nmatch_length = "10m"\n')
+
+
+def test_rounding_in_the_region_columns_is_not_an_error(tmp_path):
+    csv = "t,ccu,west,east\n0h,10000,5001,5001\n1h,10000,5000,5000\n"
+    loaded = scenario(tmp_path, '[demand]\nccu_file = "ccu.csv"\nmatch_length = "10m"\n', csv)
+    assert loaded.demand.region_ccu["west"] == [5001, 5000]
 
 
 def test_stages_or_a_forecast_one_of_the_two(tmp_path):

@@ -9,6 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analysis import load_run, summarize, thresholds, windows
 from analysis.compare import _scenario_warning
@@ -131,11 +133,11 @@ def test_the_report_is_one_self_contained_page_in_reading_order(tmp_path):
     folder = synthetic_run(tmp_path / "run", refuse_from=100, limit_thresholds=["p95_ms < 800"])
     write(folder, "requests-w1.jsonl", [], tail=b'{"index": 1, "t_s')
     done = edgebench("analyze", folder)
-    assert done.exit_code == 0, done.output
+    assert done.exit_code == 3, done.output  # the torn record: no pass on it
     page = (folder / "report.html").read_text()
     assert 'src="http' not in page
     assert 'href="http' not in page
-    order = ["PASS: all 1 thresholds met", "Key numbers", "data:image/png;base64,", "Run manifest"]
+    order = ["INCOMPLETE: 1 unreadable", "Key numbers", "data:image/png;base64,", "Run manifest"]
     positions = [page.index(marker) for marker in order]
     assert positions == sorted(positions)
     assert page.count("data:image/png;base64,") == 7  # no time to ready, no queue in this run
@@ -392,8 +394,8 @@ def test_the_report_leads_with_the_players_wait_the_queue_and_the_attempts(tmp_p
     outcome = analyze(folder, checks=thresholds.parse(["amplification < 1.2"]))
     summary = outcome.summary
     assert summary["matches"] == {
-        "total": 20, "served": 10, "failed": 10, "abandoned": 0,
-        "unserved": 10, "share_unserved": 0.5,
+        "total": 20, "recorded": 20, "served": 10, "failed": 10, "abandoned": 0,
+        "unknown": 0, "unserved": 10, "share_unserved": 0.5,
     }  # fmt: skip
     assert summary["attempts_per_match"] == {"mean": 1.5, "max": 2}
     assert summary["player_wait_to"] == "accepted"
@@ -617,3 +619,120 @@ def test_a_copy_whose_work_is_no_longer_wanted_is_stopped():
     assert time.monotonic() - began < 30
     with pytest.raises(ChildProcessError):  # ended and waited for: no zombie left
         os.waitpid(children[0], os.WNOHANG)
+
+
+def cut_short_run(folder, *, sent: int, scheduled: int = 100, completed: bool | None = False):
+    """cut_short_run is a folder of `sent` starts of a schedule of `scheduled`, at 10/s."""
+    write(
+        folder, "requests-w0.jsonl", [request(i) | {"match": i, "attempt": 0} for i in range(sent)]
+    )
+    scenario = {
+        "name": "cut", "mode": "respect", "limit": 40, "expected_requests": scheduled,
+        "duration_s": scheduled / 10, "thresholds": ["share_429 == 0"],
+    }  # fmt: skip
+    manifest = {"scenario": scenario, "epoch": T0, "ended_at": T0 + sent / 10}
+    if completed is not None:
+        manifest["schedule_completed"] = completed
+    (folder / "manifest.json").write_bytes(orjson.dumps(manifest))
+
+
+def test_a_run_cut_short_is_incomplete_with_how_far_it_got(tmp_path):
+    cut_short_run(tmp_path / "run", sent=30)
+    outcome = analyze(tmp_path / "run", plots=False)
+    assert outcome.results[0].passed  # its one check holds on what was sent
+    assert outcome.exit_code == 3
+    banner = verdict(outcome.results, outcome.aborted, outcome.summary)
+    assert banner["kind"] == "incomplete"
+    assert banner["text"] == (
+        "INCOMPLETE: the run stopped at 0:00:03 of its 0:00:10; 30 of its 100 scheduled "
+        "starts recorded"
+    )
+    done = edgebench("analyze", tmp_path / "run", "--no-plots")
+    assert done.exit_code == 3
+    assert "INCOMPLETE: the run stopped at 0:00:03" in done.output
+    junit = ET.parse(tmp_path / "run" / "junit.xml").getroot()
+    assert junit.get("errors") == "1"
+    assert 'class="verdict incomplete">INCOMPLETE' in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_a_complete_run_and_one_from_before_the_flag_still_pass(tmp_path):
+    cut_short_run(tmp_path / "whole", sent=100, completed=True)
+    cut_short_run(tmp_path / "old", sent=100, completed=None)  # no schedule_completed
+    for name in ("whole", "old"):
+        outcome = analyze(tmp_path / name, plots=False)
+        assert outcome.exit_code == 0, name
+        assert verdict(outcome.results, None, outcome.summary)["kind"] == "pass"
+
+
+def test_a_failed_check_stays_a_fail_on_a_run_cut_short(tmp_path):
+    cut_short_run(tmp_path / "run", sent=30)
+    records = (
+        (tmp_path / "run" / "requests-w0.jsonl")
+        .read_bytes()
+        .replace(b'"status":202', b'"status":429')
+    )
+    (tmp_path / "run" / "requests-w0.jsonl").write_bytes(
+        records.replace(b'"accepted"', b'"rate_limited"')
+    )
+    outcome = analyze(tmp_path / "run", plots=False)
+    assert outcome.exit_code == 1
+    assert verdict(outcome.results, None, outcome.summary)["kind"] == "fail"
+
+
+def test_missing_records_are_unknown_matches_and_make_the_run_incomplete(tmp_path):
+    # 100 starts ran to the end; half the records file is gone (the last 51 starts).
+    cut_short_run(tmp_path / "run", sent=100, completed=True)
+    log = tmp_path / "run" / "requests-w0.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:49]) + lines[49][:20])
+    outcome = analyze(tmp_path / "run", plots=False)
+    summary = outcome.summary
+    assert summary["unrecorded_starts"] == 51
+    assert summary["matches"]["total"] == 100  # the unknown count among the matches
+    assert summary["matches"]["unknown"] == 51
+    assert summary["matches"]["share_unserved"] == pytest.approx(0.51)
+    assert summary["player_wait_s"]["p50"] is None  # half the matches' waits are unknown
+    assert outcome.exit_code == 3
+    assert verdict(outcome.results, None, summary)["text"] == (
+        "INCOMPLETE: 51 of the 100 due starts have no record (51.0%; 1 unreadable record line)"
+    )
+
+
+@pytest.fixture(scope="module")
+def simulated_smoke(tmp_path_factory):
+    """simulated_smoke is a real run's folder: the smoke scenario simulated for 10 s, its
+    records as JSON lines (as a live run writes them)."""
+    folder = tmp_path_factory.mktemp("smoke") / "run"
+    done = edgebench(
+        "simulate", "scenarios/smoke.toml", "--duration", "10s", "--records", "jsonl",
+        "--results-dir", folder, "--no-plots",
+    )  # fmt: skip
+    assert done.exit_code in (0, 1), done.output
+    return folder
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cut=st.floats(0.0, 0.999), corrupted=st.lists(st.integers(0, 10_000), max_size=3))
+def test_no_truncation_or_corruption_of_a_real_runs_records_passes(
+    simulated_smoke, tmp_path, cut, corrupted
+):
+    import shutil
+
+    folder = tmp_path / f"copy-{time.monotonic_ns()}"
+    shutil.copytree(simulated_smoke, folder)
+    [log] = folder.glob("requests-*.jsonl")
+    lines = log.read_bytes().splitlines(keepends=True)
+    for number in corrupted:
+        lines[number % len(lines)] = b'{"index": 3, "t_sched": tr\n'
+    kept = b"".join(lines)
+    end = int(len(kept) * cut) if cut or not corrupted else len(kept)
+    log.write_bytes(kept[:end])
+    for stale in ("summary.json", "junit.xml", "report.html"):
+        (folder / stale).unlink(missing_ok=True)
+    outcome = analyze(folder, plots=False)
+    lost = outcome.summary["unrecorded_starts"] + outcome.run.skipped_lines
+    assert lost > 0  # something was cut or corrupted
+    assert outcome.exit_code != 0
+    assert verdict(outcome.results, None, outcome.summary)["kind"] in ("incomplete", "fail")

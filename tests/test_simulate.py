@@ -233,6 +233,7 @@ def test_ctrl_c_keeps_what_was_simulated(tmp_path, monkeypatch):
     )
     manifest = orjson.loads((results / "manifest.json").read_bytes())
     assert manifest["interrupted_at_s"] == 8.0
+    assert manifest["schedule_completed"] is False  # its verdict: INCOMPLETE
     kept = read_records(next(results.glob("requests-*.arrow")))[0]  # simulate's default
     assert kept
     assert max(r["t_sched"] for r in kept) - manifest["epoch"] <= 8

@@ -300,7 +300,8 @@ def test_a_killed_worker_loses_about_a_second_and_the_rest_take_its_share(emulat
     victim.wait(timeout=10)
     _, stderr = master.communicate(timeout=90)
     survivor.wait(timeout=30)
-    assert master.returncode == 0, stderr[-2000:]
+    assert master.returncode == 3, stderr[-2000:]  # INCOMPLETE: its lost starts
+    assert "have no record" in (results / "report.html").read_text()
     assert "schedule is shared out afresh" in (results / "locust.log").read_text()
     records = load(results)
     victims = [r for r in records if r["worker"] == "w1"]

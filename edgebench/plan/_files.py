@@ -117,12 +117,17 @@ def _with_forecast_file(scenario: Scenario, path: Path, inputs: Hash) -> Scenari
     csv = csv if csv.is_absolute() else path.parent / csv
     points, regions, origin = read_ccu_file(csv, path)
     inputs.update(csv.read_bytes())
-    if not points:
-        raise ScenarioError([f"{csv}: no rows; write t,ccu then one row per time"])
     names = {region.name for region in scenario.regions}
     if unknown := sorted(set(regions) - names):
         raise ScenarioError(
             [f"{csv}: line 1: column {unknown[0]!r} is not a region of {path}; name a region"]
+        )
+    if regions and (missing := sorted(names - set(regions))):
+        raise ScenarioError(
+            [
+                f"{csv}: line 1: no column for region {missing[0]!r} of {path}; add its players "
+                "(every [[regions]] name has a column, or none has)"
+            ]
         )
     update = {
         "ccu": points,

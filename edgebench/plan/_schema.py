@@ -327,14 +327,21 @@ def _forecast_points(value: object) -> list[tuple[float, float]]:
 
     if not isinstance(value, list):
         raise ValueError('must be a list of [time, players] pairs, e.g. [["0m", 0], ["1h", 5000]]')
-    points, origin = [], None
+    points: list[tuple[float, float]] = []
+    origin = None
     for point in value:
         if not (isinstance(point, list) and len(point) == 2):
             raise ValueError(f'{point!r} is not a [time, players] pair; e.g. ["1h", 5000]')
         t, origin = parse_time(point[0], origin)
         if isinstance(point[1], bool) or not isinstance(point[1], int | float) or point[1] < 0:
             raise ValueError(f"{point[1]!r} is not a count of players; use 0 or more")
+        if points and t <= points[-1][0]:
+            raise ValueError(
+                f"{point[0]} is not after {value[len(points) - 1][0]}; times must increase"
+            )
         points.append((t, float(point[1])))
+    if len(points) == 1:
+        raise ValueError("one point: a forecast needs at least two (its start and its end)")
     return points
 
 

@@ -376,11 +376,15 @@ def parse_time(value: object, origin: datetime | None = None) -> tuple[float, da
 def read_ccu_file(
     path: Path, source: Path
 ) -> tuple[list[tuple[float, float]], dict[str, list[float]], datetime | None]:
-    """read_ccu_file reads `t,ccu[,region...]`; ScenarioError names the file, line and field."""
+    """read_ccu_file reads `t,ccu[,region...]`; ScenarioError names the file, line and field.
+
+    Times must increase, row after row, and there must be two rows at least; the region
+    columns, where there are, may not add up to more than `ccu` (beyond rounding)."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-            columns = list(rows[0]) if rows else []
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            columns = list(reader.fieldnames or [])
     except OSError as exc:
         raise ScenarioError(
             [f"{source}: demand.ccu_file: cannot read {path} ({exc.strerror}); give a CSV file"]
@@ -388,6 +392,11 @@ def read_ccu_file(
     if "t" not in columns or "ccu" not in columns:
         raise ScenarioError(
             [f"{path}: line 1: the columns must start t,ccu (then one per region); found {columns}"]
+        )
+    if len(rows) < 2:
+        count = f"{len(rows)} row{'s' * (len(rows) != 1)}"
+        raise ScenarioError(
+            [f"{path}: {count}: a forecast needs at least two (t,ccu at its start and its end)"]
         )
     points: list[tuple[float, float]] = []
     regions: dict[str, list[float]] = {c: [] for c in columns if c not in ("t", "ccu")}
@@ -401,7 +410,35 @@ def read_ccu_file(
         except (ValueError, TypeError, AttributeError) as exc:
             field = next((k for k, v in row.items() if not _readable(k, v)), "t")
             raise ScenarioError([f"{path}: line {line}: {field}: {exc}; fix the value"]) from None
+        if len(points) > 1 and points[-1][0] <= points[-2][0]:
+            before = rows[line - 3]["t"].strip()  # the row above (line 2 is the first row)
+            raise ScenarioError(
+                [
+                    f"{path}: line {line}: t: {row['t'].strip()} is not after {before}; times "
+                    "must increase row after row"
+                ]
+            )
+        _check_sum(path, line, row, regions)
     return points, regions, origin
+
+
+ROUNDING = 0.001  # the regions may add up to this share over ccu (rounded columns)
+
+
+def _check_sum(path: Path, line: int, row: dict[str, str], regions: dict[str, list[float]]) -> None:
+    """_check_sum names a row whose regions add up to more than its ccu, beyond rounding."""
+    if not regions:
+        return
+    total = sum(values[-1] for values in regions.values())
+    ccu = float(row["ccu"])
+    if total > ccu + max(1.0, ROUNDING * ccu):
+        names = " + ".join(regions)
+        raise ScenarioError(
+            [
+                f"{path}: line {line}: {names} = {total:g} is more than ccu {ccu:g}; the "
+                "regions' players are a split of ccu: fix the row"
+            ]
+        )
 
 
 def _players(text: str | None) -> float:

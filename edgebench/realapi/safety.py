@@ -112,3 +112,41 @@ def refuse_another_scenario(source: str, digest: str, masters: str) -> None:
             f"reads: {digest[:12]} here, {masters[:12]} on the "
             "master): give every worker the same scenario and files (the same image or checkout)"
         )
+
+
+REACH_TIMEOUT_S = 5.0
+
+
+def check_reachable(host: str, token: str) -> None:
+    """check_reachable asks the target for its deployments (a read: nothing is created) before
+    the first send, and raises EdgebenchError when no answer comes: a run against a host
+    that is not there would send for its whole duration and end in transport errors. Any
+    HTTP answer (even a 401 or 404) means the host is there."""
+    import httpx
+
+    from edgebench.realapi.token import authorization
+
+    try:
+        httpx.get(
+            f"{host.rstrip('/')}/v1/deployments",
+            headers=authorization(token),
+            timeout=REACH_TIMEOUT_S,
+        )
+    except httpx.TransportError as exc:
+        raise EdgebenchError(
+            f"cannot reach {host}: {_reason(exc)}; start the API there or fix --host "
+            "(without --host, an embedded emulator runs)"
+        ) from None
+
+
+def _reason(error: Exception) -> str:
+    """_reason is a transport error in a few words."""
+    import httpx
+
+    if isinstance(error, httpx.TimeoutException):
+        return f"no answer within {REACH_TIMEOUT_S:g} s"
+    text = str(error).lower()
+    for known in ("connection refused", "name or service not known", "no route to host"):
+        if known in text:
+            return known
+    return str(error) or type(error).__name__

@@ -26,7 +26,13 @@ from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
 from edgebench.platform import scenario_warnings, scenario_world
 from edgebench.realapi.cleanup import cleanup, summary_line
-from edgebench.realapi.safety import Policy, decide, is_loopback, target_host
+from edgebench.realapi.safety import (
+    Policy,
+    check_reachable,
+    decide,
+    is_loopback,
+    target_host,
+)
 from edgebench.realapi.token import api_token, request_token
 from edgebench.runfolder import (
     DISK_FULL,
@@ -112,6 +118,8 @@ def run(plan: RunPlan) -> int:
     if plan.dry_run:
         click.echo(dry_run_text(scenario, host, policy))
         return 0
+    if host is not None and not plan.master:  # a master's workers may reach what it cannot
+        check_reachable(host, request_token())
     schedule = Schedule.from_scenario(scenario)
     results = plan.results_dir or default_results_dir(scenario.name)
     new_folder = not results.exists()

@@ -209,6 +209,7 @@ def simulate_into(scenario: Scenario, plan: SimulatePlan, echo=True) -> Path:
         results,
         ended_at=ended,
         ended_at_utc=utc(ended),
+        schedule_completed=not interrupted,
         **({"interrupted_at_s": round(ended - epoch, 3)} if interrupted else {}),
     )
     return results
