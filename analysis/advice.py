@@ -111,8 +111,12 @@ waits within {instant["wait_bound_s"]:g} s); hosts {html.escape(_cell(instant["h
 
 
 def _cell(value: object) -> str:
+    """_cell is a table cell: plain numbers with separators (a cost of 10,820.50, not
+    1.082e+04), small shares to four figures."""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        if value.is_integer():
+            return f"{value:,.0f}"
+        return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4g}"
     if isinstance(value, dict):
         return ", ".join(f"{k} {_cell(v)}" for k, v in value.items())
     return "" if value is None else str(value)

@@ -112,7 +112,7 @@ def summarize(run: Run, warmup_s: float = WARMUP_S) -> dict:
         }
     )
     summary |= _capacity(run)
-    summary |= matches(run)
+    summary |= matches(run, summary.get("capped_starts") or 0)
     summary["explanation_422"] = explain_422(summary)
     summary["by_endpoint"] = _breakdown(requests, "endpoint")
     summary["by_region"] = _breakdown(requests, "region")
@@ -216,9 +216,11 @@ def _totals(requests: pd.DataFrame, epoch: float | None = None) -> dict:
     }
 
 
-def matches(run: Run) -> dict:
+def matches(run: Run, capped: int = 0) -> dict:
     """matches is what became of the matches (arrivals): served, failed or abandoned, the
     attempts each took, the time attempts waited for the limiter, and the players' wait.
+    `capped` are the demand's matches respect mode's cap never sent: matches with no server
+    too (`matches.capped`), whose players wait for ever.
 
     A match is a record's `match` (its arrival); its fate is on its last attempt. The
     players' wait runs from when the match was due to its deployment's first ready event,
@@ -242,14 +244,15 @@ def matches(run: Run) -> dict:
     tally = {fate: int(fates.get(fate, 0)) for fate in ("served", "failed", "abandoned")}
     # A due start with no record is a match of unknown fate: not served, as far as anyone knows.
     unknown = _unrecorded(requests, len(last_rows), run.manifest)
-    unserved = tally["failed"] + tally["abandoned"] + unknown
-    total = len(last_rows) + unknown
+    unserved = tally["failed"] + tally["abandoned"] + unknown + capped
+    total = len(last_rows) + unknown + capped
     return {
         "matches": {
             "total": total,
             "recorded": len(last_rows),
             **tally,
             "unknown": unknown,
+            "capped": capped,
             "unserved": unserved,
             "share_unserved": round(unserved / total, 6),
         },

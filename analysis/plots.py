@@ -83,11 +83,26 @@ def _in_clock_time(figure) -> None:
 
 def save(figure, folder: Path, name: str) -> list[Path]:
     _in_clock_time(figure)
+    _no_flat_axes(figure)
     png, svg = folder / f"{name}.png", folder / f"{name}.svg"
     # PNG compression level 1: files a little larger, written in a fraction of the time.
     figure.savefig(png, dpi=110, pil_kwargs={"compress_level": 1})
     figure.savefig(svg)
     return [png, svg]
+
+
+def _no_flat_axes(figure) -> None:
+    """_no_flat_axes gives an axis whose data are all one value a readable range from 0
+    (matplotlib would centre a +-0.05 sliver on it: "a wait of -0.04 s")."""
+    for axes in figure.axes:
+        box = axes.dataLim
+        if not axes.get_autoscaley_on() or not np.isfinite(box.y0) or box.height > 0:
+            continue
+        value = float(box.y0)
+        if value == 0:
+            axes.set_ylim(0.0, 1.0)
+        else:
+            axes.set_ylim(min(0.0, value * 1.25), max(0.0, value * 1.25))
 
 
 def limit_line(draw, limit: float) -> None:
@@ -236,11 +251,15 @@ def occupancy_plot(
     return save(figure, folder, "occupancy")
 
 
-def fleet_plot(hosts: pd.DataFrame, cloud: pd.Series, capacity: int | None, folder) -> list[Path]:
+def fleet_plot(
+    hosts: pd.DataFrame, cloud: pd.Series, fleets: dict[str, tuple[pd.Series, int]], folder
+) -> list[Path]:
     """fleet_plot stacks where deployments held slots over time: the private hosts of each city
-    (hosts has a column a city), then the cloud, in grey, apart; the legend beside the plot."""
-    figure, axes = new_figure(12, 4.5)
-    figure.subplots_adjust(right=0.78)
+    (hosts has a column a city), then the cloud, in grey, apart; below, each fleet's slots
+    held against its own capacity (a full fleet shows full whatever the others hold); the
+    legends beside the plots."""
+    figure, (axes, each) = new_figure(12, 7.5, nrows=2, sharex=True)
+    figure.subplots_adjust(right=0.78, hspace=0.3)
     t = hosts["t"] - hosts["t"].min()
     names = [column for column in hosts.columns if column != "t"]
     palette = [f"C{k % 10}" for k in range(len(names))]
@@ -251,13 +270,21 @@ def fleet_plot(hosts: pd.DataFrame, cloud: pd.Series, capacity: int | None, fold
         colors=[*palette, "#9e9e9e"],
         alpha=0.85,
     )
-    if capacity:
-        label = "capacity of these private hosts"
-        axes.axhline(capacity, color="#37474f", linestyle="--", linewidth=1, label=label)
-    axes.set(
-        title="Where deployments landed", xlabel="time since first reading (s)", ylabel="slots held"
-    )
+    axes.set(title="Where deployments landed", ylabel="slots held")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    for k, (name, (held, capacity)) in enumerate(fleets.items()):
+        colour = f"C{k % 10}"
+        each.plot(t, held.to_numpy(), color=colour, label=f"{name}: held")
+        if capacity:
+            each.axhline(
+                capacity, color=colour, linestyle="--", linewidth=1, label=f"{name}: capacity"
+            )
+    each.set(
+        title="Each fleet against its capacity",
+        xlabel="time since first reading (s)",
+        ylabel="slots held",
+    )
+    each.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     return save(figure, folder, "fleet")
 
 
@@ -266,6 +293,8 @@ def placement_plot(over_time: list[dict], folder: Path) -> list[Path]:
     on its private hosts below, overflowed to the cloud above (summary `placement`)."""
     frame = pd.DataFrame(over_time)
     regions = sorted(frame["region"].unique())
+    if frame["t_s"].nunique() < MIN_STEPS:  # too short a run for a curve: one bar a region
+        return _placement_bars(frame, regions, folder)
     figure, axes = new_figure(10, 2.2 * len(regions) + 0.8, nrows=len(regions), sharex=True)
     for ax, region in zip(np.atleast_1d(axes), regions, strict=True):
         rows = frame[frame["region"] == region]
@@ -279,6 +308,22 @@ def placement_plot(over_time: list[dict], folder: Path) -> list[Path]:
         ax.set(ylabel="deployments", title=f"{region}: where accepted deployments went")
         ax.legend(loc="upper left", fontsize="small")
     np.atleast_1d(axes)[-1].set(xlabel="time since first start (s)")
+    return save(figure, folder, "placement")
+
+
+MIN_STEPS = 3  # a placement curve needs this many steps; fewer are drawn as bars
+
+
+def _placement_bars(frame: pd.DataFrame, regions: list[str], folder: Path) -> list[Path]:
+    """_placement_bars draws each region's accepted deployments of a short run in one bar:
+    on its private hosts, then overflowed to the cloud."""
+    totals = frame.groupby("region")[["private", "cloud"]].sum().reindex(regions)
+    figure, axes = new_figure(8, 0.6 * len(regions) + 1.6)
+    axes.barh(regions, totals["private"], color="#1565c0", label="private hosts")
+    axes.barh(regions, totals["cloud"], left=totals["private"], color="#9e9e9e",
+              label="cloud (overflow)")  # fmt: skip
+    axes.set(title="Where accepted deployments went, by region", xlabel="deployments")
+    axes.legend(loc="lower right", fontsize="small")
     return save(figure, folder, "placement")
 
 
@@ -362,17 +407,14 @@ def plan_plot(plan, forecast, folder: Path, tz=None) -> list[Path]:
         for axes in (rate, held, queue):
             axes.axvspan(*run, color="#9e9e9e", alpha=0.15)
     rate.set(title="Demand from the forecast", ylabel="deploys per second")
-    rate.legend(loc="upper right", fontsize="small")
+    rate.legend(loc="best", fontsize="small")  # the curve's peak may be anywhere
     held.plot(hours, wanted, color="#2e7d32", label="the forecast's (share x players / party)")
     held.plot(hours, holds, color="#ef6c00", linestyle=":", label="held by the starts")
     held.set(title="Matches (servers) in progress", ylabel="servers")
     held.legend(loc="lower right", fontsize="small")
     queue.plot([t / 3600 for t, _ in plan.queue], [n for _, n in plan.queue], color="#ef6c00")
-    queue.set(
-        xlabel="forecast time (h)",
-        ylabel="matches waiting",
-        title="A first-in-first-out queue in front of the limit (no one leaving it)",
-    )
+    queue.set(xlabel="forecast time (h)", ylabel="matches", title=plan.queue_title)
+    queue.set_ylim(bottom=0)
     if forecast.origin is not None:  # clock times: the forecast's own, in tz
         origin = forecast.origin.astimezone(tz)
         queue.xaxis.set_major_formatter(
@@ -382,12 +424,22 @@ def plan_plot(plan, forecast, folder: Path, tz=None) -> list[Path]:
     return save(figure, folder, "plan")
 
 
-def player_wait_plot(waits: pd.Series, over_time: pd.DataFrame, to: str, folder) -> list[Path]:
-    """player_wait_plot draws the players' wait: its CDF, and its percentiles over the run."""
+def player_wait_plot(
+    waits: pd.Series, over_time: pd.DataFrame, to: str, unserved: float, folder
+) -> list[Path]:
+    """player_wait_plot draws the players' wait: its CDF, and its percentiles over the run,
+    of the served matches; the title says what share of the matches got no server and so
+    is off the plot (their wait never ends)."""
     figure, (cdf, timeline) = new_figure(11, 4.2, ncols=2)
-    figure.subplots_adjust(wspace=0.3)
+    figure.subplots_adjust(wspace=0.3, top=0.8)
     target = "a ready server" if to == "ready" else "the 202"
     title = f"Players' wait, match found to {target}"
+    if unserved > 0:
+        figure.suptitle(
+            f"served matches only: {unserved:.1%} of the recorded matches got no server and "
+            "are off these curves (their wait never ends)",
+            fontsize="small", color="#b71c1c",
+        )  # fmt: skip
     cdf_plot(cdf, waits, title, "seconds", "share of served matches")
     for key, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
         timeline.plot(over_time["t_s"], over_time[key], style, color="#6a1b9a", label=key)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from analysis import thresholds, windows
 from analysis.load import Run, load_run
-from analysis.metrics import held, player_waits, summarize, time_to_ready
+from analysis.metrics import attempts_of, held, player_waits, summarize, time_to_ready
 from checks.outcomes import NOT_SENT
 
 TEMPLATES = jinja2.Environment(
@@ -241,9 +241,10 @@ def _wait_jobs(run: Run, window_s: float) -> list[tuple]:
     if not waits.empty:
         start = float(run.requests["t_sched"].min())
         over_time = windows.wait_over_time(waits, start, max(window_s, 5.0))
-        jobs.append(
-            ("Players' wait", plots.player_wait_plot, waits["wait_s"], over_time, to, run.folder)
-        )
+        recorded = int(attempts_of(run).first.sum())
+        unserved = 1.0 - len(waits) / recorded if recorded else 0.0
+        wait = (waits["wait_s"], over_time, to, unserved, run.folder)
+        jobs.append(("Players' wait", plots.player_wait_plot, *wait))
     queue = windows.queue_length(run.requests, window_s)
     if not queue.empty:
         matches = run.requests["match"].dropna()
@@ -325,10 +326,22 @@ def _fleet_jobs(run: Run) -> list[tuple]:
     world = (run.manifest.get("emulator") or {}).get("world") or {}
     hosts_of_world = world.get("private_hosts")
     known: dict = hosts_of_world if isinstance(hosts_of_world, dict) else {}
-    used = [known[h] for h in hosts.columns if h in known and known[h].get("status") == "ACTIVE"]
-    capacity = sum(host.get("capacity", 0) for host in used) or None
     by_city = _hosts_by_city(hosts.iloc[: len(cloud)], known)
-    return [("Fleet", plots.fleet_plot, by_city, cloud, capacity, run.folder)]
+    fleets = _fleets(hosts.iloc[: len(cloud)], known)
+    return [("Fleet", plots.fleet_plot, by_city, cloud, fleets, run.folder)]
+
+
+def _fleets(hosts: pd.DataFrame, known: dict) -> dict[str, tuple[pd.Series, int]]:
+    """_fleets are each fleet's slots held over time and its active hosts' capacity (a host
+    the manifest names no fleet of: under "private hosts"), so a full fleet shows as full."""
+    fleets: dict[str, tuple[pd.Series, int]] = {}
+    for host in hosts.columns.drop("t"):
+        told = known.get(host) or {}
+        name = told.get("fleet") or "private hosts"
+        capacity = told.get("capacity", 0) if told.get("status", "ACTIVE") == "ACTIVE" else 0
+        held, total = fleets.get(name, (pd.Series(0.0, index=hosts.index), 0))
+        fleets[name] = (held + hosts[host], total + capacity)
+    return fleets
 
 
 def _hosts_by_city(hosts: pd.DataFrame, known: dict) -> pd.DataFrame:
@@ -587,11 +600,12 @@ def _match_rows(summary: dict) -> list[tuple[str, str]]:
         to = "a ready server" if summary.get("player_wait_to") == "ready" else "the 202"
         figures = " / ".join(_wait(wait.get(k)) for k in ("p50", "p95", "p99", "max"))
         rows.append((f"players' wait, match to {to}: p50 / p95 / p99 / max", figures))
-    kinds = ("served", "failed", "abandoned") + (("unknown",) if matches.get("unknown") else ())
+    kinds = ["served", "failed", "abandoned"]
+    kinds += [k for k in ("capped", "unknown") if matches.get(k)]
     fates = " / ".join(f"{matches.get(k, 0):,}" for k in kinds)
     rows.append((f"matches: {' / '.join(kinds)}", f"{fates} of {matches['total']:,}"))
     if (share := matches.get("share_unserved")) is not None:
-        which = "failed, abandoned or unknown" if matches.get("unknown") else "failed or abandoned"
+        which = ", ".join(kinds[1:-1]) + f" or {kinds[-1]}"
         rows.append((f"matches with no server ({which})", f"{share:.2%}"))
     attempts = summary.get("attempts_per_match") or {}
     rows.append(("attempts per match: mean / max", f"{attempts['mean']:.2f} / {attempts['max']}"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, tzinfo
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import click
 import orjson
 
 from edgebench._errors import ScenarioError
-from edgebench.plan.forecast import elapsed
+from edgebench.plan.forecast import Forecast, Plan, elapsed
 from edgebench.plan.overrides import with_limit
 from edgebench.plan.payloads import preview
 from edgebench.plan.scenario import load_scenario
@@ -75,7 +76,7 @@ def plan_text(
     limit: int | None = None,
     overflow: float = 0.05,
     wait_bound_s: float | None = None,
-) -> tuple[str, object, object]:
+) -> tuple[str, Plan | None, Forecast | None]:
     """plan_text is what the scenario asks of the API, before any traffic: (text, plan,
     forecast); plan and forecast are None for a scenario of [rate] stages (no forecast).
     A forecast of ISO times is told in clock time, in tz; limit replaces the scenario's.
@@ -83,18 +84,32 @@ def plan_text(
     limit for the wait bound."""
     scenario = with_limit(load_scenario(path), limit)
     schedule = Schedule.from_scenario(scenario)
+    when = _run_clock(scenario, tz)
     if scenario.demand:
         text, result, forecast = _forecast_text(path, scenario, schedule, tz)
     else:
         text, result, forecast = _stages_text(path, scenario, schedule), None, None
+    queue_lines, panel = _queue_lines(scenario, schedule, when)
+    if result is not None and forecast is not None:  # the plot draws the queue the text tells
+        start = forecast.span[0]
+        title, points = panel
+        result = replace(result, queue=[(start + t, n) for t, n in points], queue_title=title)
     answers = _instant_lines(scenario, tz, overflow, wait_bound_s)
-    return "\n".join([text, *_queue_lines(scenario, schedule), *answers]), result, forecast
+    return "\n".join([text, *queue_lines, *answers]), result, forecast
+
+
+def _run_clock(scenario, tz: tzinfo):
+    """_run_clock tells a run time as a reader wants it: a forecast of ISO times in clock
+    time ("18:00 UTC"), else time from the run's start ("0:00:59 into the run")."""
+    if scenario.demand and scenario.demand.origin:
+        forecast = Forecast.of(scenario)
+        return lambda t: forecast.clock(forecast.span[0] + t, tz)
+    return lambda t: f"{elapsed(t)} into the run"
 
 
 def _instant_lines(scenario, tz: tzinfo, overflow: float, wait_bound_s: float | None) -> list[str]:
     """_instant_lines are the formulas' answers: hosts per region, the limit for a wait."""
     from edgebench.advise.instant import hosts_text, instant_answers, limit_text, wait_bound
-    from edgebench.plan.forecast import Forecast
     from edgebench.platform import scenario_world
 
     bound = wait_bound(scenario, wait_bound_s)
@@ -106,9 +121,9 @@ def _instant_lines(scenario, tz: tzinfo, overflow: float, wait_bound_s: float | 
 
 def _forecast_text(
     path: Path, scenario, schedule: Schedule, tz: tzinfo
-) -> tuple[str, object, object]:
+) -> tuple[str, Plan, Forecast]:
     """_forecast_text is the forecast's table: players, matches and servers over the day."""
-    from edgebench.plan.forecast import Forecast, plan
+    from edgebench.plan.forecast import plan
 
     forecast = Forecast.of(scenario)
     _clock = functools.partial(forecast.clock, tz=tz)
@@ -175,25 +190,34 @@ def _stages_text(path: Path, scenario, schedule: Schedule) -> str:
     return "\n".join(lines)
 
 
-def _queue_lines(scenario, schedule: Schedule) -> list[str]:
+Panel = tuple[str, list[tuple[float, float]]]  # the plot's queue panel: title, (run time, y)
+
+
+def _queue_lines(scenario, schedule: Schedule, when) -> tuple[list[str], Panel]:
     """_queue_lines say what the limit does to the run's matches: the client's queue walked
-    over the run's own arrivals, or the starts respect mode's cap leaves out."""
+    over the run's own arrivals, or the starts respect mode's cap leaves out, or those
+    above the limit (exceed mode); and the same as the plot's panel, in run time."""
     from edgebench.plan.queue import queue_walk
 
+    limit = scenario.rate.limit
     if scenario.rate.mode != "respect":
-        return ["exceed mode: every match is sent when due; past the limit the API answers 429"]
+        lines = ["exceed mode: every match is sent when due; past the limit the API answers 429"]
+        return lines, (f"starts above the limit ({limit}/s: answered 429)", _above(schedule, limit))
     if not scenario.queues:
         capped = round(schedule.demand_total()) - schedule.count()
-        return [
-            f"no client queue: respect mode caps the run at {schedule.capped_rate():.1f}/s; "
+        cap = schedule.capped_rate() or float(limit)
+        lines = [
+            f"no client queue: respect mode caps the run at {cap:.1f}/s; "
             f"{capped:,} of the demand's starts are not made"
         ]
+        return lines, (f"starts the cap ({cap:.1f}/s) leaves out, a second", _above(schedule, cap))
     policy = scenario.client_policy
     wait = policy.max_queue_wait_s if policy else None
-    walk = queue_walk(schedule, scenario.rate.limit, wait, OPENING_S if scenario.demand else 0)
+    walk = queue_walk(schedule, limit, wait, OPENING_S if scenario.demand else 0)
+    leaving = f", leaving after {wait:g} s" if wait is not None and wait < float("inf") else ""
     lines = [
-        f"the client's queue (first in, first out, {scenario.rate.limit} sends a second): at "
-        f"most {walk.peak_waiting:,} matches waiting (at {elapsed(walk.peak_at_s)} into the run), "
+        f"the client's queue (first in, first out, {limit} sends a second): at "
+        f"most {walk.peak_waiting:,} matches waiting (at {when(walk.peak_at_s)}), "
         f"the longest wait for a turn {walk.longest_wait_s:,.0f} s"
     ]
     if walk.abandoned:
@@ -204,4 +228,14 @@ def _queue_lines(scenario, schedule: Schedule) -> list[str]:
             f"{opening.matches:,} matches; their wait for a turn p99 {opening.p99_wait_s:,.0f} s, "
             f"longest {opening.longest_wait_s:,.0f} s; abandoned {opening.abandoned:,}"
         )
-    return lines
+    title = f"the client's queue: matches waiting ({limit} sends a second{leaving})"
+    return lines, (title, list(enumerate(walk.waiting)))
+
+
+def _above(schedule: Schedule, level: float) -> list[tuple[float, float]]:
+    """_above is the demand above `level` at each of the schedule's piece boundaries."""
+    return [
+        (t, max(0.0, rate - level))
+        for segment in schedule.demand
+        for t, rate in ((segment.start_s, segment.rate_start), (segment.end_s, segment.rate_end))
+    ]

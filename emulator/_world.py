@@ -93,6 +93,7 @@ class World:
     max_distance_km: float = 20000.0
     source: str = "<memory>"
     sha256: str = ""
+    given: frozenset[str] = frozenset()  # the keys the file sets ("limits.algorithm", ...)
 
     def knows(self, application: str, version: str) -> bool:
         return version in self.applications.get(application, ())
@@ -100,7 +101,12 @@ class World:
     def with_lifetime(self, lifetime_s: Distribution) -> World:
         """with_lifetime is this world with deployments that run for lifetime_s (a scenario's
         match length)."""
-        return replace(self, lifecycle=replace(self.lifecycle, lifetime_s=lifetime_s))
+        said = {"lifecycle.lifetime_s": "the scenario's demand.match_length"}
+        return replace(
+            self,
+            lifecycle=replace(self.lifecycle, lifetime_s=lifetime_s),
+            provenance=self.provenance | said,
+        )
 
     def fleet_hosts(self, fleet: str) -> list[str]:
         """fleet_hosts is the ids of the fleet's hosts, in the world file's order."""
@@ -122,6 +128,7 @@ class World:
                     "capacity": host.capacity,
                     "status": host.status,
                     "location": host.location.city,
+                    "fleet": host.fleet,
                 }
                 for host in self.private_hosts.values()
             },
@@ -142,12 +149,21 @@ class World:
             + (f" (burst {self.limiter.burst})" if self.limiter.burst else ""),
             "api.latency_ms": self.api_latency_ms.describe() if self.api_latency_ms else "none",
         }
-        shipped = self.source.endswith(f"data/{DEFAULT_WORLD}")
-        said = f"the shipped default ({DEFAULT_WORLD})" if shipped else f"set in {self.source}"
         return [
-            {"key": key, "value": _text(value), "source": self.provenance.get(key, said)}
+            {"key": key, "value": _text(value), "source": self._source_of(key)}
             for key, value in values.items()
         ]
+
+    def _source_of(self, key: str) -> str:
+        """_source_of says where a value came from: its [provenance], the shipped world,
+        the world file that sets it, or the emulator's default where the file does not."""
+        if key in self.provenance:
+            return self.provenance[key]
+        if self.source.endswith(f"data/{DEFAULT_WORLD}"):
+            return f"the shipped default ({DEFAULT_WORLD})"
+        if key in self.given:
+            return f"set in {self.source}"
+        return f"the emulator's default ({self.source} does not set it)"
 
 
 DEFAULT_WORLD = "default-world.toml"
@@ -226,6 +242,12 @@ def parse_world(raw: dict, source: str = "<memory>") -> World:
         provenance=_provenance(raw.get("provenance", {})),
         intervals=_intervals(raw.get("intervals", {})),
         source=source,
+        given=frozenset(
+            f"{section}.{key}"
+            for section in ("lifecycle", "limits", "api")
+            if isinstance(raw.get(section), dict)
+            for key in raw[section]
+        ),
     )
 
 

@@ -106,6 +106,12 @@ def test_the_summary_has_the_demand_next_to_the_offered_rate(tmp_path):
     assert summary["capped_starts"] == 40
     assert summary["share_capped"] == pytest.approx(1 / 3)
     assert summary["dropped_starts"] == 0  # the cap is not a drop: it is counted apart
+    # The demand's matches the cap never sent got no server: counted, and waited for ever.
+    matches = summary["matches"]
+    assert matches["capped"] == 40
+    assert matches["total"] == 120
+    assert matches["share_unserved"] == pytest.approx(40 / 120)
+    assert summary["player_wait_s"]["p99"] is None
     failed = thresholds.evaluate(
         thresholds.parse(["share_capped == 0"]), thresholds.metrics(summary)
     )

@@ -370,3 +370,19 @@ def test_a_forecast_of_iso_times_is_planned_and_reported_in_clock_time(tmp_path)
         plots.save(figure, tmp_path, "over-time")
     assert axes.get_xlabel() == "clock time (UTC)"
     assert axes.xaxis.get_major_formatter()(1800, 0) == "19:30"
+
+
+def test_the_plans_plot_draws_the_queue_its_text_tells_in_the_texts_time():
+    from edgebench._scenario_cli import plan_text
+
+    text, result, _ = plan_text(Path("scenarios/launch-open.toml"))
+    peak = max(n for _, n in result.queue)
+    # One queue: the client's, walked over the run's arrivals, told in clock time.
+    assert f"at most {peak:,.0f} matches waiting (at 18:00 UTC)" in text
+    assert result.queue_title.startswith("the client's queue: matches waiting (40 sends")
+    capped, plan_, _ = plan_text(Path("scenarios/launch-forecast.toml"))
+    assert "no client queue: respect mode caps the run" in capped
+    assert plan_.queue_title.startswith("starts the cap (39.4/s) leaves out")
+    staged, _, _ = plan_text(Path("scenarios/matchmaker-tick.toml"))
+    assert "matches waiting (at 0:00:" in staged
+    assert "into the run)" in staged  # no clock: time from the run's start, said so

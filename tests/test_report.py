@@ -321,8 +321,10 @@ def test_each_share_is_drawn_against_what_can_explain_it(tmp_path):
     assert list(failures[0].curve["offered_per_s"]) == [10.0, 20.0]
     limited = jobs["429 rate limited"][2]
     assert limited[0].line == (40, "limit 40/s")
-    # Where fleet deploys landed, against the capacity of the active hosts it used.
-    assert jobs["Fleet"][4] == 10
+    # Where fleet deploys landed, each fleet against the capacity of its active hosts.
+    assert {name: capacity for name, (_, capacity) in jobs["Fleet"][4].items()} == {
+        "private hosts": 10  # its hosts name no fleet
+    }
     (tmp_path / "one").mkdir()
     one_rate = load_run(capacity_run(tmp_path / "one", rates=(60,)))
     jobs = {job[0]: job for job in curves_by_rate(one_rate, summarize(one_rate), 1.0)}
@@ -395,7 +397,7 @@ def test_the_report_leads_with_the_players_wait_the_queue_and_the_attempts(tmp_p
     summary = outcome.summary
     assert summary["matches"] == {
         "total": 20, "recorded": 20, "served": 10, "failed": 10, "abandoned": 0,
-        "unknown": 0, "unserved": 10, "share_unserved": 0.5,
+        "unknown": 0, "capped": 0, "unserved": 10, "share_unserved": 0.5,
     }  # fmt: skip
     assert summary["attempts_per_match"] == {"mean": 1.5, "max": 2}
     assert summary["player_wait_to"] == "accepted"
@@ -736,3 +738,59 @@ def test_no_truncation_or_corruption_of_a_real_runs_records_passes(
     assert lost > 0  # something was cut or corrupted
     assert outcome.exit_code != 0
     assert verdict(outcome.results, None, outcome.summary)["kind"] in ("incomplete", "fail")
+
+
+def test_no_plot_of_a_short_run_has_a_flat_sliver_of_an_axis(tmp_path, monkeypatch):
+    # The smoke scenario, 10 s simulated with its plots: a placement of one step (drawn as
+    # bars), latencies with no spread in a window; every axis whose data are one value is
+    # given a range from 0, not matplotlib's +-0.05 around it.
+    from analysis import plots
+
+    seen = tmp_path / "axes.jsonl"
+    original = plots.save
+
+    def noted(figure, folder, name):
+        paths = original(figure, folder, name)
+        with seen.open("ab") as out:  # a forked copy draws some: each appends its own
+            for axes in figure.axes:
+                box = axes.dataLim
+                low, high = axes.get_ylim()
+                line = {"plot": name, "flat": bool(box.height == 0), "span": float(high - low)}
+                out.write(orjson.dumps(line) + b"\n")
+        return paths
+
+    monkeypatch.setattr(plots, "save", noted)
+    done = edgebench(
+        "simulate", "scenarios/smoke.toml", "--duration", "10s", "--results-dir", tmp_path / "r"
+    )
+    assert done.exit_code in (0, 1), done.output
+    drawn = [orjson.loads(line) for line in seen.read_bytes().splitlines()]
+    assert {d["plot"] for d in drawn} >= {"placement", "player_wait", "latency", "throughput"}
+    slivers = [d for d in drawn if d["flat"] and d["span"] < 0.5]
+    assert slivers == []
+
+
+def test_a_flat_curve_is_drawn_from_zero_and_each_fleet_against_its_own_capacity(tmp_path):
+    import pandas as pd
+
+    from analysis import plots
+    from analysis.report import _fleets
+
+    figure, axes = plots.new_figure(4, 3)
+    axes.plot([0, 1, 2], [0.0, 0.0, 0.0])
+    plots._no_flat_axes(figure)
+    assert axes.get_ylim() == (0.0, 1.0)
+    hosts = pd.DataFrame({"t": [1.0, 2.0], "a1": [20, 20], "a2": [20, 20], "b1": [3, 5]})
+    known = {
+        "a1": {"capacity": 20, "status": "ACTIVE", "fleet": "fleet-na"},
+        "a2": {"capacity": 20, "status": "ACTIVE", "fleet": "fleet-na"},
+        "b1": {"capacity": 20, "status": "ACTIVE", "fleet": "fleet-eu"},
+    }
+    fleets = _fleets(hosts, known)
+    assert {name: (held.tolist(), cap) for name, (held, cap) in fleets.items()} == {
+        "fleet-na": ([40, 40], 40),  # full: its line meets its capacity
+        "fleet-eu": ([3, 5], 20),
+    }
+    by_city = hosts.rename(columns={"a1": "Chicago", "a2": "Chicago2", "b1": "Frankfurt"})
+    paths = plots.fleet_plot(by_city, pd.Series([0, 1]), fleets, tmp_path)
+    assert paths[0].stat().st_size > 1000

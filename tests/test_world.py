@@ -142,3 +142,26 @@ def test_distributions_draw_deterministically_under_a_seed():
     assert first == [dist.sample(random.Random(4)) for _ in range(3)]
     samples = sorted(dist.sample(random.Random(i)) for i in range(2001))
     assert samples[1000] == pytest.approx(3.0, rel=0.05)
+
+
+def test_the_assumptions_say_a_default_is_a_default_and_a_match_length_the_scenarios(tmp_path):
+    path = tmp_path / "plain.toml"
+    path.write_text(
+        '[lifecycle]\nboot_s = 2.0\n[[applications]]\nname = "g"\nversions = ["1"]\n'
+        '[[locations]]\ncity = "Paris"\ncountry = "FR"\nlatitude = 48.9\nlongitude = 2.3\n'
+        "capacity = 10\n"
+    )
+    world = load_world(path).with_lifetime(Distribution.fixed(600.0))
+    said = {row["key"]: row["source"] for row in world.assumptions()}
+    assert said["lifecycle.boot_s"] == f"set in {path}"
+    assert said["limits.algorithm"] == f"the emulator's default ({path} does not set it)"
+    assert said["api.latency_ms"] == f"the emulator's default ({path} does not set it)"
+    assert said["lifecycle.lifetime_s"] == "the scenario's demand.match_length"
+
+
+def test_advice_tables_print_costs_as_plain_numbers():
+    from analysis.advice import _cell
+
+    assert _cell(10820.5) == "10,820.50"
+    assert _cell(612.0) == "612"
+    assert _cell(0.049281) == "0.04928"

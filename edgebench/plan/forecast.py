@@ -240,6 +240,7 @@ class Plan:
     servers_at_start: float  # servers held when the run's span starts (a window starts full)
     limit: float = 40.0
     queue: list[tuple[float, float]] = field(default_factory=list)  # (forecast time, waiting)
+    queue_title: str = "A first-in-first-out queue in front of the limit (no one leaving it)"
     # (forecast time, starts a second, Little's starts a second, matches wanted, held)
     curve: list[tuple[float, float, float, float, float]] = field(default_factory=list)
     excess: list[tuple[float, float, float]] = field(default_factory=list)  # Renewal.excess

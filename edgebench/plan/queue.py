@@ -42,6 +42,7 @@ class QueueWalk(NamedTuple):
     longest_wait_s: float  # the longest a sent match waited for its turn
     abandoned: int  # matches that gave up (max_wait_s)
     opening: Opening | None = None
+    waiting: tuple[int, ...] = ()  # the matches waiting after each window's sends (_walk's)
 
 
 def queue_walk(
@@ -100,6 +101,7 @@ def _walk(
     peak, peak_at, longest, abandoned = 0, 0.0, 0.0, 0
     early = Early(opening_s)
     window = 0
+    curve: list[int] = []
     while window < len(arrivals) or waiting:
         now = window * WINDOW_S
         if window < len(arrivals) and arrivals[window]:
@@ -107,10 +109,12 @@ def _walk(
         abandoned += _give_up(waiting, now, max_wait_s, early)
         longest = max(longest, _send(waiting, quota, now, early))
         queued = int(sum(count for _, count in waiting))
+        curve.append(queued)
         if queued > peak:
             peak, peak_at = queued, now
         window += 1
-    return QueueWalk(peak, peak_at, longest, abandoned, early.summary() if opening_s else None)
+    opening = early.summary() if opening_s else None
+    return QueueWalk(peak, peak_at, longest, abandoned, opening, tuple(curve))
 
 
 class Early:
