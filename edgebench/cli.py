@@ -417,6 +417,14 @@ def scenario_plan(
     help="With --web: the web UI's port.",
 )
 @click.option(
+    "--web-linger",
+    "web_linger_s",
+    type=click.IntRange(0),
+    default=10,
+    show_default=True,
+    help="With --web: seconds the UI stays up once the run is over, its report linked.",
+)
+@click.option(
     "--web-host",
     default="127.0.0.1",
     show_default=True,

@@ -8,6 +8,7 @@ file carries the run's id in its name (edgebench.records.log_name).
 from __future__ import annotations
 
 import errno
+import itertools
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +70,32 @@ def run_tag(results_dir: Path) -> str:
 def holds_a_run(folder: Path) -> bool:
     """holds_a_run is whether a folder has a manifest or records already."""
     return folder.is_dir() and any(any(folder.glob(pattern)) for pattern in RECORDS)
+
+
+def next_run_folder(parent: Path) -> Path:
+    """next_run_folder is where the web UI's next run writes (`edgebench run --web-wait`,
+    a run each START): the results folder while it holds no run, else its first free
+    run-2, run-3, ... So every run started from the form has a folder of its own.
+
+    >>> next_run_folder(Path("/nonexistent/results")).as_posix()
+    '/nonexistent/results'
+    """
+    if not holds_a_run(parent):
+        return parent
+    return next(
+        folder for n in itertools.count(2) if not holds_a_run(folder := parent / f"run-{n}")
+    )
+
+
+def run_folders(parent: Path) -> list[Path]:
+    """run_folders are the runs the web UI started under a results folder, in order: the
+    folder itself, then run-2, run-3, ... (those whose run began: a manifest with an epoch)."""
+    from edgebench.manifest import read_manifest
+
+    numbered = sorted(
+        (p for p in parent.glob("run-*") if p.name[4:].isdigit()), key=lambda p: int(p.name[4:])
+    )
+    return [folder for folder in (parent, *numbered) if "epoch" in read_manifest(folder)]
 
 
 def refuse_used(folder: Path, option: str = "--results-dir") -> None:

@@ -47,7 +47,13 @@ from edgebench.realapi.safety import (
     refuse_remote_without_token,
 )
 from edgebench.realapi.token import api_token, authorization, request_token
-from edgebench.runfolder import RESULTS_UNWRITABLE_EXIT, default_results_dir, refuse_used, run_tag
+from edgebench.runfolder import (
+    RESULTS_UNWRITABLE_EXIT,
+    default_results_dir,
+    next_run_folder,
+    refuse_used,
+    run_tag,
+)
 from edgebench.traffic.abort import abort_connections_to
 from edgebench.traffic.alarm import LEAD_S, sleep_until
 from edgebench.traffic.budget import Budget
@@ -157,6 +163,14 @@ def _arguments(parser) -> None:
         default="",
         include_in_web_ui=True,
         help="Where the run's records go (default: results/<timestamp>-<scenario>)",
+    )
+    parser.add_argument(
+        "--each-run-apart",
+        action="store_true",
+        default=False,
+        include_in_web_ui=False,
+        help="Set by `edgebench run --web-wait`: each run from the form in a folder of its own "
+        "under --results-dir (the folder itself, then run-2, run-3, ...)",
     )
 
 
@@ -277,6 +291,8 @@ def _decide_facts(environment, scenario, schedule: Schedule) -> RunFacts:
     """_decide_facts fixes the run's facts, publishes them to the workers, writes the manifest."""
     options, runner = environment.parsed_options, environment.runner
     results_dir = options.results_dir or str(default_results_dir(scenario.name))
+    if options.each_run_apart:  # `edgebench run --web-wait`: as many runs as START is pressed
+        results_dir = str(next_run_folder(Path(results_dir)))
     refuse_used(Path(results_dir))  # the start form may name a folder that holds a run now
     workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
     epoch = time.time() + START_LEAD_S
@@ -346,11 +362,15 @@ def _finish_workers(environment, **_kwargs) -> None:
 
 
 def _refuse(environment, exc: EdgebenchError) -> None:
-    """_refuse stops a run that cannot start (exit code 2), saying why. A worker that cannot
+    """_refuse stops a run that cannot start (exit code 2), saying why, in the web UI too
+    (where a START from the form may be tried again: no exit code). A worker that cannot
     take part quits: the master shares the schedule out afresh among the others (what this
     one owned until then shows in the report as starts with no record)."""
     logging.error("edgebench: %s", exc)
-    environment.process_exit_code = 2
+    live_ui.refused(str(exc))
+    options = environment.parsed_options
+    if not environment.web_ui or options.autostart:  # a form's START may be tried again
+        environment.process_exit_code = 2
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         gevent.spawn(runner.quit)

@@ -36,6 +36,7 @@ STATIC_FILES = {
 }
 BOARD = LiveBoard()
 LAST_RUN: dict[str, Path] = {}
+NOTICE: dict[str, str] = {}  # why the last START was refused, until a run starts
 
 
 def attach(environment, state: RunState) -> None:
@@ -63,6 +64,12 @@ def attach(environment, state: RunState) -> None:
 def started(results_dir: Path) -> None:
     BOARD.reset()
     LAST_RUN["results"] = results_dir
+    NOTICE.clear()
+
+
+def refused(message: str) -> None:
+    """refused shows in the UI why a START was refused (it is logged on the terminal too)."""
+    NOTICE["text"] = f"The run was not started: {message}"
 
 
 def stopped(environment, results_dir: Path) -> None:
@@ -124,7 +131,15 @@ def _extend(environment, state: RunState) -> None:
     @blueprint.route(SERIES_ROUTE)
     def series():
         limit = state.scenario.rate.limit if state.scenario else None
-        return {"limit": limit, "window_s": RATE_WINDOW_S, "points": list(BOARD.series)}
+        results = LAST_RUN.get("results")
+        return {
+            "limit": limit,
+            "window_s": RATE_WINDOW_S,
+            "points": list(BOARD.series),
+            "folder": str(results) if results else None,  # where this run's records go
+            "report": BOARD.report_url or None,  # linked as soon as it is written
+            "notice": NOTICE.get("text"),
+        }
 
     @blueprint.route(f"{STATIC_ROUTE}/<name>")
     def static(name: str):

@@ -122,13 +122,17 @@ def test_locust_stopping_before_the_run_started_is_an_error_not_an_empty_verdict
     # As when the port of Locust's master was taken: it exits at once, nothing sent.
     from edgebench._errors import EdgebenchError
     from edgebench.runner.processes import LocustProcess
-    from edgebench.runner.run import refuse_unstarted
+    from edgebench.runner.run import started
 
     crash = "import sys; sys.stderr.write('RPCError: Socket bind failure: in use\\n'); sys.exit(1)"
     locust = LocustProcess([sys.executable, "-c", crash], tmp_path / "locust.log", web=False)
     locust.process.wait(timeout=30)
     with pytest.raises(EdgebenchError, match="before the run started: RPCError: Socket bind"):
-        refuse_unstarted(tmp_path, locust, web=False)
+        started(tmp_path, locust, web=False)
+    # A web UI closed before any run (its output on the terminal: no locust.log) is no error.
+    quiet = LocustProcess([sys.executable, "-c", "pass"], tmp_path / "web" / "locust.log", web=True)
+    quiet.process.wait(timeout=30)
+    assert started(tmp_path, quiet, web=True) is False
 
 
 def test_processes_on_one_machine_meet_on_a_port_of_their_own():

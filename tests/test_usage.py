@@ -209,3 +209,29 @@ def test_a_run_started_from_the_form_counts_its_time_from_its_first_record(tmp_p
     now[0] = 45.0
     progress.update()
     assert out.getvalue().splitlines()[-1].startswith("[00:05 elapsed, 00:55 left]")
+
+
+def test_form_runs_each_follow_their_own_folder_and_length_and_idle_prints_nothing(tmp_path):
+    from edgebench.manifest import write_manifest
+
+    now = [0.0]
+    out = io.StringIO()
+    progress = Progress(tmp_path, 60, out=out, clock=lambda: now[0], from_first_record=True)
+    progress.update()
+    assert out.getvalue() == ""  # nobody pressed START: no countdown runs
+    for folder, duration, at in ((tmp_path, 20, 10.0), (tmp_path / "run-2", 30, 100.0)):
+        write_manifest(folder, epoch=at, scenario={"duration_s": duration})
+        now[0] = at
+        log = RecordWriter(folder / "requests-r1-w0.jsonl")
+        log.add({"outcome": "accepted"})
+        log.close()
+        progress.update()
+        now[0] = at + 5
+        progress.update()
+        assert (
+            out.getvalue().splitlines()[-1].startswith(f"[00:05 elapsed, 00:{duration - 5} left]")
+        )
+    printed = out.getvalue()
+    now[0] = 200.0  # the second run is over and nothing comes: the terminal stays quiet
+    progress.update()
+    assert out.getvalue() == printed

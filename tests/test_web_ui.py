@@ -7,14 +7,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
+import orjson
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from .conftest import free_port
 from .test_run import held_smoke, parsed, totals
 from .test_server import EmulatorProcess
+from .test_traffic import wait_for
 
 # Started processes and servers, timed: one after another, in the first group of live
 # tests (the second runs on the other worker: Makefile).
@@ -36,14 +39,16 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def web_ui(tmp_path):
+def ui(tmp_path):
     """web_ui is `edgebench run --web-wait` (runs started from the form) against an emulator."""
     port = free_port()
     with EmulatorProcess("--time-scale", "30") as emulator:
         command = [*EDGEBENCH, "run", "scenarios/smoke.toml", "--web-wait"]
         command += ["--host", emulator, "--web-port", str(port)]
         command += ["--results-dir", str(tmp_path / "run"), "--no-plots"]  # the UI's report draws
-        run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        output = (tmp_path / "edgebench.out").open("wb")
+        run = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        output.close()
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -52,16 +57,24 @@ def web_ui(tmp_path):
                 break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield url
-        run.send_signal(signal.SIGINT)  # as Ctrl-C: Locust stops, the run ends by itself
-        run.wait(timeout=60)
+        yield SimpleNamespace(url=url, close=lambda: closed(run))
+        closed(run)
+
+
+def closed(run: subprocess.Popen) -> int:
+    """closed ends `edgebench run --web-wait` as Ctrl-C does (Locust stops, the run ends by
+    itself), once; its exit code."""
+    if run.poll() is None:
+        run.send_signal(signal.SIGINT)
+    return run.wait(timeout=60)
 
 
 def number(text: str) -> float:
     return float(re.sub(r"[^0-9.]", "", text) or 0)
 
 
-def test_a_run_started_from_the_form_shows_live_numbers_and_links_its_report(web_ui, tmp_path):
+def test_a_run_started_from_the_form_shows_live_numbers_and_links_its_report(ui, tmp_path):
+    web_ui = ui.url
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
@@ -90,21 +103,42 @@ def test_a_run_started_from_the_form_shows_live_numbers_and_links_its_report(web
         # The run's Prometheus metrics, on the web UI's port, count what the tab shows.
         samples = parsed(httpx.get(f"{web_ui}/metrics").text)
         assert totals(samples, "edgebench_requests_total", "outcome")["accepted"] > 0
+        # The charts are the tab's only: another of Locust's tabs shows none of them.
+        page.get_by_role("tab", name="Statistics").click()
+        expect(page.locator("#edgebench-charts")).to_have_count(0, timeout=5_000)
+        page.get_by_role("tab", name="Edgegap deploys").click()
+        expect(page.locator("#edgebench-charts canvas")).to_have_count(4, timeout=10_000)
+        about = page.locator("#edgebench-about")
+        expect(about).to_have_text(f"This run's records: {tmp_path / 'run'}")
         page.get_by_role("button", name="STOP").click()
-        # A stopped UI polls no more: the link shows on the next load, once the report exists.
-        report_row = page.get_by_role("row").filter(has_text="Report of the last run")
-        for _ in range(120):
-            page.reload()
-            page.get_by_role("tab", name="Edgegap deploys").click()
-            if report_row.count():
-                break
-            page.wait_for_timeout(500)
-        expect(report_row).to_be_visible()
+        # The report is linked as soon as it is written, without a reload.
+        link = about.get_by_role("link", name="Report of the last run")
+        expect(link).to_be_visible(timeout=60_000)
+        # A second run from the form: a folder of its own, named in the tab.
+        page.get_by_role("button", name="New").click()
+        page.get_by_text("Custom parameters").click()
+        page.locator("input[name=duration]").fill("20s")
+        page.get_by_role("button", name="START").click()
+        expect(about).to_have_text(re.compile(r"run-2$"), timeout=15_000)
+        second = tmp_path / "run" / "run-2"
+        wait_for(lambda: sum(p.stat().st_size for p in second.glob("requests-*")) > 0)
+        page.get_by_role("button", name="STOP").click()
+        expect(link).to_be_visible(timeout=60_000)
         page.goto(f"{web_ui}/edgebench/report")
         expect(page).to_have_title(re.compile("edgebench run: smoke"))
         expect(page.get_by_role("heading", name="Key numbers")).to_be_visible()
         browser.close()
+    # Both runs were stopped before their schedules ended: neither is a pass.
+    code = ui.close()
+    said = (tmp_path / "edgebench.out").read_text()
+    assert code == 3, said[-3000:]
+    assert said.count("INCOMPLETE: the run stopped at") == 2, said[-3000:]
     assert (tmp_path / "run" / "report.html").exists()
+    assert (second / "report.html").exists()
+    # Once the UI closed, each run's manifest says what the user typed, not Locust's line.
+    manifest = orjson.loads((second / "manifest.json").read_bytes())
+    assert manifest["command_line"][:3] == ["edgebench", "run", "scenarios/smoke.toml"]
+    assert manifest["scenario"]["duration_s"] == 20
 
 
 def listening(port: int) -> set[str]:
@@ -119,7 +153,7 @@ def test_web_starts_at_once_on_loopback_and_ends_with_its_verdict(tmp_path):
     port = free_port()
     with EmulatorProcess("--time-scale", "30") as emulator:
         held = held_smoke(tmp_path, 10, 2)  # sends from its first second: a short run
-        command = [*EDGEBENCH, "run", str(held), "--web"]
+        command = [*EDGEBENCH, "run", str(held), "--web", "--web-linger", "8"]
         command += ["--host", emulator, "--web-port", str(port), "--no-plots"]
         command += ["--results-dir", str(tmp_path / "run")]
         run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -128,6 +162,9 @@ def test_web_starts_at_once_on_loopback_and_ends_with_its_verdict(tmp_path):
             while not listening(port) and time.monotonic() < deadline and run.poll() is None:
                 time.sleep(0.05)
             assert listening(port) == {"0100007F"}  # 127.0.0.1 only, not every interface
+            # Once the run is over, its report is served while the UI lingers.
+            report = f"http://127.0.0.1:{port}/edgebench/report"
+            wait_for(lambda: httpx.get(report, timeout=2).status_code == 200, timeout=60)
             stdout, stderr = run.communicate(timeout=90)  # nobody presses start, nor stop
         finally:
             if run.poll() is None:

@@ -83,7 +83,8 @@ class LocustProcess:
             return
         errors = [line for line in text.splitlines() if line.startswith("Error: ")]
         message = "\n".join(line.removeprefix("Error: ") for line in errors)
-        raise EdgebenchError(message or f"Locust stopped with exit code 2; see {self.log}")
+        see = f"; see {self.log}" if self.log.exists() else ""
+        raise EdgebenchError(message or f"Locust stopped with exit code 2{see}")
 
     def last_error(self) -> str:
         """last_error is the last line of Locust's log that tells what went wrong."""

@@ -35,17 +35,23 @@ class Progress:
         on_record=None,
         from_first_record: bool = False,
     ) -> None:
-        self.folder, self.duration_s = folder, duration_s
+        self.root = self.folder = folder
+        self.duration_s = duration_s
         self.on_record = on_record  # each new record, as it is read (the watched checks)
         self.out, self.clock = out, clock
         self.started = clock()
-        # A run started from the web UI's form: its time counts from its first record.
+        # Runs started from the web UI's form: each in its own folder (the latest followed),
+        # its time counted from its first record, its length its manifest's.
         self._from_first_record = from_first_record
+        self._printed = 0.0
+        self._live = out.isatty()
+        self._begin()
+
+    def _begin(self) -> None:
+        """_begin starts the counts afresh (a run, or the next one from the web UI's form)."""
         self.outcomes: Counter[str] = Counter()
         self._offsets: dict[Path, int] = {}
         self._recent: deque[tuple[float, int, int]] = deque()  # (time, starts, accepted)
-        self._printed = 0.0
-        self._live = out.isatty()
         self._starts = self._accepted = 0  # read since the last show
 
     def update(self) -> None:
@@ -55,6 +61,8 @@ class Progress:
 
     def read(self) -> None:
         """read takes in the records written since the last read."""
+        if self._from_first_record:
+            self._follow_latest()
         starts = accepted = 0
         for record in self._new_records():
             if self._from_first_record and not self.outcomes:
@@ -69,12 +77,15 @@ class Progress:
         self._accepted += accepted
 
     def show(self) -> None:
-        """show counts what was read since the last show, and prints the line when it is time."""
+        """show counts what was read since the last show, and prints the line when it is time
+        (a web UI between runs prints nothing: no countdown runs then)."""
         now = self.clock()
         self._recent.append((now, self._starts, self._accepted))
         self._starts = self._accepted = 0
         while self._recent and self._recent[0][0] < now - RECENT_S:
             self._recent.popleft()
+        if self._from_first_record and self._idle(now):
+            return
         if self._live or now - self._printed >= PRINT_EVERY_S:
             self._show(self.line(now), end="\r" if self._live else "\n")
             self._printed = now
@@ -102,6 +113,30 @@ class Progress:
             f"{clock} last {RECENT_S:g} s: offered {offered:.1f}/s, accepted {accepted:.1f}/s | "
             f"run so far: {so_far}, dropped {self.outcomes['dropped']}"
         )
+
+    def _idle(self, now: float) -> bool:
+        """_idle: no run from the web UI's form is going (none yet, or the last is over and
+        nothing came in a while)."""
+        if not self.outcomes:
+            return True
+        over = now - self.started > self.duration_s
+        return over and not any(starts for _, starts, _ in self._recent)
+
+    def _follow_latest(self) -> None:
+        """_follow_latest moves to the web UI's latest run folder, with its own length."""
+        from edgebench.manifest import read_manifest
+        from edgebench.runfolder import run_folders
+
+        folders = run_folders(self.root)
+        latest = folders[-1] if folders else self.root
+        if latest == self.folder and self.outcomes:
+            return
+        manifest = read_manifest(latest)
+        if latest != self.folder:
+            self.folder = latest
+            self._begin()
+        told = (manifest.get("scenario") or {}).get("duration_s")
+        self.duration_s = float(told or self.duration_s)
 
     def _new_records(self):
         for path in sorted(self.folder.glob("requests-*.jsonl")):

@@ -40,6 +40,7 @@ from edgebench.runfolder import (
     default_results_dir,
     expected_bytes,
     prepare_results_dir,
+    run_folders,
 )
 from edgebench.runner.metrics import METRICS_FILE, RunMetrics
 from edgebench.runner.processes import LOCUSTFILE, ROOT, EmulatorProcess, LocustProcess, watch
@@ -60,6 +61,7 @@ class RunPlan:
     web: bool = False
     web_wait: bool = False  # the web UI waits for runs started from its form
     web_port: int = 8089
+    web_linger_s: int = 10  # --web: the UI stays this long after the run, its report linked
     web_host: str = "127.0.0.1"  # where the web UI and --metrics-port listen
     results_dir: Path | None = None
     time_scale: float = 1.0
@@ -146,21 +148,40 @@ def run(plan: RunPlan) -> int:
             from_first_record=plan.web_wait,
         )
         aborted = watch(locust, progress, emulator, watcher, metrics)
+        folders: list[Path] = []
         try:
             with disk_full_stops(results, locust):
                 metrics.write(results / METRICS_FILE)
                 locust.check()
-                refuse_unstarted(results, locust, plan.web)
+                if not started(results, locust, plan.web):
+                    click.echo(f"edgebench: {NOTHING_STARTED}", err=True)
+                    return 0
+                folders = run_folders(results) if plan.web_wait else [results]
                 # What the user typed, and what the emulator ran with (Locust knows neither).
-                facts = {"command_line": ["edgebench", *sys.argv[1:]]}
-                facts |= watch_facts(watcher, aborted) | warm | costs
                 described = {"emulator": emulator.describe()} if emulator else {}
-                write_manifest(results, **facts, **described)
+                facts = {"command_line": ["edgebench", *sys.argv[1:]]} | costs | described
+                for folder in folders:  # the warm start was the first run's, a stop the last's
+                    first, last = folder == folders[0], folder == folders[-1]
+                    extra = (warm if first else {}) | (
+                        watch_facts(watcher, aborted) if last else {}
+                    )
+                    write_manifest(folder, **facts, **extra)
         finally:  # whatever stopped the run, what it created is stopped
             if policy.cleanup:
-                report = cleanup(results, host, request_token())
-                click.echo(summary_line(report, results), err=True)
-    return analyse(results, plan.thresholds_file, plan.plots)
+                for folder in folders:
+                    report = cleanup(folder, host, request_token())
+                    click.echo(summary_line(report, folder), err=True)
+    return verdicts(folders, plan)
+
+
+NOTHING_STARTED = "the web UI closed before a run was started from it: nothing was sent"
+
+
+def verdicts(folders: list[Path], plan: RunPlan) -> int:
+    """verdicts analyses each run (one, or each started from the web UI's form) and is the
+    worst verdict's exit code: 1 a failure, else 3 an incomplete run, else 0."""
+    codes = {analyse(folder, plan.thresholds_file, plan.plots) for folder in folders}
+    return 1 if 1 in codes else 3 if 3 in codes else 0
 
 
 @contextmanager
@@ -228,16 +249,18 @@ def warn_open_controls(plan: RunPlan, host: str | None) -> None:
     )
 
 
-def refuse_unstarted(results: Path, locust: LocustProcess, web: bool) -> None:
-    """refuse_unstarted fails a run whose traffic never started (Locust stopped before it),
-    instead of analysing an empty folder as if nothing had been asked."""
+def started(results: Path, locust: LocustProcess, web: bool) -> bool:
+    """started is whether a run began; a headless one whose traffic never started (Locust
+    stopped before it) fails instead of analysing an empty folder as if nothing had been
+    asked. A web UI closed before any run started from it is no error: nothing to judge."""
     if "epoch" in read_manifest(results):
-        return
-    if web and locust.process.returncode == 0:
-        raise EdgebenchError("the web UI closed before a run was started from it: nothing was sent")
+        return True
+    if web:
+        return False
+    see = f" (see {locust.log})" if locust.log.exists() else ""
     raise EdgebenchError(
         f"Locust stopped (exit code {locust.process.returncode}) before the run started: "
-        f"{locust.last_error()}; nothing was sent (see {locust.log})"
+        f"{locust.last_error()}; nothing was sent{see}"
     )
 
 
@@ -400,8 +423,10 @@ def locust_command(
         command += ["--expect-workers-max-wait", str(plan.expect_workers_max_wait)]
     if plan.web:
         command += ["--web-port", str(plan.web_port), "--web-host", plan.web_host]
-        if not plan.web_wait:  # the run starts at once and Locust quits when it is over
-            command += ["--autostart", "--autoquit", "0"]
+        if plan.web_wait:  # a folder for each run started from the form
+            command += ["--each-run-apart"]
+        else:  # the run starts at once; Locust quits once its report is served a while
+            command += ["--autostart", "--autoquit", str(plan.web_linger_s)]
     else:
         command += ["--headless", "--only-summary", "--loglevel", "WARNING"]
     return command

@@ -2,7 +2,9 @@
 // /edgebench/series (the board of every worker's reports): offered and accepted rate against
 // the limit, outcome shares, the players' wait p50 / p95 and the queue for the limiter.
 // Locust's tabs take tables only, so the charts go under the tab's table, put back when
-// React redraws the tab, and updated every second while it shows.
+// React redraws the tab, updated every second while it shows, and taken away on any other
+// tab. Above them: where this run's records go, and its report's link once it is written
+// (no reload); at the top of every tab, why a START was refused.
 (function () {
   "use strict";
   const CHARTS = [
@@ -19,9 +21,53 @@
   const charts = {};
   window.edgebenchCharts = charts;
 
+  function ourTabShows() {
+    const selected = document.querySelector('[role="tab"][aria-selected="true"]');
+    return selected !== null && selected.textContent.includes("Edgegap deploys");
+  }
+
   function ourTable() {
+    if (!ourTabShows()) return undefined;
     return [...document.querySelectorAll("table")].find((table) =>
       table.textContent.includes("Offered /s"));
+  }
+
+  function takeAway() {
+    const box = document.getElementById("edgebench-charts");
+    if (box) box.remove();
+    for (const key of Object.keys(charts)) delete charts[key];
+  }
+
+  function notice(text) {
+    let banner = document.getElementById("edgebench-notice");
+    if (!text) {
+      if (banner) banner.remove();
+      return;
+    }
+    if (!banner) {
+      banner = document.createElement("div");
+      banner.id = "edgebench-notice";
+      banner.setAttribute("role", "alert");
+      banner.style.cssText = "background:#ffebee;color:#b71c1c;padding:8px 16px;font-weight:600";
+      document.body.prepend(banner);
+    }
+    banner.textContent = text;
+  }
+
+  function about(box, body) {
+    let line = document.getElementById("edgebench-about");
+    if (!line) {
+      line = document.createElement("div");
+      line.id = "edgebench-about";
+      line.style.cssText = "flex-basis:100%";
+      box.prepend(line);
+    }
+    const folder = body.folder ? `This run's records: ${body.folder}` : "";
+    const link = body.report
+      ? ` <a href="${body.report.replace(/^\//, "")}" target="_blank">Report of the last run</a>`
+      : "";
+    const html = folder.replace(/&/g, "&amp;").replace(/</g, "&lt;") + link;
+    if (line.innerHTML !== html) line.innerHTML = html;
   }
 
   function panel(table) {
@@ -70,11 +116,19 @@
   }
 
   async function tick() {
-    const table = ourTable();
-    if (!table) return;  // another tab shows
     try {
       const answer = await fetch("edgebench/series", { cache: "no-store" });
-      if (answer.ok) draw(panel(table), await answer.json());
+      if (!answer.ok) return;
+      const body = await answer.json();
+      notice(body.notice);
+      const table = ourTable();
+      if (!table) {  // another tab shows: the charts are its tab's only
+        takeAway();
+        return;
+      }
+      const box = panel(table);
+      about(box, body);
+      draw(box, body);
     } catch (error) {
       console.warn("edgebench charts:", error);
     }
