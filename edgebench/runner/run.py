@@ -148,12 +148,13 @@ def run(plan: RunPlan) -> int:
             from_first_record=plan.web_wait,
         )
         aborted = watch(locust, progress, emulator, watcher, metrics)
-        folders: list[Path] = []
+        folders = [results]  # what a cleanup goes over, whatever stops the run
         try:
             with disk_full_stops(results, locust):
                 metrics.write(results / METRICS_FILE)
                 locust.check()
                 if not started(results, locust, plan.web):
+                    folders = []
                     click.echo(f"edgebench: {NOTHING_STARTED}", err=True)
                     return 0
                 folders = run_folders(results) if plan.web_wait else [results]
@@ -168,7 +169,7 @@ def run(plan: RunPlan) -> int:
                     write_manifest(folder, **facts, **extra)
         finally:  # whatever stopped the run, what it created is stopped
             if policy.cleanup:
-                for folder in folders:
+                for folder in run_folders(results) if plan.web_wait and folders else folders:
                     report = cleanup(folder, host, request_token())
                     click.echo(summary_line(report, folder), err=True)
     return verdicts(folders, plan)
