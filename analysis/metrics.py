@@ -287,8 +287,8 @@ def completeness(run: Run, summary: dict) -> dict:
         duration = scenario.get("duration_s")
         scheduled = scenario.get("expected_requests")
         reasons.append(
-            f"the run stopped at {_clock(ran)}"
-            + (f" of its {_clock(duration)}" if duration else "")
+            f"the run stopped at {hms(ran)}"
+            + (f" of its {hms(duration)}" if duration else "")
             + f"; {matches_seen:,} of its {scheduled:,} scheduled starts recorded"
             if scheduled is not None and ran is not None
             else "the run stopped before its schedule ended"
@@ -324,8 +324,8 @@ def _ran_s(manifest: dict) -> float | None:
     return None if ended is None or epoch is None else round(float(ended) - float(epoch), 3)
 
 
-def _clock(seconds: float) -> str:
-    """_clock is a run time as h:mm:ss."""
+def hms(seconds: float) -> str:
+    """hms is a run time as h:mm:ss."""
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}"

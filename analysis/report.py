@@ -26,7 +26,7 @@ import pandas as pd
 
 from analysis import thresholds, windows
 from analysis.load import Run, load_run
-from analysis.metrics import attempts_of, held, player_waits, summarize, time_to_ready
+from analysis.metrics import attempts_of, held, hms, player_waits, summarize, time_to_ready
 from checks.outcomes import NOT_SENT
 
 TEMPLATES = jinja2.Environment(
@@ -739,17 +739,10 @@ def held_rows(gaps: dict | None) -> list[tuple[str, str]]:
         return f"{told['largest_gap']:+,.0f}" + (f" ({share:+.1%})" if share is not None else "")
 
     regions = [name for name in gaps if name not in ("all", "after_s")]
-    text = f"{gap('all')} at {told_time(gaps['all']['at_s'])} into the run"
+    text = f"{gap('all')} at {hms(gaps['all']['at_s'])} into the run"
     if regions:
         text += "; " + ", ".join(f"{name} {gap(name)}" for name in regions)
     return [(f"servers held vs the forecast's, largest gap after {after:.0f} min", text)]
-
-
-def told_time(seconds: float) -> str:
-    """told_time is run time as h:mm:ss."""
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
 def _wait(value: float | None) -> str:

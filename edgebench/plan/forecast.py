@@ -139,13 +139,11 @@ class Forecast:
         forecast has no region columns, or no start then)."""
         if not self.regions:
             return None
-        solution = self.renewal
-        at = self.span[0] + t
-        row = solution.steady if at < solution.start else solution.starts[solution.cell(at)]
-        total = float(row.sum())
-        if total <= 0:
-            return None
-        return {name: float(n) / total for name, n in zip(solution.names, row, strict=True)}
+        import numpy as np
+
+        names = list(self.renewal.names)
+        [row] = self.start_shares(np.array([t]), names).tolist()
+        return dict(zip(names, row, strict=True)) if sum(row) > 0 else None
 
     def start_shares(self, t: np.ndarray, names: list[str]) -> np.ndarray:
         """start_shares are region_shares_at for many run times: a row each, a column for

@@ -212,10 +212,9 @@ class Renewal:
         return np.clip(index, 0, len(self.starts) - 1)
 
     def rate_at(self, t: float) -> float:
-        """rate_at is the starts a second at forecast time t."""
-        if t < self.start or t >= self.end:
-            return float(self.total[self.cell(t)]) if t >= self.end else 0.0
-        return float(self.total[self.cell(t)])
+        """rate_at is the starts a second at forecast time t (before the forecast: none;
+        past its end: its last cell's)."""
+        return 0.0 if t < self.start else float(self.total[self.cell(t)])
 
     def in_progress_at(self, t: float) -> float:
         """in_progress_at is the matches the solution has running at forecast time t."""
