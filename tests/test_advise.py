@@ -10,6 +10,7 @@
 """
 
 import math
+from pathlib import Path
 
 import orjson
 import pytest
@@ -129,6 +130,16 @@ def test_advise_finds_the_erlang_b_hosts_within_one_and_confirms_them_live(tmp_p
     assert list(folder.glob("probe-*/summary.json"))
     assert not list(folder.glob("probe-*/requests-*"))
     assert f"edgebench simulate {scenario} --world {folder}/probe-" in done.output
+    # The printed rerun reproduces the answer's probe, figure for figure.
+    line = next(x for x in done.output.splitlines() if "the answer's run: " in x)
+    words = line.split("the answer's run: edgebench ", 1)[1].split()
+    again = CliRunner().invoke(
+        main, [*words, "--results-dir", str(tmp_path / "again"), "--no-plots"]
+    )
+    assert again.exit_code in (0, 1), again.output
+    rerun = orjson.loads((tmp_path / "again" / "summary.json").read_bytes())
+    probe = next(p for p in facts["probes"] if p["point"] == facts["answers"])
+    assert rerun["fleet"]["overflow_share"] == pytest.approx(probe["share_overflow"], abs=1e-6)
     # --live: `edgebench run` (every rule of a run) on the answer's world, started warm too.
     [plan] = asked
     assert plan.results_dir == folder / "confirm"
@@ -241,3 +252,37 @@ def test_the_queue_walked_in_closed_form_is_the_walk_window_by_window():
         if sum(arrivals):
             walked = _walk(arrivals, quota, None)._replace(waiting=())  # the plot's curve
             assert _walk_without_leaving(arrivals, quota) == walked
+
+
+def test_every_override_reaches_each_run_a_command_derives(tmp_path, monkeypatch):
+    # The overrides' names come from the class: one added later must reach every path.
+    from types import SimpleNamespace
+
+    import edgebench.runner.run as runner
+    from edgebench.advise.command import AdvisePlan, _confirm, rerun_command
+    from edgebench.plan.overrides import OVERRIDDEN
+    from edgebench.search.command import SearchPlan, _run_at
+
+    values = {
+        "duration": "7s", "world": tmp_path / "w.toml", "seed": 5, "rate_mode": "exceed",
+        "rate_factor": "1.5", "limit": 33, "costs": tmp_path / "c.toml",
+    }  # fmt: skip
+    assert set(values) == set(OVERRIDDEN)  # a new override needs a value here
+    asked = []
+    monkeypatch.setattr(runner, "run", lambda plan: asked.append(plan) or 0)
+    search = SearchPlan(Path("scenarios/smoke.toml"), ("share_422 < 0.01",), "rate", **values)
+    for kind, knob in (("rate", "rate_factor"), ("limit", "limit"), ("capacity", "world")):
+        _run_at(search, SimpleNamespace(kind=kind), 2.0, tmp_path / kind)  # a probe, a confirm
+        plan = asked.pop()
+        assert {n: getattr(plan, n) for n in OVERRIDDEN if n != knob} == {
+            n: v for n, v in values.items() if n != knob
+        }, kind
+    advise_plan = AdvisePlan(Path("scenarios/smoke.toml"), ("wait_p99_s < 5",), **values)
+    advice = SimpleNamespace(answers={"limit": 41.0}, warm=None, scenario_at=lambda *_: None)
+    _confirm(advise_plan, advice, tmp_path)  # advise --live
+    plan = asked.pop()
+    assert {n: getattr(plan, n) for n in OVERRIDDEN} == values | {"limit": 41}
+    words = rerun_command(advise_plan, tmp_path, {"limit": 41.0}).split()
+    for name in OVERRIDDEN:
+        assert f"--{name.replace('_', '-')}" in words, name
+    assert words[words.index("--limit") + 1] == "41"

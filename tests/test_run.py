@@ -168,7 +168,9 @@ def test_two_processes_queue_a_matchmakers_bursts_and_never_pass_the_limit(tmp_p
     assert {r["worker"] for r in got} == {"w0", "w1"}
     assert deploys["202"] == sum(r["status"] == 202 for r in got) > 60  # a tick's batch
     assert most_in_any_second([r["t_send"] for r in got if r["t_send"]]) <= 40
-    assert max(r["queue_ms"] for r in got) > 1000  # a burst waited in the queue, not lost
+    # A burst waited in the queue, not lost: its last of about 75 at 40 a second waits near a
+    # second (999.8 ms seen under load), where a start sent when due waits none.
+    assert max(r["queue_ms"] for r in got) > 500
     summary = orjson.loads((results / "summary.json").read_bytes())
     matches = summary["matches"]
     assert matches["served"] + matches["failed"] + matches["abandoned"] == matches["total"]

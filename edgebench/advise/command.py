@@ -27,7 +27,14 @@ import orjson
 
 from edgebench._errors import EdgebenchError
 from edgebench.advise.instant import InstantAnswers, instant_answers, wait_bound
-from edgebench.plan.overrides import Overrides, planned, with_limit, with_world
+from edgebench.plan.overrides import (
+    Overrides,
+    override_words,
+    overrides_at,
+    planned,
+    with_limit,
+    with_world,
+)
 from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
 from edgebench.runfolder import RESULTS
@@ -458,13 +465,23 @@ def answer_text(facts: dict) -> str:
 
 
 def rerun_command(plan: AdvisePlan, probe: Path, answers: dict[str, float]) -> str:
-    """rerun_command is the `edgebench simulate` of the answer, records, report and all."""
+    """rerun_command is the `edgebench simulate` of the answer, records, report and all: the
+    probe's every option (its length, seed, rate, prices, start), the answer over them."""
     words = ["edgebench", "simulate", str(plan.scenario)]
-    if any(knob != LIMIT for knob in answers):
-        words += ["--world", str(probe / "world.toml")]
-    if LIMIT in answers:
-        words += ["--limit", f"{answers[LIMIT]:g}"]
+    words += override_words(overrides_at(plan, **_answer_overrides(probe, answers)))
+    if plan.warm_start is not None:
+        words.append("--warm-start" if plan.warm_start else "--cold-start")
     return " ".join(words)
+
+
+def _answer_overrides(folder: Path, answers: dict[str, float]) -> dict:
+    """_answer_overrides set the answer: its fleets' world file (in folder), its limit."""
+    knob: dict = {}
+    if any(name != LIMIT for name in answers):
+        knob["world"] = folder / "world.toml"
+    if LIMIT in answers:
+        knob["limit"] = int(answers[LIMIT])
+    return knob
 
 
 def _confirm(plan: AdvisePlan, advice: Advice, folder: Path) -> int:
@@ -473,22 +490,15 @@ def _confirm(plan: AdvisePlan, advice: Advice, folder: Path) -> int:
 
     confirm = folder / "confirm"
     advice.scenario_at(advice.answers, confirm)
-    fleets = any(k != LIMIT for k in advice.answers)
-    limit = advice.answers.get(LIMIT, plan.limit)
     click.echo(f"edgebench: confirming the answer with a live run in {confirm}", err=True)
     return run(
         RunPlan(
             plan.scenario,
             host=plan.host,
-            duration=plan.duration,
             results_dir=confirm,
             time_scale=plan.time_scale,
-            seed=plan.seed,
-            rate_mode=plan.rate_mode,
             warm_start=advice.warm,
-            world=confirm / "world.toml" if fleets else plan.world,
-            limit=int(limit) if limit else None,
-            costs=plan.costs,
             overwrite=True,
+            **overrides_at(plan, **_answer_overrides(confirm, advice.answers)),
         )
     )

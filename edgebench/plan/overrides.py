@@ -42,6 +42,28 @@ class Overrides:
 OVERRIDDEN = tuple(Overrides.__dataclass_fields__)
 
 
+def overrides_at(plan: Any, **knob: object) -> dict[str, Any]:
+    """overrides_at are a command's every override with a varied knob's value over them:
+    what each probe run live, a confirming run and a printed rerun take, so none drops an
+    option the user gave (a rate factor, a limit, a world, prices)."""
+    given = {name: getattr(plan, name, None) for name in OVERRIDDEN}
+    return given | knob
+
+
+def override_words(overrides: dict[str, Any]) -> list[str]:
+    """override_words are the command-line options that set the overrides given (not None
+    or blank), as `edgebench run` and `simulate` take them.
+
+    >>> override_words({"rate_factor": "1.5", "seed": 3, "world": None})
+    ['--rate-factor', '1.5', '--seed', '3']
+    """
+    words: list[str] = []
+    for name, value in overrides.items():
+        if value is not None and value != "":
+            words += [f"--{name.replace('_', '-')}", str(value)]
+    return words
+
+
 def planned(path: str | Path, overrides: Overrides) -> Scenario:
     """planned is the scenario file at path with the overrides applied."""
     return apply(load_scenario(path), overrides)

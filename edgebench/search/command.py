@@ -22,7 +22,7 @@ import orjson
 
 from checks import ThresholdError, parse
 from edgebench._errors import EdgebenchError
-from edgebench.plan.overrides import Overrides, planned
+from edgebench.plan.overrides import Overrides, overrides_at, planned
 from edgebench.plan.scenario import Scenario
 from edgebench.runfolder import RESULTS
 from edgebench.search.knee import Knee, Probe, cheapest
@@ -259,22 +259,19 @@ def _run_at(plan: SearchPlan, space: Space, value: float, folder: Path) -> int:
     """_run_at is `edgebench run` of the scenario at value (its world file already in folder)."""
     from edgebench.runner.run import RunPlan, run
 
-    overrides: dict = {"world": folder / "world.toml"}
+    knob: dict = {"world": folder / "world.toml"}
     if space.kind == "rate":
-        overrides = {"rate_factor": repr(value)}
+        knob = {"rate_factor": repr(value)}
     elif space.kind == "limit":
-        overrides = {"limit": int(value)}
+        knob = {"limit": int(value)}
     return run(
         RunPlan(
             plan.scenario,
             host=plan.host,
-            duration=plan.duration,
             results_dir=folder,
             time_scale=plan.time_scale,
-            seed=plan.seed,
-            rate_mode=plan.rate_mode,
             overwrite=True,  # the folder holds the probe's world file already
-            **overrides,
+            **overrides_at(plan, **knob),
         )
     )
 
