@@ -1,7 +1,7 @@
 """Benchmark: probes in parallel. The shipped capacity search with --jobs 2 against --jobs 1.
 
 `edgebench search scenarios/capacity-search.toml --vary capacity:Frankfurt --rate-factor 1.2
---check "share_422 < 0.01"` (the README's), simulated, twice per round: one probe at a time
+--check "share_422 < 0.01"` (docs/planning.md's), simulated, twice per round: one probe at a time
 (bisection), then two at once (the bracket's steps together, then k-section), alternating
 for ROUNDS rounds in the same minutes (this machine is shared). Target (issue 27): the same
 answer, and the wall time of --jobs 2 at most 0.6 of --jobs 1's (the median of the rounds'

@@ -247,7 +247,7 @@ class Emulator:
     async def status(self, request: Request, now: float) -> Response:
         dep = self.platform.get(request.path_params["request_id"], now)
         if dep is None:
-            # The live API answers 400 here; the spec lists 404 too (README, "Routes").
+            # The live API answers 400 here; the spec lists 404 too (docs/emulator.md, "Routes").
             return error(400, UNKNOWN_REQUEST_ID)
         return json_response(200, status_body(dep, self.clock, now))
 

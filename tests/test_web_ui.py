@@ -24,6 +24,9 @@ from .test_traffic import wait_for
 pytestmark = pytest.mark.xdist_group("live")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="no chromium: `make browser` installs Debian's"
+)
 EDGEBENCH = [sys.executable, "-m", "edgebench.cli"]
 # As the machine's notes advise: no sandbox as root, and no background calls to Google.
 CHROMIUM_ARGS = [
@@ -73,6 +76,7 @@ def number(text: str) -> float:
     return float(re.sub(r"[^0-9.]", "", text) or 0)
 
 
+@needs_chromium
 def test_a_run_started_from_the_form_shows_live_numbers_and_links_its_report(ui, tmp_path):
     web_ui = ui.url
     with sync_playwright() as playwright:
