@@ -15,10 +15,8 @@ from edgebench.plan.scenario import load_scenario
 from emulator import load_world
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = sorted(
-    [ROOT / "README.md", *ROOT.glob("docs/*.md"), ROOT / "bench" / "README.md"]
-    + [ROOT / "scenarios" / "README.md", ROOT / "results" / "README.md"]
-)
+READMES = ("README.md", "bench/README.md", "scenarios/README.md", "results/README.md")
+PAGES = sorted([*(ROOT / name for name in READMES), *ROOT.glob("docs/*.md")])
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 FENCE = re.compile(r"```(?:sh|bash|console)?\n(.*?)```", re.S)
 
@@ -35,7 +33,9 @@ def command_lines(page: Path) -> list[str]:
     return lines
 
 
-COMMANDS = [(page.relative_to(ROOT).as_posix(), line) for page in PAGES for line in command_lines(page)]
+COMMANDS = [
+    (page.relative_to(ROOT).as_posix(), line) for page in PAGES for line in command_lines(page)
+]
 
 
 def test_the_docs_have_command_lines_to_check():
