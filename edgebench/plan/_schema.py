@@ -6,7 +6,6 @@ The keys are documented in scenarios/README.md; edgebench.plan.scenario is the p
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -23,35 +22,13 @@ from pydantic import (
 
 from checks import ThresholdError, Watch, split_thresholds
 from edgebench.plan.replay import ReplayMatch
+from edgebench.plan.times import parse_duration, parse_time
 from geo import country_alpha3, country_positions
 
 if TYPE_CHECKING:
     from edgebench.plan.client import ClientPolicy
 
 DEFAULT_LIMIT = 40
-_DURATION = re.compile(
-    r"^\s*(-)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
-)
-
-
-def parse_duration(value: object) -> float:
-    """parse_duration reads seconds from a number or a text like "90s", "2m", "1h30m".
-
-    >>> parse_duration("1m30s"), parse_duration(45)
-    (90.0, 45.0)
-    """
-    if isinstance(value, bool):
-        raise ValueError('must be a duration such as 30 or "30s", "2m", "1h30m"')
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match or not any(match.groups()[1:]):
-        raise ValueError('must be a duration such as 30 or "30s", "2m", "1h30m"')
-    sign = -1.0 if match.group(1) else 1.0
-    hours, minutes, seconds = (sign * float(part or 0) for part in match.groups()[1:])
-    return hours * 3600 + minutes * 60 + seconds
-
-
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
@@ -308,8 +285,6 @@ class MatchLength(_Strict):
 
 def _iso_origin(points: list[object]) -> str | None:
     """_iso_origin is the first ISO 8601 time among [time, players] points (None: none)."""
-    from edgebench.plan.forecast import parse_time
-
     for point in points:
         if isinstance(point, list) and point and isinstance(point[0], str):
             try:
@@ -323,8 +298,6 @@ def _iso_origin(points: list[object]) -> str | None:
 
 def _forecast_points(value: object) -> list[tuple[float, float]]:
     """_forecast_points reads [[time, players], ...] (time: seconds, "2h" or ISO 8601)."""
-    from edgebench.plan.forecast import parse_time
-
     if not isinstance(value, list):
         raise ValueError('must be a list of [time, players] pairs, e.g. [["0m", 0], ["1h", 5000]]')
     points: list[tuple[float, float]] = []

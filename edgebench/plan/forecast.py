@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from edgebench._errors import ScenarioError
 from edgebench.plan.renewal import Length, Renewal
+from edgebench.plan.times import parse_time
 
 if TYPE_CHECKING:
     import numpy as np
@@ -345,31 +346,6 @@ def _player_shares(forecast: Forecast, t: float) -> dict[str, float]:
 
 
 # Reading the points ------------------------------------------------------------------
-
-
-def parse_time(value: object, origin: datetime | None = None) -> tuple[float, datetime | None]:
-    """parse_time reads a forecast time: seconds, a duration ("2h30m") or ISO 8601.
-
-    An ISO time counts from the first ISO time seen (origin); it returns (seconds, origin).
-
-    >>> parse_time("1h30m")[0], parse_time(90)[0]
-    (5400.0, 90.0)
-    >>> first = parse_time("2026-12-01T18:00:00Z")
-    >>> parse_time("2026-12-01T19:00:00Z", first[1])[0]
-    3600.0
-    """
-    from edgebench.plan.scenario import parse_duration
-
-    if isinstance(value, str) and "T" in value:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        origin = origin or moment
-        return (moment - origin).total_seconds(), origin
-    if isinstance(value, str):
-        try:
-            return float(value), origin
-        except ValueError:
-            pass
-    return parse_duration(value), origin
 
 
 def read_ccu_file(

@@ -86,7 +86,7 @@ def _csv_rows(text: str) -> Iterator[tuple[int, Row]]:
 def _match(
     path: Path, line: int, row: Row, origin: datetime | None
 ) -> tuple[ReplayMatch, datetime | None]:
-    from edgebench.plan.forecast import parse_time
+    from edgebench.plan.times import parse_time
 
     where = f"{path}: line {line}"
     try:
