@@ -18,7 +18,8 @@ from typing import Any
 
 from edgebench._errors import EdgebenchError
 from edgebench.plan._files import load_scenario, with_fleets
-from edgebench.plan._schema import Scenario, parse_duration
+from edgebench.plan._schema import Scenario
+from edgebench.plan.times import parse_duration
 
 
 @dataclass(frozen=True)

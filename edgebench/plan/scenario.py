@@ -12,7 +12,7 @@ This module is their one public face.
 """
 
 from edgebench.plan._files import load_scenario
-from edgebench.plan._schema import DEFAULT_LIMIT, Scenario, parse_duration
+from edgebench.plan._schema import DEFAULT_LIMIT, Scenario
 from edgebench.plan.overrides import (
     Overrides,
     apply,
@@ -21,6 +21,7 @@ from edgebench.plan.overrides import (
     with_seed,
     with_world,
 )
+from edgebench.plan.times import parse_duration
 
 __all__ = [
     "DEFAULT_LIMIT",
