@@ -60,13 +60,14 @@ from edgebench.traffic.budget import Budget
 from edgebench.traffic.coordination import (
     Coordinator,
     Member,
+    RunState,
     WorkerStates,
     register_master,
     register_worker,
 )
 from edgebench.traffic.pool import pool_size, settle_pool
 from edgebench.traffic.run import TrafficRun, WorkerSlice
-from edgebench.traffic.state import RunFacts, RunState
+from edgebench.traffic.state import RunFacts
 
 START_LEAD_S = 1.0  # workers start their schedules together, this long after the start
 # A worker quits once its master's heartbeats (one a second) stopped this long: a master

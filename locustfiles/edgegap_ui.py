@@ -20,8 +20,8 @@ from gevent import subprocess
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
+from edgebench.traffic.coordination import RunState
 from edgebench.traffic.live import COLUMNS, RATE_WINDOW_S, LiveBoard
-from edgebench.traffic.state import RunState
 
 TAB = "edgebench"
 REPORT_ROUTE = "/edgebench/report"

@@ -81,3 +81,57 @@ def test_a_room_loads_none_of_the_others(room):
     )
     printed = run_fresh(probe)
     assert printed.strip().splitlines()[-1] == "[]", f"{room} loaded {printed}"
+
+
+PACKAGES = ("edgebench", "analysis", "emulator", "checks", "geo")
+
+
+def module_imports() -> dict[str, set[str]]:
+    """module_imports is each module of the project's packages and the project modules it
+    imports anywhere in it (at the top, in a function, for type checking alike)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    files = {}
+    for package in PACKAGES:
+        for path in (root / package).rglob("*.py"):
+            name = ".".join(path.relative_to(root).with_suffix("").parts)
+            files[name.removesuffix(".__init__")] = path
+
+    def known(name: str) -> str | None:
+        while name and name not in files:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {known(alias.name) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, node.module] if node.level else [node.module or ""])
+                base = base.strip(".")
+                found |= {known(f"{base}.{alias.name}") or known(base) for alias in node.names}
+        graph[name] = {target for target in found if target and target != name}
+    return graph
+
+
+def test_no_module_imports_itself_through_others():
+    graph = module_imports()
+    assert len(graph) > 80
+    cycles = []
+    for start in graph:  # a path from the module back to itself is a cycle
+        seen, stack = set(), [(start, (start,))]
+        while stack:
+            name, path = stack.pop()
+            for target in graph[name]:
+                if target == start:
+                    cycles.append(" -> ".join((*path, start)))
+                elif target not in seen:
+                    seen.add(target)
+                    stack.append((target, (*path, target)))
+    assert cycles == []

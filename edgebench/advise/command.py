@@ -40,8 +40,9 @@ from edgebench.plan.schedule import Schedule
 from edgebench.runfolder import RESULTS
 from edgebench.search.command import KEY_METRICS, parse_precision
 from edgebench.search.knee import Knee, Probe, cheapest
-from edgebench.search.pool import Job, ProbePool, default_jobs, simulate_all
 from edgebench.search.space import world_toml
+from edgebench.simulate.command import simulate_all, simulate_one
+from edgebench.simulate.pool import Job, ProbePool, default_jobs
 from edgebench.warm import wants_warm
 
 LIMIT = "limit"
@@ -197,7 +198,7 @@ def advise(plan: AdvisePlan) -> int:
         scenario, raw_world, checks, folder, plan.max_probes, warm, plan.keep_records, jobs
     )
     began = time.monotonic()
-    with ProbePool(jobs) as advice.pool:
+    with ProbePool(jobs, simulate_one) as advice.pool:
         final = _search(advice, knobs, start, plan.minimize == "cost")
     facts = _facts(plan, advice, instant, start, final, time.monotonic() - began, world_file)
     if plan.sensitivity and facts["final"]:
@@ -220,7 +221,7 @@ def _over_assumptions(advice: Advice, final: dict, folder: Path) -> dict:
     scenario = advice.scenario_at(advice.answers, probe)
     click.echo("edgebench: the answer over the world's assumptions", err=True)
     job = Job(scenario, folder, advice.warm, keep_records=False)
-    return sensitivity(scenario, folder, summary, job, advice.jobs)
+    return sensitivity(scenario, folder, summary, job, advice.jobs, simulate_all)
 
 
 def _write(plan: AdvisePlan, facts: dict, folder: Path) -> None:

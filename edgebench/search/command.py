@@ -26,8 +26,8 @@ from edgebench.plan.overrides import Overrides, overrides_at, planned
 from edgebench.plan.scenario import Scenario
 from edgebench.runfolder import RESULTS
 from edgebench.search.knee import Knee, Probe, cheapest
-from edgebench.search.pool import Job, ProbePool, default_jobs
 from edgebench.search.space import Space, parse_space, peak_rate
+from edgebench.simulate.pool import Job, ProbePool, default_jobs
 
 # What each probe keeps beside its checks' metrics (search.json and the knee's plot).
 KEY_METRICS = (
@@ -106,7 +106,9 @@ def search(plan: SearchPlan) -> int:
         floor=space.floor,
         ceiling=space.start * MAX_FACTOR if space.kind in ("rate", "scale") else 1_000_000,
     )
-    with ProbePool(knee.jobs) as pool:
+    from edgebench.simulate.command import simulate_one
+
+    with ProbePool(knee.jobs, simulate_one) as pool:
         answer = knee.run()
         if plan.minimize and answer is not None:
             answer = _cheapest(knee, answer, space)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
+import orjson
 
 from edgebench._errors import EdgebenchError
 from edgebench.costs import cost_basis
@@ -30,6 +31,7 @@ from edgebench.records import (
     EVENT_FIELDS,
     FLUSH_EVERY_S,
     READINGS_FILE,
+    RECORD_FILES,
     REQUEST_FIELDS,
     ColumnarWriter,
     RecordWriter,
@@ -37,6 +39,7 @@ from edgebench.records import (
 )
 from edgebench.runfolder import default_results_dir, expected_bytes, prepare_results_dir
 from edgebench.simulate.engine import DEFAULT_LATENCY_MS, WORKER, Simulation, Sink
+from edgebench.simulate.pool import Job, ProbePool, default_jobs
 from edgebench.verdict import analyse, refuse_baseline_checks
 from edgebench.warm import wants_warm, warm_body
 from emulator import ConfigError, Distribution, EmulatorConfig, RateLimits, parse_preload
@@ -158,12 +161,41 @@ def over_assumptions(scenario: Scenario, plan: SimulatePlan, results: Path) -> d
     """over_assumptions simulates the scenario again under each assumption moved
     (edgebench.simulate.sensitivity), the machine's cores at once, and writes
     results/sensitivity.json."""
-    from edgebench.search.pool import Job, default_jobs
     from edgebench.simulate.sensitivity import sensitivity
 
     click.echo("edgebench: simulating again over the world's assumptions", err=True)
     job = Job(scenario, results, plan.warm_start, False, plan.time_scale, plan.latency_ms)
-    return sensitivity(scenario, results, summary_of(results), job, default_jobs())
+    summary = summary_of(results)
+    return sensitivity(scenario, results, summary, job, default_jobs(), simulate_all)
+
+
+def simulate_all(jobs: list[Job], workers: int) -> list[dict]:
+    """simulate_all is each job's summary, in order, `workers` simulated at once (a pool of
+    its own: for one round; a search keeps a ProbePool)."""
+    with ProbePool(min(workers, len(jobs)), simulate_one) as pool:
+        return pool.run(jobs)
+
+
+def simulate_one(job: Job) -> dict:
+    """simulate_one simulates a job into its folder and is its summary (summary.json)."""
+    plan = SimulatePlan(
+        Path(job.scenario.source),
+        results_dir=job.folder,
+        overwrite=True,
+        warm_start=job.warm_start,
+        time_scale=job.time_scale,
+        latency_ms=job.latency_ms,
+    )
+    simulate_into(job.scenario, plan, echo=False)
+    summary = summary_of(job.folder)
+    (job.folder / "summary.json").write_bytes(
+        orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY)
+    )
+    if not job.keep_records:  # a day's records are about 100 MB a probe: the summary is kept
+        for pattern in RECORD_FILES:
+            for path in job.folder.glob(pattern):
+                path.unlink()
+    return summary
 
 
 def summary_of(folder: Path) -> dict:

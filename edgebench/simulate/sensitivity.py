@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ import orjson
 
 from edgebench.plan.overrides import with_world
 from edgebench.plan.scenario import Scenario
-from edgebench.search.pool import Job, simulate_all
 from edgebench.search.space import world_toml
+from edgebench.simulate.pool import Job
 from emulator import Distribution, default_world_path
 from emulator._distributions import parse_distribution
 from emulator._ratelimit import ALGORITHMS
@@ -84,10 +85,17 @@ def _with(raw: dict, table: str, values: dict[str, Any]) -> dict:
     return {**raw, table: {**(raw.get(table) or {}), **values}}
 
 
-def sensitivity(scenario: Scenario, folder: Path, summary: dict, job: Job, jobs: int) -> dict:
+def sensitivity(
+    scenario: Scenario,
+    folder: Path,
+    summary: dict,
+    job: Job,
+    jobs: int,
+    simulate_all: Callable[[list[Job], int], list[dict]],
+) -> dict:
     """sensitivity simulates each variant (as `job` says: warm or not, latency, time scale;
-    `jobs` at once) and writes sensitivity.json: each figure's value, range and the
-    assumption moving it most."""
+    `jobs` at once, by simulate_all: edgebench.simulate.command's) and writes
+    sensitivity.json: each figure's value, range and the assumption moving it most."""
     from analysis.thresholds import metrics
 
     world_file = Path(scenario.world_file) if scenario.world_file else default_world_path()

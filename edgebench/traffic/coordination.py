@@ -23,14 +23,20 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import gevent
 
+from edgebench.realapi.token import LOCAL_TOKEN
 from edgebench.traffic.budget import Budget, Ledger, lease_size
 from edgebench.traffic.run import Ship, TrafficRun
 from edgebench.traffic.state import RunFacts, Split
+
+if TYPE_CHECKING:
+    from edgebench.plan.scenario import Scenario
+    from edgebench.plan.schedule import Schedule
 
 SPLIT_MESSAGE = "edgebench_split"
 RESPLIT_LEAD_S = 1.0  # a new split of the schedule starts this long after it is sent
@@ -272,3 +278,25 @@ def _forward(handler: Callable[[Coordinator, Any], None], current) -> Callable:
         handler(coordinator, msg)
 
     return forward
+
+
+@dataclass
+class RunState:
+    """RunState is this process's view of the run, written by the locustfile's events only.
+
+    scenario and schedule are set at start-up and again at each start (the web UI's
+    form may change them); facts and run (this process's traffic) while a run is on;
+    the master's coordinator while a run is on, a worker's member for its whole life
+    (edgebench.traffic.coordination: each owns its side's state).
+    """
+
+    facts: RunFacts | None = None  # while a run is on
+    scenario: Scenario | None = None
+    schedule: Schedule | None = None
+    token: str = LOCAL_TOKEN
+    run: TrafficRun | None = None
+    coordinator: Coordinator | None = None
+    member: Member | None = None
+    # The schedule ran to its end (every start due): the analysis then counts the starts
+    # past the last record that have none (lost at the very end of the run).
+    completed: bool = False

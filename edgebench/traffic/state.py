@@ -17,13 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from edgebench._errors import EdgebenchError
-from edgebench.realapi.token import LOCAL_TOKEN
 
 if TYPE_CHECKING:
-    from edgebench.plan.scenario import Scenario
-    from edgebench.plan.schedule import Schedule
-    from edgebench.traffic.coordination import Coordinator, Member
-    from edgebench.traffic.run import TrafficRun
+    pass
 
 _PREFIX = "edgebench_"
 
@@ -67,25 +63,3 @@ class Split(NamedTuple):
     position: int
     workers: int  # how many share the schedule now
     from_s: float
-
-
-@dataclass
-class RunState:
-    """RunState is this process's view of the run, written by the locustfile's events only.
-
-    scenario and schedule are set at start-up and again at each start (the web UI's
-    form may change them); facts and run (this process's traffic) while a run is on;
-    the master's coordinator while a run is on, a worker's member for its whole life
-    (edgebench.traffic.coordination: each owns its side's state).
-    """
-
-    facts: RunFacts | None = None  # while a run is on
-    scenario: Scenario | None = None
-    schedule: Schedule | None = None
-    token: str = LOCAL_TOKEN
-    run: TrafficRun | None = None
-    coordinator: Coordinator | None = None
-    member: Member | None = None
-    # The schedule ran to its end (every start due): the analysis then counts the starts
-    # past the last record that have none (lost at the very end of the run).
-    completed: bool = False

@@ -1,25 +1,24 @@
 """Simulated probes, several at once: one process each, forked from the search's own.
 
-    summaries = simulate_all([Job(scenario, folder), ...], jobs=2)
+    with ProbePool(2, simulate_one) as pool:     # simulate_one: edgebench.simulate.command
+        summaries = pool.run([Job(scenario, folder), ...])
 
 Each probe is `edgebench simulate` into its folder, summarised (summary.json), its records
-kept or removed; a probe is independent of the others, so `jobs` of them run at once in a
-pool of forked processes (the modules already loaded: no start-up per probe). One job, or
-one probe: in this process.
+kept or removed (the work the pool is given); a probe is independent of the others, so
+`jobs` of them run at once in a pool of forked processes (the modules already loaded: no
+start-up per probe). One job, or one probe: in this process.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-import orjson
-
 from edgebench.plan.scenario import Scenario
-from edgebench.records import RECORD_FILES
 
 
 @dataclass(frozen=True)
@@ -46,19 +45,20 @@ class ProbePool:
     """ProbePool is a search's processes, made once and reused by every round of probes
     (a pool a round cost more than the probes of a short scenario).
 
-    with ProbePool(2) as pool:
+    with ProbePool(2, simulate_one) as pool:
         summaries = pool.run([Job(...), Job(...)])
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, work: Callable[[Job], dict]) -> None:
         self.workers = workers
+        self.work = work  # a job's summary (module-level: a forked process takes it by name)
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> ProbePool:
         if self.workers > 1:
-            # What a probe loads, loaded before the fork: each process has it from the start.
+            # What a probe loads, loaded before the fork: each process has it from the start
+            # (the work's own module is loaded: it was handed over).
             import analysis.metrics  # noqa: F401
-            import edgebench.simulate.command  # noqa: F401
 
             context = get_context("fork")  # the parent's modules, already imported
             self._pool = ProcessPoolExecutor(
@@ -74,8 +74,8 @@ class ProbePool:
         """run is each job's summary, in order, at once in the pool (a single one there too:
         its processes have run probes before, this one may not have)."""
         if self._pool is None:
-            return [simulate_one(job) for job in jobs]
-        return list(self._pool.map(simulate_one, jobs))
+            return [self.work(job) for job in jobs]
+        return list(self._pool.map(self.work, jobs))
 
 
 def _one_core() -> None:
@@ -85,34 +85,3 @@ def _one_core() -> None:
 
     pyarrow.set_cpu_count(1)
     pyarrow.set_io_thread_count(1)
-
-
-def simulate_all(jobs: list[Job], workers: int) -> list[dict]:
-    """simulate_all is each job's summary, in order, `workers` simulated at once (a pool of
-    its own: for one round; a search keeps a ProbePool)."""
-    with ProbePool(min(workers, len(jobs))) as pool:
-        return pool.run(jobs)
-
-
-def simulate_one(job: Job) -> dict:
-    """simulate_one simulates a job into its folder and is its summary (summary.json)."""
-    from edgebench.simulate.command import SimulatePlan, simulate_into, summary_of
-
-    plan = SimulatePlan(
-        Path(job.scenario.source),
-        results_dir=job.folder,
-        overwrite=True,
-        warm_start=job.warm_start,
-        time_scale=job.time_scale,
-        latency_ms=job.latency_ms,
-    )
-    simulate_into(job.scenario, plan, echo=False)
-    summary = summary_of(job.folder)
-    (job.folder / "summary.json").write_bytes(
-        orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY)
-    )
-    if not job.keep_records:  # a day's records are about 100 MB a probe: the summary is kept
-        for pattern in RECORD_FILES:
-            for path in job.folder.glob(pattern):
-                path.unlink()
-    return summary
