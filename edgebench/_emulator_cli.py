@@ -8,17 +8,17 @@ from pathlib import Path
 import click
 
 from emulator import (
+    DEFAULT_ORGANISATION,
     ConfigError,
     Distribution,
     EmulatorConfig,
     Faults,
     RateLimits,
     create_app,
+    distribution_option,
     load_world,
     serve,
 )
-from emulator._distributions import distribution_option
-from emulator._model import DEFAULT_ORGANISATION
 
 
 def emulator_config(

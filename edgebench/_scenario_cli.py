@@ -47,8 +47,7 @@ def check(files: tuple[Path, ...]) -> list[str]:
 
 def _check_world(scenario) -> None:
     """_check_world reads the scenario's world as the embedded emulator will, before any run."""
-    from emulator import load_world
-    from emulator._errors import EmulatorError
+    from emulator import EmulatorError, load_world
 
     if scenario.world_file:
         try:

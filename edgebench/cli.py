@@ -26,7 +26,7 @@ from checks import ThresholdError
 from edgebench import __version__
 from edgebench._errors import EdgebenchError, ScenarioError
 from edgebench.runfolder import DISK_FULL
-from emulator._errors import EmulatorError
+from emulator import EmulatorError
 
 USER_ERRORS = (EdgebenchError, EmulatorError, AnalysisError, ThresholdError)
 

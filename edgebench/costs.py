@@ -14,7 +14,7 @@ from typing import Any
 
 from edgebench._errors import EdgebenchError
 from edgebench.plan.scenario import Scenario
-from emulator._world import World
+from emulator import World
 
 
 def cost_basis(scenario: Scenario, world: World) -> dict[str, Any] | None:

@@ -11,8 +11,7 @@ The embedded emulator gets the same match length as `edgebench emulator --match-
 from __future__ import annotations
 
 from edgebench.plan.scenario import Scenario
-from emulator._distributions import Distribution, inline_table, parse_distribution
-from emulator._world import World, load_world
+from emulator import Distribution, World, inline_table, load_world, parse_distribution
 
 
 def scenario_world(scenario: Scenario) -> World:

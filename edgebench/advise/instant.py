@@ -26,7 +26,7 @@ from edgebench.plan.queue import lowest_limit
 from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
 from edgebench.plan.sizing import hosts_for
-from emulator._world import World
+from emulator import World
 
 HOUR_S = 3600.0
 STEPS = 24  # rows of a run shorter than a few hours

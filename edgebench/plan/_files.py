@@ -59,8 +59,7 @@ def with_fleets(scenario: Scenario) -> Scenario:
     the scenario's world (whose bytes join the inputs digest: a worker must have the same)."""
     if not any(region.private_fleet for region in scenario.regions):
         return scenario
-    from emulator import ConfigError
-    from emulator._world import default_world_path, load_world
+    from emulator import ConfigError, default_world_path, load_world
 
     path = scenario.world_file or default_world_path()
     try:

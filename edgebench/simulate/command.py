@@ -42,8 +42,14 @@ from edgebench.simulate.engine import DEFAULT_LATENCY_MS, WORKER, Simulation, Si
 from edgebench.simulate.pool import Job, ProbePool, default_jobs
 from edgebench.verdict import analyse, refuse_baseline_checks
 from edgebench.warm import wants_warm, warm_body
-from emulator import ConfigError, Distribution, EmulatorConfig, RateLimits, parse_preload
-from emulator._distributions import distribution_option
+from emulator import (
+    ConfigError,
+    Distribution,
+    EmulatorConfig,
+    RateLimits,
+    distribution_option,
+    parse_preload,
+)
 
 FLUSH_EVERY = 50_000  # records held before they are written (or a second's, if fewer)
 CHECK_EVERY = 1024  # records between two looks at the clock

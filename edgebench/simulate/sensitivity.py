@@ -27,9 +27,7 @@ from edgebench.plan.overrides import with_world
 from edgebench.plan.scenario import Scenario
 from edgebench.search.space import world_toml
 from edgebench.simulate.pool import Job
-from emulator import Distribution, default_world_path
-from emulator._distributions import parse_distribution
-from emulator._ratelimit import ALGORITHMS
+from emulator import ALGORITHMS, Distribution, default_world_path, parse_distribution
 
 UNCALIBRATED_SHARE = 0.25  # how far a value nobody calibrated is moved, each way
 FIGURES = (
