@@ -14,12 +14,13 @@ from tqdm import tqdm
 
 from analysis import thresholds
 from analysis._errors import AnalysisError
+from checks import verdict_checks
 
 LARGE_LOG_BYTES = 20 * 1024 * 1024  # about 70,000 records: long enough to want a progress bar
 
 
-def _checks(path: Path | None) -> list[thresholds.Check] | None:
-    return thresholds.load_file(path) if path is not None else None
+def _checks(path: Path | None, texts: tuple[str, ...] = ()) -> list[thresholds.Check] | None:
+    return verdict_checks(path, texts)
 
 
 def thresholds_option(default_text: str):
@@ -29,6 +30,18 @@ def thresholds_option(default_text: str):
         "thresholds_file",
         type=click.Path(dir_okay=False, path_type=Path),
         help=f"TOML file with checks = [...]; {default_text}",
+    )
+
+
+def check_option():
+    """check_option is --check of analyze, run and simulate: a check given inline (repeat),
+    with --thresholds' too; either replaces the scenario's thresholds."""
+    return click.option(
+        "--check",
+        "checks",
+        multiple=True,
+        help='A check of the verdict, e.g. "share_429 == 0" (repeat; with --thresholds, '
+        "added to its file's).",
     )
 
 
@@ -53,6 +66,7 @@ def plots_option():
     "window that keeps a long run's curves to 1,500 points).",
 )
 @thresholds_option('e.g. "p95_ms < 800" (default: the scenario\'s thresholds).')
+@check_option()
 @click.option(
     "--baseline",
     type=click.Path(file_okay=False, path_type=Path),
@@ -64,7 +78,7 @@ def plots_option():
     help="Write the checks as JUnit XML here (default: junit.xml in each run folder).",
 )
 @plots_option()
-def analyze_command(folders, window, thresholds_file, baseline, junit, plots) -> None:
+def analyze_command(folders, window, thresholds_file, checks, baseline, junit, plots) -> None:
     """Analyse run folders: summary.json, curves (PNG, SVG), report.html and a verdict.
 
     Exit codes: 0 every threshold met (or none set), 1 a threshold failed, 2 bad input
@@ -73,11 +87,11 @@ def analyze_command(folders, window, thresholds_file, baseline, junit, plots) ->
     """
     from analysis.report import incomplete
 
-    checks = _checks(thresholds_file)
+    judged = _checks(thresholds_file, checks)
     base_summary = _baseline(baseline, window) if baseline else None
     codes = set()
     for folder in folders:
-        outcome = _analyze_one(folder, window, checks, base_summary, plots)
+        outcome = _analyze_one(folder, window, judged, base_summary, plots)
         missing = incomplete(outcome.summary)
         if outcome.results or missing:
             path = junit or folder / "junit.xml"

@@ -114,6 +114,16 @@ def parse_one(text: str) -> Check:
     return Check(text.strip(), metric, match["op"], number, match["how"], by, match["reference"])
 
 
+def verdict_checks(
+    path: str | Path | None, texts: tuple[str, ...] | list[str] = ()
+) -> list[Check] | None:
+    """verdict_checks are a command's checks: a --thresholds file's and each --check given,
+    together (None: neither given, the scenario's thresholds judge)."""
+    if path is None and not texts:
+        return None
+    return [*(load_file(path) if path is not None else []), *parse(list(texts))]
+
+
 def load_file(path: str | Path) -> list[Check]:
     """load_file reads `checks = [...]` from a TOML file."""
     path = Path(path)

@@ -17,6 +17,7 @@ import orjson
 from analysis._errors import AnalysisError
 from analysis.cli import (
     analyze_command,
+    check_option,
     compare_command,
     history_command,
     plots_option,
@@ -477,6 +478,7 @@ def scenario_plan(
 @time_scale_option("Embedded emulator: platform seconds per wall second.")
 @warm_start_option()
 @thresholds_option("the verdict's checks (default: the scenario's thresholds).")
+@check_option()
 @plots_option()
 @click.option("--dry-run", is_flag=True, help="Print the plan and sample bodies; send nothing.")
 @click.option(
@@ -499,8 +501,9 @@ def scenario_plan(
 def run_command(scenario_file: Path, **options) -> None:
     """Run a scenario end to end: traffic, records, analysis, report; exit code is the verdict.
 
-    Exit codes: 0 every threshold met, 1 a threshold failed, 2 bad input.
-    Ctrl-C once stops the traffic and still writes the report; twice aborts.
+    Exit codes: 0 every threshold met, 1 a threshold failed, 2 bad input, 3 incomplete (cut
+    short, or records missing). Ctrl-C once stops the traffic and still writes the report;
+    twice aborts.
     """
     from edgebench.runner.run import RunPlan, run
 
@@ -572,13 +575,14 @@ def worker_command(master_host: str, master_port: int, processes: int) -> None:
     "+-25%): each key figure with its range over the assumptions.",
 )
 @thresholds_option("the verdict's checks (default: the scenario's thresholds).")
+@check_option()
 @plots_option()
 def simulate_command(scenario_file: Path, **options) -> None:
     """Simulate a scenario against the emulator's model in virtual time: no HTTP, no Locust.
 
     Writes the same results folder, analysis and report as `edgebench run` (marked as
-    simulated). Exit codes: 0 every threshold met, 1 a threshold failed, 2 bad input.
-    Ctrl-C keeps what was simulated and analyses it.
+    simulated). Exit codes: 0 every threshold met, 1 a threshold failed, 2 bad input, 3
+    incomplete. Ctrl-C keeps what was simulated and analyses it.
     """
     from edgebench.simulate.command import SimulatePlan, simulate
 

@@ -12,17 +12,21 @@ from pathlib import Path
 
 import click
 
-from checks import load_file, parse
+from checks import parse, verdict_checks
 from edgebench._errors import EdgebenchError
 from edgebench.plan.scenario import Scenario
 
 
-def refuse_baseline_checks(scenario: Scenario, thresholds_file: Path | None) -> None:
-    """refuse_baseline_checks fails before traffic on checks a run cannot judge: no baseline."""
+def refuse_baseline_checks(
+    scenario: Scenario, thresholds_file: Path | None, inline: tuple[str, ...] = ()
+) -> None:
+    """refuse_baseline_checks fails before traffic on checks a run cannot judge (no
+    baseline), and on a --check that does not read."""
     texts = scenario.thresholds
     where = f"{scenario.source}: thresholds"
-    if thresholds_file:
-        texts, where = [c.text for c in load_file(thresholds_file)], f"{thresholds_file}: checks"
+    if thresholds_file or inline:
+        given = verdict_checks(thresholds_file, inline) or []
+        texts, where = [c.text for c in given], f"{thresholds_file or '--check'}: checks"
     relative = [check.text for check in parse(texts) if check.number is None]
     if relative:
         raise EdgebenchError(
@@ -31,14 +35,16 @@ def refuse_baseline_checks(scenario: Scenario, thresholds_file: Path | None) -> 
         )
 
 
-def analyse(results: Path, thresholds_file: Path | None, plots: bool = True) -> int:
-    """analyse runs the analysis on the run's folder and returns the verdict's exit code."""
+def analyse(
+    results: Path, thresholds_file: Path | None, plots: bool = True, inline: tuple[str, ...] = ()
+) -> int:
+    """analyse runs the analysis on the run's folder and returns the verdict's exit code
+    (judged by --thresholds and --check when given, else by the scenario's thresholds)."""
     from analysis import thresholds
     from analysis.cli import one_screen
     from analysis.report import analyze, incomplete
 
-    checks = thresholds.load_file(thresholds_file) if thresholds_file else None
-    outcome = analyze(results, checks=checks, plots=plots)
+    outcome = analyze(results, checks=verdict_checks(thresholds_file, inline), plots=plots)
     missing = incomplete(outcome.summary)
     if outcome.results or missing:
         thresholds.write_junit(outcome.results, results / "junit.xml", results.name, missing)

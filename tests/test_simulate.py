@@ -376,3 +376,26 @@ def test_a_simulation_killed_at_a_random_moment_loses_at_most_its_last_second(tm
     table, torn = read_columnar(requests)
     assert table.num_rows > 0
     assert torn in (0, 1)
+
+
+def test_checks_given_inline_judge_the_run_with_a_thresholds_files(tmp_path):
+    folder = tmp_path / "run"
+    args = ["simulate", "scenarios/smoke.toml", "--duration", "5s", "--no-plots"]
+    done = CliRunner().invoke(
+        main, [*args, "--results-dir", str(folder), "--check", "share_429 == 0",
+               "--check", "p95_ms < 0.001"],
+    )  # fmt: skip
+    assert done.exit_code == 1, done.output
+    assert "FAIL: 1 of 2 thresholds" in done.output
+    assert "p95_ms < 0.001: " in done.output
+    checks = tmp_path / "checks.toml"
+    checks.write_text('checks = ["share_error == 0"]\n')
+    again = CliRunner().invoke(
+        main, ["analyze", str(folder), "--no-plots", "--thresholds", str(checks),
+               "--check", "share_429 == 0"],
+    )  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert "PASS: all 2 thresholds met" in again.output  # the file's and the inline one
+    bad = CliRunner().invoke(main, [*args, "--check", "nonsense"])
+    assert bad.exit_code == 2
+    assert bad.stderr.startswith("Error: 'nonsense' is not a check")

@@ -66,6 +66,7 @@ class RunPlan:
     results_dir: Path | None = None
     time_scale: float = 1.0
     thresholds_file: Path | None = None
+    checks: tuple[str, ...] = ()  # --check: inline, with --thresholds'
     dry_run: bool = False
     max_deployments: int | None = None  # None: the default for the host (see safety)
     cleanup: bool | None = None  # None: on for a non-loopback host
@@ -113,7 +114,7 @@ def run(plan: RunPlan) -> int:
     if host is None:  # the embedded emulator: its world and the scenario's matches
         for line in scenario_warnings(scenario):
             click.echo(f"edgebench: warning: {line}", err=True)
-    refuse_baseline_checks(scenario, plan.thresholds_file)
+    refuse_baseline_checks(scenario, plan.thresholds_file, plan.checks)
     costs = {}
     if scenario.costs:  # checked before the run: a price the world cannot bill is bad input
         costs = {"costs": cost_basis(scenario, scenario_world(scenario))}
@@ -181,7 +182,7 @@ NOTHING_STARTED = "the web UI closed before a run was started from it: nothing w
 def verdicts(folders: list[Path], plan: RunPlan) -> int:
     """verdicts analyses each run (one, or each started from the web UI's form) and is the
     worst verdict's exit code: 1 a failure, else 3 an incomplete run, else 0."""
-    codes = {analyse(folder, plan.thresholds_file, plan.plots) for folder in folders}
+    codes = {analyse(folder, plan.thresholds_file, plan.plots, plan.checks) for folder in folders}
     return 1 if 1 in codes else 3 if 3 in codes else 0
 
 

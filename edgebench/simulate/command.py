@@ -71,6 +71,7 @@ class SimulatePlan:
     time_scale: float = 1.0
     latency_ms: str | None = None  # a distribution, as a TOML value (default: measured)
     thresholds_file: Path | None = None
+    checks: tuple[str, ...] = ()  # --check: inline, with --thresholds'
     overwrite: bool = False
     plots: bool = True  # draw the report's curves
     warm_start: bool | None = None  # None: warm for a forecast's window (edgebench.warm)
@@ -154,13 +155,13 @@ def model_config(scenario: Scenario, time_scale: float) -> EmulatorConfig:
 def simulate(plan: SimulatePlan, echo=True) -> int:
     """simulate runs the plan, writes its folder and its analysis; the verdict's exit code."""
     scenario = planned(plan.scenario, Overrides.of(plan))
-    refuse_baseline_checks(scenario, plan.thresholds_file)
+    refuse_baseline_checks(scenario, plan.thresholds_file, plan.checks)
     for line in scenario_warnings(scenario):
         click.echo(f"edgebench: warning: {line}", err=True)
     results = simulate_into(scenario, plan, echo)
     if plan.sensitivity:
         over_assumptions(scenario, plan, results)
-    return analyse(results, plan.thresholds_file, plan.plots)
+    return analyse(results, plan.thresholds_file, plan.plots, plan.checks)
 
 
 def over_assumptions(scenario: Scenario, plan: SimulatePlan, results: Path) -> dict:
