@@ -105,7 +105,7 @@ def measure_together(servers: dict[str, Server], seconds: float, connections: in
 def throughput(seconds: float, rounds: int, connections: int) -> dict:
     """throughput compares emulator and bare, loaded side by side, and a solo emulator run."""
     ratios, per_cpu = [], {"bare": [], "emulator": []}
-    emulator_options = ("--rate-limit", "0", "--world", str(WORLD))
+    emulator_options = ("--limit", "0", "--world", str(WORLD))
     for _ in range(rounds):
         with bare_server() as bare, emulator_server(*emulator_options) as emulator:
             rates = measure_together({"bare": bare, "emulator": emulator}, seconds, connections)
@@ -132,7 +132,7 @@ def service_time_at(rate: float, seconds: float) -> dict:
     """service_time_at paces valid deploys at `rate` per second and reads the emulator's p99."""
     bodies = [json.loads(line) for line in _lua_bodies()]
     # The limit is off: a paced client that catches up after a stall would be refused.
-    options = ("--world", str(WORLD), "--rate-limit", "0")
+    options = ("--world", str(WORLD), "--limit", "0")
     with emulator_server(*options) as server, httpx.Client(base_url=server.url) as client:
         headers = {"Authorization": "token bench"}
         started = time.perf_counter()

@@ -80,7 +80,7 @@ class Emulator:
     """Emulator is `edgebench emulator` on a free port, its limits off, its time fast."""
 
     def __enter__(self) -> str:
-        command = [*EDGEBENCH, "emulator", "--port", "0", "--rate-limit", "0"]
+        command = [*EDGEBENCH, "emulator", "--port", "0", "--limit", "0"]
         self.process = subprocess.Popen(
             [*command, "--time-scale", "60"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
         )

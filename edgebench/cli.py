@@ -44,8 +44,31 @@ class UserError(click.ClickException):
             click.echo(f"Error: {line}", err=True, file=file)
 
 
+OLD_SPELLINGS = {  # (command, option as once spelled): its one name now
+    ("emulator", "--rate-limit"): "--limit",
+    ("advise", "--live"): "--confirm",
+}
+
+
+def tell_old_spellings(args: list[str]) -> None:
+    """tell_old_spellings says, one line each, that an option given its old name has one
+    name now (the old spelling still works)."""
+    command = args[0] if args else ""
+    for (name, old), new in OLD_SPELLINGS.items():
+        if command == name and any(a == old or a.startswith(f"{old}=") for a in args[1:]):
+            click.echo(
+                f"edgebench: notice: `{name} {old}` is `{name} {new}` now (the old spelling "
+                "still works)",
+                err=True,
+            )
+
+
 class Edgebench(click.Group):
     """Edgebench is the command group; its invoke is the one error edge."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        tell_old_spellings(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -207,11 +230,14 @@ def main() -> None:
     help="World file (TOML). Default: the shipped world of 39 cities.",
 )
 @click.option(
-    "--rate-limit",
+    "--limit",
+    "--rate-limit",  # its name before one name for the organisation's limit everywhere
+    "rate_limit",
     type=click.IntRange(min=0),
     default=40,
     show_default=True,
-    help="Deploy requests/s per organisation on each deploy endpoint; 0 turns every limit off.",
+    help="The organisation's limit: deploy requests/s on each deploy endpoint; 0 turns every "
+    "limit off.",
 )
 @click.option(
     "--status-rate-limit",
@@ -668,8 +694,14 @@ def search_command(scenario_file: Path, **options) -> None:
 @click.option(
     "--max-probes", type=click.IntRange(min=2), default=30, show_default=True, help="Most runs."
 )
-@click.option("--live", is_flag=True, help="End with one live run of the answer (edgebench run).")
-@click.option("--host", help="With --live: the API base URL (default: an embedded emulator).")
+@click.option(
+    "--confirm",
+    "--live",  # its name before --confirm meant ending with one live run, as search's does
+    "live",
+    is_flag=True,
+    help="End with one live run of the answer (edgebench run).",
+)
+@click.option("--host", help="With --confirm: the API base URL (default: an embedded emulator).")
 @click.option("--duration", help="Each probe's length (default: the scenario's).")
 @scenario_overrides("The world file (default: the scenario's, else the shipped one).")
 @time_scale_option("With --live: platform seconds per wall second.")

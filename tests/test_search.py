@@ -327,7 +327,7 @@ def test_a_live_run_gives_the_limit_to_the_embedded_emulator_and_to_locust(tmp_p
     plan = RunPlan(scenario, limit=52)
     knob = planned(plan.scenario, Overrides.of(plan))
     emulator = EmulatorProcess(knob, 1.0, tmp_path).command()
-    assert emulator[emulator.index("--rate-limit") + 1] == "52"
+    assert emulator[emulator.index("--limit") + 1] == "52"
     policy = Policy(remote=False, max_deployments=0, cleanup=False)
     locust = locust_command(plan, knob, "http://127.0.0.1:9", tmp_path / "r", policy)
     assert locust[locust.index("--limit") + 1] == "52"

@@ -235,3 +235,22 @@ def test_form_runs_each_follow_their_own_folder_and_length_and_idle_prints_nothi
     now[0] = 200.0  # the second run is over and nothing comes: the terminal stays quiet
     progress.update()
     assert out.getvalue() == printed
+
+
+@pytest.mark.parametrize(
+    ("args", "old", "new"),
+    [
+        (["emulator", "--rate-limit", "5", "--help"], "emulator --rate-limit", "emulator --limit"),
+        (
+            ["advise", "scenarios/smoke.toml", "--live", "--help"],
+            "advise --live",
+            "advise --confirm",
+        ),
+    ],
+)
+def test_an_old_spelling_still_works_with_a_one_line_notice(args, old, new):
+    done = edgebench(*args)
+    assert done.exit_code == 0, done.output
+    assert (
+        done.stderr == f"edgebench: notice: `{old}` is `{new}` now (the old spelling still works)\n"
+    )

@@ -176,7 +176,7 @@ class EmulatorProcess:
         limit (the organisation's, as the scenario or --limit says)."""
         command = [sys.executable, "-m", "edgebench.cli", "emulator", "--port", "0"]
         command += ["--seed", str(self.scenario.seed), "--time-scale", str(self.time_scale)]
-        command += ["--rate-limit", str(self.scenario.rate.limit)]
+        command += ["--limit", str(self.scenario.rate.limit)]
         if self.scenario.world_file:
             command += ["--world", str(self.scenario.world_file)]
         return command + match_length_option(self.scenario)
