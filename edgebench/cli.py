@@ -47,6 +47,7 @@ class UserError(click.ClickException):
 OLD_SPELLINGS = {  # (command, option as once spelled): its one name now
     ("emulator", "--rate-limit"): "--limit",
     ("advise", "--live"): "--confirm",
+    ("emulator", "--host"): "--listen",
 }
 
 
@@ -216,7 +217,14 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--listen",
+    "--host",  # its name before --host meant the target's URL on every other command
+    "host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address to listen on.",
+)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),

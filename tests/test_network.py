@@ -60,7 +60,8 @@ def lab(network):
 
 
 def start_emulator(net: Network, address: str, port: int) -> subprocess.Popen:
-    command = [*EDGEBENCH, "emulator", "--host", address, "--port", str(port), "--time-scale", "30"]
+    command = [*EDGEBENCH, "emulator", "--listen", address, "--port", str(port)]
+    command += ["--time-scale", "30"]
     emulator = net.popen("emu", command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = emulator.stdout.readline().strip()
     assert url == f"http://{address}:{port}", emulator.stderr.read()
