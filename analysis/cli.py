@@ -157,7 +157,9 @@ def one_screen(outcome) -> str:
 @click.argument("base", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("candidate", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
-    "--out",
+    "--results-dir",
+    "--out",  # its name before one name for an output folder everywhere
+    "out",
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for compare.html/.txt/.json and plots (default: CANDIDATE/compare-BASE).",
 )
@@ -184,7 +186,9 @@ def compare_command(base, candidate, out, thresholds_file, junit) -> None:
 @click.command("history")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
-    "--out",
+    "--results-dir",
+    "--out",  # its name before one name for an output folder everywhere
+    "out",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("results/history"),
     show_default=True,

@@ -48,15 +48,19 @@ OLD_SPELLINGS = {  # (command, option as once spelled): its one name now
     ("emulator", "--rate-limit"): "--limit",
     ("advise", "--live"): "--confirm",
     ("emulator", "--host"): "--listen",
+    ("scenario plan", "--out"): "--results-dir",
+    ("compare", "--out"): "--results-dir",
+    ("history", "--out"): "--results-dir",
 }
 
 
 def tell_old_spellings(args: list[str]) -> None:
     """tell_old_spellings says, one line each, that an option given its old name has one
     name now (the old spelling still works)."""
-    command = args[0] if args else ""
     for (name, old), new in OLD_SPELLINGS.items():
-        if command == name and any(a == old or a.startswith(f"{old}=") for a in args[1:]):
+        words = len(name.split())
+        given = args[words:]
+        if args[:words] == name.split() and any(a == old or a.startswith(f"{old}=") for a in given):
             click.echo(
                 f"edgebench: notice: `{name} {old}` is `{name} {new}` now (the old spelling "
                 "still works)",
@@ -361,7 +365,9 @@ def scenario_sample(file: Path, count: int, annotated: bool) -> None:
 @scenario.command("plan")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option(
-    "--out",
+    "--results-dir",
+    "--out",  # its name before one name for an output folder everywhere
+    "out",
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for plan.png and plan.svg (default: results/<scenario>-plan).",
 )

@@ -213,19 +213,21 @@ def test_a_forecast_that_falls_faster_than_matches_end_is_named(tmp_path):
     assert begins == pytest.approx(600, abs=2)
     assert ends == pytest.approx(1200, abs=2)  # the last matches of the steady state end
     assert most == pytest.approx(6000 * 0.9, rel=0.01)  # at 660 s, 60 s of them have ended
-    planned = edgebench("scenario", "plan", tmp_path / "forecast.toml", "--out", tmp_path)
+    planned = edgebench("scenario", "plan", tmp_path / "forecast.toml", "--results-dir", tmp_path)
     assert "the forecast cannot be held: players leave faster than matches end" in planned.stdout
 
 
 def test_scenario_plan_prints_the_table_and_draws_the_plot(tmp_path):
-    done = edgebench("scenario", "plan", "scenarios/launch-forecast.toml", "--out", tmp_path)
+    done = edgebench(
+        "scenario", "plan", "scenarios/launch-forecast.toml", "--results-dir", tmp_path
+    )
     assert done.exit_code == 0, done.output
     assert "peak: 57.8 matches/s in the busiest minute, from 18:59:00" in done.stdout
     assert "above the limit" in done.stdout
     assert "servers americas" in done.stdout
     assert (tmp_path / "plan.png").stat().st_size > 1000
     assert (tmp_path / "plan.svg").exists()
-    stages_only = edgebench("scenario", "plan", "scenarios/smoke.toml", "--out", tmp_path)
+    stages_only = edgebench("scenario", "plan", "scenarios/smoke.toml", "--results-dir", tmp_path)
     assert stages_only.exit_code == 0  # a scenario of stages is planned too, without a plot
     assert "smoke: 40 s of [rate] stages x 1, respect mode" in stages_only.stdout
 
@@ -328,7 +330,7 @@ def test_the_plan_follows_the_rate_factor_and_plans_stages_too(tmp_path):
         .replace("SCEN", str(Path("scenarios").resolve()))
         .replace('mode = "respect"', 'mode = "respect"\nfactor = 4')
     )
-    planned = edgebench("scenario", "plan", times_four, "--out", tmp_path / "plot")
+    planned = edgebench("scenario", "plan", times_four, "--results-dir", tmp_path / "plot")
     assert "peak: 231.4 matches/s" in planned.stdout  # 57.8/s at the peak, times 4
     staged = edgebench("scenario", "plan", "scenarios/matchmaker-tick.toml")
     assert staged.exit_code == 0
@@ -352,7 +354,9 @@ def test_a_forecast_of_iso_times_is_planned_and_reported_in_clock_time(tmp_path)
     from edgebench.manifest import scenario_facts
 
     forecast = scenario(tmp_path, ISO_FORECAST)
-    planned = edgebench("scenario", "plan", tmp_path / "forecast.toml", "--out", tmp_path / "p")
+    planned = edgebench(
+        "scenario", "plan", tmp_path / "forecast.toml", "--results-dir", tmp_path / "p"
+    )
     # The busiest minute is the ramp's last 12-minute step (not "from 9:48:00", time from
     # the start).
     assert "busiest minute, from 19:48 UTC" in planned.stdout

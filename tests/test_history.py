@@ -50,7 +50,9 @@ def history(*args: str):
 def test_a_steady_trend_passes_and_is_drawn_in_time_order(tmp_path):
     folders = runs(tmp_path, [20.0, 21.0, 19.5, 20.5, 20.0, 21.0])
     out = tmp_path / "history"
-    done = history(*reversed(folders), "--check", "p95_ms <= median * 1.1", "--out", str(out))
+    done = history(
+        *reversed(folders), "--check", "p95_ms <= median * 1.1", "--results-dir", str(out)
+    )
     assert done.exit_code == 0, done.output
     lines = [line for line in done.output.splitlines() if line.startswith("run-")]
     assert [line.split()[0] for line in lines] == [f"run-{n:02d}" for n in range(6)]
@@ -68,7 +70,7 @@ def test_the_newest_run_regressing_fails_with_junit(tmp_path):
     folders = runs(tmp_path, [20.0, 21.0, 19.5, 20.5, 20.0, 30.0])
     out = tmp_path / "history"
     done = history(*folders, "--check", "p95_ms <= median * 1.1", "--check", "share_429 == 0",
-                   "--out", str(out))  # fmt: skip
+                   "--results-dir", str(out))  # fmt: skip
     assert done.exit_code == 1, done.output
     assert "FAILED: p95_ms <= median * 1.1: 30 vs 22" in done.output
     junit = (out / "junit.xml").read_text()
@@ -91,7 +93,7 @@ def test_the_median_leaves_out_runs_without_the_metric():
     ],
 )
 def test_bad_history_input_is_one_line_and_exit_2(tmp_path, make, args, says):
-    done = history(*make(tmp_path), *args, "--out", str(tmp_path / "out"))
+    done = history(*make(tmp_path), *args, "--results-dir", str(tmp_path / "out"))
     assert done.exit_code == 2, done.output
     assert says in done.output
     assert "Traceback" not in done.output

@@ -224,12 +224,18 @@ def test_the_opening_wave_meets_the_limit_as_the_plan_says():
 
 
 def test_scenario_plan_tells_the_opening_and_what_opening_apart_does(tmp_path):
-    together = edgebench("scenario", "plan", "scenarios/launch-open.toml", "--out", tmp_path)
+    together = edgebench(
+        "scenario", "plan", "scenarios/launch-open.toml", "--results-dir", tmp_path
+    )
     assert together.exit_code == 0, together.output
     assert "peak: 70.8 matches/s in the busiest minute, from 18:00 UTC" in together.stdout
     assert "the opening (matches due in the run's first 2 minutes): " in together.stdout
     apart = edgebench(
-        "scenario", "plan", "scenarios/launch-open-staggered.toml", "--out", tmp_path / "apart"
+        "scenario",
+        "plan",
+        "scenarios/launch-open-staggered.toml",
+        "--results-dir",
+        tmp_path / "apart",
     )
     assert "above the limit (40/s): 0 s of the forecast" in apart.stdout
     result = plan(Forecast.of(load_scenario("scenarios/launch-open.toml")), 40, 40.0)
