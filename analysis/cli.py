@@ -164,17 +164,17 @@ def one_screen(outcome) -> str:
     help="Folder for compare.html/.txt/.json and plots (default: CANDIDATE/compare-BASE).",
 )
 @thresholds_option('e.g. "p95_ms <= baseline * 1.1" (default: the scenario\'s).')
+@check_option()
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML path.")
-def compare_command(base, candidate, out, thresholds_file, junit) -> None:
+def compare_command(base, candidate, out, thresholds_file, checks, junit) -> None:
     """Compare a candidate run with a base run: deltas, better or worse, overlay plots.
 
     Exit codes: 0 every check met (or none set), 1 a check failed, 2 bad input.
     """
     from analysis.compare import compare
 
-    checks = _checks(thresholds_file)
     out = out or candidate / f"compare-{base.name}"
-    comparison = compare(base, candidate, out, checks)
+    comparison = compare(base, candidate, out, _checks(thresholds_file, checks))
     if comparison.results:
         thresholds.write_junit(comparison.results, junit or out / "junit.xml", "compare")
     click.echo(comparison.text)

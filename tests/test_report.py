@@ -177,6 +177,10 @@ def test_compare_marks_better_and_worse_and_gates_on_the_baseline(tmp_path):
     assert "worse" in (out / "compare.html").read_text()
     assert (out / "compare.png").stat().st_size > 1000
     assert ET.parse(out / "junit.xml").getroot().get("failures") == "1"
+    # A check given inline judges the comparison instead of the scenario's.
+    inline = edgebench("compare", base, candidate, "--check", "p95_ms <= baseline * 3")
+    assert inline.exit_code == 0, inline.output
+    assert "p95_ms <= baseline * 3: 20 vs 30, ok" in inline.stdout
 
 
 def test_a_large_log_shows_a_progress_bar(tmp_path, monkeypatch):
