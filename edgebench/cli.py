@@ -177,6 +177,16 @@ def warm_start_option():
     )
 
 
+def window_cost_option():
+    """window_cost_option is --window-cost of search and advise."""
+    return click.option(
+        "--window-cost",
+        is_flag=True,
+        help="With --minimize cost over a window of a forecast: price the window's cost "
+        "scaled to a day, knowingly (refused otherwise: a peak is not a day).",
+    )
+
+
 def probe_options():
     """probe_options are --jobs and --keep-records of search and advise."""
     return _options(
@@ -651,6 +661,7 @@ def simulate_command(scenario_file: Path, **options) -> None:
     help="With hosts:FLEET or capacity:...: from the least passing value, the cheapest "
     "(cost_per_day; the scenario's [costs] or --costs).",
 )
+@window_cost_option()
 @click.option("--live", is_flag=True, help="Probe with live runs instead of simulations.")
 @click.option("--host", help="With --live: the API base URL (default: an embedded emulator).")
 @click.option("--precision", default="2%", show_default=True, help="Width of the final bracket.")
@@ -698,6 +709,7 @@ def search_command(scenario_file: Path, **options) -> None:
     type=click.Choice(["cost"]),
     help="Then walk each fleet to its cheapest host count meeting the checks.",
 )
+@window_cost_option()
 @click.option(
     "--overflow",
     default="5%",

@@ -57,3 +57,22 @@ def _fleet(world: World, fleet: str, price) -> dict[str, Any]:
         "slots": sum(host.capacity for host in active),
         "per_host_hour": None if price is None else price.hourly,
     }
+
+
+def refuse_window_cost(scenario: Scenario, knowingly: bool) -> None:
+    """refuse_window_cost: `--minimize cost` prices a day, so over a slice of a forecast (its
+    window, or a --duration shorter than it) the answer would be the slice's cost scaled to
+    24 hours, pricing a peak as if it lasted all day. Refused in one line unless asked for
+    knowingly (--window-cost); a scenario of [rate] stages has no day to slice."""
+    demand = scenario.demand
+    if knowingly or demand is None:
+        return
+    times = [t for t, _ in demand.ccu]
+    whole = times[-1] - times[0]
+    if scenario.duration_s < whole - 1e-6:
+        raise EdgebenchError(
+            f"--minimize cost: {scenario.source} runs {scenario.duration_s / 3600:g} h of its "
+            f"forecast's {whole / 3600:g} h, and a slice's cost scaled to 24 h is not the day's; "
+            "drop its window (or --duration) to price the whole forecast, or pass --window-cost "
+            "to price the slice knowingly"
+        )

@@ -286,3 +286,22 @@ def test_every_override_reaches_each_run_a_command_derives(tmp_path, monkeypatch
     for name in OVERRIDDEN:
         assert f"--{name.replace('_', '-')}" in words, name
     assert words[words.index("--limit") + 1] == "41"
+
+
+@pytest.mark.parametrize("command", ["advise", "search"])
+def test_the_cheapest_over_a_slice_of_a_forecast_is_refused_unless_asked_knowingly(command):
+    # A day's cost from six hours scaled to 24 would price the peak as if it lasted all day.
+    args = [command, "scenarios/launch-fleet.toml", "--check", "share_overflow:americas < 0.05",
+            "--vary", "hosts:fleet-na", "--minimize", "cost", "--duration", "6h"]  # fmt: skip
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 2
+    assert done.stderr.startswith(
+        "Error: --minimize cost: scenarios/launch-fleet.toml runs 6 h of its forecast's 24 h"
+    )
+    assert "--window-cost" in done.stderr
+    from edgebench.costs import refuse_window_cost
+    from edgebench.plan.overrides import with_duration
+
+    sliced = with_duration(load_scenario("scenarios/launch-fleet.toml"), "6h")
+    refuse_window_cost(sliced, knowingly=True)  # --window-cost: priced as asked
+    refuse_window_cost(load_scenario("scenarios/launch-fleet.toml"), knowingly=False)  # a day

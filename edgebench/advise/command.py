@@ -27,6 +27,7 @@ import orjson
 
 from edgebench._errors import EdgebenchError
 from edgebench.advise.instant import InstantAnswers, instant_answers, wait_bound
+from edgebench.costs import refuse_window_cost
 from edgebench.plan.overrides import (
     Overrides,
     override_words,
@@ -63,6 +64,7 @@ class AdvisePlan:
     checks: tuple[str, ...]
     vary: tuple[str, ...] = (LIMIT,)
     minimize: str | None = None
+    window_cost: bool = False  # --minimize cost over a window of the forecast, knowingly
     overflow: str = "5%"
     live: bool = False
     host: str | None = None
@@ -185,6 +187,8 @@ def advise(plan: AdvisePlan) -> int:
         raise EdgebenchError(
             f"--minimize cost: {scenario.source} has no [costs]; add the table or pass --costs FILE"
         )
+    if plan.minimize:
+        refuse_window_cost(scenario, plan.window_cost)
     world_file, raw_world, world = _world(scenario)
     warm = wants_warm(scenario, plan.warm_start)
     overflow, wait = _overflow_target(checks, plan.overflow), _wait_target(checks, scenario)

@@ -22,6 +22,7 @@ import orjson
 
 from checks import ThresholdError, parse
 from edgebench._errors import EdgebenchError
+from edgebench.costs import refuse_window_cost
 from edgebench.plan.overrides import Overrides, overrides_at, planned
 from edgebench.plan.scenario import Scenario
 from edgebench.runfolder import RESULTS
@@ -68,6 +69,7 @@ class SearchPlan:
     host: str | None = None
     overwrite: bool = False
     minimize: str | None = None  # "cost": the cheapest passing value, from the least
+    window_cost: bool = False  # --minimize cost over a window of the forecast, knowingly
     jobs: int | None = None  # simulated probes at once (None: the machine's cores)
     keep_records: bool = False  # each probe's records too, not only its summary
     # Read by the shared overrides (edgebench.plan.overrides.Overrides.of): never set here.
@@ -136,6 +138,7 @@ def _refuse_unpriced(plan: SearchPlan, scenario: Scenario, space: Space) -> None
         raise EdgebenchError(
             f"--minimize cost: {scenario.source} has no [costs]; add the table or pass --costs FILE"
         )
+    refuse_window_cost(scenario, plan.window_cost)
 
 
 def _cheapest(knee: Knee, least: float, space: Space) -> float:
