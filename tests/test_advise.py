@@ -16,6 +16,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from edgebench._errors import EdgebenchError
 from edgebench.cli import main
 from edgebench.plan.queue import lowest_limit
 from edgebench.plan.scenario import load_scenario
@@ -305,3 +306,29 @@ def test_the_cheapest_over_a_slice_of_a_forecast_is_refused_unless_asked_knowing
     sliced = with_duration(load_scenario("scenarios/launch-fleet.toml"), "6h")
     refuse_window_cost(sliced, knowingly=True)  # --window-cost: priced as asked
     refuse_window_cost(load_scenario("scenarios/launch-fleet.toml"), knowingly=False)  # a day
+
+
+def test_a_fleet_written_a_host_an_entry_is_varied_in_hosts_not_in_entries(tmp_path):
+    # 40 Frankfurt hosts are often written one entry a host: 5 hosts must be 5, not 5 x 40.
+    import tomllib
+
+    from edgebench.advise.command import _counted, _refuse_unlike_entries
+    from edgebench.search.space import world_toml
+
+    head = ERLANG_WORLD.split("[[private_hosts]]")[0]
+    one_each = "".join(
+        f'[[private_hosts]]\nid = "eu-{k}"\nfleet = "fleet-eu"\nlocation = "Frankfurt"\n'
+        "capacity = 5\n"
+        for k in range(40)
+    )
+    raw = tomllib.loads(head + one_each)
+    _refuse_unlike_entries(raw, ["hosts:fleet-eu"], tmp_path / "w.toml")  # alike: varied
+    (tmp_path / "five.toml").write_text(
+        world_toml(raw | {"private_hosts": _counted(raw, {"fleet-eu": 5})})
+    )
+    assert len(load_world(tmp_path / "five.toml").fleet_hosts("fleet-eu")) == 5
+    raw["private_hosts"][3]["capacity"] = 8  # one host unlike the others: no one count
+    with pytest.raises(
+        EdgebenchError, match="writes fleet 'fleet-eu' as 40 \\[\\[private_hosts\\]\\]"
+    ):
+        _refuse_unlike_entries(raw, ["hosts:fleet-eu"], tmp_path / "w.toml")

@@ -163,10 +163,35 @@ KEPT = {*KEY_METRICS, "share_unserved", "wait_p99_s", "share_overflow", "cost_pe
 
 
 def _counted(raw_world: dict, fleets: dict[str, int]) -> list[dict]:
-    return [
-        host | {"count": fleets[host["fleet"]]} if host.get("fleet") in fleets else host
-        for host in raw_world.get("private_hosts", [])
-    ]
+    """_counted are the world's private hosts with each varied fleet `fleets[name]` hosts in
+    all, whatever entries it was written as (alike entries: one, with that count)."""
+    hosts, seen = [], set()
+    for host in raw_world.get("private_hosts", []):
+        fleet = host.get("fleet")
+        if fleet not in fleets:
+            hosts.append(host)
+        elif fleet not in seen:
+            seen.add(fleet)
+            hosts.append(host | {"count": fleets[fleet]})
+    return hosts
+
+
+def _refuse_unlike_entries(raw_world: dict, knobs: list[str], world_file: Path) -> None:
+    """_refuse_unlike_entries: a varied fleet written as several entries that differ (cities,
+    capacities) has no one count to vary; alike entries (a host an entry) are counted as one."""
+    for knob in knobs:
+        fleet = knob.partition(":")[2]
+        entries = [h for h in raw_world.get("private_hosts", []) if h.get("fleet") == fleet]
+        shapes = {
+            tuple(sorted((k, str(v)) for k, v in h.items() if k not in ("id", "count")))
+            for h in entries
+        }
+        if len(shapes) > 1:
+            raise EdgebenchError(
+                f"--vary {knob!r}: {world_file} writes fleet {fleet!r} as {len(entries)} "
+                "[[private_hosts]] entries that differ (city, capacity or status); vary a "
+                "fleet of alike hosts: one entry with count = N, or entries alike but their ids"
+            )
 
 
 def advise(plan: AdvisePlan) -> int:
@@ -190,6 +215,7 @@ def advise(plan: AdvisePlan) -> int:
     if plan.minimize:
         refuse_window_cost(scenario, plan.window_cost)
     world_file, raw_world, world = _world(scenario)
+    _refuse_unlike_entries(raw_world, [k for k in knobs if k != LIMIT], world_file)
     warm = wants_warm(scenario, plan.warm_start)
     overflow, wait = _overflow_target(checks, plan.overflow), _wait_target(checks, scenario)
     instant = instant_answers(scenario, world, overflow, wait, warm)
