@@ -332,3 +332,37 @@ def test_a_fleet_written_a_host_an_entry_is_varied_in_hosts_not_in_entries(tmp_p
         EdgebenchError, match="writes fleet 'fleet-eu' as 40 \\[\\[private_hosts\\]\\]"
     ):
         _refuse_unlike_entries(raw, ["hosts:fleet-eu"], tmp_path / "w.toml")
+
+
+TINY_WORLD = """
+[lifecycle]
+lifetime_s = { distribution = "fixed", value = 600 }
+[[applications]]
+name = "my-game"
+versions = ["1.0.0"]
+[[locations]]
+city = "Frankfurt"
+country = "DE"
+latitude = 50.1109
+longitude = 8.6821
+capacity = 5
+"""
+
+
+def test_a_limit_walk_that_moves_no_failing_check_stops_and_says_what_would(tmp_path):
+    # Five slots for 1,200 matches: 422s for no room at any limit. Raising the limit cannot
+    # help, so the walk stops once it doubled for nothing, and names the last probe.
+    (tmp_path / "world.toml").write_text(TINY_WORLD)
+    scenario = tmp_path / "knob.toml"
+    scenario.write_text(
+        LIMIT_KNOB.replace('version = "1.0.0"', 'version = "1.0.0"\nworld = "world.toml"')
+    )
+    folder = tmp_path / "advice"
+    done = advise(scenario, "--check", "share_unserved < 0.01", "--results-dir", folder)
+    assert done.exit_code == 1, done.output
+    facts = orjson.loads((folder / "advice.json").read_bytes())
+    assert len(facts["probes"]) <= 6  # not 30 probes up to thousands a second
+    last = facts["probes"][-1]["point"]["limit"]
+    assert f"the last tried: limit {last:g})" in done.output
+    assert "moved no failing check" in done.output
+    assert "capacity would" in facts["stuck"]

@@ -99,6 +99,7 @@ class Advice:
     keep_records: bool = False
     jobs: int = 1  # probes simulated at once
     pool: ProbePool | None = None  # the processes they run in, made once (advise's)
+    stuck: str | None = None  # why a knob's walk stopped: it moved no failing check
     probes: list[dict] = field(default_factory=list)
     answers: dict[str, float] = field(default_factory=dict)
     _seen: dict[tuple, Probe] = field(default_factory=dict)
@@ -346,13 +347,32 @@ def _search(advice: Advice, knobs: list[str], start: dict, cheap: bool) -> Probe
     return advice.at(answers)
 
 
+class Stuck(Exception):
+    """Stuck: the knob moved far and no failing check moved with it."""
+
+
+STUCK_PROBES = 3  # failing probes of a limit walk before asking whether it moves anything
+STUCK_SPAN = 2.0  # the limit at least doubled across them
+STUCK_SHARE = 0.02  # a check's figure moved less than this share of itself: it did not move
+
+
 def _least(advice: Advice, knob: str, answers: dict) -> float | None:
-    """_least is the knob's least value meeting every check, the others as they stand."""
+    """_least is the knob's least value meeting every check, the others as they stand (None:
+    none, or the limit's walk moved no failing check: advice.stuck says what would)."""
     ceiling = MOST_LIMIT if knob == LIMIT else MOST_HOSTS
+    failing: list[Probe] = []
+
+    def judged(probe: Probe, value: float) -> Probe:
+        probe = _valued(probe, value)
+        if knob == LIMIT and not probe.passed:
+            failing.append(probe)
+            _stop_if_stuck(advice, failing)
+        return probe
+
     knee = Knee(
-        lambda value: _valued(advice.at(answers | {knob: value}), value),
+        lambda value: judged(advice.at(answers | {knob: value}), value),
         probe_many=lambda values: [
-            _valued(probe, value)
+            judged(probe, value)
             for probe, value in zip(
                 advice.at_many([answers | {knob: value} for value in values]), values, strict=True
             )
@@ -367,7 +387,41 @@ def _least(advice: Advice, knob: str, answers: dict) -> float | None:
         ceiling=ceiling,
         step=1.25,  # near the instant answer first: a few percent off, not twice
     )
-    return knee.run()
+    try:
+        return knee.run()
+    except Stuck as exc:
+        advice.stuck = str(exc)
+        return None
+
+
+def _stop_if_stuck(advice: Advice, failing: list[Probe]) -> None:
+    """_stop_if_stuck raises Stuck once the limit has at least doubled over a few failing
+    probes and no checked figure moved: a check held back by capacity (422s for no room),
+    not by the limit, would have the walk raise the limit for ever."""
+    if len(failing) < STUCK_PROBES:
+        return
+    low, high = min(failing, key=lambda p: p.value), max(failing, key=lambda p: p.value)
+    if high.value < STUCK_SPAN * low.value:
+        return
+    metrics = {check.metric for check in advice.checks}
+    moved = [m for m in metrics if _moved(low.metrics.get(m), high.metrics.get(m))]
+    if moved:
+        return
+    figures = ", ".join(
+        f"{m} {low.metrics.get(m)} -> {high.metrics.get(m)}" for m in sorted(metrics)
+    )
+    raise Stuck(
+        f"raising the limit from {low.value:g}/s to {high.value:g}/s moved no failing check "
+        f"({figures}): the limit is not what holds it back; capacity would (private hosts: "
+        "--vary hosts:FLEET, or the world's locations), see the probes' 422 causes"
+    )
+
+
+def _moved(before: object, after: object) -> bool:
+    """_moved: a checked figure changed by STUCK_SHARE of itself or more (unknown: moved)."""
+    if not isinstance(before, int | float) or not isinstance(after, int | float):
+        return before != after
+    return abs(after - before) > STUCK_SHARE * max(abs(before), abs(after), 1e-9)
 
 
 def _cheapest(advice: Advice, knob: str, answers: dict) -> float:
@@ -460,6 +514,7 @@ def _facts(plan, advice: Advice, instant, start, final, took_s: float, world_fil
         "start": start,
         "answers": advice.answers,
         "met": bool(final and final.passed),
+        "stuck": advice.stuck,
         "final": next((p for p in advice.probes if p["point"] == advice.answers), None),
         "probes": advice.probes,
         "took_s": round(took_s, 1),
@@ -472,10 +527,13 @@ def answer_text(facts: dict) -> str:
     answers = ", ".join(f"{k} {v:g}" for k, v in facts["answers"].items())
     count = len(facts["probes"])
     if not facts["met"]:
-        return (
-            f"no answer meets every check ({count} probes; the last tried: {answers}); "
+        last = facts["probes"][-1]["point"] if facts["probes"] else facts["answers"]
+        tried = ", ".join(f"{k} {v:g}" for k, v in last.items())
+        text = (
+            f"no answer meets every check ({count} probes; the last tried: {tried}); "
             "see advice.html for how close each came"
         )
+        return text + (f"\n  {facts['stuck']}" if facts.get("stuck") else "")
     lines = [f"answer meeting every check ({count} probes, {facts['took_s']:g} s): {answers}"]
     final = facts["final"] or {}
     for knob, value in facts["answers"].items():
