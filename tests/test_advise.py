@@ -366,3 +366,17 @@ def test_a_limit_walk_that_moves_no_failing_check_stops_and_says_what_would(tmp_
     assert f"the last tried: limit {last:g})" in done.output
     assert "moved no failing check" in done.output
     assert "capacity would" in facts["stuck"]
+
+
+def test_a_windows_formulas_size_the_window_not_the_days_busiest_hour():
+    from edgebench.advise.instant import instant_answers
+    from edgebench.platform import scenario_world
+
+    day = load_scenario("scenarios/launch-fleet.toml")
+    world = scenario_world(day)
+    whole = instant_answers(day, world, 0.05, 5.0, True).peak_hosts
+    demand = day.demand.model_copy(update={"window": [8 * 3600.0, 10 * 3600.0]})
+    morning = day.model_copy(update={"demand": demand})  # 08:00-10:00 UTC: the Americas sleep
+    window = instant_answers(morning, world, 0.05, 5.0, True).peak_hosts
+    assert whole["americas"] == 60  # its busiest hour, 01:00 UTC
+    assert window["americas"] < whole["americas"] / 2

@@ -73,10 +73,22 @@ def instant_answers(
     pools = fleet_pools(scenario, world)
     rows = [_sized(t, loads, pools, overflow) for t, loads in _loads(scenario, pools, world, warm)]
     limit, walk = lowest_limit(Schedule.from_scenario(with_rate(scenario, "exceed")), wait_bound_s)
-    peak = {pool.name: max((row.hosts[pool.name] for row in rows), default=0) for pool in pools}
+    ran = _run_rows(scenario, rows)  # a window's busiest hour is the window's, not the day's
+    peak = {pool.name: max((row.hosts[pool.name] for row in ran), default=0) for pool in pools}
     return InstantAnswers(
         overflow, wait_bound_s, held, pools, rows, limit, walk.longest_wait_s, peak
     )
+
+
+def _run_rows(scenario: Scenario, rows: list[SizingRow]) -> list[SizingRow]:
+    """_run_rows are the rows the scenario's run covers: a forecast's window (or --duration
+    slice) of its whole day, which the rows follow from its start; every row otherwise."""
+    if not scenario.demand or len(rows) < 2:
+        return rows
+    start, end = Forecast.of(scenario).span
+    end = min(end, start + scenario.duration_s)  # --duration cuts a run short
+    step = rows[1].t_s - rows[0].t_s
+    return [row for row in rows if row.t_s < end and row.t_s + step > start] or rows
 
 
 def fleet_pools(scenario: Scenario, world: World) -> list[Pool]:
