@@ -476,7 +476,7 @@ def plan_text(
                 f"{instant.wait_bound_s:g} s"
             )
         else:
-            why = f"Erlang B for {instant.overflow:.1%} overflow at the busiest hour"
+            why = f"Erlang B for {instant.overflow:.1%} overflow at the run's busiest hour"
         lines.append(f"  {knob}: from {start[knob]:g} ({why}), probed near it by simulation")
     if plan.minimize:
         lines.append("  then each fleet walked up to its cheapest (cost_per_day)")

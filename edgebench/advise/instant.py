@@ -2,7 +2,7 @@
 
     answers = instant_answers(scenario, world, overflow=0.05, wait_bound_s=10)
     answers.rows        # per hour: each fleet pool's offered load and the hosts it needs
-    answers.peak_hosts  # {pool: hosts at the busiest hour}
+    answers.peak_hosts  # {pool: hosts at the run's busiest hour}
     answers.limit       # the lowest limit whose queue wait stays within the bound
 
 Hosts: Erlang B on each pool's slots (edgebench.plan.sizing), its load the servers the
@@ -195,7 +195,7 @@ def hosts_text(answers: InstantAnswers, clock) -> list[str]:
         now = len(pool.hosts)
         lines.append(
             f"  {pool.name}: {answers.peak_hosts[pool.name]:,} hosts of {pool.slots_per_host} "
-            f"slots at the busiest hour (it names {now:,})"
+            f"slots at the run's busiest hour (it names {now:,})"
             + (f"; fleet {pool.fleet}" if pool.fleet else "")
         )
     return lines
