@@ -153,11 +153,40 @@ class Forecast:
         import numpy as np
 
         solution = self.renewal
+        index = self.share_rows(t)
+        rows = solution.starts[np.minimum(index, len(solution.starts) - 1)]
+        rows[index == len(solution.starts)] = solution.steady  # the rows _start_rows has
+        return self._shares(rows, names)
+
+    def share_rows(self, t: np.ndarray) -> np.ndarray:
+        """share_rows are the rows of share_table for run times t: each one's cell, and past
+        the table's cells the row before the forecast (its steady state)."""
+        import numpy as np
+
+        solution = self.renewal
         at = self.span[0] + t
-        rows = solution.starts[solution.cells(at)]
-        rows[at < solution.start] = solution.steady
-        columns = {name: k for k, name in enumerate(solution.names)}
-        zeros = np.zeros(len(t))
+        return np.where(at < solution.start, len(solution.starts), solution.cells(at))
+
+    def share_table(self, names: list[str]) -> np.ndarray:
+        """share_table is each cell's shares of the starts by region (a column for each of
+        `names`: 0 for a name the forecast has no column of; a row of 0 where no match
+        starts), then a last row for before the forecast: worked out once for a run."""
+        return self._shares(self._start_rows(), names)
+
+    def _start_rows(self) -> np.ndarray:
+        """_start_rows are the renewal's starts by region, cell by cell, then the steady row."""
+        import numpy as np
+
+        solution = self.renewal
+        rows: np.ndarray = np.vstack([solution.starts, solution.steady])
+        return rows
+
+    def _shares(self, rows: np.ndarray, names: list[str]) -> np.ndarray:
+        """_shares are rows of starts by region as each row's shares, a column a name."""
+        import numpy as np
+
+        columns = {name: k for k, name in enumerate(self.renewal.names)}
+        zeros = np.zeros(len(rows))
         starts = np.stack([rows[:, columns[n]] if n in columns else zeros for n in names], axis=1)
         total = starts.sum(axis=1, keepdims=True)
         shares: np.ndarray = np.divide(starts, total, out=np.zeros_like(starts), where=total > 0)

@@ -196,27 +196,29 @@ class RegionWeights:
     at_many() a block's, by the same operations."""
 
     def __init__(self, scenario: Scenario, players: PlayerFactory) -> None:
+        import numpy as np
+
         from edgebench.plan.forecast import Forecast
 
         self._forecast = Forecast.of(scenario)
-        self._names = [region.name for region in scenario.regions]
-        self._fixed = players.region_weights
+        names = [region.name for region in scenario.regions]
+        # Each cell's cumulative weights, once: an arrival only looks its cell's row up.
+        table = np.cumsum(self._forecast.share_table(names), axis=1)
+        table[table[:, -1] <= 0] = players.region_weights  # the regions' own: no start then
+        self._table = table
+        self._rows = table.tolist()
 
     def at(self, due_s: float) -> list[float]:
         import numpy as np
 
-        weights: list[float] = self.at_many(np.array([due_s]))[0].tolist()
-        return weights
+        row: list[float] = self._rows[int(self._forecast.share_rows(np.array([due_s]))[0])]
+        return row
 
     def at_many(self, due_s: np.ndarray) -> np.ndarray:
         """at_many is each arrival's row of cumulative weights (the regions' own where the
         forecast starts no match)."""
-        import numpy as np
-
-        shares = self._forecast.start_shares(due_s, self._names)
-        cumulative = np.cumsum(shares, axis=1)
-        cumulative[cumulative[:, -1] <= 0] = self._fixed
-        return cumulative
+        rows: np.ndarray = self._table[self._forecast.share_rows(due_s)]
+        return rows
 
 
 def _tail(fields: dict[str, Any]) -> bytes:
