@@ -39,6 +39,7 @@ _EXPORTS = {
     "create_app": "emulator._app",
     "default_world_path": "emulator._world",
     "load_world": "emulator._world",
+    "world_table": "emulator._world",
     "locate_user": "emulator._model",
     "parse_deploy": "emulator._validation",
     "parse_preload": "emulator._model",

@@ -181,22 +181,143 @@ def default_world_path() -> Path:
 
 
 def load_world(path: str | Path | None = None) -> World:
-    """load_world reads a world file (the default world when path is None)."""
+    """load_world reads a world file (the default world when path is None), with the world
+    it extends merged in (world_table)."""
     path = Path(path) if path else default_world_path()
+    raw, digest = _resolved_table(path, ())
+    try:
+        world = parse_world(raw, source=str(path))
+    except ConfigError as exc:
+        raise exc.in_file(str(path)) from None
+    return replace(world, sha256=digest)
+
+
+def world_table(path: str | Path | None = None) -> dict:
+    """world_table is a world file as one self-contained table: the world it extends merged
+    in and its [cloud] applied (what a search writes back with a knob changed)."""
+    return _resolved_table(Path(path) if path else default_world_path(), ())[0]
+
+
+SHIPPED = "shipped"  # `extends = "shipped"`: the world that ships with the emulator
+UNLIMITED_CAPACITY = 10**9  # `[cloud] unlimited = true`: no location ever runs out
+
+
+def _resolved_table(path: Path, seen: tuple[Path, ...]) -> tuple[dict, str]:
+    """_resolved_table is the file's table with what it extends merged in, and the sha256 of
+    every file that took part (a distributed run's processes must have the same)."""
+    data, raw = _read_table(path)
+    digest = hashlib.sha256(data)
+    base = _base_of(raw, path)
+    if base is not None:
+        if base.resolve() in seen:
+            raise ConfigError(
+                "extends", f"{base} extends itself in a loop", "break the loop", str(path)
+            )
+        base_raw, base_digest = _resolved_table(base, (*seen, path.resolve()))
+        digest.update(base_digest.encode())
+        raw = _merged(base_raw, raw, str(path))
+    try:
+        raw = _with_cloud(raw)
+    except ConfigError as exc:
+        raise exc.in_file(str(path)) from None
+    return raw, digest.hexdigest()
+
+
+def _read_table(path: Path) -> tuple[bytes, dict]:
     try:
         data = path.read_bytes()
-        raw = tomllib.loads(data.decode("utf-8"))
+        return data, tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError("world", f"file {path} not found", "pass an existing file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError("world", f"cannot read {path}: {exc}", "check the file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("world", f"invalid TOML: {exc}", "fix the syntax", str(path)) from None
-    try:
-        world = parse_world(raw, source=str(path))
-    except ConfigError as exc:
-        raise exc.in_file(str(path)) from None
-    return replace(world, sha256=hashlib.sha256(data).hexdigest())
+
+
+def _base_of(raw: dict, path: Path) -> Path | None:
+    """_base_of is the world a file extends: `extends` (a path from the file's folder, or
+    "shipped"), the shipped world for a file with no [[locations]] of its own, else None."""
+    extends = raw.get("extends")
+    if extends is None:
+        return None if "locations" in raw else default_world_path()
+    if not isinstance(extends, str) or not extends.strip():
+        raise ConfigError("extends", "must be a world file's path", 'or "shipped"', str(path))
+    if extends == SHIPPED:
+        return default_world_path()
+    base = Path(extends)
+    base = base if base.is_absolute() else path.parent / base
+    if not base.is_file():
+        raise ConfigError(
+            "extends",
+            f"{extends!r} not found (looked for {base})",
+            "give a world file's path",
+            str(path),
+        )
+    return base
+
+
+_MERGED_TABLES = ("placement", "lifecycle", "limits", "api", "provenance", "intervals")
+
+
+def _merged(base: dict, added: dict, source: str) -> dict:
+    """_merged is the base world with what a file adds: its tables' keys over the base's,
+    its applications and locations by name (a city it names replaces the base's), and its
+    fleets whole (a fleet it names replaces the base's hosts of that fleet)."""
+    merged = {key: value for key, value in base.items() if key != "cloud"}
+    for key in _MERGED_TABLES:
+        if key in added:
+            if not isinstance(added[key], dict):
+                raise ConfigError(key, "must be a table", f"write it as [{key}]", source)
+            merged[key] = {**base.get(key, {}), **added[key]}
+    merged["applications"] = _by_key(base, added, "applications", "name")
+    merged["locations"] = _by_key(base, added, "locations", "city")
+    fleets = {host.get("fleet", DEFAULT_FLEET) for host in added.get("private_hosts", [])}
+    kept = [h for h in base.get("private_hosts", []) if h.get("fleet", DEFAULT_FLEET) not in fleets]
+    merged["private_hosts"] = kept + list(added.get("private_hosts", []))
+    for key, value in added.items():
+        if key not in merged and key != "extends":
+            merged[key] = value  # checked as the file's own (an unknown key is named)
+    if "cloud" in added:
+        merged["cloud"] = added["cloud"]
+    return merged
+
+
+def _by_key(base: dict, added: dict, key: str, name: str) -> list:
+    tables = {table.get(name): table for table in base.get(key, [])}
+    for table in added.get(key, []):
+        tables[table.get(name) if isinstance(table, dict) else None] = table
+    return list(tables.values())
+
+
+def _with_cloud(raw: dict) -> dict:
+    """_with_cloud applies [cloud]: every location's capacity times capacity_factor, or
+    unlimited (Edgegap's cloud treated as never running out)."""
+    cloud = raw.get("cloud")
+    if cloud is None:
+        return raw
+    if not isinstance(cloud, dict):
+        raise ConfigError("cloud", "must be a table", "write it as [cloud]")
+    _no_unknown_keys(cloud, "cloud", {"capacity_factor", "unlimited"})
+    unlimited = _get(cloud, "cloud", "unlimited", bool, False)
+    factor = _get(cloud, "cloud", "capacity_factor", _NUMBER, None)
+    if unlimited and factor is not None:
+        raise ConfigError("cloud.capacity_factor", "given with unlimited", "keep one of them")
+    if factor is not None and factor <= 0:
+        raise ConfigError("cloud.capacity_factor", "must be above 0", "e.g. 2 or 0.5")
+    locations = [
+        table | {"capacity": _cloud_capacity(table.get("capacity"), unlimited, factor)}
+        for table in _tables(raw, "locations")
+    ]
+    return {key: value for key, value in raw.items() if key != "cloud"} | {"locations": locations}
+
+
+def _cloud_capacity(capacity: object, unlimited: bool, factor: float | None) -> object:
+    if unlimited:
+        return UNLIMITED_CAPACITY
+    if factor is None or not isinstance(capacity, int) or isinstance(capacity, bool):
+        return capacity  # a bad capacity is named by the location's own check
+    return round(capacity * factor)
 
 
 def parse_world(raw: dict, source: str = "<memory>") -> World:
@@ -214,6 +335,8 @@ def parse_world(raw: dict, source: str = "<memory>") -> World:
             "api",
             "provenance",
             "intervals",
+            "extends",
+            "cloud",
         },
     )
     locations = tuple(

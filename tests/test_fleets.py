@@ -285,3 +285,93 @@ def test_unknown_hosts_are_named_before_a_simulation_whose_fleet_deploys_get_400
     summary = orjson.loads((folder / "summary.json").read_bytes())
     assert summary["by_region"]["quebec"]["shares_of_sent"]["bad_request"] == 1.0
     assert summary["by_region"]["germany"]["shares_of_sent"]["accepted"] == 1.0
+
+
+STUDIO_WORLD = """
+# A studio's world in a few lines: the shipped one, its two fleets, a cloud that never runs out.
+[cloud]
+unlimited = true
+[[private_hosts]]
+id = "fra"
+fleet = "fleet-fra"
+location = "Frankfurt"
+capacity = 4
+count = 40
+[[private_hosts]]
+id = "ash"
+fleet = "fleet-ash"
+location = "Ashburn"
+capacity = 4
+count = 3
+"""
+
+
+def test_a_world_names_what_it_adds_to_the_shipped_one(tmp_path):
+    from emulator import load_world as load, world_table
+
+    shipped = load()
+    path = tmp_path / "studio.toml"
+    path.write_text(STUDIO_WORLD)
+    world = load(path)
+    assert [loc.city for loc in world.locations] == [loc.city for loc in shipped.locations]
+    assert {loc.capacity for loc in world.locations} == {10**9}
+    assert len(world.fleet_hosts("fleet-fra")) == 40
+    assert world.fleet_hosts("fleet-sgp") == shipped.fleet_hosts("fleet-sgp")  # kept
+    assert world.lifecycle == shipped.lifecycle
+    table = world_table(path)
+    assert "extends" not in table and "cloud" not in table  # self-contained, written whole
+    assert parse_world(table).private_hosts == world.private_hosts
+    # A fleet it names replaces the base's hosts of that fleet; a factor scales the cloud.
+    again = tmp_path / "again.toml"
+    again.write_text(
+        'extends = "studio.toml"\n[cloud]\ncapacity_factor = 0.5\n[lifecycle]\nterminate_s = 2\n'
+        '[[private_hosts]]\nid = "f"\nfleet = "fleet-fra"\nlocation = "Frankfurt"\ncapacity = 1\n'
+    )
+    second = load(again)
+    assert second.fleet_hosts("fleet-fra") == ["f"]
+    assert len(second.fleet_hosts("fleet-ash")) == 3
+    assert {loc.capacity for loc in second.locations} == {5 * 10**8}
+    assert second.lifecycle.terminate_s.describe() != shipped.lifecycle.terminate_s.describe()
+    assert second.lifecycle.boot_s == shipped.lifecycle.boot_s
+    assert second.sha256 != world.sha256
+    path.write_text(STUDIO_WORLD + "[lifecycle]\nterminate_s = 3\n")
+    assert load(again).sha256 != second.sha256  # the base's bytes count too
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('extends = "nowhere.toml"', "extends: 'nowhere.toml' not found"),
+        ('extends = "loop.toml"', "extends itself in a loop"),
+        ("[cloud]\nunlimited = true\ncapacity_factor = 2", "cloud.capacity_factor"),
+        ("[cloud]\nbigger = true", "cloud.bigger: unknown key"),
+    ],
+)
+def test_a_world_that_extends_badly_is_a_one_line_error(tmp_path, text, expected):
+    path = tmp_path / "loop.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_world(path)
+    assert expected in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_a_region_without_a_fleet_in_a_fleet_scenario_deploys_to_the_cloud(tmp_path):
+    import numpy as np
+
+    from edgebench.plan.payloads import DEPLOY
+
+    scenario = load_scenario(two_fleets(tmp_path, germany=""))
+    assert scenario.endpoint_shares == (0.5, 0.5)  # the regions weigh the same
+    plan = PayloadPlan(scenario)
+    requests = [plan.request(index) for index in range(60)]
+    for request in requests:
+        fleet = request.region == "quebec"
+        assert request.endpoint == (FLEET_DEPLOY if fleet else DEPLOY)
+        assert ("private_host_ids" in request.body) == fleet
+    block = plan.party_blocks(np.arange(60), np.zeros(60))
+    assert block.endpoints == [request.endpoint for request in requests]
+    summary = simulated(tmp_path, two_fleets(tmp_path, germany=""))
+    placed = summary["placement"]["by_region"]
+    assert placed["quebec"]["private"] == 6
+    assert "germany" not in placed or not placed["germany"].get("private")

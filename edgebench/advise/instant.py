@@ -133,7 +133,8 @@ def _loads(scenario: Scenario, pools: list[Pool], world: World, warm: bool):
     # A warm start: the servers the first rate held before the start, each still held for
     # what is left of it.
     before = np.cumsum(kept[::-1])[::-1][1 : len(times) + 1] * dt if warm else 0.0
-    fleet_share = scenario.endpoint_shares[1]
+    # The mix's share: a pool's regions' shares below leave out the regions with no fleet.
+    fleet_share = scenario.endpoint_shares[1] if scenario.replay else scenario.mix.shares[1]
     offered = {}
     for pool in pools:
         share = [sum(shares(t).get(r, 0.0) for r in pool.regions) for t in times]

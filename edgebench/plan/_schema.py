@@ -427,13 +427,14 @@ class Scenario(_Strict):
     def _fleets_named(self) -> None:
         """_fleets_named: every fleet deploy has hosts to name, and a region's fleet is used."""
         mix = self.mix
-        if mix.fleet_deploy > 0 and not mix.private_host_ids:
-            bare = [region.name for region in self.regions if not region.has_fleet]
-            if bare:
-                raise ValueError(
-                    "mix.fleet_deploy needs private_host_ids (or each region its "
-                    "private_host_ids or private_fleet); list the fleet's host ids"
-                )
+        replaying = self.rate.arrivals == "replay"
+        fleets = any(region.has_fleet for region in self.regions)
+        if mix.fleet_deploy > 0 and not mix.private_host_ids and not fleets and not replaying:
+            raise ValueError(
+                "mix.fleet_deploy needs private_host_ids (or a region's private_host_ids or "
+                "private_fleet; a region with none deploys to the cloud directly); list the "
+                "fleet's host ids"
+            )
         if mix.fleet_deploy == 0 and any(region.has_fleet for region in self.regions):
             raise ValueError(
                 "a region names private hosts but mix.fleet_deploy is 0; set [mix] "
@@ -495,7 +496,12 @@ class Scenario(_Strict):
         if self.replay:
             fleet = sum(match.fleet for match in self.replay) / len(self.replay)
             return 1 - fleet, fleet
-        return self.mix.shares
+        deploy, fleet = self.mix.shares
+        if fleet and not self.mix.private_host_ids:  # a region with no fleet: plain deploys
+            weights = {region.name: region.weight for region in self.regions}
+            total = sum(weights.values()) or 1.0
+            fleet *= sum(weights[r.name] for r in self.regions if r.has_fleet) / total
+        return 1 - fleet, fleet
 
     @property
     def world_file(self) -> Path | None:

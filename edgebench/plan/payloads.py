@@ -90,8 +90,10 @@ class PayloadPlan:
             "cached": _tail({"require_cached_locations": True} | shared),
             "fleet": _tail({"private_host_ids": scenario.mix.private_host_ids} | shared),
         }
-        # A region with its own private hosts: its fleet deploys name them ("fleet:REGION").
-        self._fleet_kinds = {region.name: "fleet" for region in scenario.regions}
+        # A region with its own private hosts: its fleet deploys name them ("fleet:REGION");
+        # a region with none (and no mix's hosts) deploys to the cloud directly (None).
+        bare = None if not scenario.mix.private_host_ids else "fleet"
+        self._fleet_kinds: dict[str, str | None] = {r.name: bare for r in scenario.regions}
         for region in scenario.regions:
             if region.private_host_ids:
                 kind = self._fleet_kinds[region.name] = f"fleet:{region.name}"
@@ -143,12 +145,13 @@ class PayloadPlan:
         draw = unit_draws(self.scenario.seed, index).__next__
         weights = self._region_weights.at(due_s) if self._region_weights else None
         region, users = self.players.party(draw, weights)
-        if endpoint == FLEET_DEPLOY:
-            kind = self._fleet_kinds[region]
+        fleet = self._fleet_kinds[region] if endpoint == FLEET_DEPLOY else None
+        if fleet:
+            kind = fleet
         elif self._cached_share and draw() < self._cached_share:
-            kind = "cached"
+            kind, endpoint = "cached", DEPLOY
         else:
-            kind = "deploy"
+            kind, endpoint = "deploy", DEPLOY
         return Party(endpoint, region, users, kind)
 
     def party_blocks(self, indices: np.ndarray, due_s: np.ndarray) -> PartyBlock:
@@ -166,11 +169,12 @@ class PayloadPlan:
         cached = draws[np.arange(len(indices)), 2 + drawn.sizes] < self._cached_share
         fleets = [self._fleet_kinds[each.region.name] for each in self.players.regions]
         kinds = [
-            fleets[region] if endpoint == FLEET_DEPLOY else "cached" if ask else "deploy"
+            (endpoint == FLEET_DEPLOY and fleets[region]) or ("cached" if ask else "deploy")
             for endpoint, ask, region in zip(
                 endpoints, cached.tolist(), drawn.regions.tolist(), strict=True
             )
         ]
+        endpoints = [DEPLOY if kind in ("cached", "deploy") else FLEET_DEPLOY for kind in kinds]
         return PartyBlock(endpoints, drawn, kinds)
 
     def endpoints(self, indices: np.ndarray) -> list[str]:
