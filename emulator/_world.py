@@ -185,17 +185,26 @@ def load_world(path: str | Path | None = None) -> World:
     it extends merged in (world_table)."""
     path = Path(path) if path else default_world_path()
     raw, digest = _resolved_table(path, ())
-    try:
-        world = parse_world(raw, source=str(path))
-    except ConfigError as exc:
-        raise exc.in_file(str(path)) from None
-    return replace(world, sha256=digest)
+    key = (str(path), digest)
+    if key not in _LOADED:  # a command reads its world once, whoever asks for it
+        try:
+            world = parse_world(raw, source=str(path))
+        except ConfigError as exc:
+            raise exc.in_file(str(path)) from None
+        _LOADED[key] = replace(world, sha256=digest)
+    return _LOADED[key]
+
+
+_LOADED: dict[tuple[str, str], World] = {}  # by path and the bytes of every file it reads
+_READ: dict[tuple[str, int, int], tuple[bytes, dict]] = {}  # by path, mtime and size
 
 
 def world_table(path: str | Path | None = None) -> dict:
     """world_table is a world file as one self-contained table: the world it extends merged
     in and its [cloud] applied (what a search writes back with a knob changed)."""
-    return _resolved_table(Path(path) if path else default_world_path(), ())[0]
+    import copy
+
+    return copy.deepcopy(_resolved_table(Path(path) if path else default_world_path(), ())[0])
 
 
 SHIPPED = "shipped"  # `extends = "shipped"`: the world that ships with the emulator
@@ -225,8 +234,12 @@ def _resolved_table(path: Path, seen: tuple[Path, ...]) -> tuple[dict, str]:
 
 def _read_table(path: Path) -> tuple[bytes, dict]:
     try:
-        data = path.read_bytes()
-        return data, tomllib.loads(data.decode("utf-8"))
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        if key not in _READ:
+            data = path.read_bytes()
+            _READ[key] = data, tomllib.loads(data.decode("utf-8"))
+        return _READ[key]
     except FileNotFoundError:
         raise ConfigError("world", f"file {path} not found", "pass an existing file") from None
     except (OSError, UnicodeDecodeError) as exc:

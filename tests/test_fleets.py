@@ -254,7 +254,7 @@ def test_the_shipped_launch_fleet_prices_three_fleets_and_says_they_are_examples
     assert scenario.costs is not None
     assert scenario.costs.note == "example prices"
     assert [r.private_fleet for r in scenario.regions] == ["fleet-na", "fleet-eu", "fleet-asia"]
-    assert all(len(r.private_host_ids) > 1 for r in scenario.regions)
+    assert all(len(r.hosts) > 1 for r in scenario.regions)
     assert scenario.demand is not None
     assert scenario.demand.origin
     world = load_world(scenario.world_file)
@@ -307,7 +307,8 @@ count = 3
 
 
 def test_a_world_names_what_it_adds_to_the_shipped_one(tmp_path):
-    from emulator import load_world as load, world_table
+    from emulator import load_world as load
+    from emulator import world_table
 
     shipped = load()
     path = tmp_path / "studio.toml"
@@ -319,7 +320,8 @@ def test_a_world_names_what_it_adds_to_the_shipped_one(tmp_path):
     assert world.fleet_hosts("fleet-sgp") == shipped.fleet_hosts("fleet-sgp")  # kept
     assert world.lifecycle == shipped.lifecycle
     table = world_table(path)
-    assert "extends" not in table and "cloud" not in table  # self-contained, written whole
+    assert "extends" not in table  # self-contained: what a probe writes whole
+    assert "cloud" not in table
     assert parse_world(table).private_hosts == world.private_hosts
     # A fleet it names replaces the base's hosts of that fleet; a factor scales the cloud.
     again = tmp_path / "again.toml"
@@ -375,3 +377,39 @@ def test_a_region_without_a_fleet_in_a_fleet_scenario_deploys_to_the_cloud(tmp_p
     placed = summary["placement"]["by_region"]
     assert placed["quebec"]["private"] == 6
     assert "germany" not in placed or not placed["germany"].get("private")
+
+
+def test_world_stands_in_for_a_missing_world_and_supplies_the_fleet(tmp_path):
+    # The scenario names a fleet its own world (the shipped one) lacks, or a world not there.
+    path = two_fleets(tmp_path)
+    (tmp_path / "world.toml").unlink()
+    with pytest.raises(ScenarioError, match=r"target\.world: 'world\.toml' not found"):
+        load_scenario(path)
+    studio = tmp_path / "studio.toml"
+    studio.write_text(WORLD_HEAD + HOSTS)
+    scenario = planned(path, Overrides(world=studio))
+    assert scenario.fleet_host_ids("germany") == ["fra-1", "fra-2"]
+    path.write_text(path.read_text().replace('world = "world.toml"\n', ""))
+    with pytest.raises(ScenarioError, match="has no host of fleet 'fleet-na'"):
+        load_scenario(path)
+    assert planned(path, Overrides(world=studio)).fleet_host_ids("quebec")[0] == "mtl-1"
+
+
+def test_overrides_and_knobs_pass_the_whole_scenarios_checks(tmp_path):
+    from edgebench.plan.overrides import with_limit, with_rate, with_world
+    from edgebench.plan.scenario import Scenario
+
+    scenario = planned(two_fleets(tmp_path), Overrides(limit=12, rate_factor="2"))
+    assert (scenario.rate.limit, scenario.rate.factor) == (12, 2.0)
+    # A resolved fleet is checked again as it is: a probe's knob keeps every check.
+    assert Scenario.model_validate(dict(scenario)) == scenario
+    other = tmp_path / "other.toml"
+    other.write_text(WORLD_HEAD + HOSTS.replace("count = 2", "count = 5"))
+    probe = with_rate(with_limit(with_world(scenario, other), 30), "exceed")
+    assert len(probe.fleet_host_ids("germany")) == 5
+    assert (probe.rate.limit, probe.rate.mode, probe.rate.factor) == (30, "exceed", 2.0)
+    # A world given on the command line is held to the scenario's fleets as its own is.
+    bare = tmp_path / "bare.toml"
+    bare.write_text(WORLD_HEAD + "[[private_hosts]]" + HOSTS.split("[[private_hosts]]")[1])
+    with pytest.raises(ScenarioError, match="has no host of fleet 'fleet-eu'"):
+        planned(two_fleets(tmp_path), Overrides(world=bare))

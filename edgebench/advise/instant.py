@@ -97,11 +97,11 @@ def fleet_pools(scenario: Scenario, world: World) -> list[Pool]:
     if scenario.endpoint_shares[1] == 0:
         return []
     pools = [
-        _pool(region.name, (region.name,), region.private_host_ids, world)
+        _pool(region.name, (region.name,), region.hosts, world)
         for region in scenario.regions
-        if region.private_host_ids
+        if region.hosts
     ]
-    shared = [r.name for r in scenario.regions if not r.private_host_ids]
+    shared = [r.name for r in scenario.regions if not r.hosts]
     if shared and scenario.mix.private_host_ids:
         pools.append(_pool("shared", tuple(shared), scenario.mix.private_host_ids, world))
     return pools

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -17,8 +18,12 @@ if TYPE_CHECKING:
     from hashlib import _Hash as Hash
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """load_scenario reads and checks a scenario; ScenarioError lists every problem."""
+Edit = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def load_scenario(path: str | Path, edit: Edit | None = None) -> Scenario:
+    """load_scenario reads and checks a scenario; ScenarioError lists every problem. edit
+    changes the file's table before its one check (a command's overrides)."""
     path = Path(path)
     try:
         text = path.read_bytes()
@@ -31,6 +36,8 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError([f"{path}: invalid TOML ({exc}); fix the syntax"]) from None
     raw.setdefault("name", path.stem)
     raw |= {"source": str(path), "digest": hashlib.sha256(text).hexdigest()}
+    if edit is not None:
+        raw = edit(raw)
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
@@ -78,7 +85,7 @@ def with_fleets(scenario: Scenario) -> Scenario:
                         f"{', '.join(world.fleets()) or '(none: add [[private_hosts]])'}"
                     ]
                 )
-            region = region.model_copy(update={"private_host_ids": hosts})
+            region = region.model_copy(update={"fleet_hosts": tuple(hosts)})
         regions.append(region)
     inputs = hashlib.sha256(f"{scenario.inputs_digest}{world.sha256}".encode()).hexdigest()
     return scenario.model_copy(update={"regions": regions, "inputs_digest": inputs})

@@ -90,6 +90,7 @@ class Region(_Strict):
     # listed, or every host of a fleet of the world (resolved when the scenario is loaded).
     private_host_ids: list[str] = Field(default_factory=list)
     private_fleet: str | None = Field(default=None, min_length=1)
+    fleet_hosts: SkipValidation[tuple[str, ...]] = ()  # private_fleet's hosts, once resolved
 
     @field_validator("countries")
     @classmethod
@@ -111,6 +112,11 @@ class Region(_Strict):
     @property
     def has_fleet(self) -> bool:
         return bool(self.private_fleet or self.private_host_ids)
+
+    @property
+    def hosts(self) -> list[str]:
+        """hosts are the private hosts the region's fleet deploys name, in order."""
+        return self.private_host_ids or list(self.fleet_hosts)
 
 
 class Players(_Strict):
@@ -405,7 +411,8 @@ class Scenario(_Strict):
             checks, watches = split_thresholds(data["thresholds"])
         except ThresholdError as exc:
             raise ValueError(f"thresholds: {exc}") from None
-        return data | {"thresholds": checks, "watches": tuple(watches)}
+        watched = (*data.get("watches", ()), *watches)  # a check again: its watches kept
+        return data | {"thresholds": checks, "watches": watched}
 
     @model_validator(mode="after")
     def _regions_weigh_something(self) -> Scenario:
@@ -445,8 +452,8 @@ class Scenario(_Strict):
         """fleet_host_ids is what a fleet deploy of the region names: its own hosts, else the
         mix's (a private_fleet resolved into ids when the scenario was loaded)."""
         for each in self.regions:
-            if each.name == region and each.private_host_ids:
-                return each.private_host_ids
+            if each.name == region and each.hosts:
+                return each.hosts
         return self.mix.private_host_ids
 
     @property
@@ -496,7 +503,7 @@ class Scenario(_Strict):
         if self.replay:
             fleet = sum(match.fleet for match in self.replay) / len(self.replay)
             return 1 - fleet, fleet
-        deploy, fleet = self.mix.shares
+        fleet = self.mix.shares[1]
         if fleet and not self.mix.private_host_ids:  # a region with no fleet: plain deploys
             weights = {region.name: region.weight for region in self.regions}
             total = sum(weights.values()) or 1.0

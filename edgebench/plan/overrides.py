@@ -4,7 +4,7 @@
 Overrides from their options and apply it, so a scenario means the same in each:
 
     overrides = Overrides(duration="2m", rate_factor="1.5")
-    scenario = planned("scenarios/smoke.toml", overrides)   # = apply(load_scenario(...), ...)
+    scenario = planned("scenarios/smoke.toml", overrides)   # set on the file's table, then checked
 
 Errors name the option (`--duration '2x': not a duration; ...`).
 """
@@ -66,21 +66,52 @@ def override_words(overrides: dict[str, Any]) -> list[str]:
 
 
 def planned(path: str | Path, overrides: Overrides) -> Scenario:
-    """planned is the scenario file at path with the overrides applied."""
-    return apply(load_scenario(path), overrides)
+    """planned is the scenario file at path with the overrides set on what it says, checked
+    once as a whole (every cross-field check sees the final values), its world loaded and
+    its fleets resolved once, from the final world (--world may stand in for a missing one)."""
+    return load_scenario(path, edit=lambda raw: overridden(raw, overrides))
 
 
-def apply(scenario: Scenario, overrides: Overrides) -> Scenario:
-    """apply is the scenario with every override set: its length, world, seed and rate."""
+def overridden(raw: dict[str, Any], overrides: Overrides) -> dict[str, Any]:
+    """overridden is a scenario file's table with every override set, each checked first on
+    its own (its error names the option)."""
+    raw = raw | {"target": dict(raw.get("target", {})), "rate": dict(raw.get("rate", {}))}
     if overrides.duration:
-        scenario = with_duration(scenario, overrides.duration)
+        raw["duration"] = _seconds(overrides.duration)
     if overrides.world:
-        scenario = with_world(scenario, overrides.world)
-    scenario = with_seed(scenario, overrides.seed)
-    scenario = with_limit(scenario, overrides.limit)
+        raw["target"]["world"] = str(_world_path(overrides.world))
+    if overrides.seed is not None and overrides.seed != "":
+        raw["seed"] = _seed(overrides.seed)
+    if overrides.limit is not None and overrides.limit != "":
+        raw["rate"]["limit"] = _limit(overrides.limit)
     if overrides.costs:
-        scenario = with_costs(scenario, overrides.costs)
-    return with_rate(scenario, overrides.rate_mode or "", overrides.rate_factor or "")
+        raw["costs"] = _costs_table(overrides.costs)
+    if overrides.rate_mode:
+        raw["rate"]["mode"] = _mode(overrides.rate_mode)
+    if overrides.rate_factor:
+        raw["rate"]["factor"] = _factor(overrides.rate_factor)
+    return raw
+
+
+def revised(scenario: Scenario, **update: Any) -> Scenario:
+    """revised is the scenario with fields replaced and checked again as a whole (a probe's
+    knob passes every cross-field check the file's own values do)."""
+    from pydantic import ValidationError
+
+    from edgebench._errors import ScenarioError
+    from edgebench.plan._problems import problem
+
+    try:
+        return Scenario.model_validate(dict(scenario) | update)
+    except ValidationError as exc:
+        source = Path(scenario.source or "scenario")
+        raise ScenarioError([problem(source, dict(error)) for error in exc.errors()]) from None
+
+
+def _revised_rate(scenario: Scenario, **update: Any) -> Scenario:
+    from edgebench.plan._schema import Rate
+
+    return revised(scenario, rate=Rate.model_validate(dict(scenario.rate) | update))
 
 
 def with_limit(scenario: Scenario, limit: int | str | None) -> Scenario:
@@ -88,17 +119,43 @@ def with_limit(scenario: Scenario, limit: int | str | None) -> Scenario:
     what respect mode holds to, and the embedded emulator and the simulator enforce."""
     if limit is None or limit == "":
         return scenario
+    return _revised_rate(scenario, limit=_limit(limit))
+
+
+def with_duration(scenario: Scenario, text: str) -> Scenario:
+    """with_duration is the scenario run for `text` (e.g. "15s") instead of its own length."""
+    return revised(scenario, duration=_seconds(text))
+
+
+def with_rate(scenario: Scenario, mode: str = "", factor: str = "") -> Scenario:
+    """with_rate is the scenario with its rate mode and/or factor replaced (blank: keep)."""
+    update: dict[str, Any] = {}
+    if mode:
+        update["mode"] = _mode(mode)
+    if factor:
+        update["factor"] = _factor(factor)
+    return _revised_rate(scenario, **update) if update else scenario
+
+
+def with_world(scenario: Scenario, world: str | Path) -> Scenario:
+    """with_world is the scenario with another world file (a path from the current folder),
+    its fleets resolved from it."""
+    target = scenario.target.model_copy(update={"world": str(_world_path(world))})
+    return with_fleets(revised(scenario, target=target))
+
+
+def _limit(limit: int | str) -> int:
     try:
         value = int(limit)
     except ValueError:
         value = 0
     if value < 1:
         raise EdgebenchError(f"--limit {limit!r}: not a whole number of requests/s >= 1; e.g. 52")
-    return scenario.model_copy(update={"rate": scenario.rate.model_copy(update={"limit": value})})
+    return value
 
 
-def with_costs(scenario: Scenario, path: str | Path) -> Scenario:
-    """with_costs is the scenario priced by a costs file: its [costs] table (or top level)."""
+def _costs_table(path: str | Path) -> dict[str, Any]:
+    """_costs_table is a costs file's [costs] table (or its top level), checked."""
     import tomllib
 
     from pydantic import ValidationError
@@ -111,18 +168,17 @@ def with_costs(scenario: Scenario, path: str | Path) -> Scenario:
         raise EdgebenchError(f"--costs {path}: no such file; give a costs file's path") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise EdgebenchError(f"--costs {path}: cannot read it ({exc}); fix the file") from None
-    table = raw.get("costs", raw)
+    table: dict[str, Any] = raw.get("costs", raw)
     try:
-        costs = Costs.model_validate(table)
+        Costs.model_validate(table)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in ("costs", *first["loc"]))
         raise EdgebenchError(f"--costs {path}: {where}: {first['msg']}") from None
-    return scenario.model_copy(update={"costs": costs})
+    return table
 
 
-def with_duration(scenario: Scenario, text: str) -> Scenario:
-    """with_duration is the scenario run for `text` (e.g. "15s") instead of its own length."""
+def _seconds(text: str) -> float:
     try:
         seconds = parse_duration(text)
     except ValueError:
@@ -131,42 +187,34 @@ def with_duration(scenario: Scenario, text: str) -> Scenario:
         ) from None
     if seconds <= 0:
         raise EdgebenchError(f"--duration {text!r}: must be positive; e.g. 15s")
-    return scenario.model_copy(update={"duration": seconds})
+    return seconds
 
 
-def with_rate(scenario: Scenario, mode: str = "", factor: str = "") -> Scenario:
-    """with_rate is the scenario with its rate mode and/or factor replaced (blank: keep)."""
-    update: dict[str, Any] = {}
-    if mode:
-        if mode not in ("respect", "exceed"):
-            raise EdgebenchError(f"--rate-mode {mode!r}: not a mode; use respect or exceed")
-        update["mode"] = mode
-    if factor:
-        try:
-            update["factor"] = float(factor)
-        except ValueError:
-            update["factor"] = math.nan
-        if not update["factor"] > 0:
-            raise EdgebenchError(f"--rate-factor {factor!r}: not a number above 0; e.g. 1.5")
-    if not update:
-        return scenario
-    return scenario.model_copy(update={"rate": scenario.rate.model_copy(update=update)})
+def _mode(mode: str) -> str:
+    if mode not in ("respect", "exceed"):
+        raise EdgebenchError(f"--rate-mode {mode!r}: not a mode; use respect or exceed")
+    return mode
 
 
-def with_world(scenario: Scenario, world: str | Path) -> Scenario:
-    """with_world is the scenario with another world file (a path from the current folder)."""
+def _factor(factor: str) -> float:
+    try:
+        value = float(factor)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise EdgebenchError(f"--rate-factor {factor!r}: not a number above 0; e.g. 1.5")
+    return value
+
+
+def _world_path(world: str | Path) -> Path:
     path = Path(world)
     if not path.is_file():
         raise EdgebenchError(f"--world {world}: no such file; give a world file's path")
-    target = scenario.target.model_copy(update={"world": str(path.resolve())})
-    return with_fleets(scenario.model_copy(update={"target": target}))
+    return path.resolve()
 
 
-def with_seed(scenario: Scenario, seed: int | str | None) -> Scenario:
-    """with_seed is the scenario with another seed (None or blank: keep its own)."""
-    if seed is None or seed == "":
-        return scenario
+def _seed(seed: int | str) -> int:
     try:
-        return scenario.model_copy(update={"seed": int(seed)})
+        return int(seed)
     except ValueError:
         raise EdgebenchError(f"--seed {seed!r}: not a whole number; e.g. 7") from None

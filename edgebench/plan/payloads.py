@@ -95,9 +95,9 @@ class PayloadPlan:
         bare = None if not scenario.mix.private_host_ids else "fleet"
         self._fleet_kinds: dict[str, str | None] = {r.name: bare for r in scenario.regions}
         for region in scenario.regions:
-            if region.private_host_ids:
+            if region.hosts:
                 kind = self._fleet_kinds[region.name] = f"fleet:{region.name}"
-                self._tails[kind] = _tail({"private_host_ids": region.private_host_ids} | shared)
+                self._tails[kind] = _tail({"private_host_ids": region.hosts} | shared)
 
     def _shared_fields(self, webhook_base: str | None, run_tag: str | None) -> dict[str, Any]:
         requests = self.scenario.requests

@@ -15,10 +15,9 @@ from edgebench.plan._files import load_scenario
 from edgebench.plan._schema import DEFAULT_LIMIT, Scenario
 from edgebench.plan.overrides import (
     Overrides,
-    apply,
+    planned,
     with_duration,
     with_rate,
-    with_seed,
     with_world,
 )
 from edgebench.plan.times import parse_duration
@@ -27,11 +26,10 @@ __all__ = [
     "DEFAULT_LIMIT",
     "Overrides",
     "Scenario",
-    "apply",
     "load_scenario",
     "parse_duration",
+    "planned",
     "with_duration",
     "with_rate",
-    "with_seed",
     "with_world",
 ]
