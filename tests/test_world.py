@@ -34,7 +34,7 @@ def test_small_world_reads_every_key(small_world):
 
 BAD_WORLDS = [
     ("locations = 3", "locations", "array of tables"),
-    ("[[applications]]\nname='a'\nversions=['1']", "locations", "add at least one"),
+    ("locations = []\n[[applications]]\nname='a'\nversions=['1']", "locations", "add at least one"),
     ("speed = 1", "speed", "unknown key"),
     (
         "[[locations]]\ncity='X'\ncountry='ZZ'\nlatitude=0\nlongitude=0\ncapacity=1",
