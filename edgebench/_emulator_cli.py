@@ -14,6 +14,7 @@ from emulator import (
     EmulatorConfig,
     Faults,
     RateLimits,
+    World,
     create_app,
     distribution_option,
     load_world,
@@ -34,7 +35,14 @@ def emulator_config(
     fault_lost_answer_share: float,
     fault_latency_ms: float,
     match_length: str | None = None,
+    run_spec: str | None = None,
 ) -> EmulatorConfig:
+    if run_spec:  # `edgebench run`'s embedded emulator: the run's world, seed and limit
+        loaded, seed, rate_limit = _run_world(run_spec)
+    else:
+        loaded = load_world(world)
+        if match_length is not None:
+            loaded = loaded.with_lifetime(distribution_option(match_length, "--match-length"))
     limits = RateLimits(
         deploy=rate_limit,
         status=status_rate_limit,
@@ -50,9 +58,6 @@ def emulator_config(
             "plus --fault-drop-share and --fault-lost-answer-share exceeds 1",
             "lower them",
         )
-    loaded = load_world(world)
-    if match_length is not None:
-        loaded = loaded.with_lifetime(distribution_option(match_length, "--match-length"))
     return EmulatorConfig(
         world=loaded,
         seed=seed,
@@ -62,6 +67,16 @@ def emulator_config(
         organisations=organisations,
         faults=faults,
     )
+
+
+def _run_world(run_spec: str) -> tuple[World, int, int]:
+    """_run_world is what a resolved run holds the emulator to: its scenario's world (with
+    the match length), seed and organisation limit."""
+    from edgebench.plan.overrides import RunSpec
+    from edgebench.platform import scenario_world
+
+    scenario = RunSpec.loads(run_spec).resolve()
+    return scenario_world(scenario), scenario.seed, scenario.rate.limit
 
 
 def read_tokens(path: Path) -> dict[str, str]:

@@ -317,6 +317,7 @@ def main() -> None:
     "distribution such as '{ distribution = \"lognormal\", median = 1500, sigma = 0.3 }' "
     "(default: the world's lifecycle.lifetime_s). `edgebench run` passes the scenario's.",
 )
+@click.option("--run-spec", hidden=True, help="Set by `edgebench run`: the run it serves.")
 def emulator(**options) -> None:
     """Serve the Edgegap API emulator until Ctrl-C; prints its base URL first.
 

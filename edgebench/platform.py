@@ -4,14 +4,14 @@ warnings a run or a simulation says before it starts.
     world = scenario_world(scenario)             # what the simulator (and the emulator) hold
     for line in scenario_warnings(scenario, world): ...
 
-The embedded emulator gets the same match length as `edgebench emulator --match-length`
-(match_length_option), so a live run and its simulation hold servers alike.
+The embedded emulator resolves the same run (RunSpec) and holds its world the same way, so
+a live run and its simulation hold servers alike.
 """
 
 from __future__ import annotations
 
 from edgebench.plan.scenario import Scenario
-from emulator import Distribution, World, inline_table, load_world, parse_distribution
+from emulator import Distribution, World, load_world, parse_distribution
 
 
 def scenario_world(scenario: Scenario) -> World:
@@ -44,12 +44,6 @@ def match_lifetime(scenario: Scenario) -> Distribution | None:
     """match_lifetime is the scenario's match length as a distribution (None: it has none)."""
     table = scenario.match_lifetime
     return None if table is None else parse_distribution(table, "demand.match_length")
-
-
-def match_length_option(scenario: Scenario) -> list[str]:
-    """match_length_option is `--match-length` for the embedded emulator ([]: the world's)."""
-    lifetime = match_lifetime(scenario)
-    return ["--match-length", inline_table(lifetime)] if lifetime else []
 
 
 def scenario_warnings(scenario: Scenario, world: World | None = None) -> list[str]:

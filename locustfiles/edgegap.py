@@ -21,6 +21,7 @@ import logging
 import secrets
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import edgegap_ui as live_ui  # locustfiles/, on Locust's path beside this file
@@ -38,7 +39,7 @@ from locust.runners import (
 
 from edgebench._errors import EdgebenchError
 from edgebench.manifest import run_facts, utc, write_manifest
-from edgebench.plan.overrides import Overrides, planned, with_duration
+from edgebench.plan.overrides import Overrides, RunSpec, with_duration
 from edgebench.plan.payloads import DEPLOY, FLEET_DEPLOY
 from edgebench.plan.schedule import Schedule
 from edgebench.realapi.safety import (
@@ -69,6 +70,7 @@ from edgebench.traffic.pool import pool_size, settle_pool
 from edgebench.traffic.run import TrafficRun, WorkerSlice
 from edgebench.traffic.state import RunFacts
 
+DEFAULT_SCENARIO = "scenarios/smoke.toml"
 START_LEAD_S = 1.0  # workers start their schedules together, this long after the start
 # A worker quits once its master's heartbeats (one a second) stopped this long: a master
 # killed outright, or cut off, leaves no load behind (Locust waits 60 s, and its workers go
@@ -97,9 +99,17 @@ argument_parser.default_args_dict = functools.cache(argument_parser.default_args
 def _arguments(parser) -> None:
     parser.add_argument(
         "--scenario",
-        default="scenarios/smoke.toml",
+        default="",
         include_in_web_ui=True,
-        help="Scenario file (TOML) to run. -u and -r have no effect: the pool follows the rate",
+        help="Scenario file (TOML) to run (default: --run-spec's, else scenarios/smoke.toml). "
+        "-u and -r have no effect: the pool follows the rate",
+    )
+    parser.add_argument(
+        "--run-spec",
+        default="",
+        include_in_web_ui=False,
+        help="Set by `edgebench run`: the run as it resolved it (scenario and overrides, JSON); "
+        "the options below, where given, go over it",
     )
     parser.add_argument(
         "--duration",
@@ -125,12 +135,6 @@ def _arguments(parser) -> None:
         default="",
         include_in_web_ui=True,
         help="The organisation's limit, requests/s (default: the scenario's)",
-    )
-    parser.add_argument(
-        "--world",
-        default="",
-        include_in_web_ui=False,
-        help="Set by `edgebench run --world`: the world a region's private_fleet is read from",
     )
     parser.add_argument(
         "--seed",
@@ -233,20 +237,29 @@ def _leave_when_master_gone(environment) -> None:
 
 
 def _scenario(options):
-    """_scenario is the scenario file with the run's overrides (command line or start form).
+    """_scenario is the run's scenario: --run-spec's (what `edgebench run` resolved), with
+    what Locust's own options or the start form give over it.
 
     --duration wins over Locust's own -t/--run-time, which is honoured the same way.
     """
+    return _spec(options).resolve()
+
+
+def _spec(options) -> RunSpec:
     run_time = getattr(options, "run_time", None)
     duration = options.duration or (f"{run_time}s" if run_time else "")
-    # The senders read a world only for a region's private_fleet (its hosts' ids). A worker
-    # on another machine cannot open the master's --world: it reads its scenario's own, and
-    # the inputs digest (which holds the world's) refuses it if the hosts differ.
-    world = options.world if options.world and Path(options.world).is_file() else None
-    overrides = Overrides(
-        duration, world, options.seed, options.rate_mode, options.rate_factor, options.limit
+    spec = RunSpec.loads(options.run_spec) if options.run_spec else RunSpec(DEFAULT_SCENARIO)
+    # A worker on another machine cannot open the master's files: it reads its scenario's
+    # own world, and the inputs digest (which holds the world's) refuses it if hosts differ.
+    for name in ("world", "costs"):
+        path = getattr(spec.overrides, name)
+        if path and not Path(path).is_file():
+            spec = RunSpec(spec.scenario, replace(spec.overrides, **{name: None}))
+    given = Overrides(
+        duration, None, options.seed, options.rate_mode, options.rate_factor, options.limit
     )
-    return planned(options.scenario, overrides)
+    spec = spec.over(given)
+    return RunSpec(options.scenario, spec.overrides) if options.scenario else spec
 
 
 def _quit_with(message: str) -> None:
@@ -304,6 +317,7 @@ def _decide_facts(environment, scenario, schedule: Schedule) -> RunFacts:
     write_manifest(
         Path(results_dir),
         **manifest,
+        run_spec=_spec(options).given_run(),
         run_id=facts.run_id,
         run_tag=run_tag(Path(results_dir)),  # on every deployment: what the cleanup sweeps by
         epoch=facts.epoch,

@@ -244,7 +244,8 @@ def test_the_inputs_digest_covers_the_forecast_file_too(tmp_path):
 
 def test_the_scenarios_match_length_is_how_long_the_platform_holds_a_server(tmp_path):
     from edgebench._emulator_cli import emulator_config
-    from edgebench.platform import match_length_option, scenario_warnings
+    from edgebench.plan.overrides import RunSpec
+    from edgebench.platform import scenario_warnings
     from edgebench.simulate.command import model_config
     from emulator import Distribution
 
@@ -256,8 +257,8 @@ def test_the_scenarios_match_length_is_how_long_the_platform_holds_a_server(tmp_
     forecast = scenario(tmp_path, demand)
     wanted = Distribution.lognormal(1500.0, 0.3)
     assert model_config(forecast, 1.0).world.lifecycle.lifetime_s == wanted  # simulated
-    option = match_length_option(forecast)  # the embedded emulator's, from `edgebench run`
-    config = emulator_config(None, 40, 20, False, 1.0, 0, None, 0.0, 0.0, 0.0, 0.0, option[1])
+    spec = RunSpec(forecast.source).dumps()  # the embedded emulator's, from `edgebench run`
+    config = emulator_config(None, 40, 20, False, 1.0, 0, None, 0.0, 0.0, 0.0, 0.0, None, spec)
     assert config.world.lifecycle.lifetime_s == wanted
     [said] = scenario_warnings(forecast)  # the shipped world holds servers 15 minutes
     assert "default-world.toml: lifecycle.lifetime_s (lognormal, median 900" in said

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edgebench._errors import EdgebenchError
 from edgebench.cli import main
+from edgebench.plan.overrides import OVERRIDDEN, override_words
 from edgebench.plan.scenario import load_scenario
 from edgebench.plan.schedule import Schedule
 from edgebench.records import read_records
@@ -85,19 +86,19 @@ def test_smoke_runs_end_to_end_against_an_embedded_emulator(tmp_path):
     prices.write_text(
         "[costs]\ncloud_vcpu_hour = 0.1\nprivate = { fleet-mtl = { per_hour = 1 } }\n"
     )
-    options = ["--results-dir", str(results), "--metrics-port", str(port), "--costs", str(prices)]
+    world = tmp_path / "world.toml"
+    world.write_bytes(Path("emulator/data/default-world.toml").read_bytes())
+    # Every override the class has, set: each must reach the Locust processes, the embedded
+    # emulator and the manifest (one added later without a value here fails).
+    overrides = {
+        "duration": "5s", "world": str(world.resolve()), "seed": 3, "rate_mode": "respect",
+        "rate_factor": "3", "limit": 45, "costs": str(prices.resolve()),
+    }  # fmt: skip
+    assert set(overrides) == set(OVERRIDDEN)
+    options = ["--results-dir", str(results), "--metrics-port", str(port)]
     run = subprocess.Popen(
         # Three times the smoke ramp for 5 s: as many requests as 8 s of it, sooner.
-        [
-            *EDGEBENCH,
-            "run",
-            "scenarios/smoke.toml",
-            "--duration",
-            "5s",
-            "--rate-factor",
-            "3",
-            *options,
-        ],
+        [*EDGEBENCH, "run", "scenarios/smoke.toml", *override_words(overrides), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -105,7 +106,7 @@ def test_smoke_runs_end_to_end_against_an_embedded_emulator(tmp_path):
     # Scraped mid-run: Prometheus' parser reads it, and it counts the records so far.
     live = wait_for(lambda: _counted(metrics), timeout=60, every=0.2)
     assert run.poll() is None  # still running
-    assert live[("edgebench_rate_limit", (("run", "smoke"), ("scenario", "smoke")))] == 40
+    assert live[("edgebench_rate_limit", (("run", "smoke"), ("scenario", "smoke")))] == 45
     stdout, stderr = run.communicate(timeout=150)
     done = subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -133,10 +134,19 @@ def test_smoke_runs_end_to_end_against_an_embedded_emulator(tmp_path):
     # The manifest says what the run ran on, as typed and with readable times.
     manifest = orjson.loads((results / "manifest.json").read_bytes())
     assert manifest["command_line"][:3] == ["edgebench", "run", "scenarios/smoke.toml"]
+    assert manifest["run_spec"] == {"scenario": "scenarios/smoke.toml", "overrides": overrides}
+    facts = manifest["scenario"]
+    assert (facts["seed"], facts["mode"], facts["limit"], facts["duration_s"]) == (
+        3,
+        "respect",
+        45,
+        5,
+    )
     world = manifest["emulator"]["world"]
-    assert world["source"].endswith("default-world.toml")
+    assert world["source"] == overrides["world"]
     assert len(world["sha256"]) == 64
-    assert (manifest["emulator"]["seed"], manifest["emulator"]["time_scale"]) == (1, 1.0)
+    assert (manifest["emulator"]["seed"], manifest["emulator"]["time_scale"]) == (3, 1.0)
+    assert manifest["emulator"]["rate_limits"]["deploy"] == 45
     assert manifest["started_at_utc"].endswith("Z")
     assert manifest["ended_at_utc"] > manifest["started_at_utc"]
     assert f"world {world['source']}" in (results / "report.html").read_text()

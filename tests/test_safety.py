@@ -136,14 +136,14 @@ def test_locust_stopping_before_the_run_started_is_an_error_not_an_empty_verdict
 
 
 def test_processes_on_one_machine_meet_on_a_port_of_their_own():
-    from edgebench.plan.overrides import Overrides, planned
+    from edgebench.plan.overrides import RunSpec
     from edgebench.realapi.safety import Policy
     from edgebench.runner.run import RunPlan, locust_command
 
     plan = RunPlan(Path("scenarios/smoke.toml"), processes=2)
     policy = Policy(remote=False, max_deployments=0, cleanup=False)
     command = locust_command(
-        plan, planned(plan.scenario, Overrides.of(plan)), "http://127.0.0.1:9", Path("r"), policy
+        plan, RunSpec(str(plan.scenario)), "http://127.0.0.1:9", Path("r"), policy
     )
     bind, port = command.index("--master-bind-port"), command.index("--master-port")
     assert command[bind + 1] == command[port + 1] != "5557"  # not Locust's default: a free one
@@ -372,11 +372,11 @@ def test_open_web_controls_against_a_remote_host_are_warned_about(capsys):
     warn_open_controls(plan, "http://127.0.0.1:8787")  # the emulator: nothing to fear
     warn_open_controls(RunPlan(Path("scenarios/smoke.toml"), web=True), "https://x.example")
     assert capsys.readouterr().err == ""
-    from edgebench.plan.overrides import Overrides, planned
+    from edgebench.plan.overrides import RunSpec
     from edgebench.realapi.safety import Policy
 
     policy = Policy(remote=False, max_deployments=0, cleanup=False)
-    scenario = planned(plan.scenario, Overrides.of(plan))
+    scenario = RunSpec(str(plan.scenario))
     default = RunPlan(Path("scenarios/smoke.toml"), web=True)
     command = locust_command(default, scenario, "http://127.0.0.1:9", Path("r"), policy)
     assert command[command.index("--web-host") + 1] == "127.0.0.1"  # loopback by default

@@ -317,7 +317,7 @@ def test_the_limit_is_a_knob_of_run_simulate_and_the_plan(tmp_path):
 
 
 def test_a_live_run_gives_the_limit_to_the_embedded_emulator_and_to_locust(tmp_path):
-    from edgebench.plan.overrides import Overrides, planned
+    from edgebench.plan.overrides import Overrides, RunSpec
     from edgebench.realapi.safety import Policy
     from edgebench.runner.processes import EmulatorProcess
     from edgebench.runner.run import RunPlan, locust_command
@@ -325,9 +325,9 @@ def test_a_live_run_gives_the_limit_to_the_embedded_emulator_and_to_locust(tmp_p
     scenario = tmp_path / "knob.toml"
     scenario.write_text(LIMIT_KNOB)
     plan = RunPlan(scenario, limit=52)
-    knob = planned(plan.scenario, Overrides.of(plan))
-    emulator = EmulatorProcess(knob, 1.0, tmp_path).command()
-    assert emulator[emulator.index("--limit") + 1] == "52"
+    spec = RunSpec(str(scenario), Overrides.of(plan))
+    emulator = EmulatorProcess(spec, spec.resolve(), 1.0, tmp_path).command()
+    assert RunSpec.loads(emulator[emulator.index("--run-spec") + 1]).resolve().rate.limit == 52
     policy = Policy(remote=False, max_deployments=0, cleanup=False)
-    locust = locust_command(plan, knob, "http://127.0.0.1:9", tmp_path / "r", policy)
-    assert locust[locust.index("--limit") + 1] == "52"
+    locust = locust_command(plan, spec, "http://127.0.0.1:9", tmp_path / "r", policy)
+    assert RunSpec.loads(locust[locust.index("--run-spec") + 1]) == spec

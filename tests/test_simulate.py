@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgebench.cli import main
+from edgebench.plan.overrides import OVERRIDDEN, override_words
 from edgebench.plan.scenario import load_scenario, with_duration
 from edgebench.plan.schedule import Schedule
 from edgebench.records import REQUEST_FIELDS, read_columnar, read_records
@@ -210,12 +211,32 @@ def test_simulate_writes_a_run_folder_the_analysis_reads(tmp_path):
     assert "(simulated, not sent" in (results / "report.html").read_text()
     assert read_records(results / "emulator-metrics.jsonl")[0][-1]["deployments_created"] > 0
     assert list(results.glob("*.png"))
-    quick = tmp_path / "quick"
-    args = ["simulate", "scenarios/smoke.toml", "--duration", "2s", "--no-plots"]
+    # Every override the class has, set: each reaches the simulation and its manifest.
+    quick, world, prices = tmp_path / "quick", tmp_path / "world.toml", tmp_path / "prices.toml"
+    world.write_text('extends = "shipped"\n')
+    prices.write_text("[costs]\ncloud_vcpu_hour = 0.1\n")
+    overrides = {
+        "duration": "2s", "world": str(world), "seed": 9, "rate_mode": "exceed",
+        "rate_factor": "2", "limit": 7, "costs": str(prices),
+    }  # fmt: skip
+    assert set(overrides) == set(OVERRIDDEN)
+    args = ["simulate", "scenarios/smoke.toml", *override_words(overrides), "--no-plots"]
     done = CliRunner().invoke(main, [*args, "--results-dir", str(quick)])
-    assert done.exit_code == 0, done.output
+    assert done.exit_code in (0, 1), done.output
     assert (quick / "summary.json").exists()
     assert not list(quick.glob("*.png"))  # the numbers and the verdict only
+    manifest = orjson.loads((quick / "manifest.json").read_bytes())
+    assert manifest["run_spec"]["overrides"] == overrides
+    facts = manifest["scenario"]
+    assert (facts["seed"], facts["mode"], facts["limit"], facts["duration_s"]) == (
+        9,
+        "exceed",
+        7,
+        2,
+    )
+    assert manifest["emulator"]["world"]["source"] == str(world)
+    assert manifest["emulator"]["rate_limits"]["deploy"] == 7
+    assert manifest["costs"]["cloud_vcpu_hour"] == 0.1
 
 
 def test_ctrl_c_keeps_what_was_simulated(tmp_path, monkeypatch):

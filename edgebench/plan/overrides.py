@@ -12,7 +12,7 @@ Errors name the option (`--duration '2x': not a duration; ...`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,71 @@ class Overrides:
         """of reads a command's plan (run, simulate, search): its fields of the same names."""
         return cls(*(getattr(plan, name, None) for name in OVERRIDDEN))
 
+    def absolute(self) -> Overrides:
+        """absolute is the same overrides with their files' paths absolute: what another
+        process, started elsewhere, opens."""
+        world, costs = (Path(f).resolve() if f else f for f in (self.world, self.costs))
+        return replace(self, world=world, costs=costs)
+
 
 OVERRIDDEN = tuple(Overrides.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """RunSpec is a run as a command resolved it: the scenario file and every override.
+    It crosses to the Locust processes (and the workers, in Locust's options) and to the
+    embedded emulator as one JSON text, so each resolves the very same scenario:
+
+        spec = RunSpec("scenarios/smoke.toml", Overrides(limit=52))
+        RunSpec.loads(spec.dumps()) == spec   # True
+    """
+
+    scenario: str
+    overrides: Overrides = Overrides()
+
+    def resolve(self) -> Scenario:
+        return planned(self.scenario, self.overrides)
+
+    def given(self) -> dict[str, Any]:
+        """given are the overrides set (not None or blank), as JSON values."""
+        fields = {name: getattr(self.overrides, name) for name in OVERRIDDEN}
+        return {
+            name: str(value) if isinstance(value, Path) else value
+            for name, value in fields.items()
+            if value is not None and value != ""
+        }
+
+    def given_run(self) -> dict[str, Any]:
+        """given_run is what a manifest records of the run: the file and the overrides set."""
+        return {"scenario": self.scenario, "overrides": self.given()}
+
+    def dumps(self) -> str:
+        import orjson
+
+        return orjson.dumps(self.given_run()).decode()
+
+    @classmethod
+    def loads(cls, text: str) -> RunSpec:
+        import orjson
+
+        try:
+            raw = orjson.loads(text)
+            return cls(str(raw["scenario"]), Overrides(**raw.get("overrides", {})))
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise EdgebenchError(
+                f"--run-spec: not a run `edgebench run` wrote ({exc}); leave it to edgebench"
+            ) from None
+
+    def over(self, overrides: Overrides) -> RunSpec:
+        """over is the spec with the overrides given (not None or blank) over its own: what a
+        web UI's start form changes."""
+        given = {
+            name: value
+            for name in OVERRIDDEN
+            if (value := getattr(overrides, name)) is not None and value != ""
+        }
+        return RunSpec(self.scenario, replace(self.overrides, **given))
 
 
 def overrides_at(plan: Any, **knob: object) -> dict[str, Any]:

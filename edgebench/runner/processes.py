@@ -23,8 +23,8 @@ import orjson
 
 from checks import Watch
 from edgebench._errors import EdgebenchError
+from edgebench.plan.overrides import RunSpec
 from edgebench.plan.scenario import Scenario
-from edgebench.platform import match_length_option
 from edgebench.records import READINGS_FILE, emulator_reading
 from edgebench.runner.metrics import RunMetrics
 from edgebench.runner.progress import Progress
@@ -164,22 +164,19 @@ def work(master_host: str, master_port: int, processes: int) -> NoReturn:
 class EmulatorProcess:
     """EmulatorProcess is `edgebench emulator` on a free loopback port with the scenario's world."""
 
-    def __init__(self, scenario: Scenario, time_scale: float, results: Path) -> None:
-        self.scenario, self.time_scale, self.results = scenario, time_scale, results
+    def __init__(self, spec: RunSpec, scenario: Scenario, time_scale: float, results: Path):
+        self.spec, self.scenario = spec, scenario  # the spec resolved: what the emulator holds
+        self.time_scale, self.results = time_scale, results
         self.url = ""
         self._log: IO[bytes] | None = None
         self._readings: IO[bytes] | None = None
         self._client = httpx.Client(timeout=2.0)  # its base URL once the emulator said it
 
     def command(self) -> list[str]:
-        """command is `edgebench emulator` for the scenario: its seed, world, match length and
-        limit (the organisation's, as the scenario or --limit says)."""
+        """command is `edgebench emulator` for the run: the resolved run as one JSON text
+        (its seed, world, match length and the organisation's limit come from it)."""
         command = [sys.executable, "-m", "edgebench.cli", "emulator", "--port", "0"]
-        command += ["--seed", str(self.scenario.seed), "--time-scale", str(self.time_scale)]
-        command += ["--limit", str(self.scenario.rate.limit)]
-        if self.scenario.world_file:
-            command += ["--world", str(self.scenario.world_file)]
-        return command + match_length_option(self.scenario)
+        return [*command, "--time-scale", str(self.time_scale), "--run-spec", self.spec.dumps()]
 
     def __enter__(self) -> EmulatorProcess:
         self._log = (self.results / "emulator.log").open("wb")

@@ -20,7 +20,7 @@ from checks import Watch, parse_watch
 from edgebench._errors import EdgebenchError
 from edgebench.costs import cost_basis
 from edgebench.manifest import read_manifest, utc, write_manifest
-from edgebench.plan.overrides import Overrides, planned
+from edgebench.plan.overrides import Overrides, RunSpec
 from edgebench.plan.payloads import preview
 from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
@@ -106,7 +106,8 @@ def run(plan: RunPlan) -> int:
     if plan.web_wait:
         plan = replace(plan, web=True)
     refuse_bad_distribution(plan)
-    scenario = planned(plan.scenario, Overrides.of(plan))
+    spec = RunSpec(portable(plan.scenario), Overrides.of(plan).absolute())
+    scenario = spec.resolve()
     host = target_host(plan.host, scenario.target.host)
     policy = decide(host, scenario.rate.mode, plan.max_deployments, plan.cleanup, plan.allow_exceed)
     warn_open_controls(plan, host)
@@ -130,7 +131,7 @@ def run(plan: RunPlan) -> int:
     with ExitStack() as stack:
         emulator, warm = None, {}
         if host is None:
-            emulator = _embedded_emulator(stack, scenario, plan.time_scale, results, new_folder)
+            emulator = _embedded_emulator(stack, spec, scenario, plan, results, new_folder)
             host = emulator.url
             # Written with the run's facts at the end: Locust refuses a folder with a manifest.
             warm = {"warm_start": _warm(emulator, scenario, plan)}
@@ -139,7 +140,7 @@ def run(plan: RunPlan) -> int:
             click.echo(waiting_text(plan, emulator is not None), err=True)
         metrics = RunMetrics(scenario, results.name, host)
         metrics_port = _serve_metrics(metrics, plan)
-        command = locust_command(plan, scenario, host, results, policy, metrics_port)
+        command = locust_command(plan, spec, host, results, policy, metrics_port)
         locust = LocustProcess(command, results / "locust.log", plan.web)
         watcher = Watcher(watches_for(scenario, policy))
         progress = Progress(
@@ -336,10 +337,10 @@ def watch_facts(watcher: Watcher, aborted: Watch | None) -> dict:
     return facts
 
 
-def _embedded_emulator(stack, scenario, time_scale, results: Path, new_folder: bool):
+def _embedded_emulator(stack, spec: RunSpec, scenario, plan: RunPlan, results, new_folder: bool):
     """_embedded_emulator starts the emulator; if it cannot, a folder made for the run goes."""
     try:
-        return stack.enter_context(EmulatorProcess(scenario, time_scale, results))
+        return stack.enter_context(EmulatorProcess(spec, scenario, plan.time_scale, results))
     except EdgebenchError:
         if new_folder:
             shutil.rmtree(results, ignore_errors=True)
@@ -386,32 +387,24 @@ def dry_run_text(scenario: Scenario, host: str | None, policy: Policy) -> str:
 
 def locust_command(
     plan: RunPlan,
-    scenario: Scenario,
+    spec: RunSpec,
     host: str,
     results: Path,
     policy: Policy,
     metrics_port: int | None = None,
 ) -> list[str]:
+    """locust_command is Locust's command line for the run: the resolved run as one JSON
+    text (--run-spec: Locust forwards it to its workers), then what is Locust's own."""
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host]
     if plan.web and metrics_port:
         command += ["--metrics-from-port", str(metrics_port)]
-    command += ["--seed", str(scenario.seed)]
-    if plan.rate_mode:
-        command += ["--rate-mode", plan.rate_mode]
-    if plan.rate_factor:
-        command += ["--rate-factor", plan.rate_factor]
-    if plan.limit:
-        command += ["--limit", str(plan.limit)]
-    if plan.world:
-        command += ["--world", str(Path(plan.world).resolve())]
+    command += ["--run-spec", spec.dumps()]
     if policy.max_deployments:
         command += ["--max-deployments", str(policy.max_deployments)]
     if policy.remote:
         command += ["--allow-remote"]
-    command += ["--scenario", portable(plan.scenario), "--results-dir", str(results)]
+    command += ["--results-dir", str(results)]
     command += ["--csv", str(results / "locust"), "--html", str(results / "locust.html")]
-    if plan.duration:
-        command += ["--duration", plan.duration]
     if plan.processes > 1:
         # Locust's master and its forked workers meet on a port: a free loopback one, so
         # that two runs on one machine never meet each other's (Locust's default is 5557).

@@ -23,7 +23,7 @@ import orjson
 from edgebench._errors import EdgebenchError
 from edgebench.costs import cost_basis
 from edgebench.manifest import scenario_facts, utc, write_manifest
-from edgebench.plan.overrides import Overrides, planned
+from edgebench.plan.overrides import Overrides, RunSpec
 from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
 from edgebench.platform import scenario_warnings, scenario_world
@@ -154,11 +154,12 @@ def model_config(scenario: Scenario, time_scale: float) -> EmulatorConfig:
 
 def simulate(plan: SimulatePlan, echo=True) -> int:
     """simulate runs the plan, writes its folder and its analysis; the verdict's exit code."""
-    scenario = planned(plan.scenario, Overrides.of(plan))
+    spec = RunSpec(str(plan.scenario), Overrides.of(plan).absolute())
+    scenario = spec.resolve()
     refuse_baseline_checks(scenario, plan.thresholds_file, plan.checks)
     for line in scenario_warnings(scenario):
         click.echo(f"edgebench: warning: {line}", err=True)
-    results = simulate_into(scenario, plan, echo)
+    results = simulate_into(scenario, plan, echo, spec)
     if plan.sensitivity:
         over_assumptions(scenario, plan, results)
     return analyse(results, plan.thresholds_file, plan.plots, plan.checks)
@@ -213,8 +214,11 @@ def summary_of(folder: Path) -> dict:
     return summarize(load_run(folder, lean=True))
 
 
-def simulate_into(scenario: Scenario, plan: SimulatePlan, echo=True) -> Path:
-    """simulate_into simulates scenario into its results folder and returns the folder."""
+def simulate_into(
+    scenario: Scenario, plan: SimulatePlan, echo=True, spec: RunSpec | None = None
+) -> Path:
+    """simulate_into simulates scenario (spec resolved, where a command resolved it) into its
+    results folder and returns the folder."""
     latency = latency_distribution(plan.latency_ms)
     config = model_config(scenario, plan.time_scale)
     schedule = Schedule.from_scenario(scenario)
@@ -222,6 +226,8 @@ def simulate_into(scenario: Scenario, plan: SimulatePlan, echo=True) -> Path:
     prepare_results_dir(results, expected_bytes(schedule), plan.overwrite)
     run_id, epoch = uuid.uuid4().hex[:8], time.time()
     facts = scenario_facts(scenario, schedule) | {"command_line": ["edgebench", *sys.argv[1:]]}
+    if spec is not None:
+        facts["run_spec"] = spec.given_run()
     write_manifest(
         results,
         **facts,
