@@ -216,6 +216,16 @@ def time_scale_option(help_text: str):
     )
 
 
+def overwrite_option(earlier: str):
+    """overwrite_option is --overwrite, one meaning on every command that writes a folder."""
+    return click.option(
+        "--overwrite",
+        is_flag=True,
+        help=f"Clear what {earlier} wrote in the results folder first (default: refuse a "
+        "folder that holds it).",
+    )
+
+
 def results_dir_option(
     help_text: str = "Where the records go (default: results/<timestamp>-<scenario>).",
 ):
@@ -520,12 +530,7 @@ def scenario_plan(
     "the web UI's /metrics).",
 )
 @results_dir_option()
-@click.option(
-    "--overwrite",
-    is_flag=True,
-    help="Clear the results folder's run files first, if it holds an earlier run "
-    "(default: refuse such a folder).",
-)
+@overwrite_option("an earlier run")
 @time_scale_option("Embedded emulator: platform seconds per wall second.")
 @warm_start_option()
 @thresholds_option("the verdict's checks (default: the scenario's thresholds).")
@@ -602,7 +607,7 @@ def worker_command(master_host: str, master_port: int, processes: int) -> None:
 @click.option("--duration", help="Length such as 2m or 24h (default: the scenario's).")
 @scenario_overrides("The platform's world file (default: the scenario's, else the shipped one).")
 @results_dir_option()
-@click.option("--overwrite", is_flag=True, help="Clear the results folder's run files first.")
+@overwrite_option("an earlier run")
 @time_scale_option("Platform seconds per wall second, as the live run's emulator would take.")
 @warm_start_option()
 @click.option(
@@ -676,7 +681,7 @@ def simulate_command(scenario_file: Path, **options) -> None:
     "Where search.json, search.html and each probe go (default: results/<stamp>-<name>-search)."
 )
 @probe_options()
-@click.option("--overwrite", is_flag=True, help="Reuse a folder an earlier search wrote.")
+@overwrite_option("an earlier search")
 @click.option("--confirm", is_flag=True, help="End with one live run at the answer.")
 def search_command(scenario_file: Path, **options) -> None:
     """Find the highest rate, or the smallest capacity, for which every check holds.
@@ -743,7 +748,7 @@ def search_command(scenario_file: Path, **options) -> None:
     help="Then simulate the answer again under each limiter shape and each timing's "
     "interval edges (else +-25%): its figures' ranges over the assumptions.",
 )
-@click.option("--overwrite", is_flag=True, help="Reuse a folder earlier advice wrote.")
+@overwrite_option("earlier advice")
 def advise_command(scenario_file: Path, **options) -> None:
     """Advise the limit to ask Edgegap for and the private hosts per fleet, with evidence.
 

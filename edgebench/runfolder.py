@@ -118,6 +118,24 @@ def clear_run_files(folder: Path) -> int:
     return removed
 
 
+SEARCH_FILES = ("probe-*", "confirm", "sensitivity*", "{kind}.json", "{kind}.html", "{kind}.png")
+
+
+def prepare_search_dir(folder: Path, kind: str, overwrite: bool) -> None:
+    """prepare_search_dir makes the folder ready for a search or advice (kind): one holding
+    an earlier one is refused, or with --overwrite cleared first (as a run's folder is)."""
+    if (folder / f"{kind}.json").exists():
+        if not overwrite:
+            raise EdgebenchError(
+                f"--results-dir {folder}: holds an earlier {kind}; pass another folder, or "
+                "--overwrite to clear it first"
+            )
+        for pattern in SEARCH_FILES:
+            for path in folder.glob(pattern.format(kind=kind)):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+
+
 def prepare_results_dir(folder: Path, needed: int, overwrite: bool = False) -> None:
     """prepare_results_dir makes the folder ready for one run, or fails before any traffic."""
     if overwrite and folder.is_dir():

@@ -45,3 +45,19 @@ def test_a_new_or_empty_folder_is_taken(tmp_path):
     prepare_results_dir(tmp_path / "new", needed=0)  # still empty: no run in it yet
     with pytest.raises(EdgebenchError, match="holds the records of an earlier run"):
         prepare_results_dir(used_folder(tmp_path), needed=0)
+
+
+@pytest.mark.parametrize("kind", ["search", "advice"])
+def test_overwrite_means_the_same_for_a_search_and_advice(tmp_path, kind):
+    from edgebench.runfolder import prepare_search_dir
+
+    folder = tmp_path / kind
+    (folder / "probe-07").mkdir(parents=True)
+    (folder / "probe-07" / "summary.json").write_text("{}")
+    (folder / f"{kind}.json").write_text("{}")
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(EdgebenchError, match=f"holds an earlier {kind}; .* --overwrite"):
+        prepare_search_dir(folder, kind, overwrite=False)
+    prepare_search_dir(folder, kind, overwrite=True)
+    # Cleared, as a run's folder is: no stale probe reads as this search's.
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]

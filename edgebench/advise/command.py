@@ -38,7 +38,7 @@ from edgebench.plan.overrides import (
 )
 from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
-from edgebench.runfolder import RESULTS
+from edgebench.runfolder import RESULTS, prepare_search_dir
 from edgebench.search.command import KEY_METRICS, parse_precision
 from edgebench.search.knee import Knee, Probe, cheapest
 from edgebench.search.space import world_toml
@@ -222,7 +222,7 @@ def advise(plan: AdvisePlan) -> int:
     instant = instant_answers(scenario, world, overflow, wait, warm)
     start = _starting_point(knobs, instant, scenario)
     folder = plan.results_dir or _default_folder(scenario.name)
-    _refuse_earlier(folder, plan.overwrite)
+    prepare_search_dir(folder, "advice", plan.overwrite)
     click.echo(plan_text(scenario, knobs, start, instant, plan), err=True)
     jobs = plan.jobs or default_jobs()
     advice = Advice(
@@ -448,14 +448,6 @@ def _valued(probe: Probe, value: float) -> Probe:
 def _default_folder(name: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return RESULTS / f"{stamp}-{name}-advice"
-
-
-def _refuse_earlier(folder: Path, overwrite: bool) -> None:
-    if (folder / "advice.json").exists() and not overwrite:
-        raise EdgebenchError(
-            f"{folder}: holds earlier advice; pass another --results-dir, or --overwrite"
-        )
-    folder.mkdir(parents=True, exist_ok=True)
 
 
 def estimate_s(scenario: Scenario, probes: int) -> float:

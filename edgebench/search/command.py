@@ -25,7 +25,7 @@ from edgebench._errors import EdgebenchError
 from edgebench.costs import refuse_window_cost
 from edgebench.plan.overrides import Overrides, overrides_at, planned
 from edgebench.plan.scenario import Scenario
-from edgebench.runfolder import RESULTS
+from edgebench.runfolder import RESULTS, prepare_search_dir
 from edgebench.search.knee import Knee, Probe, cheapest
 from edgebench.search.space import Space, parse_space, peak_rate
 from edgebench.simulate.pool import Job, ProbePool, default_jobs
@@ -89,7 +89,7 @@ def search(plan: SearchPlan) -> int:
         space = replace(space, start=scenario.rate.factor)
     _refuse_unpriced(plan, scenario, space)
     folder = plan.results_dir or _default_folder(scenario.name)
-    _refuse_earlier_search(folder, plan.overwrite)
+    prepare_search_dir(folder, "search", plan.overwrite)
     if plan.live:
         click.echo(live_plan_text(plan, scenario, space), err=True)
 
@@ -158,15 +158,6 @@ def _cheapest(knee: Knee, least: float, space: Space) -> float:
     left = max(2, knee.max_probes - len(knee.probes) + 1)
     tried = [p for p in cheapest(probe, least, cost, left, knee.ceiling) if p.passed]
     return min(tried, key=lambda p: (cost(p), p.value)).value if tried else least
-
-
-def _refuse_earlier_search(folder: Path, overwrite: bool) -> None:
-    """_refuse_earlier_search keeps an earlier search's folder unless told to reuse it."""
-    if (folder / "search.json").exists() and not overwrite:
-        raise EdgebenchError(
-            f"{folder}: holds an earlier search; pass another --results-dir, or --overwrite"
-        )
-    folder.mkdir(parents=True, exist_ok=True)
 
 
 def _checks(texts: tuple[str, ...]) -> list:
