@@ -33,16 +33,27 @@ def thresholds_option(default_text: str):
     )
 
 
-def check_option():
-    """check_option is --check of analyze, run and simulate: a check given inline (repeat),
-    with --thresholds' too; either replaces the scenario's thresholds."""
+def output_folder_option(help_text: str, default: Path | None = None):
+    """output_folder_option is --results-dir of a command that writes pages (--out, its name
+    before one name for an output folder everywhere, still works)."""
     return click.option(
-        "--check",
-        "checks",
-        multiple=True,
-        help='A check of the verdict, e.g. "share_429 == 0" (repeat; with --thresholds, '
-        "added to its file's).",
+        "--results-dir",
+        "--out",
+        "out",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=default,
+        show_default=default is not None,
+        help=help_text,
     )
+
+
+def check_option(
+    help_text: str = 'A check of the verdict, e.g. "share_429 == 0" (repeat; with --thresholds, '
+    "added to its file's).",
+):
+    """check_option is --check of analyze, run, simulate, search and advise: a check given
+    inline (repeat), with --thresholds' too; either replaces the scenario's thresholds."""
+    return click.option("--check", "checks", multiple=True, help=help_text)
 
 
 def plots_option():
@@ -156,12 +167,8 @@ def one_screen(outcome) -> str:
 @click.command("compare")
 @click.argument("base", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("candidate", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--results-dir",
-    "--out",  # its name before one name for an output folder everywhere
-    "out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for compare.html/.txt/.json and plots (default: CANDIDATE/compare-BASE).",
+@output_folder_option(
+    "Folder for compare.html/.txt/.json and plots (default: CANDIDATE/compare-BASE)."
 )
 @thresholds_option('e.g. "p95_ms <= baseline * 1.1" (default: the scenario\'s).')
 @check_option()
@@ -185,21 +192,12 @@ def compare_command(base, candidate, out, thresholds_file, checks, junit) -> Non
 
 @click.command("history")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--results-dir",
-    "--out",  # its name before one name for an output folder everywhere
-    "out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results/history"),
-    show_default=True,
-    help="Folder for history.json, history.html and the plot.",
+@output_folder_option(
+    "Folder for history.json, history.html and the plot.", Path("results/history")
 )
-@click.option(
-    "--check",
-    "checks",
-    multiple=True,
-    help='Of the newest run, e.g. "p95_ms <= median * 1.1" (the median of up to 5 runs '
-    'before it) or "share_429 == 0"; repeat for several.',
+@check_option(
+    'Of the newest run, e.g. "p95_ms <= median * 1.1" (the median of up to 5 runs '
+    'before it) or "share_429 == 0"; repeat for several.'
 )
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML path.")
 def history_command(folders, out, checks, junit) -> None:

@@ -20,6 +20,7 @@ from analysis.cli import (
     check_option,
     compare_command,
     history_command,
+    output_folder_option,
     plots_option,
     thresholds_option,
 )
@@ -102,6 +103,16 @@ def _bad_parameter(error: click.BadParameter) -> str:
     return f"{name}: {error.message.rstrip('.')} (see '{command} --help')"
 
 
+SCENARIO_ARGUMENT = click.argument(
+    "scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path)
+)
+
+
+def world_option(help_text: str):
+    """world_option is --world of every command that takes a world file."""
+    return click.option("--world", type=click.Path(dir_okay=False, path_type=Path), help=help_text)
+
+
 def _options(*decorators):
     """_options applies a group of click options, first listed shown first."""
 
@@ -113,9 +124,11 @@ def _options(*decorators):
     return apply
 
 
-def scenario_overrides(world_help: str):
-    """scenario_overrides are the options run, simulate and search take over a scenario's."""
+def scenario_overrides(world_help: str, duration_help: str):
+    """scenario_overrides are the options run, simulate, search and advise take over a
+    scenario's (edgebench.plan.overrides.Overrides)."""
     return _options(
+        click.option("--duration", help=duration_help),
         click.option(
             "--rate-mode",
             type=click.Choice(["respect", "exceed"]),
@@ -124,7 +137,7 @@ def scenario_overrides(world_help: str):
         click.option(
             "--rate-factor", help="Offered rate = stages x factor, e.g. 1.5 (default: 1)."
         ),
-        click.option("--world", type=click.Path(dir_okay=False, path_type=Path), help=world_help),
+        world_option(world_help),
         click.option("--seed", type=int, help="Seed of every draw (default: the scenario's)."),
         limit_option(),
         click.option(
@@ -177,6 +190,11 @@ def warm_start_option():
     )
 
 
+def minimize_option(help_text: str):
+    """minimize_option is --minimize of search and advise."""
+    return click.option("--minimize", type=click.Choice(["cost"]), help=help_text)
+
+
 def window_cost_option():
     """window_cost_option is --window-cost of search and advise."""
     return click.option(
@@ -184,6 +202,25 @@ def window_cost_option():
         is_flag=True,
         help="With --minimize cost over a window of a forecast: price the window's cost "
         "scaled to a day, knowingly (refused otherwise: a peak is not a day).",
+    )
+
+
+def probing_options(kind: str, max_probes: int, time_scale_help: str):
+    """probing_options are what search and advise (kind) both take: their probes' number,
+    length, overrides and folder."""
+    return _options(
+        count_option("--max-probes", max_probes, "Most runs.", least=2),
+        scenario_overrides(
+            "The world file (default: the scenario's, else the shipped one).",
+            "Each probe's length (default: the scenario's).",
+        ),
+        time_scale_option(time_scale_help),
+        results_dir_option(
+            f"Where {kind}.json, {kind}.html and each probe go (default: "
+            f"results/<stamp>-<name>-{'search' if kind == 'search' else 'advice'})."
+        ),
+        probe_options(),
+        overwrite_option(f"an earlier {kind}"),
     )
 
 
@@ -216,6 +253,41 @@ def time_scale_option(help_text: str):
     )
 
 
+def port_option(name: str, default: int | None, help_text: str, free: bool = False):
+    """port_option is a TCP port option (free: 0 takes any free port)."""
+    return click.option(
+        name,
+        type=click.IntRange(0 if free else 1, 65535),
+        default=default,
+        show_default=default is not None,
+        help=help_text,
+    )
+
+
+def address_option(names: tuple[str, ...], default: str, help_text: str):
+    """address_option is an address option: where to listen, or whom to reach."""
+    return click.option(*names, default=default, show_default=True, help=help_text)
+
+
+def count_option(name: str, default: int | None, help_text: str, least: int = 1):
+    """count_option is a whole-number option of at least `least`."""
+    return click.option(
+        name,
+        type=click.IntRange(min=least),
+        default=default,
+        show_default=default is not None,
+        help=help_text,
+    )
+
+
+def processes_option(help_text: str):
+    return count_option("--processes", 1, help_text)
+
+
+def fault_option(name: str, help_text: str):
+    return click.option(name, type=click.FloatRange(0, 1), default=0.0, help=help_text)
+
+
 def overwrite_option(earlier: str):
     """overwrite_option is --overwrite, one meaning on every command that writes a folder."""
     return click.option(
@@ -241,26 +313,10 @@ def main() -> None:
 
 
 @main.command()
-@click.option(
-    "--listen",
-    "--host",  # its name before --host meant the target's URL on every other command
-    "host",
-    default="127.0.0.1",
-    show_default=True,
-    help="The address to listen on.",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8787,
-    show_default=True,
-    help="0: any free port.",
-)
-@click.option(
-    "--world",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="World file (TOML). Default: the shipped world of 39 cities.",
-)
+# --listen's name before was --host, which meant the target's URL on every other command
+@address_option(("--listen", "--host", "host"), "127.0.0.1", "The address to listen on.")
+@port_option("--port", 8787, "0: any free port.", free=True)
+@world_option("World file (TOML). Default: the shipped world of 39 cities.")
 @click.option(
     "--limit",
     "--rate-limit",  # its name before one name for the organisation's limit everywhere
@@ -271,13 +327,7 @@ def main() -> None:
     help="The organisation's limit: deploy requests/s on each deploy endpoint; 0 turns every "
     "limit off.",
 )
-@click.option(
-    "--status-rate-limit",
-    type=click.IntRange(min=0),
-    default=20,
-    show_default=True,
-    help="GET /v1/status requests/s per organisation.",
-)
+@count_option("--status-rate-limit", 20, "GET /v1/status requests/s per organisation.", least=0)
 @click.option(
     "--shared-deploy-limit",
     "--shared-deploy-budget",  # its name before "budget" meant only --max-deployments
@@ -300,20 +350,11 @@ def main() -> None:
     "organisation (the rate limits are an organisation's). Default: any non-empty token, "
     "all of one organisation.",
 )
-@click.option(
-    "--fault-error-share", type=click.FloatRange(0, 1), default=0.0, help="Share answered 500."
-)
-@click.option(
-    "--fault-drop-share",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    help="Share of dropped connections.",
-)
-@click.option(
+@fault_option("--fault-error-share", "Share answered 500.")
+@fault_option("--fault-drop-share", "Share of dropped connections.")
+@fault_option(
     "--fault-lost-answer-share",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    help="Share of requests handled in full (deployments created) whose answer is lost.",
+    "Share of requests handled in full (deployments created) whose answer is lost.",
 )
 @click.option(
     "--fault-latency-ms",
@@ -385,13 +426,7 @@ def scenario_sample(file: Path, count: int, annotated: bool) -> None:
 
 @scenario.command("plan")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option(
-    "--results-dir",
-    "--out",  # its name before one name for an output folder everywhere
-    "out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for plan.png and plan.svg (default: results/<scenario>-plan).",
-)
+@output_folder_option("Folder for plan.png and plan.svg (default: results/<scenario>-plan).")
 @click.option(
     "--tz",
     default="UTC",
@@ -448,19 +483,13 @@ def scenario_plan(
 
 
 @main.command("run")
-@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path))
+@SCENARIO_ARGUMENT
 @click.option("--host", help="API base URL (default: the scenario's, else an embedded emulator).")
-@click.option("--duration", help="Run length such as 15s or 2m (default: the scenario's).")
 @scenario_overrides(
-    "Embedded emulator's world file (default: the scenario's, else the shipped one)."
+    "Embedded emulator's world file (default: the scenario's, else the shipped one).",
+    "Run length such as 15s or 2m (default: the scenario's).",
 )
-@click.option(
-    "--processes",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Locust processes on this machine (the rate is shared out, not multiplied).",
-)
+@processes_option("Locust processes on this machine (the rate is shared out, not multiplied).")
 @click.option(
     "--web",
     is_flag=True,
@@ -471,13 +500,7 @@ def scenario_plan(
     is_flag=True,
     help="Open the web UI and wait: start runs from its form, Ctrl-C to end.",
 )
-@click.option(
-    "--web-port",
-    type=click.IntRange(1, 65535),
-    default=8089,
-    show_default=True,
-    help="With --web: the web UI's port.",
-)
+@port_option("--web-port", 8089, "With --web: the web UI's port.")
 @click.option(
     "--web-linger",
     "web_linger_s",
@@ -486,11 +509,10 @@ def scenario_plan(
     show_default=True,
     help="With --web: seconds the UI stays up once the run is over, its report linked.",
 )
-@click.option(
-    "--web-host",
-    default="127.0.0.1",
-    show_default=True,
-    help="The address the web UI and --metrics-port listen on (0.0.0.0: every interface; "
+@address_option(
+    ("--web-host",),
+    "127.0.0.1",
+    "The address the web UI and --metrics-port listen on (0.0.0.0: every interface; "
     "whoever reaches it can start runs).",
 )
 @click.option(
@@ -498,35 +520,19 @@ def scenario_plan(
     is_flag=True,
     help="Be the master of a distributed run: `edgebench worker`s send the traffic.",
 )
-@click.option(
-    "--expect-workers",
-    type=click.IntRange(min=1),
-    help="With --master: start once this many workers joined.",
-)
-@click.option(
+@count_option("--expect-workers", None, "With --master: start once this many workers joined.")
+@count_option(
     "--expect-workers-max-wait",
-    type=click.IntRange(min=1),
-    default=300,
-    show_default=True,
-    help="With --master: give up (nothing sent) after this many seconds without them.",
+    300,
+    "With --master: give up (nothing sent) after this many seconds without them.",
 )
-@click.option(
-    "--master-bind-host",
-    default="*",
-    show_default=True,
-    help="With --master: the interface workers connect to.",
-)
-@click.option(
-    "--master-bind-port",
-    type=click.IntRange(1, 65535),
-    default=5557,
-    show_default=True,
-    help="With --master: the port workers connect to.",
-)
-@click.option(
+@address_option(("--master-bind-host",), "*", "With --master: the interface workers connect to.")
+@port_option("--master-bind-port", 5557, "With --master: the port workers connect to.")
+@port_option(
     "--metrics-port",
-    type=click.IntRange(0, 65535),
-    help="Serve the run's Prometheus metrics at :PORT/metrics (with --web they are also at "
+    None,
+    free=True,
+    help_text="Serve the run's Prometheus metrics at :PORT/metrics (with --web they are also at "
     "the web UI's /metrics).",
 )
 @results_dir_option()
@@ -574,21 +580,9 @@ def run_command(scenario_file: Path, **options) -> None:
 
 
 @main.command("worker")
-@click.option("--master-host", default="127.0.0.1", show_default=True, help="The master's address.")
-@click.option(
-    "--master-port",
-    type=click.IntRange(1, 65535),
-    default=5557,
-    show_default=True,
-    help="The master's --master-bind-port.",
-)
-@click.option(
-    "--processes",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Worker processes on this machine, each a worker of the master.",
-)
+@address_option(("--master-host",), "127.0.0.1", "The master's address.")
+@port_option("--master-port", 5557, "The master's --master-bind-port.")
+@processes_option("Worker processes on this machine, each a worker of the master.")
 def worker_command(master_host: str, master_port: int, processes: int) -> None:
     """Join the master of a distributed run (`edgebench run --master`) and send its share.
 
@@ -603,9 +597,11 @@ def worker_command(master_host: str, master_port: int, processes: int) -> None:
 
 
 @main.command("simulate")
-@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path))
-@click.option("--duration", help="Length such as 2m or 24h (default: the scenario's).")
-@scenario_overrides("The platform's world file (default: the scenario's, else the shipped one).")
+@SCENARIO_ARGUMENT
+@scenario_overrides(
+    "The platform's world file (default: the scenario's, else the shipped one).",
+    "Length such as 2m or 24h (default: the scenario's).",
+)
 @results_dir_option()
 @overwrite_option("an earlier run")
 @time_scale_option("Platform seconds per wall second, as the live run's emulator would take.")
@@ -647,13 +643,8 @@ def simulate_command(scenario_file: Path, **options) -> None:
 
 
 @main.command("search")
-@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path))
-@click.option(
-    "--check",
-    "checks",
-    multiple=True,
-    help='What must hold, e.g. "share_422 < 0.01" (repeat for several).',
-)
+@SCENARIO_ARGUMENT
+@check_option('What must hold, e.g. "share_422 < 0.01" (repeat for several).')
 @click.option(
     "--vary",
     required=True,
@@ -661,27 +652,15 @@ def simulate_command(scenario_file: Path, **options) -> None:
     "(the smallest scale of every location), capacity:CITY_OR_HOST (the fewest slots there), "
     "or hosts:FLEET (the fewest hosts in a fleet a region names with private_fleet).",
 )
-@click.option(
-    "--minimize",
-    type=click.Choice(["cost"]),
-    help="With hosts:FLEET or capacity:...: from the least passing value, the cheapest "
-    "(cost_per_day; the scenario's [costs] or --costs).",
+@minimize_option(
+    "With hosts:FLEET or capacity:...: from the least passing value, the cheapest "
+    "(cost_per_day; the scenario's [costs] or --costs)."
 )
 @window_cost_option()
 @click.option("--live", is_flag=True, help="Probe with live runs instead of simulations.")
 @click.option("--host", help="With --live: the API base URL (default: an embedded emulator).")
 @click.option("--precision", default="2%", show_default=True, help="Width of the final bracket.")
-@click.option(
-    "--max-probes", type=click.IntRange(min=2), default=12, show_default=True, help="Most runs."
-)
-@click.option("--duration", help="Each probe's length (default: the scenario's).")
-@scenario_overrides("The world file (default: the scenario's, else the shipped one).")
-@time_scale_option("Platform seconds per wall second.")
-@results_dir_option(
-    "Where search.json, search.html and each probe go (default: results/<stamp>-<name>-search)."
-)
-@probe_options()
-@overwrite_option("an earlier search")
+@probing_options("search", 12, "Platform seconds per wall second.")
 @click.option("--confirm", is_flag=True, help="End with one live run at the answer.")
 def search_command(scenario_file: Path, **options) -> None:
     """Find the highest rate, or the smallest capacity, for which every check holds.
@@ -695,13 +674,8 @@ def search_command(scenario_file: Path, **options) -> None:
 
 
 @main.command("advise")
-@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path))
-@click.option(
-    "--check",
-    "checks",
-    multiple=True,
-    help='What must hold, e.g. "wait_p99_s < 10" or "share_overflow:europe < 0.05" (repeat).',
-)
+@SCENARIO_ARGUMENT
+@check_option('What must hold, e.g. "wait_p99_s < 10" or "share_overflow:europe < 0.05" (repeat).')
 @click.option(
     "--vary",
     multiple=True,
@@ -710,11 +684,7 @@ def search_command(scenario_file: Path, **options) -> None:
     help="limit (the organisation limit to ask for) and/or hosts:FLEET (the hosts of a fleet a "
     "region names with private_fleet); repeat for several.",
 )
-@click.option(
-    "--minimize",
-    type=click.Choice(["cost"]),
-    help="Then walk each fleet to its cheapest host count meeting the checks.",
-)
+@minimize_option("Then walk each fleet to its cheapest host count meeting the checks.")
 @window_cost_option()
 @click.option(
     "--overflow",
@@ -724,9 +694,6 @@ def search_command(scenario_file: Path, **options) -> None:
     "when one is given).",
 )
 @click.option(
-    "--max-probes", type=click.IntRange(min=2), default=30, show_default=True, help="Most runs."
-)
-@click.option(
     "--confirm",
     "--live",  # its name before --confirm meant ending with one live run, as search's does
     "live",
@@ -734,21 +701,14 @@ def search_command(scenario_file: Path, **options) -> None:
     help="End with one live run of the answer (edgebench run).",
 )
 @click.option("--host", help="With --confirm: the API base URL (default: an embedded emulator).")
-@click.option("--duration", help="Each probe's length (default: the scenario's).")
-@scenario_overrides("The world file (default: the scenario's, else the shipped one).")
-@time_scale_option("With --live: platform seconds per wall second.")
-@results_dir_option(
-    "Where advice.json, advice.html and each probe go (default: results/<stamp>-<name>-advice)."
-)
+@probing_options("advice", 30, "With --confirm: platform seconds per wall second.")
 @warm_start_option()
-@probe_options()
 @click.option(
     "--sensitivity",
     is_flag=True,
     help="Then simulate the answer again under each limiter shape and each timing's "
     "interval edges (else +-25%): its figures' ranges over the assumptions.",
 )
-@overwrite_option("earlier advice")
 def advise_command(scenario_file: Path, **options) -> None:
     """Advise the limit to ask Edgegap for and the private hosts per fleet, with evidence.
 
