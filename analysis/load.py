@@ -21,45 +21,23 @@ import pyarrow as pa
 from pyarrow import json as pa_json
 
 from analysis._errors import AnalysisError
+from checks.records import (
+    ARROW_TYPES,
+    EVENT_FIELDS,
+    REQUEST_FIELDS,
+    ArrowLog,
+    Field,
+    run_logs,
+)
 
-# The columns of results/README.md; names absent from a log come out as nulls.
-REQUEST_SCHEMA = pa.schema(
-    [
-        ("index", pa.int64()),
-        ("t_sched", pa.float64()),
-        ("t_send", pa.float64()),
-        ("endpoint", pa.string()),
-        ("status", pa.int64()),
-        ("outcome", pa.string()),
-        ("latency_ms", pa.float64()),
-        ("latency_sched_ms", pa.float64()),
-        ("request_id", pa.string()),
-        ("region", pa.string()),
-        ("players", pa.int64()),
-        ("worker", pa.string()),
-        ("stage", pa.int64()),
-        ("offered_rate", pa.float64()),
-        ("cause", pa.string()),
-        ("match", pa.int64()),
-        ("attempt", pa.int64()),
-        ("queue_ms", pa.float64()),
-        ("final", pa.string()),
-        ("location", pa.string()),
-        ("host", pa.string()),
-    ]
-)
-EVENT_SCHEMA = pa.schema(
-    [
-        ("t_received", pa.float64()),
-        ("event", pa.string()),
-        ("request_id", pa.string()),
-        ("current_status", pa.string()),
-        ("source", pa.string()),
-        ("worker", pa.string()),
-        ("location", pa.string()),
-        ("host", pa.string()),
-    ]
-)
+
+def _schema(fields: tuple[Field, ...]) -> pa.Schema:
+    """_schema is the contract's fields as Arrow columns; names absent from a log: nulls."""
+    return pa.schema([(field.name, getattr(pa, ARROW_TYPES[field.kind])()) for field in fields])
+
+
+REQUEST_SCHEMA = _schema(REQUEST_FIELDS)
+EVENT_SCHEMA = _schema(EVENT_FIELDS)
 LEAN_LEAVES_OUT = {"index", "worker", "stage", "players"}
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 BIG_LOGS = 1 << 30  # logs over 1 GiB (about 3.5 million records): memory before time
@@ -211,15 +189,6 @@ def _held_by(folder: Path, keys: tuple[str, ...]) -> tuple[pd.DataFrame, ...]:
     )
 
 
-def run_logs(folder: Path, kind: str, run_id: str | None) -> list[Path]:
-    """run_logs are a run's logs of one kind: named with its id (every such log when it has none).
-
-    The same rule as edgebench.records.run_logs, which the analysis does not import.
-    """
-    stem = f"{kind}-{run_id}-*" if run_id else f"{kind}-*"
-    return sorted([*folder.glob(f"{stem}.jsonl"), *folder.glob(f"{stem}.arrow")])
-
-
 def _foreign_files(folder: Path, logs: dict[str, list[Path]]) -> list[str]:
     """_foreign_files are record files in the folder that belong to another run: left unread."""
     ours = {path for paths in logs.values() for path in paths}
@@ -322,34 +291,20 @@ def _read_log(path: Path, schema: pa.Schema) -> tuple[dict[str, list], int]:
 def _read_columnar(path: Path, schema: pa.Schema) -> tuple[dict[str, list], int]:
     """_read_columnar reads an Arrow stream's columns of the schema, batch by batch (a column
     it lacks: nulls), and 1 when a killed writer's torn last batch was left out."""
-    pieces: dict[str, list] = {}
-    torn = 0
-    with pa.OSFile(str(path), "rb") as source:
-        try:
-            reader = pa.ipc.open_stream(source)
-        except (OSError, pa.ArrowInvalid):
-            return {}, 1
+    log = ArrowLog(path)
 
-        def batches():
-            nonlocal torn
-            while True:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    return
-                except (OSError, pa.ArrowInvalid):
-                    torn = 1
-                    return
-                columns = [
-                    batch.column(name)
-                    if name in batch.schema.names
-                    else pa.nulls(batch.num_rows, field.type)
-                    for name, field in zip(schema.names, schema, strict=True)
-                ]
-                yield pa.RecordBatch.from_arrays(columns, names=schema.names)
+    def batches():
+        for batch in log:
+            columns = [
+                batch.column(name)
+                if name in batch.schema.names
+                else pa.nulls(batch.num_rows, field.type)
+                for name, field in zip(schema.names, schema, strict=True)
+            ]
+            yield pa.RecordBatch.from_arrays(columns, names=schema.names)
 
-        pieces = _compact(batches(), schema)
-    return pieces, torn
+    pieces = _compact(batches(), schema)
+    return (pieces if log.schema is not None else {}), log.torn
 
 
 def _compact(batches, schema: pa.Schema) -> dict[str, list]:

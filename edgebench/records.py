@@ -7,9 +7,9 @@ built by event_record); each second's reading of the emulator (a live run's embe
 one, or the simulator's model) one line of `emulator-metrics.jsonl` (READING_FIELDS,
 built by emulator_reading). `<run>` is the run's id (manifest.json's `run_id`), so a
 reader takes only the files of the run the manifest describes. results/README.md
-documents each field, and tests/test_records.py checks that the writers, the
-analysis' read schema (analysis/load.py, which imports nothing of the traffic code)
-and that page agree field by field. Lines are buffered and written at least once a
+documents each field. The fields, the files' names and the Arrow reader are
+checks.records', which the analysis reads by too (it imports nothing of the traffic
+code). Lines are buffered and written at least once a
 second, so a killed process loses at most its last second, and a reader skips a torn
 last line.
 """
@@ -20,7 +20,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, NamedTuple, Protocol
+from typing import IO, Any, Protocol
 
 import orjson
 
@@ -34,6 +34,19 @@ from checks.outcomes import (
     OVER_BUDGET,
     RATE_LIMITED,
     SENT,
+)
+from checks.records import (
+    ARROW_TYPES,
+    DICTIONARY_FIELDS,
+    EVENT_FIELDS,
+    READING_FIELDS,
+    READINGS_FILE,
+    RECORD_FILES,
+    REQUEST_FIELDS,
+    ArrowLog,
+    Field,
+    log_name,
+    run_logs,
 )
 
 __all__ = [
@@ -73,79 +86,6 @@ Record = dict[str, Any]  # one JSON line
 FLUSH_EVERY_S = 1.0  # every writer of a run flushes at least this often (a live run: TrafficRun)
 
 
-def log_name(kind: str, run_id: str, worker: str, suffix: str = "jsonl") -> str:
-    """log_name is the file a worker writes a kind of record to.
-
-    >>> log_name("requests", "3fa9c2e1", "w0")
-    'requests-3fa9c2e1-w0.jsonl'
-    """
-    return f"{kind}-{run_id}-{worker}.{suffix}"
-
-
-def run_logs(folder: Path, kind: str, run_id: str | None) -> list[Path]:
-    """run_logs are a run's files of one kind, JSON lines or Arrow (every such file when
-    the run has no id)."""
-    stem = f"{kind}-{run_id}-*" if run_id else f"{kind}-*"
-    return sorted([*folder.glob(f"{stem}.jsonl"), *folder.glob(f"{stem}.arrow")])
-
-
-class Field(NamedTuple):
-    """Field is one key of a record line: its name, its JSON type, and whether it may be null."""
-
-    name: str
-    kind: type
-    nullable: bool = False
-
-
-REQUEST_FIELDS = (
-    Field("index", int),
-    Field("t_sched", float),
-    Field("endpoint", str),
-    Field("region", str, nullable=True),
-    Field("players", int, nullable=True),
-    Field("worker", str),
-    Field("stage", int),
-    Field("offered_rate", float),
-    Field("t_send", float, nullable=True),
-    Field("status", int, nullable=True),
-    Field("outcome", str),
-    Field("latency_ms", float, nullable=True),
-    Field("latency_sched_ms", float, nullable=True),
-    Field("request_id", str, nullable=True),
-    Field("cause", str, nullable=True),
-    Field("match", int),
-    Field("attempt", int),
-    Field("queue_ms", float, nullable=True),
-    Field("final", str, nullable=True),
-    Field("location", str, nullable=True),
-    Field("host", str, nullable=True),
-)
-READING_FIELDS = (
-    Field("t", float),
-    Field("active", int, nullable=True),
-    Field("holding_capacity", int, nullable=True),
-    Field("deployments_created", int, nullable=True),
-    Field("by_private_host", dict),
-    Field("by_location", dict),
-    Field("fleet_private", int),
-    Field("fleet_cloud", int),
-    Field("allocation_failures", dict),
-)
-READINGS_FILE = "emulator-metrics.jsonl"
-# Every record file a run folder may hold: what `prune` removes, a probe does not keep.
-RECORD_FILES = (
-    "requests-*.jsonl", "events-*.jsonl", "requests-*.arrow", "events-*.arrow", READINGS_FILE,
-)  # fmt: skip
-EVENT_FIELDS = (
-    Field("t_received", float),
-    Field("event", str),
-    Field("request_id", str),
-    Field("current_status", str, nullable=True),
-    Field("source", str),
-    Field("worker", str),
-    Field("location", str, nullable=True),
-    Field("host", str, nullable=True),
-)
 CLOUD = "cloud"  # a record's `host` when Edgegap's cloud ran the deployment, not a private host
 
 # Outcomes of a sent request, by status; outcome_of names the rest. Every outcome and its
@@ -378,12 +318,6 @@ class RecordWriter:
 
 
 BATCH = 65_536  # records an Arrow batch holds at most (one is also written each second)
-# Few distinct values: stored as codes and their dictionary, about a byte a record.
-DICTIONARY_FIELDS = {
-    "endpoint", "region", "worker", "outcome", "cause", "final", "location", "host",
-    "event", "current_status", "source",
-}  # fmt: skip
-_ARROW_TYPES = {int: "int64", float: "float64", str: "string"}
 
 
 class ColumnarWriter:
@@ -405,13 +339,13 @@ class ColumnarWriter:
         self._schema = pa.schema([(f.name, self._type(f)) for f in fields])
         # Rows convert to columns in Arrow's C++ (twice as fast as column lists built here),
         # the few-valued texts as plain strings first, dictionary-encoded after.
-        self._plain = pa.schema([(f.name, getattr(pa, _ARROW_TYPES[f.kind])()) for f in fields])
+        self._plain = pa.schema([(f.name, getattr(pa, ARROW_TYPES[f.kind])()) for f in fields])
         self._rows: list[Record] = []
         self._file: Any = None
         self._writer: Any = None
 
     def _type(self, field: Field) -> Any:
-        kind = getattr(self._pa, _ARROW_TYPES[field.kind])()
+        kind = getattr(self._pa, ARROW_TYPES[field.kind])()
         return (
             self._pa.dictionary(self._pa.int32(), kind) if field.name in DICTIONARY_FIELDS else kind
         )
@@ -454,21 +388,11 @@ def read_columnar(path: Path) -> tuple[Any, int]:
     batch (a killed writer's) was left out, else 0."""
     import pyarrow as pa
 
-    batches, torn = [], 0
-    with pa.OSFile(str(path), "rb") as source:
-        try:
-            reader = pa.ipc.open_stream(source)
-        except (OSError, pa.ArrowInvalid):
-            return None, 1
-        while True:
-            try:
-                batches.append(reader.read_next_batch())
-            except StopIteration:
-                break
-            except (OSError, pa.ArrowInvalid):
-                torn = 1
-                break
-    return pa.Table.from_batches(batches, schema=reader.schema), torn
+    log = ArrowLog(path)
+    batches = list(log)
+    if log.schema is None:
+        return None, 1
+    return pa.Table.from_batches(batches, schema=log.schema), log.torn
 
 
 def read_records(path: Path) -> tuple[list[Record], int]:

@@ -42,7 +42,9 @@ class Overrides:
     def absolute(self) -> Overrides:
         """absolute is the same overrides with their files' paths absolute: what another
         process, started elsewhere, opens."""
-        world, costs = (Path(f).resolve() if f else f for f in (self.world, self.costs))
+        world, costs = (  # a missing one keeps its name as typed, for the error naming it
+            Path(f).resolve() if f and Path(f).is_file() else f for f in (self.world, self.costs)
+        )
         return replace(self, world=world, costs=costs)
 
 
