@@ -24,6 +24,8 @@ from analysis._errors import AnalysisError
 from checks.records import (
     ARROW_TYPES,
     EVENT_FIELDS,
+    READING_FIELDS,
+    READINGS_FILE,
     REQUEST_FIELDS,
     ArrowLog,
     Field,
@@ -32,7 +34,8 @@ from checks.records import (
 
 
 def _schema(fields: tuple[Field, ...]) -> pa.Schema:
-    """_schema is the contract's fields as Arrow columns; names absent from a log: nulls."""
+    """_schema is the contract's fields as Arrow columns; names absent from a log: nulls
+    (objects, as readings' counts by place, are read apart)."""
     return pa.schema([(field.name, getattr(pa, ARROW_TYPES[field.kind])()) for field in fields])
 
 
@@ -47,16 +50,7 @@ BLOCK_BYTES = 16 * 2**20  # the JSON reader's block: the most of a log's text he
 # 0.8-1.1 block by block); a bigger one block by block, to hold less of it in memory.
 WHOLE_LOG_BYTES = 256 * 2**20
 PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype("pyarrow")}
-EMULATOR_SCHEMA = pa.schema(
-    [
-        ("t", pa.float64()),
-        ("active", pa.int64()),
-        ("holding_capacity", pa.int64()),
-        ("deployments_created", pa.int64()),
-        ("fleet_private", pa.int64()),
-        ("fleet_cloud", pa.int64()),
-    ]
-)
+EMULATOR_SCHEMA = _schema(tuple(f for f in READING_FIELDS if f.kind is not dict))
 # Few distinct values: categories cost a byte or two a row instead of a Python string.
 CATEGORIES = {
     "endpoint",
@@ -125,7 +119,7 @@ def load_run(
         schema = pa.schema([f for f in REQUEST_SCHEMA if f.name not in unused])
     requests, skipped_requests = _frame(logs["requests"], schema, progress)
     events, skipped_events = _frame(logs["events"], EVENT_SCHEMA, progress)
-    emulator, skipped_readings = _frame(folder.glob("emulator-metrics.jsonl"), EMULATOR_SCHEMA)
+    emulator, skipped_readings = _frame(folder.glob(READINGS_FILE), EMULATOR_SCHEMA)
     skipped = skipped_requests + skipped_events + skipped_readings
     _placed_by_events(requests, events)
     run = Run(folder, requests, events, emulator, manifest, skipped, skipped_requests)

@@ -148,3 +148,18 @@ def test_only_the_emulator_reaches_into_its_own_private_modules():
         if target.startswith("emulator._")
     }
     assert inside == set()
+
+
+def test_the_record_contract_is_written_once():
+    # The writers and the analysis read one contract (checks.records), not copies of it.
+    import analysis.load as load
+    import checks.records as contract
+    import edgebench.records as records
+
+    assert records.REQUEST_FIELDS is contract.REQUEST_FIELDS
+    assert load.REQUEST_SCHEMA.names == [field.name for field in contract.REQUEST_FIELDS]
+    assert load.EVENT_SCHEMA.names == [field.name for field in contract.EVENT_FIELDS]
+    assert load.run_logs is records.run_logs is contract.run_logs
+    for module in (load, records):
+        with open(module.__file__) as source:
+            assert "open_stream" not in source.read()  # one Arrow reader
