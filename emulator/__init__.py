@@ -30,6 +30,7 @@ _EXPORTS = {
     "EmulatorError": "emulator._errors",
     "Faults": "emulator._faults",
     "Platform": "emulator._platform",
+    "FleetLog": "emulator._platform",
     "RateLimiter": "emulator._ratelimit",
     "RateLimits": "emulator._ratelimit",
     "SlidingWindowLimiter": "emulator._ratelimit",

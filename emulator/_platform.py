@@ -26,6 +26,7 @@ import copy
 import itertools
 import math
 import random
+from array import array
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ class DeployRequest:
     private_host_ids: tuple[str, ...] | None = None
     tags: tuple[str, ...] = ()
     webhooks: dict[str, str] = field(default_factory=dict)
+    origin: str = ""  # where its players come from, as the simulator knows (a region)
 
     @classmethod
     def of_players(
@@ -142,6 +144,37 @@ WEBHOOK_EVENTS = {
 }
 
 
+class FleetLog:
+    """FleetLog is where each fleet deploy went, a column each (compact: a day's millions):
+    its request's host list (`lists[pool]`) and origin, the place in it of the host that took it
+    (1-based; 0: the cloud), when, its draws (boot where cached, boot where not, match
+    length) and whether the cloud location it went to (or would first: the nearest) has the
+    image cached."""
+
+    COLUMNS = (
+        "pool", "origin", "place", "at", "cached_boot_s", "boot_s", "lifetime_s", "cloud_cached",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.lists: dict[tuple[str, ...], int] = {}
+        self.origins: dict[str, int] = {}  # the requests' origins (regions), by index
+        self.pool, self.origin, self.place = array("i"), array("i"), array("i")
+        self.at, self.cached_boot_s, self.boot_s = array("d"), array("d"), array("d")
+        self.lifetime_s, self.cloud_cached = array("d"), array("b")
+
+    def add(
+        self, ids: tuple[str, ...], origin: str, place: int, at: float, draws, cached: bool
+    ) -> None:
+        self.pool.append(self.lists.setdefault(ids, len(self.lists)))
+        self.origin.append(self.origins.setdefault(origin, len(self.origins)))
+        self.place.append(place)
+        self.at.append(at)
+        columns = (self.cached_boot_s, self.boot_s, self.lifetime_s)
+        for column, value in zip(columns, draws, strict=True):
+            column.append(value)
+        self.cloud_cached.append(cached)
+
+
 class Platform:
     """Platform places deployments on a World and runs their lifecycle.
 
@@ -176,6 +209,9 @@ class Platform:
         self.fleet_placements: Counter[str] = Counter()  # fleet deploys: "private" or "cloud"
         self.created = 0
         self.outbox: list[tuple[str, Deployment, float]] = []
+        # Set to keep every fleet deploy's placement, as a simulation that sizes fleets in
+        # one pass asks.
+        self.fleet_log: FleetLog | None = None
 
     # Requests -------------------------------------------------------------
 
@@ -183,14 +219,43 @@ class Platform:
         """deploy places a request: SEEKING where it fits, ERROR (a 422) where nothing does."""
         dep = self._new_deployment(request, now)
         self.created += 1
+        # The match's own draws, made whatever its placement: a deployment that lands on
+        # another host, or on the cloud, leaves every later draw as it was (so one
+        # simulation's placements answer for every fleet size: edgebench.advise.onepass).
+        lifecycle = self.world.lifecycle
+        draws = (
+            self._draw(lifecycle.cached_boot_s),
+            self._draw(lifecycle.boot_s),
+            self._draw(lifecycle.lifetime_s),
+        )
         target, cause = self._place(request)
         if target is None:  # _place says why whenever it finds no place
             self._fail(dep, cause or Cause.NO_CAPACITY, now)
         else:
-            self._start(dep, target, now)
+            self._start(dep, target, now, draws)
         if request.private_host_ids is not None and cause is None:
             self.fleet_placements["private" if isinstance(target, PrivateHost) else "cloud"] += 1
+            if self.fleet_log is not None:
+                self._log_fleet(request, target, now, draws)
         return dep
+
+    def _log_fleet(
+        self, request: DeployRequest, target, now: float, draws: tuple[float, float, float]
+    ) -> None:
+        """_log_fleet keeps a fleet deploy's placement: the host's place in the request's
+        list (0: the cloud), when, its draws, and whether the cloud location it went to, or
+        would go to first (the nearest), has the image cached (how it boots there)."""
+        ids = request.private_host_ids or ()
+        if isinstance(target, PrivateHost):
+            place = ids.index(target.id) + 1
+            centre = request.centre  # None: players not located, a 422 on the cloud
+            ranked = self._ranking(centre, request.require_cached) if centre else ()
+            first = ranked[0] if isinstance(ranked, tuple) and ranked else None
+        else:
+            place, first = 0, target
+        cached = first is not None and self.world.locations[first].cached
+        assert self.fleet_log is not None
+        self.fleet_log.add(ids, request.origin, place, now, draws, cached)
 
     def get(self, request_id: str, now: float) -> Deployment | None:
         """get is the deployment as it is at now, or None when unknown."""
@@ -323,15 +388,15 @@ class Platform:
                 return Cause.NO_CACHED_LOCATION
         return tuple(i for _, i in sorted(in_range, reverse=True))
 
-    def _start(self, dep: Deployment, target: PrivateHost | int, now: float) -> None:
-        lifecycle = self.world.lifecycle
+    def _start(self, dep: Deployment, target: PrivateHost | int, now: float, draws) -> None:
+        cached_boot_s, boot_s, lifetime_s = draws
         self._occupy(dep, target)
         # Private hosts keep the fleet's image: they boot like cached locations.
         cached = dep.host is not None or (dep.location is not None and dep.location.cached)
-        boot_s = self._draw(lifecycle.cached_boot_s if cached else lifecycle.boot_s)
+        boot_s = cached_boot_s if cached else boot_s
         dep.deploying_at = now + SEEK_SHARE_OF_BOOT * boot_s
         dep.ready_at = now + boot_s
-        dep.ends_at = dep.ready_at + self._draw(lifecycle.lifetime_s)
+        dep.ends_at = dep.ready_at + lifetime_s
         self._schedule(dep, "end", dep.ends_at)
         if "webhook_on_ready" in dep.webhooks:
             self._schedule(dep, "ready", dep.ready_at)

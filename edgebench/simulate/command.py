@@ -46,6 +46,7 @@ from emulator import (
     ConfigError,
     Distribution,
     EmulatorConfig,
+    FleetLog,
     RateLimits,
     distribution_option,
     parse_preload,
@@ -77,6 +78,7 @@ class SimulatePlan:
     warm_start: bool | None = None  # None: warm for a forecast's window (edgebench.warm)
     sensitivity: bool = False  # simulate again over the assumptions (sensitivity.json)
     records: str = "arrow"  # or "jsonl": the live runs' JSON lines
+    placements: bool = False  # keep each fleet deploy's placement (fleet-placements.npz)
 
 
 class FileSink(Sink):
@@ -193,6 +195,7 @@ def simulate_one(job: Job) -> dict:
         warm_start=job.warm_start,
         time_scale=job.time_scale,
         latency_ms=job.latency_ms,
+        placements=job.placements,
     )
     simulate_into(job.scenario, plan, echo=False)
     summary = summary_of(job.folder)
@@ -245,10 +248,14 @@ def simulate_into(
     sink = FileSink(results, run_id, columnar=plan.records == "arrow")
     simulation = Simulation(scenario, config, sink, epoch=epoch, latency_ms=latency)
     write_manifest(results, warm_start=_warm(simulation, scenario, config, plan.warm_start))
+    if plan.placements:  # from the run's start: a warm start's preloaded matches are the past
+        simulation.model.platform.fleet_log = FleetLog()
     if echo:
         click.echo(f"edgebench: simulating {scenario.name}; records in {results}", err=True)
     interrupted = _run(simulation, scenario.duration_s, echo)
     sink.close()
+    if plan.placements:
+        write_placements(results, simulation.model.platform.fleet_log)
     ended = simulation.now
     write_manifest(
         results,
@@ -258,6 +265,20 @@ def simulate_into(
         **({"interrupted_at_s": round(ended - epoch, 3)} if interrupted else {}),
     )
     return results
+
+
+PLACEMENTS_FILE = "fleet-placements.npz"
+
+
+def write_placements(folder: Path, log: FleetLog) -> None:
+    """write_placements keeps where each fleet deploy went (edgebench.advise.onepass reads it)."""
+    import numpy as np
+
+    lists = orjson.dumps({"lists": [list(ids) for ids in log.lists], "origins": list(log.origins)})
+    columns = {name: np.frombuffer(getattr(log, name), dtype=getattr(log, name).typecode)
+               for name in FleetLog.COLUMNS}  # fmt: skip
+    columns["names"] = np.frombuffer(lists, dtype=np.uint8)
+    np.savez(folder / PLACEMENTS_FILE, **columns)  # type: ignore[arg-type]
 
 
 def _warm(

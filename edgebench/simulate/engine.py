@@ -289,6 +289,7 @@ class Simulation:
             request.require_cached,
             request.private_host_ids,
             request.tags,
+            origin=party.region,
         )
 
     def _enter(self, match: Match, attempt: int) -> None:

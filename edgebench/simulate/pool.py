@@ -31,6 +31,7 @@ class Job:
     keep_records: bool = True
     time_scale: float = 1.0
     latency_ms: str | None = None  # simulate's --latency-ms (None: its default)
+    placements: bool = False  # keep each fleet deploy's placement (a one-pass sizing)
 
 
 def default_jobs() -> int:

@@ -1,0 +1,132 @@
+"""Every fleet size from one simulation: the one pass's figures at N are a separate
+simulation's at N with the same seed, to the deployment."""
+
+import numpy as np
+import orjson
+import pytest
+
+from analysis.thresholds import metrics
+from edgebench.advise.onepass import OnePass, Sizing
+from edgebench.plan.overrides import Overrides, planned
+from edgebench.simulate.command import simulate_all
+from edgebench.simulate.pool import Job, default_jobs
+
+WORLD = """
+[lifecycle]
+lifetime_s = {{ distribution = "lognormal", median = 40, sigma = 0.6 }}
+boot_s = {{ distribution = "lognormal", median = 3, sigma = 0.3 }}
+cached_boot_s = 1.5  # no draw: a match placed elsewhere must not move the others' draws
+[[applications]]
+name = "my-game"
+versions = ["1.0.0"]
+vcpu = 0.5
+memory_gb = 1
+[[locations]]
+city = "Montreal"
+country = "CA"
+latitude = 45.5
+longitude = -73.57
+capacity = 100000
+cached = true
+[[locations]]
+city = "Frankfurt"
+country = "DE"
+latitude = 50.11
+longitude = 8.68
+capacity = 100000
+[[private_hosts]]
+id = "mtl"
+fleet = "fleet-na"
+location = "Montreal"
+capacity = 2
+count = {na}
+[[private_hosts]]
+id = "fra"
+fleet = "fleet-eu"
+location = "Frankfurt"
+capacity = 3
+count = {eu}
+"""
+SCENARIO = """
+name = "one-pass"
+seed = 11
+[target]
+application = "my-game"
+version = "1.0.0"
+world = "{world}"
+[mix]
+deploy = 0
+fleet_deploy = 1
+[rate]
+mode = "exceed"
+arrivals = "poisson"
+stages = [{{ kind = "hold", duration = "90s", rate = 3 }}]
+[[regions]]
+name = "quebec"
+weight = 2
+cities = [{{ name = "Montreal", country = "CA", latitude = 45.5, longitude = -73.57 }}]
+ip_share = 0.0
+private_fleet = "fleet-na"
+[[regions]]
+name = "germany"
+cities = [{{ name = "Frankfurt", country = "DE", latitude = 50.11, longitude = 8.68 }}]
+ip_share = 0.0
+private_fleet = "fleet-eu"
+[costs]
+cloud_vcpu_hour = 0.1
+cloud_gb_hour = 0.01
+private = {{ fleet-na = {{ per_hour = 0.04 }}, fleet-eu = {{ per_hour = 0.07 }} }}
+"""
+SIZES = [(80, 80), (3, 1), (30, 4), (12, 2)]  # the big one first: (fleet-na, fleet-eu) hosts
+
+
+def _jobs(tmp_path):
+    jobs = []
+    for na, eu in SIZES:
+        folder = tmp_path / f"na{na}-eu{eu}"
+        folder.mkdir()
+        (folder / "world.toml").write_text(WORLD.format(na=na, eu=eu))
+        (folder / "s.toml").write_text(SCENARIO.format(world="world.toml"))
+        scenario = planned(folder / "s.toml", Overrides())
+        jobs.append(Job(scenario, folder / "sim", keep_records=False, placements=True))
+    return jobs
+
+
+def test_one_pass_at_n_is_a_separate_simulation_at_n(tmp_path):
+    jobs = _jobs(tmp_path)
+    summaries = simulate_all(jobs, min(2, default_jobs()))
+    big = OnePass.read(jobs[0].folder)
+    na, eu = (big.curve([f"{name}-{n}" for n in range(1, 81)]) for name in ("mtl", "fra"))
+    assert not na.reached_last  # 80 hosts were enough
+    assert not eu.reached_last
+    assert min(na.deploys, eu.deploys) > 50
+    for (hosts_na, hosts_eu), job, summary in zip(SIZES[1:], jobs[1:], summaries[1:], strict=True):
+        alone = OnePass.read(job.folder)
+        by_region = summary["placement"]["by_region"]
+        fleets = ((na, hosts_na, "quebec", "mtl"), (eu, hosts_eu, "germany", "fra"))
+        for curve, n, region, name in fleets:
+            separate = alone.curve([f"{name}-{k}" for k in range(1, n + 1)])
+            # The same deployments, to the one: the cloud's and each host's.
+            assert by_region[region]["cloud"] == curve.overflow_by_origin[region][n]
+            assert separate.overflow[n] == curve.overflow[n]
+            assert separate.placed.tolist() == curve.placed[:n].tolist()
+            assert separate.private_s[n] == pytest.approx(curve.private_s[n], rel=1e-12)
+            assert separate.cloud_s[n] == pytest.approx(curve.cloud_s[n], rel=1e-3)
+        assert summary["requests_total"] == summaries[0]["requests_total"]
+        # The checks' figures at N, from the one pass, are the separate simulation's.
+        sizing = Sizing({"fleet-na": na, "fleet-eu": eu}, {"fleet-na": 80, "fleet-eu": 80},
+                        summaries[0], _basis(jobs[0]))  # fmt: skip
+        figures, values = (
+            sizing.figures({"fleet-na": hosts_na, "fleet-eu": hosts_eu}),
+            metrics(summary),
+        )
+        for name in ("share_overflow", "share_overflow:quebec", "share_overflow:germany"):
+            assert figures[name] == values[name], name
+        assert figures["cost_per_day"] == pytest.approx(values["cost_per_day"], abs=0.011)
+    manifest = orjson.loads((jobs[1].folder / "manifest.json").read_bytes())
+    assert manifest["simulated"]
+    assert np.all(np.diff(na.overflow) <= 0)  # more hosts never overflow more
+
+
+def _basis(job) -> dict:
+    return orjson.loads((job.folder / "manifest.json").read_bytes())["costs"]
