@@ -130,3 +130,36 @@ def test_one_pass_at_n_is_a_separate_simulation_at_n(tmp_path):
 
 def _basis(job) -> dict:
     return orjson.loads((job.folder / "manifest.json").read_bytes())["costs"]
+
+
+def test_advise_sizes_two_fleets_from_one_simulation_and_confirms(tmp_path):
+    from click.testing import CliRunner
+
+    from edgebench.cli import main
+
+    (tmp_path / "world.toml").write_text(WORLD.format(na=3, eu=3))
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SCENARIO.format(world="world.toml"))
+    folder = tmp_path / "advice"
+    args = ["advise", str(scenario), "--vary", "hosts:fleet-na", "--vary", "hosts:fleet-eu",
+            "--check", "share_overflow:quebec < 0.1", "--check", "share_overflow:germany < 0.2",
+            "--cold-start", "--jobs", "1", "--results-dir", str(folder)]  # fmt: skip
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    advice = orjson.loads((folder / "advice.json").read_bytes())
+    assert len(advice["probes"]) == 2  # one pass, one confirmation
+    answers = advice["answers"]
+    na, eu = int(answers["hosts:fleet-na"]), int(answers["hosts:fleet-eu"])
+    curves = advice["curves"]
+    assert curves["fleet-na"]["chosen"] == na
+    assert curves["fleet-na"]["by_region"]["quebec"][na - 1] < 0.1  # index: hosts - 1
+    assert curves["fleet-na"]["by_region"]["quebec"][na - 2] >= 0.1  # one fewer fails
+    # One host fewer, simulated apart, fails as the one pass said.
+    below = tmp_path / "below"
+    below.mkdir()
+    (below / "world.toml").write_text(WORLD.format(na=na - 1, eu=eu))
+    (below / "s.toml").write_text(SCENARIO.format(world="world.toml"))
+    job = Job(planned(below / "s.toml", Overrides()), below / "sim", keep_records=False)
+    [summary] = simulate_all([job], 1)
+    assert metrics(summary)["share_overflow:quebec"] >= 0.1
+    assert advice["final"]["share_overflow:quebec"] < 0.1

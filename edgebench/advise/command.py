@@ -5,17 +5,19 @@
     exit_code = advise(plan)   # 0 an answer meets every check, 1 none can, 2 bad input
 
 It starts from the instant answers (edgebench.advise.instant: Erlang B for hosts, the queue
-walked for the limit), then probes near each by simulation (warm start, unserved matches
-counted, as `edgebench simulate`), one knob at a time (the others at their current
-answers), then all together, and once more one at a time if together they fail. With
---minimize cost it then walks each fleet up from its least passing host count to its
-cheapest. advice.json holds each answer and its evidence (every probe, its checks, its
-cost), advice.html draws them; --live confirms the final answer with `edgebench run`.
+walked for the limit). The limit is probed near its answer by simulation (warm start,
+unserved matches counted, as `edgebench simulate`). The fleets' host counts come from one
+simulation with each varied fleet large (edgebench.advise.onepass: ordered hunting makes
+hosts 1..N carry the same deployments whatever comes after N), which gives every count's
+overflow shares and cost a day: the least count meeting the checks on placement, or with
+--minimize cost the cheapest over the whole range; a simulation at the answer confirms it
+(and if together the knobs fail, each is walked from there probe by probe). advice.json
+holds each answer and its evidence (every probe, its checks, its cost, each fleet's
+curves), advice.html draws them; --confirm runs the final answer live with `edgebench run`.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ import orjson
 
 from edgebench._errors import EdgebenchError
 from edgebench.advise.instant import InstantAnswers, instant_answers, wait_bound
+from edgebench.advise.onepass import OnePass, Sizing
 from edgebench.costs import refuse_window_cost
 from edgebench.plan.overrides import (
     Overrides,
@@ -40,11 +43,12 @@ from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
 from edgebench.runfolder import RESULTS, prepare_search_dir
 from edgebench.search.command import KEY_METRICS, parse_precision
-from edgebench.search.knee import Knee, Probe, cheapest
+from edgebench.search.knee import Knee, Probe
 from edgebench.search.space import world_toml
 from edgebench.simulate.command import simulate_all, simulate_one
 from edgebench.simulate.pool import Job, ProbePool, default_jobs
 from edgebench.warm import wants_warm
+from emulator import load_world
 
 LIMIT = "limit"
 MOST_HOSTS = 100_000
@@ -102,13 +106,19 @@ class Advice:
     stuck: str | None = None  # why a knob's walk stopped: it moved no failing check
     probes: list[dict] = field(default_factory=list)
     answers: dict[str, float] = field(default_factory=dict)
+    curves: dict[str, dict] = field(default_factory=dict)  # each fleet's, from the one pass
     _seen: dict[tuple, Probe] = field(default_factory=dict)
 
-    def at(self, point: dict[str, float]) -> Probe:
-        """at is the probe of a point (every knob's value): simulated once, then remembered."""
-        return self.at_many([point])[0]
+    def at(self, point: dict[str, float], placements: bool = False) -> Probe:
+        """at is the probe of a point (every knob's value): simulated once, then remembered;
+        with placements, keeping each fleet deploy's (edgebench.advise.onepass)."""
+        return self.at_many([point], placements)[0]
 
-    def at_many(self, points: list[dict[str, float]]) -> list[Probe]:
+    def folder_of(self, point: dict[str, float]) -> Path:
+        """folder_of is the folder of the probe of a point."""
+        return self.folder / next(p["folder"] for p in self.probes if p["point"] == point)
+
+    def at_many(self, points: list[dict[str, float]], placements: bool = False) -> list[Probe]:
         """at_many are the probes of several points, the new ones simulated `jobs` at once."""
         keys = [tuple(sorted(point.items())) for point in points]
         new = list({key: point for key, point in zip(keys, points, strict=True)
@@ -116,7 +126,13 @@ class Advice:
         first = len(self.probes) + 1
         folders = [self.folder / f"probe-{n:02d}" for n in range(first, first + len(new))]
         jobs = [
-            Job(self.scenario_at(point, place), place, self.warm, self.keep_records)
+            Job(
+                self.scenario_at(point, place),
+                place,
+                self.warm,
+                self.keep_records,
+                placements=placements,
+            )
             for (_, point), place in zip(new, folders, strict=True)
         ]
         summaries = self.pool.run(jobs) if self.pool else simulate_all(jobs, self.jobs)
@@ -328,23 +344,132 @@ def _starting_point(knobs: list[str], instant: InstantAnswers, scenario: Scenari
 
 
 def _search(advice: Advice, knobs: list[str], start: dict, cheap: bool) -> Probe | None:
-    """_search finds each knob's least passing value (rounds: one at a time, then together),
-    then, for cost, each fleet's cheapest; the final point's probe (None: no probe left)."""
+    """_search finds the limit's least passing value and every fleet's host count from one
+    simulation (the least meeting the placement checks, or for cost the cheapest over the
+    whole range), in rounds: one knob at a time, then together; the final point's probe
+    (None: no probe left, or no host count meets the checks)."""
     answers = dict(start)
-    for _ in range(2):
-        for knob in knobs:
-            found = _least(advice, knob, answers)
+    fleets = [knob for knob in knobs if knob != LIMIT]
+    for round_ in range(2):
+        if LIMIT in knobs:
+            found = _least(advice, LIMIT, answers)
             if found is None:
                 advice.answers = answers
                 return None
-            answers[knob] = found
+            answers[LIMIT] = found
+        if fleets and round_ == 0:
+            sized = _sized_in_one_pass(advice, fleets, answers, cheap)
+            if sized is None:
+                advice.answers = answers
+                return None
+            answers |= sized
+        elif fleets:  # together they failed: walk each fleet from there, probe by probe
+            for knob in fleets:
+                found = _least(advice, knob, answers)
+                if found is None:
+                    advice.answers = answers
+                    return None
+                answers[knob] = found
         if advice.at(answers).passed or advice.exhausted:
             break
-    if cheap:
-        for knob in (k for k in knobs if k != LIMIT):
-            answers[knob] = _cheapest(advice, knob, answers)
     advice.answers = answers
     return advice.at(answers)
+
+
+ONE_PASS_TRIES = 3  # simulations with more hosts, while a fleet's last host was reached
+
+
+def _sized_in_one_pass(
+    advice: Advice, fleets: list[str], answers: dict, cheap: bool
+) -> dict[str, float] | None:
+    """_sized_in_one_pass is each fleet's host count from one simulation with every varied
+    fleet large (twice its start, and more while a deploy reached its last host): the
+    least count meeting the checks that depend on placement (overflow shares, cost), or
+    with cheap the cheapest over the whole range that meets them."""
+    big = {knob: float(max(2 * int(answers[knob]) + 4, 8)) for knob in fleets}
+    for _ in range(ONE_PASS_TRIES):
+        point = answers | big
+        advice.at(point, placements=True)
+        sizing = _sizing(advice, point, fleets)
+        reached = [k for k in fleets if sizing.curves[_fleet(k)].reached_last]
+        if not reached:
+            break
+        big |= {knob: 2 * big[knob] for knob in reached}
+    chosen = {_fleet(k): int(answers[k]) for k in fleets}
+    for _ in range(2):  # a joint check (the whole overflow share, the cost): twice round
+        for knob in fleets:
+            count = _choose(sizing, advice.checks, chosen, _fleet(knob), cheap)
+            if count is None:
+                advice.stuck = (
+                    f"no host count of {_fleet(knob)} up to {sizing.big[_fleet(knob)]} meets "
+                    "the checks on placement (one simulation at that size): see advice.html"
+                )
+                return None
+            chosen[_fleet(knob)] = count
+    advice.curves = _curves(sizing, chosen, answers, fleets)
+    click.echo(
+        "  one pass: "
+        + ", ".join(f"{f} {n} hosts" for f, n in chosen.items())
+        + f" (every count up to {', '.join(str(n) for n in sizing.big.values())} from one "
+        "simulation; confirming)",
+        err=True,
+    )
+    return {knob: float(chosen[_fleet(knob)]) for knob in fleets}
+
+
+def _fleet(knob: str) -> str:
+    return knob.partition(":")[2]
+
+
+def _sizing(advice: Advice, point: dict[str, float], fleets: list[str]) -> Sizing:
+    """_sizing is the one pass of the probe at point: each varied fleet's curve."""
+    folder = advice.folder_of(point)
+    placed = OnePass.read(folder)
+    manifest = orjson.loads((folder / "manifest.json").read_bytes())
+    world = load_world(folder / "world.toml")  # the probe's: its fleets' hosts in order
+    curves = {_fleet(knob): placed.curve(world.fleet_hosts(_fleet(knob))) for knob in fleets}
+    summary = orjson.loads((folder / "summary.json").read_bytes())
+    big = {_fleet(k): int(point[k]) for k in fleets}
+    return Sizing(curves, big, summary, manifest.get("costs"))
+
+
+def _choose(sizing: Sizing, checks: list, chosen: dict, fleet: str, cheap: bool) -> int | None:
+    """_choose is the fleet's least host count meeting the placement checks (cheap: the
+    cheapest such), the other fleets at their counts."""
+    from analysis.thresholds import evaluate
+
+    placed = [c for c in checks if c.metric.startswith(("share_overflow", "cost_"))]
+    passing = []
+    for count in range(1, sizing.big[fleet] + 1):
+        figures = sizing.figures(chosen | {fleet: count})
+        if all(result.passed for result in evaluate(placed, figures)):
+            passing.append((figures.get("cost_per_day") or 0.0, count))
+    if not passing:
+        return None
+    return min(passing)[1] if cheap else min(count for _, count in passing)
+
+
+def _curves(sizing: Sizing, chosen: dict, answers: dict, fleets: list[str]) -> dict:
+    """_curves are what advice.html draws of each fleet: its overflow share and the cost a
+    day against its hosts, the others at their answers; the chosen and formulas' points."""
+    curves = {}
+    for knob in fleets:
+        fleet, curve = _fleet(knob), sizing.curves[_fleet(knob)]
+        counts = list(range(1, sizing.big[fleet] + 1))
+        figures = [sizing.figures(chosen | {fleet: n}) for n in counts]
+        curves[fleet] = {
+            "hosts": counts,
+            "overflow_share": [round(float(x), 6) for x in curve.overflow_share()[1:]],
+            "by_region": {
+                origin: [round(float(x), 6) for x in curve.overflow_share(origin)[1:]]
+                for origin in curve.deploys_by_origin
+            },
+            "cost_per_day": [f.get("cost_per_day") for f in figures],
+            "chosen": chosen[fleet],
+            "formula": int(answers[knob]),
+            "simulated_hosts": sizing.big[fleet],
+        }
+    return curves
 
 
 class Stuck(Exception):
@@ -424,23 +549,6 @@ def _moved(before: object, after: object) -> bool:
     return abs(after - before) > STUCK_SHARE * max(abs(before), abs(after), 1e-9)
 
 
-def _cheapest(advice: Advice, knob: str, answers: dict) -> float:
-    def cost(probe: Probe) -> float:
-        value = probe.metrics.get("cost_per_day")
-        return math.inf if value is None else float(value)
-
-    left = max(2, advice.max_probes - len(advice.probes))
-    tried = cheapest(
-        lambda value: _valued(advice.at(answers | {knob: value}), value),
-        answers[knob],
-        cost,
-        left,
-        MOST_HOSTS,
-    )
-    passing = [p for p in tried if p.passed]
-    return min(passing, key=lambda p: (cost(p), p.value)).value if passing else answers[knob]
-
-
 def _valued(probe: Probe, value: float) -> Probe:
     return Probe(value, probe.passed, probe.metrics)
 
@@ -507,6 +615,7 @@ def _facts(plan, advice: Advice, instant, start, final, took_s: float, world_fil
         "answers": advice.answers,
         "met": bool(final and final.passed),
         "stuck": advice.stuck,
+        "curves": advice.curves,
         "final": next((p for p in advice.probes if p["point"] == advice.answers), None),
         "probes": advice.probes,
         "took_s": round(took_s, 1),

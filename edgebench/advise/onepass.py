@@ -71,7 +71,7 @@ class OnePass:
     def curve(self, host_ids: list[str] | tuple[str, ...]) -> FleetCurve:
         """curve is the figures of the deploys that named exactly these hosts."""
         host_ids = tuple(host_ids)
-        pool = self.lists.index(host_ids) if host_ids in self.lists else -1
+        pool = self.lists.index(host_ids) if host_ids in self.lists else -1  # -1: none did
         rows = self.columns["pool"] == pool
         place = self.columns["place"][rows].astype(np.int64)
         most = len(host_ids)

@@ -156,8 +156,10 @@ def _cheapest(knee: Knee, least: float, space: Space) -> float:
         return math.inf if value is None else float(value)
 
     left = max(2, knee.max_probes - len(knee.probes) + 1)
-    tried = [p for p in cheapest(probe, least, cost, left, knee.ceiling) if p.passed]
-    return min(tried, key=lambda p: (cost(p), p.value)).value if tried else least
+    cheapest(probe, least, cost, left, knee.ceiling)
+    # The cheapest of every passing probe: the bracket's too may lie past the walk's valley.
+    passing = [p for p in knee.probes if p.passed]
+    return min(passing, key=lambda p: (cost(p), p.value)).value if passing else least
 
 
 def _checks(texts: tuple[str, ...]) -> list:
