@@ -54,6 +54,10 @@ def _draw(advice: dict, path: Path) -> Path:
     for row, knob in zip(axes, knobs, strict=True):
         probes = _series(advice, knob)
         names = _metrics(knob, probes)
+        curve = (advice.get("curves") or {}).get(knob.partition(":")[2])
+        if curve:  # every host count, from one simulation
+            _curve_panels(row, knob, curve, advice)
+            continue
         _panel(row[0], knob, probes, names[:-1] or names, advice)
         _panel(row[1], knob, probes, names[-1:], advice)
     figure.tight_layout()
@@ -78,6 +82,46 @@ def _panel(ax, knob: str, probes: list[dict], names: list[str], advice: dict) ->
     ax.set_xlabel(label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
+
+
+def _curve_panels(row, knob: str, curve: dict, advice: dict) -> None:
+    """_curve_panels draw a fleet's overflow shares and cost a day against every host count
+    (one simulation's), the checks' bounds, the chosen count and the formulas'."""
+    hosts = curve["hosts"]
+    left, right = row
+    left.plot(hosts, curve["overflow_share"], lw=1.4, color="black", label="fleet overflow")
+    for region, shares in curve["by_region"].items():
+        left.plot(hosts, shares, lw=1, label=f"overflow: {region}")
+    for metric, bound in _bounds(advice["checks"]):
+        if metric.startswith("share_overflow"):
+            left.axhline(bound, color="tab:red", ls=":", lw=1, label=f"check: {metric} < {bound:g}")
+    left.set_ylabel("share of fleet deploys to the cloud")
+    costs = [(n, c) for n, c in zip(hosts, curve["cost_per_day"], strict=True) if c is not None]
+    if costs:
+        right.plot(*zip(*costs, strict=True), lw=1.4, color="tab:purple", label="cost a day")
+        right.set_ylabel("cost a day (the scenario's prices)")
+    else:
+        right.text(0.5, 0.5, "no prices: no cost curve", ha="center", va="center",
+                   transform=right.transAxes)  # fmt: skip
+    for ax in row:
+        ax.axvline(curve["chosen"], color="tab:green", lw=1.6, label=f"answer {curve['chosen']}")
+        ax.axvline(curve["formula"], color="grey", ls="--", lw=1, label="Erlang B's start")
+        ax.set_xlabel(f"hosts in {knob[6:]} (all {curve['simulated_hosts']} from one simulation)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+
+
+def _bounds(checks: list[str]) -> list[tuple[str, float]]:
+    """_bounds are the checks `metric < number` (or <=): what a curve must stay under."""
+    bounds = []
+    for text in checks:
+        words = text.split()
+        if len(words) == 3 and words[1] in ("<", "<="):
+            try:
+                bounds.append((words[0], float(words[2])))
+            except ValueError:
+                continue
+    return bounds
 
 
 def _page(advice: dict, png: Path) -> str:
