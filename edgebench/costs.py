@@ -64,15 +64,26 @@ def refuse_window_cost(scenario: Scenario, knowingly: bool) -> None:
     window, or a --duration shorter than it) the answer would be the slice's cost scaled to
     24 hours, pricing a peak as if it lasted all day. Refused in one line unless asked for
     knowingly (--window-cost); a scenario of [rate] stages has no day to slice."""
-    demand = scenario.demand
-    if knowingly or demand is None:
+    if knowingly or not slice_of_a_day(scenario):
         return
-    times = [t for t, _ in demand.ccu]
-    whole = times[-1] - times[0]
-    if scenario.duration_s < whole - 1e-6:
-        raise EdgebenchError(
-            f"--minimize cost: {scenario.source} runs {scenario.duration_s / 3600:g} h of its "
-            f"forecast's {whole / 3600:g} h, and a slice's cost scaled to 24 h is not the day's; "
-            "drop its window (or --duration) to price the whole forecast, or pass --window-cost "
-            "to price the slice knowingly"
-        )
+    raise EdgebenchError(
+        f"--minimize cost: {scenario.source} runs {scenario.duration_s / 3600:g} h of its "
+        f"forecast's {forecast_hours(scenario):g} h, and a slice's cost scaled to 24 h is not "
+        "the day's; drop its window (or --duration) to price the whole forecast, or pass "
+        "--window-cost to price the slice knowingly"
+    )
+
+
+def forecast_hours(scenario: Scenario) -> float:
+    """forecast_hours is the whole forecast's span in hours (0: the scenario has none)."""
+    if scenario.demand is None:
+        return 0.0
+    times = [t for t, _ in scenario.demand.ccu]
+    return (times[-1] - times[0]) / 3600
+
+
+def slice_of_a_day(scenario: Scenario) -> bool:
+    """slice_of_a_day: the run covers part of its forecast (a window, a shorter --duration),
+    so its cost a day is the slice's scaled to 24 h, not the day's."""
+    whole = forecast_hours(scenario) * 3600
+    return bool(whole) and scenario.duration_s < whole - 1e-6

@@ -116,14 +116,14 @@ def test_advise_finds_the_erlang_b_hosts_within_one_and_confirms_them_live(tmp_p
     facts = orjson.loads((folder / "advice.json").read_bytes())
     theory = hosts_for(10 * HELD_S, 0.05, 5)
     assert abs(facts["answers"]["hosts:fleet-eu"] - theory) <= 1
-    below = next(
-        p
-        for p in facts["probes"]
-        if p["point"]["hosts:fleet-eu"] == facts["answers"]["hosts:fleet-eu"] - 1
-    )
-    expected = blocked(5 * int(below["point"]["hosts:fleet-eu"]), 10 * HELD_S)
-    assert below["share_overflow"] == pytest.approx(expected, abs=0.01)
-    assert not below["passed"]
+    # One host fewer, from the one pass's curve (every count from one simulation): Erlang
+    # B's blocking there, and above the bound.
+    answer = int(facts["answers"]["hosts:fleet-eu"])
+    curve = facts["curves"]["fleet-eu"]
+    below = curve["overflow_share"][answer - 2]  # index: hosts - 1
+    assert below == pytest.approx(blocked(5 * (answer - 1), 10 * HELD_S), abs=0.01)
+    assert below >= 0.05
+    assert len(facts["probes"]) == 2  # the one pass and the answer's confirmation
     assert facts["met"]
     assert (folder / "advice.html").is_file()
     assert facts["instant"]["hosts"]["fleet-eu"] == theory  # the formula, before a probe

@@ -163,3 +163,17 @@ def test_advise_sizes_two_fleets_from_one_simulation_and_confirms(tmp_path):
     [summary] = simulate_all([job], 1)
     assert metrics(summary)["share_overflow:quebec"] >= 0.1
     assert advice["final"]["share_overflow:quebec"] < 0.1
+
+
+def test_the_answer_says_which_figures_are_a_windows_and_which_a_days():
+    from edgebench.advise.command import answer_text
+
+    final = {"point": {"hosts:fleet-eu": 12.0}, "cost_per_day": 1234.5}
+    facts = {"answers": {"hosts:fleet-eu": 12.0}, "probes": [final], "met": True,
+             "took_s": 3.0, "final": final, "window_h": 6.0}  # fmt: skip
+    text = answer_text(facts)
+    assert "every figure is the window's (6 h of the forecast), not the day's" in text
+    assert "cost a day: 1,234.50 (the window's cost scaled to 24 h;" in text
+    assert "the whole forecast's day" in answer_text(facts | {"window_h": None})
+    capped = answer_text(facts | {"met": False, "stuck": "the probe cap (--max-probes 2) cut"})
+    assert "the probe cap (--max-probes 2) cut" in capped

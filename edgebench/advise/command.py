@@ -18,6 +18,7 @@ curves), advice.html draws them; --confirm runs the final answer live with `edge
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import orjson
 from edgebench._errors import EdgebenchError
 from edgebench.advise.instant import InstantAnswers, instant_answers, wait_bound
 from edgebench.advise.onepass import OnePass, Sizing
-from edgebench.costs import refuse_window_cost
+from edgebench.costs import refuse_window_cost, slice_of_a_day
 from edgebench.plan.overrides import (
     Overrides,
     override_words,
@@ -135,9 +136,19 @@ class Advice:
             )
             for (_, point), place in zip(new, folders, strict=True)
         ]
+        began = time.monotonic()
         summaries = self.pool.run(jobs) if self.pool else simulate_all(jobs, self.jobs)
+        first = not self.probes
         for (key, point), place, summary in zip(new, folders, summaries, strict=True):
             self._seen[key] = self._judged(point, place, summary)
+        if first and jobs:  # the estimate announced was the constants': now measured here
+            each = (time.monotonic() - began) / math.ceil(len(jobs) / max(1, self.jobs))
+            left = self.max_probes - len(self.probes)
+            click.echo(
+                f"  (a probe took {each:.1f} s here: at most {left} more, about "
+                f"{each * math.ceil(left / max(1, self.jobs)) / 60:.1f} min)",
+                err=True,
+            )
         return [self._seen[key] for key in keys]
 
     @property
@@ -373,7 +384,13 @@ def _search(advice: Advice, knobs: list[str], start: dict, cheap: bool) -> Probe
         if advice.at(answers).passed or advice.exhausted:
             break
     advice.answers = answers
-    return advice.at(answers)
+    final = advice.at(answers)
+    if advice.exhausted and not final.passed:
+        advice.stuck = advice.stuck or (
+            f"the probe cap (--max-probes {advice.max_probes}) cut the walk short: raise it "
+            "to go on"
+        )
+    return final
 
 
 ONE_PASS_TRIES = 3  # simulations with more hosts, while a fleet's last host was reached
@@ -601,6 +618,9 @@ def _facts(plan, advice: Advice, instant, start, final, took_s: float, world_fil
     scenario = advice.scenario
     return {
         "scenario": {"name": scenario.name, "path": scenario.source, "world": str(world_file)},
+        # The run covers a slice of its forecast: its figures are the slice's, its cost a
+        # day the slice's scaled to 24 h.
+        "window_h": scenario.duration_s / 3600 if slice_of_a_day(scenario) else None,
         "checks": [check.text for check in advice.checks],
         "minimize": plan.minimize,
         "instant": {
@@ -644,8 +664,14 @@ def answer_text(facts: dict) -> str:
             lines.append(f"  ask Edgegap for a limit of {value:g}/s{said}")
         else:
             lines.append(f"  {knob.partition(':')[2]}: {value:g} hosts")
+    window = facts.get("window_h")
+    if window:
+        lines.append(
+            f"  every figure is the window's ({window:g} h of the forecast), not the day's"
+        )
     if final.get("cost_per_day") is not None:
-        lines.append(f"  cost a day: {final['cost_per_day']:,.2f} (the scenario's prices)")
+        said = "the window's cost scaled to 24 h" if window else "the whole forecast's day"
+        lines.append(f"  cost a day: {final['cost_per_day']:,.2f} ({said}; the scenario's prices)")
     for key, figure in ((facts.get("sensitivity") or {}).get("figures") or {}).items():
         lines.append(
             f"  {key} {figure['value']:.4g} ({figure['low']:.4g}-{figure['high']:.4g} over the "
