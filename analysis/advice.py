@@ -54,8 +54,11 @@ def _draw(advice: dict, path: Path) -> Path:
     for row, knob in zip(axes, knobs, strict=True):
         probes = _series(advice, knob)
         names = _metrics(knob, probes)
-        curve = (advice.get("curves") or {}).get(knob.partition(":")[2])
-        if curve:  # every host count, from one simulation
+        curves = advice.get("curves") or {}
+        if knob == LIMIT and curves.get(LIMIT):  # every limit, from one simulation
+            _limit_panels(row, curves[LIMIT], probes, advice)
+            continue
+        if curve := curves.get(knob.partition(":")[2]):  # every host count, likewise
             _curve_panels(row, knob, curve, advice)
             continue
         _panel(row[0], knob, probes, names[:-1] or names, advice)
@@ -92,8 +95,9 @@ def _curve_panels(row, knob: str, curve: dict, advice: dict) -> None:
     left.plot(hosts, curve["overflow_share"], lw=1.4, color="black", label="fleet overflow")
     for region, shares in curve["by_region"].items():
         left.plot(hosts, shares, lw=1, label=f"overflow: {region}")
+    own = {"share_overflow", *(f"share_overflow:{region}" for region in curve["by_region"])}
     for metric, bound in _bounds(advice["checks"]):
-        if metric.startswith("share_overflow"):
+        if metric in own:
             left.axhline(bound, color="tab:red", ls=":", lw=1, label=f"check: {metric} < {bound:g}")
     left.set_ylabel("share of fleet deploys to the cloud")
     costs = [(n, c) for n, c in zip(hosts, curve["cost_per_day"], strict=True) if c is not None]
@@ -109,6 +113,34 @@ def _curve_panels(row, knob: str, curve: dict, advice: dict) -> None:
         ax.set_xlabel(f"hosts in {knob[6:]} (all {curve['simulated_hosts']} from one simulation)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
+
+
+def _limit_panels(row, curve: dict, probes: list[dict], advice: dict) -> None:
+    """_limit_panels draw the players' p99 wait and the unserved share against every limit
+    (one simulation's queue), the simulated probes on them, the checks' bounds, the answer
+    and the formula's start."""
+    limits = curve["limits"]
+    left, right = row
+    waits = [(n, w) for n, w in zip(limits, curve["wait_p99_s"], strict=True) if w is not None]
+    if waits:
+        left.plot(*zip(*waits, strict=True), lw=1.4, color="black", label="p99 wait (one pass)")
+    right.plot(limits, curve["share_unserved"], lw=1.4, color="black", label="unserved (one pass)")
+    for ax, name in ((left, "wait_p99_s"), (right, "share_unserved")):
+        for passed, marker, colour in ((True, "o", "tab:green"), (False, "x", "tab:red")):
+            shown = [p for p in probes if p["passed"] is passed and p.get(name) is not None]
+            ax.scatter([p["point"][LIMIT] for p in shown], [p[name] for p in shown],
+                       marker=marker, color=colour, zorder=3,
+                       label=f"simulated: {'pass' if passed else 'fail'}")  # fmt: skip
+        for metric, bound in _bounds(advice["checks"]):
+            if metric == name:
+                ax.axhline(bound, color="tab:red", ls=":", lw=1, label=f"check: < {bound:g}")
+        ax.axvline(curve["chosen"], color="tab:green", lw=1.6, label=f"answer {curve['chosen']}/s")
+        ax.axvline(curve["formula"], color="grey", ls="--", lw=1, label="the queue walk's start")
+        ax.set_xlabel("organisation limit (requests/s)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    left.set_ylabel("players' p99 wait (s)")
+    right.set_ylabel("share of matches unserved")
 
 
 def _bounds(checks: list[str]) -> list[tuple[str, float]]:

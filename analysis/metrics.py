@@ -420,6 +420,22 @@ def player_waits(run: Run) -> tuple[pd.DataFrame, str]:
     return run.derived["player_waits"]
 
 
+def served_waits(run: Run, order: MatchOrder) -> tuple[np.ndarray, np.ndarray]:
+    """served_waits are the served matches' waits (due to ready, else to accepted) and which
+    of the run's matches (in `order`) they are: a mask over its matches."""
+    requests = run.requests
+    last_rows = order.rows[order.last]
+    served = np.asarray(_is(requests["outcome"], "accepted"))[last_rows]
+    frame, _ = player_waits(run)
+    if len(frame) == served.sum():
+        return frame["wait_s"].to_numpy(dtype=float), served
+    # Ready for some only: the served matches whose readiness is known.
+    ids = requests["request_id"].to_numpy(dtype=object)[last_rows]
+    ready = run.events[run.events["event"] == "ready"]
+    known = np.isin(ids, ready["request_id"].astype(object).to_numpy()) & served
+    return frame["wait_s"].to_numpy(dtype=float), known
+
+
 def _player_waits(run: Run, order: MatchOrder) -> tuple[pd.DataFrame, str]:
     requests = run.requests
     last_rows = order.rows[order.last]

@@ -174,6 +174,75 @@ def test_the_answer_says_which_figures_are_a_windows_and_which_a_days():
     text = answer_text(facts)
     assert "every figure is the window's (6 h of the forecast), not the day's" in text
     assert "cost a day: 1,234.50 (the window's cost scaled to 24 h;" in text
-    assert "the whole forecast's day" in answer_text(facts | {"window_h": None})
+    assert "the whole forecast's day" in answer_text(facts | {"window_h": None, "forecast": True})
+    assert "the run's cost scaled to 24 h" in answer_text(facts | {"window_h": None})
     capped = answer_text(facts | {"met": False, "stuck": "the probe cap (--max-probes 2) cut"})
     assert "the probe cap (--max-probes 2) cut" in capped
+
+
+LIMIT_SCENARIO = """
+name = "limit-pass"
+seed = 5
+[target]
+application = "my-game"
+version = "1.0.0"
+[client]
+preset = "edgegap-sdk"
+max_queue_wait = "8s"
+[rate]
+mode = "respect"
+arrivals = "poisson"
+stages = [
+    { kind = "hold", duration = "10s", rate = 20 },
+    { kind = "hold", duration = "20s", rate = 70 },
+    { kind = "hold", duration = "20s", rate = 20 },
+]
+[[regions]]
+name = "europe"
+countries = ["DE", "FR"]
+"""
+
+
+@pytest.mark.parametrize("limit", [40, 55, 66])
+def test_every_limits_waits_from_one_simulation(tmp_path, limit):
+    from edgebench.advise.limitpass import QueuedDemand
+
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(LIMIT_SCENARIO)
+    jobs = [
+        Job(planned(scenario, Overrides(limit=value)), tmp_path / str(value), keep_records=True)
+        for value in (200, limit)  # the one pass from a limit nobody waits for
+    ]
+    _, apart = simulate_all(jobs, 2)
+    demand = QueuedDemand.of_run(jobs[0].folder)
+    figures, values = demand.figures(limit, 8.0), metrics(apart)
+    assert figures["share_abandoned"] == pytest.approx(values["share_abandoned"], abs=0.01)
+    for name in ("wait_p50_s", "wait_p95_s", "wait_p99_s"):
+        if values[name] is None:
+            assert figures[name] is None, name
+        else:
+            assert figures[name] == pytest.approx(values[name], rel=0.05, abs=0.1), name
+
+
+def test_advise_finds_the_limit_from_one_simulation_and_confirms_it_and_one_below(tmp_path):
+    from click.testing import CliRunner
+
+    from edgebench.cli import main
+
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(LIMIT_SCENARIO)
+    folder = tmp_path / "advice"
+    args = ["advise", str(scenario), "--check", "wait_p99_s < 4", "--jobs", "2",
+            "--results-dir", str(folder)]  # fmt: skip
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    advice = orjson.loads((folder / "advice.json").read_bytes())
+    limit = advice["answers"]["limit"]
+    points = {p["point"]["limit"]: p["passed"] for p in advice["probes"]}
+    assert len(points) == 3  # the one pass, the answer, one below
+    assert points[limit]
+    assert not points[limit - 1]
+    curve = advice["curves"]["limit"]
+    assert curve["chosen"] == limit
+    assert not list(folder.glob("probe-*/requests-*"))  # the one pass's records went
+    assert (folder / "advice.html").is_file()

@@ -45,7 +45,7 @@ from edgebench.plan.schedule import Schedule
 from edgebench.runfolder import RESULTS, prepare_search_dir
 from edgebench.search.command import KEY_METRICS, parse_precision
 from edgebench.search.knee import Knee, Probe
-from edgebench.search.space import world_toml
+from edgebench.search.space import peak_rate, world_toml
 from edgebench.simulate.command import simulate_all, simulate_one
 from edgebench.simulate.pool import Job, ProbePool, default_jobs
 from edgebench.warm import wants_warm
@@ -110,16 +110,19 @@ class Advice:
     curves: dict[str, dict] = field(default_factory=dict)  # each fleet's, from the one pass
     _seen: dict[tuple, Probe] = field(default_factory=dict)
 
-    def at(self, point: dict[str, float], placements: bool = False) -> Probe:
+    def at(self, point: dict[str, float], placements: bool = False, records: bool = False):
         """at is the probe of a point (every knob's value): simulated once, then remembered;
-        with placements, keeping each fleet deploy's (edgebench.advise.onepass)."""
-        return self.at_many([point], placements)[0]
+        with placements, keeping each fleet deploy's (edgebench.advise.onepass); with
+        records, its records (edgebench.advise.limitpass reads them)."""
+        return self.at_many([point], placements, records)[0]
 
     def folder_of(self, point: dict[str, float]) -> Path:
         """folder_of is the folder of the probe of a point."""
         return self.folder / next(p["folder"] for p in self.probes if p["point"] == point)
 
-    def at_many(self, points: list[dict[str, float]], placements: bool = False) -> list[Probe]:
+    def at_many(
+        self, points: list[dict[str, float]], placements: bool = False, records: bool = False
+    ) -> list[Probe]:
         """at_many are the probes of several points, the new ones simulated `jobs` at once."""
         keys = [tuple(sorted(point.items())) for point in points]
         new = list({key: point for key, point in zip(keys, points, strict=True)
@@ -131,7 +134,7 @@ class Advice:
                 self.scenario_at(point, place),
                 place,
                 self.warm,
-                self.keep_records,
+                self.keep_records or records,
                 placements=placements,
             )
             for (_, point), place in zip(new, folders, strict=True)
@@ -363,7 +366,13 @@ def _search(advice: Advice, knobs: list[str], start: dict, cheap: bool) -> Probe
     fleets = [knob for knob in knobs if knob != LIMIT]
     for round_ in range(2):
         if LIMIT in knobs:
-            found = _least(advice, LIMIT, answers)
+            try:
+                found = _limit_in_one_pass(advice, answers) if round_ == 0 else None
+            except Stuck as exc:
+                advice.stuck, advice.answers = str(exc), answers
+                return None
+            if found is None:  # not a queueing client's, or its confirmation disagreed
+                found = _least(advice, LIMIT, answers)
             if found is None:
                 advice.answers = answers
                 return None
@@ -391,6 +400,72 @@ def _search(advice: Advice, knobs: list[str], start: dict, cheap: bool) -> Probe
             "to go on"
         )
     return final
+
+
+def _limit_in_one_pass(advice: Advice, answers: dict) -> float | None:
+    """_limit_in_one_pass is the least limit meeting the checks on waits and unserved
+    matches, from one simulation at a limit nobody waits for (edgebench.advise.limitpass:
+    every limit's queue from its matches), confirmed by simulation at it and one below;
+    None where that does not hold (the limit is then walked probe by probe from it)."""
+    from analysis.thresholds import evaluate
+    from edgebench.advise.limitpass import LIMIT_METRICS, QueuedDemand
+
+    scenario = advice.scenario
+    checks = [c for c in advice.checks if c.metric in LIMIT_METRICS]
+    if not (scenario.queues and checks):
+        return None
+    high = int(max(2 * answers[LIMIT], math.ceil(2 * peak_rate(scenario)), 2))
+    point = answers | {LIMIT: float(high)}
+    advice.at(point, records=True)
+    demand = QueuedDemand.of_run(advice.folder_of(point))
+    _drop_records(advice.folder_of(point), advice.keep_records)
+    policy = scenario.client_policy
+    max_wait = policy.max_queue_wait_s if policy else None
+
+    def passes(limit: int) -> bool:
+        return all(r.passed for r in evaluate(checks, demand.figures(limit, max_wait)))
+
+    least = demand.least_limit(passes, high)
+    if least is None:  # even a limit nobody waits for fails: the limit does not hold it back
+        failing = [
+            r.message for r in evaluate(checks, demand.figures(high, max_wait)) if not r.passed
+        ]
+        raise Stuck(
+            f"even a limit of {high}/s, which no match waits for, fails {'; '.join(failing)}: "
+            "the limit is not what holds it back; capacity would (private hosts: --vary "
+            "hosts:FLEET, or the world's locations), see the probe's 422 causes"
+        )
+    advice.curves["limit"] = _limit_curve(demand, max_wait, least, answers[LIMIT], high)
+    click.echo(f"  one pass: limit {least}/s (every limit's queue from one simulation; "
+               "confirming it and one below)", err=True)  # fmt: skip
+    below = [answers | {LIMIT: float(least - 1)}] if least > 1 else []
+    at, *under = advice.at_many([answers | {LIMIT: float(least)}, *below])
+    return float(least) if at.passed and not any(p.passed for p in under) else None
+
+
+def _drop_records(folder: Path, keep: bool) -> None:
+    from edgebench.records import RECORD_FILES
+
+    if keep:
+        return
+    for pattern in RECORD_FILES:
+        for path in folder.glob(pattern):
+            path.unlink()
+
+
+def _limit_curve(demand, max_wait, least: int, formula: float, high: int) -> dict:
+    """_limit_curve is what advice.html draws of the limit: the players' p99 wait and the
+    unserved share against it, from the one pass."""
+    step = max(1, (high - max(1, least // 2)) // 60)
+    limits = list(range(max(1, least // 2), high + 1, step))
+    figures = [demand.figures(limit, max_wait) for limit in limits]
+    return {
+        "limits": limits,
+        "wait_p99_s": [f["wait_p99_s"] for f in figures],
+        "share_unserved": [round(f["share_unserved"] or 0.0, 6) for f in figures],
+        "chosen": least,
+        "formula": int(formula),
+    }
 
 
 ONE_PASS_TRIES = 3  # simulations with more hosts, while a fleet's last host was reached
@@ -621,6 +696,7 @@ def _facts(plan, advice: Advice, instant, start, final, took_s: float, world_fil
         # The run covers a slice of its forecast: its figures are the slice's, its cost a
         # day the slice's scaled to 24 h.
         "window_h": scenario.duration_s / 3600 if slice_of_a_day(scenario) else None,
+        "forecast": scenario.demand is not None,
         "checks": [check.text for check in advice.checks],
         "minimize": plan.minimize,
         "instant": {
@@ -670,7 +746,13 @@ def answer_text(facts: dict) -> str:
             f"  every figure is the window's ({window:g} h of the forecast), not the day's"
         )
     if final.get("cost_per_day") is not None:
-        said = "the window's cost scaled to 24 h" if window else "the whole forecast's day"
+        said = (
+            "the window's cost scaled to 24 h"
+            if window
+            else "the whole forecast's day"
+            if facts.get("forecast")
+            else "the run's cost scaled to 24 h"
+        )
         lines.append(f"  cost a day: {final['cost_per_day']:,.2f} ({said}; the scenario's prices)")
     for key, figure in ((facts.get("sensitivity") or {}).get("figures") or {}).items():
         lines.append(
