@@ -203,25 +203,29 @@ countries = ["DE", "FR"]
 """
 
 
-@pytest.mark.parametrize("limit", [40, 55, 66])
-def test_every_limits_waits_from_one_simulation(tmp_path, limit):
+def test_every_limits_waits_from_one_simulation(tmp_path):
     from edgebench.advise.limitpass import QueuedDemand
 
     scenario = tmp_path / "s.toml"
     scenario.write_text(LIMIT_SCENARIO)
+    limits = (200, 40, 55, 66)  # the one pass from a limit nobody waits for, then apart
     jobs = [
         Job(planned(scenario, Overrides(limit=value)), tmp_path / str(value), keep_records=True)
-        for value in (200, limit)  # the one pass from a limit nobody waits for
+        for value in limits
     ]
-    _, apart = simulate_all(jobs, 2)
+    summaries = simulate_all(jobs, 2)
     demand = QueuedDemand.of_run(jobs[0].folder)
-    figures, values = demand.figures(limit, 8.0), metrics(apart)
-    assert figures["share_abandoned"] == pytest.approx(values["share_abandoned"], abs=0.01)
-    for name in ("wait_p50_s", "wait_p95_s", "wait_p99_s"):
-        if values[name] is None:
-            assert figures[name] is None, name
-        else:
-            assert figures[name] == pytest.approx(values[name], rel=0.05, abs=0.1), name
+    for limit, apart in zip(limits[1:], summaries[1:], strict=True):
+        figures, values = demand.figures(limit, 8.0), metrics(apart)
+        assert figures["share_abandoned"] == pytest.approx(values["share_abandoned"], abs=0.01)
+        for name in ("wait_p50_s", "wait_p95_s", "wait_p99_s"):
+            if values[name] is None:  # among the unserved: never
+                assert figures[name] is None, (limit, name)
+            else:
+                assert figures[name] == pytest.approx(values[name], rel=0.05, abs=0.1), (
+                    limit,
+                    name,
+                )
 
 
 def test_advise_finds_the_limit_from_one_simulation_and_confirms_it_and_one_below(tmp_path):
@@ -246,3 +250,31 @@ def test_advise_finds_the_limit_from_one_simulation_and_confirms_it_and_one_belo
     assert curve["chosen"] == limit
     assert not list(folder.glob("probe-*/requests-*"))  # the one pass's records went
     assert (folder / "advice.html").is_file()
+
+
+def test_advise_answers_the_limit_and_both_fleets_from_one_simulation(tmp_path):
+    from click.testing import CliRunner
+
+    from edgebench.cli import main
+
+    (tmp_path / "world.toml").write_text(WORLD.format(na=3, eu=3))
+    scenario = tmp_path / "s.toml"
+    burst = '{ kind = "hold", duration = "5s", rate = 30 }'
+    text = SCENARIO.format(world="world.toml")
+    text = text.replace('mode = "exceed"', 'mode = "respect"\nlimit = 40')
+    text = text.replace("[rate]", '[client]\npreset = "edgegap-sdk"\n[rate]')
+    scenario.write_text(text.replace("rate = 3 }", f"rate = 3 }}, {burst}"))
+    folder = tmp_path / "advice"
+    args = ["advise", str(scenario), "--vary", "limit", "--vary", "hosts:fleet-na",
+            "--vary", "hosts:fleet-eu", "--check", "share_overflow:quebec < 0.1",
+            "--check", "wait_p99_s < 9", "--cold-start", "--jobs", "2",
+            "--results-dir", str(folder)]  # fmt: skip
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    advice = orjson.loads((folder / "advice.json").read_bytes())
+    assert len(advice["probes"]) == 3, done.output  # one pass; the answer and one below
+    assert set(advice["curves"]) == {"limit", "fleet-na", "fleet-eu"}
+    answers = advice["answers"]
+    below = next(p for p in advice["probes"] if p["point"]["limit"] == answers["limit"] - 1)
+    assert not below["passed"]
+    assert advice["final"]["passed"]

@@ -358,38 +358,29 @@ def _starting_point(knobs: list[str], instant: InstantAnswers, scenario: Scenari
 
 
 def _search(advice: Advice, knobs: list[str], start: dict, cheap: bool) -> Probe | None:
-    """_search finds the limit's least passing value and every fleet's host count from one
-    simulation (the least meeting the placement checks, or for cost the cheapest over the
-    whole range), in rounds: one knob at a time, then together; the final point's probe
-    (None: no probe left, or no host count meets the checks)."""
+    """_search answers every knob from one simulation (edgebench.advise.onepass for the
+    fleets' host counts, limitpass for the limit: the least meeting the checks, or for cost
+    the cheapest count over the whole range), confirms the answer by simulation (and the
+    limit one below), and where that fails walks each knob probe by probe from there, one
+    at a time then together; the final point's probe (None: no answer)."""
     answers = dict(start)
-    fleets = [knob for knob in knobs if knob != LIMIT]
-    for round_ in range(2):
-        if LIMIT in knobs:
-            try:
-                found = _limit_in_one_pass(advice, answers) if round_ == 0 else None
-            except Stuck as exc:
-                advice.stuck, advice.answers = str(exc), answers
-                return None
-            if found is None:  # not a queueing client's, or its confirmation disagreed
-                found = _least(advice, LIMIT, answers)
-            if found is None:
+    try:
+        found = _one_pass(advice, knobs, answers, cheap)
+    except Stuck as exc:
+        advice.stuck, advice.answers = str(exc), answers
+        return None
+    if found is not None:
+        answers |= found
+        if _confirmed(advice, answers, LIMIT in found):
+            advice.answers = answers
+            return advice.at(answers)
+    for _ in range(2):
+        for knob in knobs:
+            value = _least(advice, knob, answers)
+            if value is None:
                 advice.answers = answers
                 return None
-            answers[LIMIT] = found
-        if fleets and round_ == 0:
-            sized = _sized_in_one_pass(advice, fleets, answers, cheap)
-            if sized is None:
-                advice.answers = answers
-                return None
-            answers |= sized
-        elif fleets:  # together they failed: walk each fleet from there, probe by probe
-            for knob in fleets:
-                found = _least(advice, knob, answers)
-                if found is None:
-                    advice.answers = answers
-                    return None
-                answers[knob] = found
+            answers[knob] = value
         if advice.at(answers).passed or advice.exhausted:
             break
     advice.answers = answers
@@ -402,24 +393,72 @@ def _search(advice: Advice, knobs: list[str], start: dict, cheap: bool) -> Probe
     return final
 
 
-def _limit_in_one_pass(advice: Advice, answers: dict) -> float | None:
-    """_limit_in_one_pass is the least limit meeting the checks on waits and unserved
-    matches, from one simulation at a limit nobody waits for (edgebench.advise.limitpass:
-    every limit's queue from its matches), confirmed by simulation at it and one below;
-    None where that does not hold (the limit is then walked probe by probe from it)."""
+def _one_pass(advice: Advice, knobs: list[str], answers: dict, cheap: bool) -> dict | None:
+    """_one_pass is every knob it can answer from one simulation: the limit (a queueing
+    client's, checked on waits or unserved matches) from a simulation at a limit nobody
+    waits for, each varied fleet's hosts from the same simulation with the fleet large
+    (more while a deploy reached its last host). None: nothing to answer so; Stuck: even
+    a limit nobody waits for fails (capacity holds it back)."""
+    fleets = [knob for knob in knobs if knob != LIMIT]
+    queued = LIMIT in knobs and _limit_checked(advice)
+    if not (queued or fleets):
+        return None
+    point = dict(answers)
+    if queued:
+        point[LIMIT] = float(max(2 * answers[LIMIT], math.ceil(2 * peak_rate(advice.scenario)), 2))
+    point |= {knob: float(max(2 * int(answers[knob]) + 4, 8)) for knob in fleets}
+    for _ in range(ONE_PASS_TRIES):
+        advice.at(point, placements=bool(fleets), records=queued)
+        if not fleets:
+            break
+        sizing = _sizing(advice, point, fleets)
+        reached = [k for k in fleets if sizing.curves[_fleet(k)].reached_last]
+        if not reached:
+            break
+        point |= {knob: 2 * point[knob] for knob in reached}
+    found: dict[str, float] = {}
+    if queued:
+        found[LIMIT] = float(_limit_from(advice, point, answers))
+    if fleets:
+        sized = _sized_from(advice, sizing, fleets, answers, cheap)
+        if sized is None:
+            return None
+        found |= sized
+    _drop_records(advice.folder_of(point), advice.keep_records)
+    click.echo(
+        "  one pass: " + ", ".join(f"{k} {v:g}" for k, v in found.items())
+        + " (every value from one simulation; confirming)",
+        err=True,
+    )  # fmt: skip
+    return found
+
+
+def _confirmed(advice: Advice, answers: dict, limit: bool) -> bool:
+    """_confirmed: the answer passes simulated, and (the limit) one below does not."""
+    below = [answers | {LIMIT: answers[LIMIT] - 1}] if limit and answers[LIMIT] > 1 else []
+    at, *under = advice.at_many([answers, *below])
+    return at.passed and not any(probe.passed for probe in under)
+
+
+def _limit_checked(advice: Advice) -> bool:
+    """_limit_checked: a queueing client, and checks the limit moves (waits, unserved)."""
+    from edgebench.advise.limitpass import LIMIT_METRICS
+
+    checked = any(check.metric in LIMIT_METRICS for check in advice.checks)
+    return advice.scenario.queues and checked
+
+
+def _limit_from(advice: Advice, point: dict, answers: dict) -> int:
+    """_limit_from is the least limit meeting the checks on waits and unserved matches, from
+    the simulation at point (a limit nobody waits for; edgebench.advise.limitpass: every
+    limit's queue from its matches). Stuck when even that limit fails."""
     from analysis.thresholds import evaluate
     from edgebench.advise.limitpass import LIMIT_METRICS, QueuedDemand
 
-    scenario = advice.scenario
     checks = [c for c in advice.checks if c.metric in LIMIT_METRICS]
-    if not (scenario.queues and checks):
-        return None
-    high = int(max(2 * answers[LIMIT], math.ceil(2 * peak_rate(scenario)), 2))
-    point = answers | {LIMIT: float(high)}
-    advice.at(point, records=True)
+    high = int(point[LIMIT])
     demand = QueuedDemand.of_run(advice.folder_of(point))
-    _drop_records(advice.folder_of(point), advice.keep_records)
-    policy = scenario.client_policy
+    policy = advice.scenario.client_policy
     max_wait = policy.max_queue_wait_s if policy else None
 
     def passes(limit: int) -> bool:
@@ -427,20 +466,15 @@ def _limit_in_one_pass(advice: Advice, answers: dict) -> float | None:
 
     least = demand.least_limit(passes, high)
     if least is None:  # even a limit nobody waits for fails: the limit does not hold it back
-        failing = [
-            r.message for r in evaluate(checks, demand.figures(high, max_wait)) if not r.passed
-        ]
+        figures = demand.figures(high, max_wait)
+        failing = [r.message for r in evaluate(checks, figures) if not r.passed]
         raise Stuck(
             f"even a limit of {high}/s, which no match waits for, fails {'; '.join(failing)}: "
             "the limit is not what holds it back; capacity would (private hosts: --vary "
             "hosts:FLEET, or the world's locations), see the probe's 422 causes"
         )
     advice.curves["limit"] = _limit_curve(demand, max_wait, least, answers[LIMIT], high)
-    click.echo(f"  one pass: limit {least}/s (every limit's queue from one simulation; "
-               "confirming it and one below)", err=True)  # fmt: skip
-    below = [answers | {LIMIT: float(least - 1)}] if least > 1 else []
-    at, *under = advice.at_many([answers | {LIMIT: float(least)}, *below])
-    return float(least) if at.passed and not any(p.passed for p in under) else None
+    return least
 
 
 def _drop_records(folder: Path, keep: bool) -> None:
@@ -471,22 +505,12 @@ def _limit_curve(demand, max_wait, least: int, formula: float, high: int) -> dic
 ONE_PASS_TRIES = 3  # simulations with more hosts, while a fleet's last host was reached
 
 
-def _sized_in_one_pass(
-    advice: Advice, fleets: list[str], answers: dict, cheap: bool
+def _sized_from(
+    advice: Advice, sizing: Sizing, fleets: list[str], answers: dict, cheap: bool
 ) -> dict[str, float] | None:
-    """_sized_in_one_pass is each fleet's host count from one simulation with every varied
-    fleet large (twice its start, and more while a deploy reached its last host): the
-    least count meeting the checks that depend on placement (overflow shares, cost), or
-    with cheap the cheapest over the whole range that meets them."""
-    big = {knob: float(max(2 * int(answers[knob]) + 4, 8)) for knob in fleets}
-    for _ in range(ONE_PASS_TRIES):
-        point = answers | big
-        advice.at(point, placements=True)
-        sizing = _sizing(advice, point, fleets)
-        reached = [k for k in fleets if sizing.curves[_fleet(k)].reached_last]
-        if not reached:
-            break
-        big |= {knob: 2 * big[knob] for knob in reached}
+    """_sized_from is each fleet's host count from the one pass's curves: the least count
+    meeting the checks that depend on placement (overflow shares, cost), or with cheap the
+    cheapest over the whole range that meets them (None: no count up to the simulated)."""
     chosen = {_fleet(k): int(answers[k]) for k in fleets}
     for _ in range(2):  # a joint check (the whole overflow share, the cost): twice round
         for knob in fleets:
@@ -498,14 +522,7 @@ def _sized_in_one_pass(
                 )
                 return None
             chosen[_fleet(knob)] = count
-    advice.curves = _curves(sizing, chosen, answers, fleets)
-    click.echo(
-        "  one pass: "
-        + ", ".join(f"{f} {n} hosts" for f, n in chosen.items())
-        + f" (every count up to {', '.join(str(n) for n in sizing.big.values())} from one "
-        "simulation; confirming)",
-        err=True,
-    )
+    advice.curves |= _curves(sizing, chosen, answers, fleets)
     return {knob: float(chosen[_fleet(knob)]) for knob in fleets}
 
 
