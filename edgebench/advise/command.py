@@ -686,14 +686,17 @@ def plan_text(
             )
         else:
             why = f"Erlang B for {instant.overflow:.1%} overflow at the run's busiest hour"
-        lines.append(f"  {knob}: from {start[knob]:g} ({why}), probed near it by simulation")
-    if plan.minimize:
-        lines.append("  then each fleet walked up to its cheapest (cost_per_day)")
+        lines.append(f"  {knob}: from {start[knob]:g} ({why})")
+    lines.append(
+        "  every value from one simulation (the fleets large, the limit one nobody waits "
+        "for), then the answer simulated to confirm it (the limit one below too)"
+        + ("; each fleet at its cheapest count meeting the checks" if plan.minimize else "")
+    )
     most = plan.max_probes
     lines.append(
-        f"  at most {most} probes of {scenario.duration_s:g} s simulated; about "
-        f"{estimate_s(scenario, 1):.1f} s each here, {estimate_s(scenario, most) / 60:.1f} min "
-        "at most (an estimate)"
+        f"  three probes of {scenario.duration_s:g} s simulated where the one pass holds, "
+        f"{most} at most; about {estimate_s(scenario, 1):.1f} s each here (an estimate, "
+        "measured after the first)"
     )
     return "\n".join(lines)
 
