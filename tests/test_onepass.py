@@ -278,3 +278,40 @@ def test_advise_answers_the_limit_and_both_fleets_from_one_simulation(tmp_path):
     below = next(p for p in advice["probes"] if p["point"]["limit"] == answers["limit"] - 1)
     assert not below["passed"]
     assert advice["final"]["passed"]
+
+
+def test_a_studio_world_of_a_few_lines_is_sized_as_the_whole_world_it_extends(tmp_path):
+    # The shipped world, one fleet added, the cloud unlimited; a region with no fleet
+    # deploys to the cloud directly.
+    from click.testing import CliRunner
+
+    from edgebench.cli import main
+
+    (tmp_path / "studio.toml").write_text(
+        '[cloud]\nunlimited = true\n[[private_hosts]]\nid = "fra"\nfleet = "fleet-x"\n'
+        'location = "Frankfurt"\ncapacity = 2\ncount = 2\n'
+    )
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        SCENARIO.format(world="studio.toml")
+        .split("[costs]")[0]
+        .replace('private_fleet = "fleet-na"\n', "")
+        .replace('private_fleet = "fleet-eu"', 'private_fleet = "fleet-x"')
+    )
+    folder = tmp_path / "advice"
+    args = ["advise", str(scenario), "--vary", "hosts:fleet-x", "--cold-start",
+            "--check", "share_overflow:germany < 0.2", "--results-dir", str(folder)]  # fmt: skip
+    priced = tmp_path / "priced.toml"  # prices a fleet the world has not: refused before a probe
+    priced.write_text(scenario.read_text() + "[costs]\nprivate = { fleet-na = { per_hour = 1 } }\n")
+    refused = CliRunner().invoke(main, [*args[:1], str(priced), *args[2:]])
+    assert refused.exit_code == 2
+    assert "costs.private.fleet-na: no fleet of that name" in refused.output
+    assert not list(folder.glob("probe-*"))
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    advice = orjson.loads((folder / "advice.json").read_bytes())
+    assert len(advice["probes"]) == 2
+    world = (folder / advice["final"]["folder"] / "world.toml").read_text()
+    assert world.count("[[locations]]") == 39  # written whole, the shipped cities in it
+    summary = orjson.loads((folder / advice["final"]["folder"] / "summary.json").read_bytes())
+    assert summary["placement"]["by_region"]["quebec"]["fleet_deploys"] == 0  # cloud directly

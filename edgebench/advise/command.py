@@ -31,7 +31,7 @@ import orjson
 from edgebench._errors import EdgebenchError
 from edgebench.advise.instant import InstantAnswers, instant_answers, wait_bound
 from edgebench.advise.onepass import OnePass, Sizing
-from edgebench.costs import refuse_window_cost, slice_of_a_day
+from edgebench.costs import cost_basis, refuse_window_cost, slice_of_a_day
 from edgebench.plan.overrides import (
     Overrides,
     override_words,
@@ -246,6 +246,8 @@ def advise(plan: AdvisePlan) -> int:
     if plan.minimize:
         refuse_window_cost(scenario, plan.window_cost)
     world_file, raw_world, world = _world(scenario)
+    if scenario.costs:  # a price the world cannot bill is bad input, before any probe
+        cost_basis(scenario, world)
     _refuse_unlike_entries(raw_world, [k for k in knobs if k != LIMIT], world_file)
     warm = wants_warm(scenario, plan.warm_start)
     overflow, wait = _overflow_target(checks, plan.overflow), _wait_target(checks, scenario)
@@ -320,14 +322,13 @@ def _knobs(vary: tuple[str, ...], scenario: Scenario) -> list[str]:
 
 
 def _world(scenario: Scenario):
-    """_world is the scenario's world: its file, its raw table (probes rewrite it), loaded."""
-    import tomllib
-
+    """_world is the scenario's world: its file, its table whole (what it extends merged in:
+    probes rewrite it), loaded."""
     from edgebench.platform import scenario_world
-    from emulator import default_world_path
+    from emulator import default_world_path, world_table
 
     world_file = Path(scenario.world_file) if scenario.world_file else default_world_path()
-    return world_file, tomllib.loads(world_file.read_text()), scenario_world(scenario)
+    return world_file, world_table(world_file), scenario_world(scenario)
 
 
 def _overflow_target(checks: list, default: str) -> float:

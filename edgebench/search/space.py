@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import math
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from edgebench._errors import EdgebenchError
 from edgebench.plan.overrides import with_limit
 from edgebench.plan.scenario import Scenario, with_rate, with_world
 from edgebench.plan.schedule import Schedule
-from emulator import default_world_path
+from emulator import default_world_path, world_table
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ class Space:
 def parse_space(vary: str, scenario: Scenario) -> Space:
     """parse_space reads --vary against the scenario's world; EdgebenchError names the fix."""
     world_file = Path(scenario.world_file) if scenario.world_file else default_world_path()
-    raw = tomllib.loads(world_file.read_text())
+    raw = world_table(world_file)  # what it extends merged in: a probe writes it whole
     kind, _, name = vary.partition(":")
     if kind == "rate" and not name:
         return Space("rate", None, 1.0, "higher", False, world_file, raw)
