@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement bench-warm bench-advise bench-calibrate bench-search bench-soak bench-schedule lock clean
+.PHONY: install run smoke emulator test browser lint format bench bench-traffic bench-analysis bench-lag bench-simulate bench-agreement bench-warm bench-advise bench-advise-day bench-calibrate bench-search bench-soak bench-schedule lock clean
 
 install: $(STAMP)
 
@@ -80,6 +80,9 @@ bench-warm: install
 # Half an hour at the full limit with two processes (issue 14): memory, lag, 429s.
 bench-advise: install
 	$(BIN)/python bench/advise_cost.py
+
+bench-advise-day: install
+	$(BIN)/python bench/advise_day.py
 
 bench-calibrate: install
 	$(BIN)/python bench/calibrate_recovery.py
