@@ -23,6 +23,7 @@ slot frees), a READY webhook is due, a stopped deployment finishes terminating.
 from __future__ import annotations
 
 import copy
+import heapq
 import itertools
 import math
 import random
@@ -201,6 +202,11 @@ class Platform:
         self._id_rng = random.Random(f"ids-{self.seed}")
         self._location_used = [0] * len(self.world.locations)
         self._host_used = dict.fromkeys(self.world.private_hosts, 0)
+        # Each host list a fleet deploy names: a heap of the places that may have room (a
+        # full host leaves it lazily, a freed one comes back), so the first host with room
+        # is found in log time, not by trying a thousand full ones in turn.
+        self._hunts: dict[tuple[str, ...], list[int]] = {}
+        self._lists_of: dict[str, list[tuple[list[int], int]]] = {}
         self._deployments: dict[str, Deployment] = {}
         self._active: dict[str, Deployment] = {}
         self._terminated: deque[str] = deque()
@@ -340,14 +346,30 @@ class Platform:
 
     def _place(self, request: DeployRequest) -> tuple[PrivateHost | int | None, Cause | None]:
         """_place picks a private host, or the index of a location, or says why neither."""
-        for host_id in request.private_host_ids or ():
-            host = self.world.private_hosts[host_id]
-            if host.active and self._host_used[host_id] < host.capacity:
+        if request.private_host_ids:
+            host = self._first_with_room(request.private_host_ids)
+            if host is not None:
                 return host, None
         players = request.centre
         if players is None:
             return None, Cause.UNLOCATABLE_USERS
         return self._nearest_free_location(players, request.require_cached)
+
+    def _first_with_room(self, ids: tuple[str, ...]) -> PrivateHost | None:
+        """_first_with_room is the first host of the list (in its order) that is ACTIVE and
+        has a free slot: ordered hunting, as Edgegap tries a fleet deploy's hosts."""
+        heap = self._hunts.get(ids)
+        if heap is None:
+            heap = self._hunts[ids] = list(range(len(ids)))  # sorted: a heap already
+            for place, host_id in enumerate(ids):
+                self._lists_of.setdefault(host_id, []).append((heap, place))
+        hosts, used = self.world.private_hosts, self._host_used
+        while heap:
+            host = hosts[ids[heap[0]]]
+            if host.active and used[host.id] < host.capacity:
+                return host
+            heapq.heappop(heap)  # full (or PENDING): back when a slot frees
+        return None
 
     def _nearest_free_location(
         self, players: Position, cached_only: bool
@@ -477,6 +499,9 @@ class Platform:
         dep.removed_at = now
         if dep.host is not None:
             self._host_used[dep.host.id] -= 1
+            if self._host_used[dep.host.id] == dep.host.capacity - 1:  # it was full: back
+                for heap, place in self._lists_of.get(dep.host.id, ()):
+                    heapq.heappush(heap, place)
         elif dep.location_index >= 0:
             self._location_used[dep.location_index] -= 1
         self._active.pop(dep.request_id, None)

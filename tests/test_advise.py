@@ -16,6 +16,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from analysis.thresholds import metrics
 from edgebench._errors import EdgebenchError
 from edgebench.cli import main
 from edgebench.plan.queue import lowest_limit
@@ -234,8 +235,27 @@ def test_search_minimize_cost_answers_the_cheapest_passing_probe(tmp_path):
     cheapest_probe = min(passing, key=lambda p: (p["cost_per_day"], p["value"]))
     assert result["answer"] == cheapest_probe["value"]
     assert result["minimize"] == "cost"
-    least = min(p["value"] for p in passing)
-    assert result["answer"] > least  # busy hosts are cheaper than the cloud: more than the least
+    # The cheapest over the whole range (every count from one simulation): a host fewer or
+    # more, simulated apart, costs more or fails.
+    answer = int(result["answer"])
+    probe = next(p for p in result["probes"] if p["value"] == answer)
+    world = (folder / probe["folder"] / "world.toml").read_text()
+    assert f"count = {answer}" in world
+    for other in (answer - 1, answer + 1):
+        (tmp_path / f"w{other}.toml").write_text(
+            world.replace(f"count = {answer}", f"count = {other}")
+        )
+        apart, other_world = tmp_path / f"apart{other}", tmp_path / f"w{other}.toml"
+        again = ["simulate", str(scenario), "--world", str(other_world), "--costs", str(prices),
+                 "--duration", "3m", "--no-plots", "--cold-start",
+                 "--results-dir", str(apart)]  # fmt: skip
+        CliRunner().invoke(main, again)
+        summary = orjson.loads((apart / "summary.json").read_bytes())
+        values = metrics(summary)
+        assert (
+            values["share_overflow"] >= 0.3
+            or values["cost_per_day"] >= cheapest_probe["cost_per_day"]
+        )
     unpriced = CliRunner().invoke(main, [*args[:6], "--minimize", "cost"])
     assert unpriced.exit_code == 2
     assert "has no [costs]" in unpriced.output

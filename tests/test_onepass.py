@@ -315,3 +315,32 @@ def test_a_studio_world_of_a_few_lines_is_sized_as_the_whole_world_it_extends(tm
     assert world.count("[[locations]]") == 39  # written whole, the shipped cities in it
     summary = orjson.loads((folder / advice["final"]["folder"] / "summary.json").read_bytes())
     assert summary["placement"]["by_region"]["quebec"]["fleet_deploys"] == 0  # cloud directly
+
+
+def test_the_first_host_with_room_is_the_linear_hunts_under_any_comings_and_goings():
+    import random
+
+    from emulator import DeployRequest, Platform
+    from emulator._world import parse_world
+
+    table = {"locations": [{"city": "Paris", "country": "FR", "latitude": 48.85,
+                            "longitude": 2.35, "capacity": 10**6}],
+             "applications": [{"name": "g", "versions": ["1"]}],
+             "private_hosts": [
+                 {"id": "h", "location": "Paris", "capacity": 2, "count": 40},
+                 {"id": "p", "location": "Paris", "capacity": 2, "status": "PENDING"}],
+             "lifecycle": {"lifetime_s": {"distribution": "exponential", "mean": 30}}}  # fmt: skip
+    world = parse_world(table)
+    platform = Platform(world, seed=3)
+    ids = ("p", *(f"h-{n}" for n in range(1, 41)))
+    draw, now = random.Random(7), 0.0
+    for _ in range(3000):
+        now += draw.expovariate(2.0)
+        platform.advance(now)
+        used = platform.active_by_host()
+        hosts = world.private_hosts
+        linear = next(
+            (i for i in ids if hosts[i].active and used.get(i, 0) < hosts[i].capacity), None
+        )
+        dep = platform.deploy(DeployRequest("g", "1", None, private_host_ids=ids), now)
+        assert (dep.host.id if dep.host else None) == linear

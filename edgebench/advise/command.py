@@ -515,7 +515,7 @@ def _sized_from(
     chosen = {_fleet(k): int(answers[k]) for k in fleets}
     for _ in range(2):  # a joint check (the whole overflow share, the cost): twice round
         for knob in fleets:
-            count = _choose(sizing, advice.checks, chosen, _fleet(knob), cheap)
+            count = sizing.count_for(advice.checks, _fleet(knob), chosen, cheap)
             if count is None:
                 advice.stuck = (
                     f"no host count of {_fleet(knob)} up to {sizing.big[_fleet(knob)]} meets "
@@ -541,22 +541,6 @@ def _sizing(advice: Advice, point: dict[str, float], fleets: list[str]) -> Sizin
     summary = orjson.loads((folder / "summary.json").read_bytes())
     big = {_fleet(k): int(point[k]) for k in fleets}
     return Sizing(curves, big, summary, manifest.get("costs"))
-
-
-def _choose(sizing: Sizing, checks: list, chosen: dict, fleet: str, cheap: bool) -> int | None:
-    """_choose is the fleet's least host count meeting the placement checks (cheap: the
-    cheapest such), the other fleets at their counts."""
-    from analysis.thresholds import evaluate
-
-    placed = [c for c in checks if c.metric.startswith(("share_overflow", "cost_"))]
-    passing = []
-    for count in range(1, sizing.big[fleet] + 1):
-        figures = sizing.figures(chosen | {fleet: count})
-        if all(result.passed for result in evaluate(placed, figures)):
-            passing.append((figures.get("cost_per_day") or 0.0, count))
-    if not passing:
-        return None
-    return min(passing)[1] if cheap else min(count for _, count in passing)
 
 
 def _curves(sizing: Sizing, chosen: dict, answers: dict, fleets: list[str]) -> dict:

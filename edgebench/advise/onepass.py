@@ -149,6 +149,24 @@ class Sizing:
             values["cost_per_day"] = self._per_day(cost, hosts, sum(moved.values()))
         return values
 
+    def count_for(
+        self, checks: list, fleet: str, chosen: dict[str, int], cheap: bool
+    ) -> int | None:
+        """count_for is the fleet's least host count meeting the checks on placement
+        (overflow shares, cost; cheap: the cheapest such over the whole range), the other
+        fleets at their counts (None: no count up to the simulated one)."""
+        from analysis.thresholds import evaluate
+
+        placed = [c for c in checks if c.metric.startswith(("share_overflow", "cost_"))]
+        passing = []
+        for count in range(1, self.big[fleet] + 1):
+            figures = self.figures(chosen | {fleet: count})
+            if all(result.passed for result in evaluate(placed, figures)):
+                passing.append((figures.get("cost_per_day") or 0.0, count))
+        if not passing:
+            return None
+        return min(passing)[1] if cheap else min(count for _, count in passing)
+
     def _per_day(self, cost: dict, hosts: dict[str, int], moved: int) -> float:
         """_per_day is analysis.cost's cost a day with the cloud taking `moved` more
         deployments and each varied fleet its host count."""

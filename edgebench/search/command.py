@@ -111,9 +111,13 @@ def search(plan: SearchPlan) -> int:
     from edgebench.simulate.command import simulate_one
 
     with ProbePool(knee.jobs, simulate_one) as pool:
-        answer = knee.run()
-        if plan.minimize and answer is not None:
-            answer = _cheapest(knee, answer, space)
+        answer = None
+        if space.kind == "hosts" and not plan.live:  # every count from one simulation
+            answer = _hosts_in_one_pass(plan, scenario, space, checks, folder, knee, pool)
+        if answer is None:
+            answer = knee.run()
+            if plan.minimize and answer is not None:
+                answer = _cheapest(knee, answer, space)
     result = search_facts(plan, scenario, space, checks, precision, knee, answer)
     (folder / "search.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     from analysis.search import write_search_report
@@ -195,9 +199,45 @@ def _default_folder(name: str) -> Path:
     return RESULTS / f"{stamp}-{name}-search"
 
 
-def _probes(plan, scenario, space, checks, values, folder: Path, knee: Knee, pool) -> list[Probe]:
+def _hosts_in_one_pass(plan, scenario, space, checks, folder, knee: Knee, pool) -> float | None:
+    """_hosts_in_one_pass is the fleet's least host count meeting the checks (with
+    --minimize cost, the cheapest over the whole range) from one simulation with the fleet
+    large (edgebench.advise.onepass), confirmed by simulating it and one host fewer; None
+    where that does not hold (the search then brackets and bisects as for any knob)."""
+    from edgebench.advise.onepass import OnePass, Sizing
+    from emulator import load_world
+
+    big = max(2 * int(space.start) + 4, 8)
+    for _ in range(3):  # more hosts while a deploy reached the last one
+        [probe] = _probes(plan, scenario, space, checks, [float(big)], folder, knee, pool, True)
+        knee.probes.append(probe)
+        place = folder / probe.metrics["folder"]
+        hosts = load_world(place / "world.toml").fleet_hosts(space.name or "")
+        curve = OnePass.read(place).curve(hosts)
+        if not curve.reached_last:
+            break
+        big *= 2
+    summary = orjson.loads((place / "summary.json").read_bytes())
+    basis = orjson.loads((place / "manifest.json").read_bytes()).get("costs")
+    sizing = Sizing({space.name or "": curve}, {space.name or "": big}, summary, basis)
+    count = sizing.count_for(checks, space.name or "", {}, bool(plan.minimize))
+    if count is None:
+        return None
+    click.echo(f"  one pass: {count} hosts (every count up to {big} from one simulation; "
+               "confirming it and one fewer)", err=True)  # fmt: skip
+    values = [float(count), *([float(count - 1)] if count > 1 and not plan.minimize else [])]
+    confirmed = _probes(plan, scenario, space, checks, values, folder, knee, pool)
+    knee.probes += confirmed
+    at, *under = confirmed
+    return float(count) if at.passed and not any(p.passed for p in under) else None
+
+
+def _probes(
+    plan, scenario, space, checks, values, folder: Path, knee: Knee, pool, placements=False
+) -> list[Probe]:
     """_probes run the scenario at each value (simulations: `jobs` at once) and judge the
-    checks on each summary; the probes are numbered in the order asked."""
+    checks on each summary; the probes are numbered in the order asked (placements: each
+    fleet deploy's kept, for a one pass)."""
     first = len(knee.probes) + 1
     numbered = list(enumerate(values, first))
     folders = [folder / f"probe-{number:02d}" for number, _ in numbered]
@@ -212,7 +252,13 @@ def _probes(plan, scenario, space, checks, values, folder: Path, knee: Knee, poo
         ]
     else:
         jobs = [
-            Job(variant, place, keep_records=plan.keep_records, time_scale=plan.time_scale)
+            Job(
+                variant,
+                place,
+                keep_records=plan.keep_records,
+                time_scale=plan.time_scale,
+                placements=placements,
+            )
             for variant, place in zip(variants, folders, strict=True)
         ]
         summaries = pool.run(jobs)
