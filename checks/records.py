@@ -54,9 +54,13 @@ READING_FIELDS = (
     Field("allocation_failures", dict),
 )
 READINGS_FILE = "emulator-metrics.jsonl"
+# A simulation's fleet deploys, where each went and its draws (numpy columns): what sizes
+# every fleet from one simulation (edgebench.advise.onepass).
+PLACEMENTS_FILE = "fleet-placements.npz"
 # Every record file a run folder may hold: what `prune` removes, a probe does not keep.
 RECORD_FILES = (
     "requests-*.jsonl", "events-*.jsonl", "requests-*.arrow", "events-*.arrow", READINGS_FILE,
+    PLACEMENTS_FILE,
 )  # fmt: skip
 EVENT_FIELDS = (
     Field("t_received", float),

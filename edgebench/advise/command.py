@@ -416,16 +416,19 @@ def _one_pass(advice: Advice, knobs: list[str], answers: dict, cheap: bool) -> d
         reached = [k for k in fleets if sizing.curves[_fleet(k)].reached_last]
         if not reached:
             break
+        _drop_records(advice.folder_of(point), advice.keep_records)
         point |= {knob: 2 * point[knob] for knob in reached}
     found: dict[str, float] = {}
-    if queued:
-        found[LIMIT] = float(_limit_from(advice, point, answers))
-    if fleets:
-        sized = _sized_from(advice, sizing, fleets, answers, cheap)
-        if sized is None:
-            return None
-        found |= sized
-    _drop_records(advice.folder_of(point), advice.keep_records)
+    try:
+        if queued:
+            found[LIMIT] = float(_limit_from(advice, point, answers))
+        if fleets:
+            sized = _sized_from(advice, sizing, fleets, answers, cheap)
+            if sized is None:
+                return None
+            found |= sized
+    finally:  # what the pass read (a day's records, its placements) goes, unless kept
+        _drop_records(advice.folder_of(point), advice.keep_records)
     click.echo(
         "  one pass: " + ", ".join(f"{k} {v:g}" for k, v in found.items())
         + " (every value from one simulation; confirming)",

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from edgebench.simulate.command import PLACEMENTS_FILE
+from checks.records import PLACEMENTS_FILE
 
 
 @dataclass(frozen=True)

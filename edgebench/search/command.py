@@ -205,6 +205,7 @@ def _hosts_in_one_pass(plan, scenario, space, checks, folder, knee: Knee, pool) 
     large (edgebench.advise.onepass), confirmed by simulating it and one host fewer; None
     where that does not hold (the search then brackets and bisects as for any knob)."""
     from edgebench.advise.onepass import OnePass, Sizing
+    from edgebench.records import PLACEMENTS_FILE
     from emulator import load_world
 
     big = max(2 * int(space.start) + 4, 8)
@@ -216,7 +217,10 @@ def _hosts_in_one_pass(plan, scenario, space, checks, folder, knee: Knee, pool) 
         curve = OnePass.read(place).curve(hosts)
         if not curve.reached_last:
             break
+        (place / PLACEMENTS_FILE).unlink(missing_ok=True)
         big *= 2
+    if not plan.keep_records:  # read: a day's placements are a hundred MB
+        (place / PLACEMENTS_FILE).unlink(missing_ok=True)
     summary = orjson.loads((place / "summary.json").read_bytes())
     basis = orjson.loads((place / "manifest.json").read_bytes()).get("costs")
     sizing = Sizing({space.name or "": curve}, {space.name or "": big}, summary, basis)

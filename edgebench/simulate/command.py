@@ -30,6 +30,7 @@ from edgebench.platform import scenario_warnings, scenario_world
 from edgebench.records import (
     EVENT_FIELDS,
     FLUSH_EVERY_S,
+    PLACEMENTS_FILE,
     READINGS_FILE,
     RECORD_FILES,
     REQUEST_FIELDS,
@@ -203,7 +204,8 @@ def simulate_one(job: Job) -> dict:
         orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY)
     )
     if not job.keep_records:  # a day's records are about 100 MB a probe: the summary is kept
-        for pattern in RECORD_FILES:
+        kept = {PLACEMENTS_FILE} if job.placements else set()  # the one pass reads, then drops
+        for pattern in set(RECORD_FILES) - kept:
             for path in job.folder.glob(pattern):
                 path.unlink()
     return summary
@@ -265,9 +267,6 @@ def simulate_into(
         **({"interrupted_at_s": round(ended - epoch, 3)} if interrupted else {}),
     )
     return results
-
-
-PLACEMENTS_FILE = "fleet-placements.npz"
 
 
 def write_placements(folder: Path, log: FleetLog) -> None:
