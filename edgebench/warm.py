@@ -97,13 +97,16 @@ def preload_body(scenario: Scenario, count: int, ages: Any = None) -> dict[str, 
     started = -np.asarray(ages, dtype=float) if ages is not None else np.zeros(count)
     parties = BatchParties(plan).parties(indices, started) if count else []
     target = scenario.target
+    fleets = {r.name: scenario.fleet_host_ids(r.name) for r in scenario.regions}
     return {
         "application": target.application,
         "version": target.version,
+        # Each region's hosts once: a deployment names its region's (thousands of ids each).
+        "fleets": {name: hosts for name, hosts in fleets.items() if hosts},
         "deployments": [
             {
                 "centre": None if p.centre is None else [p.centre.latitude, p.centre.longitude],
-                "fleet": p.endpoint == FLEET_DEPLOY and scenario.fleet_host_ids(p.region),
+                "fleet": p.endpoint == FLEET_DEPLOY and bool(fleets.get(p.region)) and p.region,
                 "cached": p.kind == "cached",
             }
             | ({} if ages is None else {"age_s": round(float(ages[k]), 3)})

@@ -151,9 +151,14 @@ class ApiModel:
         what is left of its match: given its age, the lifetime past that age; else drawn
         from the lifetime's equilibrium (a match caught at a random moment). It is how many
         found a place."""
-        hosts = self.config.world.private_hosts
         # A fleet deploy naming a host the world has not is a 400: it holds nothing.
-        running = [p for p in running if all(h in hosts for h in p.request.private_host_ids or ())]
+        platform = self.platform
+        running = [
+            p
+            for p in running
+            if not p.request.private_host_ids
+            or platform.host_list(p.request.private_host_ids).first_unknown < 0
+        ]
         lifetime = self.config.world.lifecycle.lifetime_s
         rng = random.Random(f"warm-{self.config.seed}")
         self.platform.advance(now)
@@ -175,8 +180,9 @@ class ApiModel:
 
     def create(self, request: DeployRequest, now: float) -> Answer:
         """create places a checked deploy at platform time now."""
-        for i, host_id in enumerate(request.private_host_ids or ()):
-            if host_id not in self.config.world.private_hosts:
+        if request.private_host_ids:
+            i = self.platform.host_list(request.private_host_ids).first_unknown
+            if i >= 0:
                 details = {"field": f"private_host_ids[{i}]", "reason": "unknown host"}
                 return Answer(400, None, UNKNOWN_HOST, details)
         if not self.config.world.knows(request.application, request.version):
@@ -204,8 +210,9 @@ def parse_preload(body: object) -> list[Preloaded]:
      "deployments": [{"centre": [48.8, 2.3], "fleet": false, "cached": false,
                       "age_s": 300.0}, ...]}
 
-    A deployment's "fleet" is false, true (the body's private_host_ids) or its own host ids;
-    "age_s", when given, how long its match has run (platform seconds).
+    A deployment's "fleet" is false, true (the body's private_host_ids), its own host ids,
+    or the name of a list in the body's "fleets" ({"europe": ["h1", ...]}: a long list
+    written once); "age_s", when given, how long its match has run (platform seconds).
     """
     if not isinstance(body, dict):
         raise BadRequest("body", "must be a JSON object")
@@ -216,11 +223,23 @@ def parse_preload(body: object) -> list[Preloaded]:
     items = body.get("deployments")
     if not isinstance(items, list) or not isinstance(hosts, list):
         raise BadRequest("deployments", "must be a list (and private_host_ids too)")
-    return [_preloaded(application, version, tuple(hosts), item, i) for i, item in enumerate(items)]
+    fleets = body.get("fleets") or {}
+    if not isinstance(fleets, dict) or not all(isinstance(v, list) for v in fleets.values()):
+        raise BadRequest("fleets", "must map names to lists of host ids")
+    named = {name: tuple(ids) for name, ids in fleets.items()}  # one tuple a list: shared
+    return [
+        _preloaded(application, version, tuple(hosts), named, item, i)
+        for i, item in enumerate(items)
+    ]
 
 
 def _preloaded(
-    application: str, version: str, hosts: tuple[str, ...], item: object, i: int
+    application: str,
+    version: str,
+    hosts: tuple[str, ...],
+    named: dict[str, tuple[str, ...]],
+    item: object,
+    i: int,
 ) -> Preloaded:
     if not isinstance(item, dict):
         raise BadRequest(f"deployments[{i}]", "must be a JSON object")
@@ -230,7 +249,11 @@ def _preloaded(
     except (TypeError, ValueError, IndexError):
         raise BadRequest(f"deployments[{i}].centre", "must be [latitude, longitude]") from None
     fleet = item.get("fleet")
-    if isinstance(fleet, list):
+    if isinstance(fleet, str):
+        if fleet not in named:
+            raise BadRequest(f"deployments[{i}].fleet", f"no list {fleet!r} in fleets")
+        hosts = named[fleet]
+    elif isinstance(fleet, list):
         if not all(isinstance(host, str) for host in fleet):
             raise BadRequest(f"deployments[{i}].fleet", "must list host ids (strings)")
         hosts = tuple(fleet)

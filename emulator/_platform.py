@@ -145,6 +145,22 @@ WEBHOOK_EVENTS = {
 }
 
 
+RECENT_LISTS = 256  # host lists remembered by identity (each HTTP request's is new)
+
+
+@dataclass(slots=True, eq=False)
+class HostList:
+    """HostList is a host list fleet deploys name (in their order): a heap of the places that
+    may have room (a full host leaves it lazily, a freed one comes back), so the first host
+    with room is found in log time, not by trying a thousand full ones in turn."""
+
+    ids: tuple[str, ...]
+    number: int  # the order the platform first met it in
+    heap: list[int]
+    place_of: dict[str, int]  # a host's place in the list, 0-based
+    first_unknown: int  # the first id the world has no host of (-1: none)
+
+
 class FleetLog:
     """FleetLog is where each fleet deploy went, a column each (compact: a day's millions):
     its request's host list (`lists[pool]`) and origin, the place in it of the host that took it
@@ -158,15 +174,17 @@ class FleetLog:
 
     def __init__(self) -> None:
         self.lists: dict[tuple[str, ...], int] = {}
+        self._pools: dict[int, int] = {}  # a HostList's number: its pool here
         self.origins: dict[str, int] = {}  # the requests' origins (regions), by index
         self.pool, self.origin, self.place = array("i"), array("i"), array("i")
         self.at, self.cached_boot_s, self.boot_s = array("d"), array("d"), array("d")
         self.lifetime_s, self.cloud_cached = array("d"), array("b")
 
-    def add(
-        self, ids: tuple[str, ...], origin: str, place: int, at: float, draws, cached: bool
-    ) -> None:
-        self.pool.append(self.lists.setdefault(ids, len(self.lists)))
+    def add(self, hosts: HostList, origin: str, place: int, at: float, draws, cached: bool) -> None:
+        pool = self._pools.get(hosts.number)
+        if pool is None:
+            pool = self._pools[hosts.number] = self.lists.setdefault(hosts.ids, len(self.lists))
+        self.pool.append(pool)
         self.origin.append(self.origins.setdefault(origin, len(self.origins)))
         self.place.append(place)
         self.at.append(at)
@@ -202,10 +220,9 @@ class Platform:
         self._id_rng = random.Random(f"ids-{self.seed}")
         self._location_used = [0] * len(self.world.locations)
         self._host_used = dict.fromkeys(self.world.private_hosts, 0)
-        # Each host list a fleet deploy names: a heap of the places that may have room (a
-        # full host leaves it lazily, a freed one comes back), so the first host with room
-        # is found in log time, not by trying a thousand full ones in turn.
-        self._hunts: dict[tuple[str, ...], list[int]] = {}
+        self._hosts_in_use: dict[str, int] = {}  # the hosts holding a slot, and how many
+        self._host_lists: dict[tuple[str, ...], HostList] = {}  # by content
+        self._recent: dict[int, tuple[tuple[str, ...], HostList]] = {}  # by identity: fast
         self._lists_of: dict[str, list[tuple[list[int], int]]] = {}
         self._deployments: dict[str, Deployment] = {}
         self._active: dict[str, Deployment] = {}
@@ -251,9 +268,9 @@ class Platform:
         """_log_fleet keeps a fleet deploy's placement: the host's place in the request's
         list (0: the cloud), when, its draws, and whether the cloud location it went to, or
         would go to first (the nearest), has the image cached (how it boots there)."""
-        ids = request.private_host_ids or ()
+        hosts = self.host_list(request.private_host_ids or ())
         if isinstance(target, PrivateHost):
-            place = ids.index(target.id) + 1
+            place = hosts.place_of[target.id] + 1
             centre = request.centre  # None: players not located, a 422 on the cloud
             ranked = self._ranking(centre, request.require_cached) if centre else ()
             first = ranked[0] if isinstance(ranked, tuple) and ranked else None
@@ -261,7 +278,7 @@ class Platform:
             place, first = 0, target
         cached = first is not None and self.world.locations[first].cached
         assert self.fleet_log is not None
-        self.fleet_log.add(ids, request.origin, place, now, draws, cached)
+        self.fleet_log.add(hosts, request.origin, place, now, draws, cached)
 
     def get(self, request_id: str, now: float) -> Deployment | None:
         """get is the deployment as it is at now, or None when unknown."""
@@ -301,17 +318,16 @@ class Platform:
         for loc, used in zip(self.world.locations, self._location_used, strict=True):
             if used:
                 counts[loc.city] += used
-        for host_id, used in self._host_used.items():
-            if used:
-                counts[self.world.private_hosts[host_id].location.city] += used
+        for host_id, used in self._hosts_in_use.items():  # the busy ones: not thousands idle
+            counts[self.world.private_hosts[host_id].location.city] += used
         return dict(counts)
 
     def holding_count(self) -> int:
         """holding_count is how many slots deployments hold, at locations and private hosts."""
-        return sum(self._location_used) + sum(self._host_used.values())
+        return sum(self._location_used) + sum(self._hosts_in_use.values())
 
     def active_by_host(self) -> dict[str, int]:
-        return {host: used for host, used in self._host_used.items() if used}
+        return dict(self._hosts_in_use)
 
     def drain_outbox(self) -> list[tuple[str, Deployment, float]]:
         """drain_outbox hands over webhook events: (event name, deployment as it was, when)."""
@@ -355,14 +371,32 @@ class Platform:
             return None, Cause.UNLOCATABLE_USERS
         return self._nearest_free_location(players, request.require_cached)
 
+    def host_list(self, ids: tuple[str, ...]) -> HostList:
+        """host_list is the platform's record of a host list: met once by its content, then
+        by the very tuple (a simulation's requests share theirs: no hashing of thousands of
+        ids a request)."""
+        recent = self._recent.get(id(ids))
+        if recent is not None and recent[0] is ids:
+            return recent[1]
+        hosts = self._host_lists.get(ids)
+        if hosts is None:
+            known = self.world.private_hosts
+            unknown = next((i for i, host in enumerate(ids) if host not in known), -1)
+            heap = list(range(len(ids)))  # sorted: a heap already
+            hosts = HostList(ids, len(self._host_lists), heap, {}, unknown)
+            hosts.place_of = {host: place for place, host in enumerate(ids)}
+            self._host_lists[ids] = hosts
+            for place, host_id in enumerate(ids):
+                self._lists_of.setdefault(host_id, []).append((heap, place))
+        if len(self._recent) > RECENT_LISTS:  # each HTTP request parses a tuple of its own
+            self._recent.clear()
+        self._recent[id(ids)] = (ids, hosts)
+        return hosts
+
     def _first_with_room(self, ids: tuple[str, ...]) -> PrivateHost | None:
         """_first_with_room is the first host of the list (in its order) that is ACTIVE and
         has a free slot: ordered hunting, as Edgegap tries a fleet deploy's hosts."""
-        heap = self._hunts.get(ids)
-        if heap is None:
-            heap = self._hunts[ids] = list(range(len(ids)))  # sorted: a heap already
-            for place, host_id in enumerate(ids):
-                self._lists_of.setdefault(host_id, []).append((heap, place))
+        heap = self.host_list(ids).heap
         hosts, used = self.world.private_hosts, self._host_used
         while heap:
             host = hosts[ids[heap[0]]]
@@ -459,6 +493,7 @@ class Platform:
         if isinstance(target, PrivateHost):
             dep.host, dep.location = target, target.location
             self._host_used[target.id] += 1
+            self._hosts_in_use[target.id] = self._host_used[target.id]
         else:
             dep.location, dep.location_index = self.world.locations[target], target
             self._location_used[target] += 1
@@ -498,8 +533,12 @@ class Platform:
     def _release(self, dep: Deployment, now: float) -> None:
         dep.removed_at = now
         if dep.host is not None:
-            self._host_used[dep.host.id] -= 1
-            if self._host_used[dep.host.id] == dep.host.capacity - 1:  # it was full: back
+            used = self._host_used[dep.host.id] = self._host_used[dep.host.id] - 1
+            if used:
+                self._hosts_in_use[dep.host.id] = used
+            else:
+                del self._hosts_in_use[dep.host.id]
+            if used == dep.host.capacity - 1:  # it was full: back
                 for heap, place in self._lists_of.get(dep.host.id, ()):
                     heapq.heappush(heap, place)
         elif dep.location_index >= 0:

@@ -85,7 +85,7 @@ def with_fleets(scenario: Scenario) -> Scenario:
                         f"{', '.join(world.fleets()) or '(none: add [[private_hosts]])'}"
                     ]
                 )
-            region = region.model_copy(update={"fleet_hosts": tuple(hosts)})
+            region = region.model_copy(update={"fleet_hosts": hosts})
         regions.append(region)
     inputs = hashlib.sha256(f"{scenario.inputs_digest}{world.sha256}".encode()).hexdigest()
     return scenario.model_copy(update={"regions": regions, "inputs_digest": inputs})

@@ -90,7 +90,7 @@ class Region(_Strict):
     # listed, or every host of a fleet of the world (resolved when the scenario is loaded).
     private_host_ids: list[str] = Field(default_factory=list)
     private_fleet: str | None = Field(default=None, min_length=1)
-    fleet_hosts: SkipValidation[tuple[str, ...]] = ()  # private_fleet's hosts, once resolved
+    fleet_hosts: SkipValidation[list[str]] = []  # private_fleet's hosts, once resolved
 
     @field_validator("countries")
     @classmethod
@@ -115,8 +115,9 @@ class Region(_Strict):
 
     @property
     def hosts(self) -> list[str]:
-        """hosts are the private hosts the region's fleet deploys name, in order."""
-        return self.private_host_ids or list(self.fleet_hosts)
+        """hosts are the private hosts the region's fleet deploys name, in order (not a
+        copy: a fleet may have thousands)."""
+        return self.private_host_ids or self.fleet_hosts
 
 
 class Players(_Strict):
