@@ -344,3 +344,9 @@ def test_the_first_host_with_room_is_the_linear_hunts_under_any_comings_and_goin
         )
         dep = platform.deploy(DeployRequest("g", "1", None, private_host_ids=ids), now)
         assert (dep.host.id if dep.host else None) == linear
+
+
+def test_the_one_pass_says_when_its_figures_are_estimates():
+    refused = Sizing({}, {}, {"allocation_failure_causes": {"no_capacity": 1234}}, None)
+    assert "the cloud refused 1,234 deploys for no room" in (refused.inexact or "")
+    assert Sizing({}, {}, {"allocation_failure_causes": {"out_of_range": 3}}, None).inexact is None

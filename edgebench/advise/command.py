@@ -543,7 +543,10 @@ def _sizing(advice: Advice, point: dict[str, float], fleets: list[str]) -> Sizin
     curves = {_fleet(knob): placed.curve(world.fleet_hosts(_fleet(knob))) for knob in fleets}
     summary = orjson.loads((folder / "summary.json").read_bytes())
     big = {_fleet(k): int(point[k]) for k in fleets}
-    return Sizing(curves, big, summary, manifest.get("costs"))
+    sizing = Sizing(curves, big, summary, manifest.get("costs"))
+    if sizing.inexact:
+        click.echo(f"  note: {sizing.inexact}", err=True)
+    return sizing
 
 
 def _curves(sizing: Sizing, chosen: dict, answers: dict, fleets: list[str]) -> dict:

@@ -149,6 +149,19 @@ class Sizing:
             values["cost_per_day"] = self._per_day(cost, hosts, sum(moved.values()))
         return values
 
+    @property
+    def inexact(self) -> str | None:
+        """inexact says why the pass's figures at other counts are estimates (None: they are
+        a separate simulation's): the cloud refused deploys (422s), which a client may retry."""
+        refused = (self.summary.get("allocation_failure_causes") or {}).get("no_capacity", 0)
+        if refused:
+            return (
+                f"the cloud refused {refused:,} deploys for no room (422s): with fewer hosts it "
+                "would refuse more, and retries would move later arrivals; the one pass's "
+                "figures are estimates there, the confirming simulation decides"
+            )
+        return None
+
     def count_for(
         self, checks: list, fleet: str, chosen: dict[str, int], cheap: bool
     ) -> int | None:
