@@ -494,7 +494,7 @@ def _drop_records(folder: Path, keep: bool) -> None:
 def _limit_curve(demand, max_wait, least: int, formula: float, high: int) -> dict:
     """_limit_curve is what advice.html draws of the limit: the players' p99 wait and the
     unserved share against it, from the one pass."""
-    step = max(1, (high - max(1, least // 2)) // 60)
+    step = max(1, (high - max(1, least // 2)) // CURVE_POINTS)
     limits = list(range(max(1, least // 2), high + 1, step))
     figures = [demand.figures(limit, max_wait) for limit in limits]
     return {
@@ -507,6 +507,7 @@ def _limit_curve(demand, max_wait, least: int, formula: float, high: int) -> dic
 
 
 ONE_PASS_TRIES = 3  # simulations with more hosts, while a fleet's last host was reached
+CURVE_POINTS = 30  # limits the advice page draws: each a queue over a day's matches
 
 
 def _sized_from(

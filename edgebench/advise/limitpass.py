@@ -44,7 +44,7 @@ class QueuedDemand:
         from analysis.load import load_run
         from analysis.metrics import attempts_of, served_waits
 
-        run = load_run(folder)
+        run = load_run(folder, lean=True)  # a day's millions of records: what it needs only
         order = attempts_of(run)
         requests = run.requests
         first = order.rows[order.first]

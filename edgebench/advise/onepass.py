@@ -18,6 +18,7 @@ places it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,12 +122,18 @@ class Sizing:
     summary: dict
     basis: dict | None  # the manifest's costs (None: unpriced)
 
+    @functools.cached_property
+    def _metrics(self) -> dict[str, float | None]:
+        """_metrics are the summary's checks' figures, worked out once (every count reads
+        them: thousands of counts on a big day)."""
+        from analysis.thresholds import metrics
+
+        return metrics(self.summary)
+
     def figures(self, hosts: dict[str, int]) -> dict[str, float | None]:
         """figures are the checks' metrics at these host counts: the fleets' overflow share,
         each region's, and the cost a day; the others as the simulation had them."""
-        from analysis.thresholds import metrics
-
-        values = metrics(self.summary)
+        values = dict(self._metrics)
         moved = {
             fleet: int(curve.overflow[hosts[fleet]]) - int(curve.overflow[self.big[fleet]])
             for fleet, curve in self.curves.items()
