@@ -72,6 +72,7 @@ __all__ = [
     "ColumnarWriter",
     "Field",
     "RecordWriter",
+    "drop_records",
     "emulator_reading",
     "event_record",
     "log_name",
@@ -383,6 +384,14 @@ class ColumnarWriter:
         if not self._pa.types.is_dictionary(kind):
             return column.combine_chunks()
         return column.combine_chunks().dictionary_encode().cast(kind)
+
+
+def drop_records(folder: Path, kept: frozenset[str] = frozenset()) -> None:
+    """drop_records removes a folder's record files (RECORD_FILES) but the patterns kept:
+    what a probe that keeps only its summary leaves."""
+    for pattern in set(RECORD_FILES) - kept:
+        for path in folder.glob(pattern):
+            path.unlink()
 
 
 def read_columnar(path: Path) -> tuple[Any, int]:

@@ -30,7 +30,7 @@ import orjson
 
 from edgebench._errors import EdgebenchError
 from edgebench.advise.instant import InstantAnswers, instant_answers, wait_bound
-from edgebench.advise.onepass import OnePass, Sizing
+from edgebench.advise.onepass import Sizing
 from edgebench.costs import cost_basis, refuse_window_cost, slice_of_a_day
 from edgebench.plan.overrides import (
     Overrides,
@@ -42,6 +42,7 @@ from edgebench.plan.overrides import (
 )
 from edgebench.plan.scenario import Scenario
 from edgebench.plan.schedule import Schedule
+from edgebench.records import drop_records
 from edgebench.runfolder import RESULTS, prepare_search_dir
 from edgebench.search.command import KEY_METRICS, parse_precision
 from edgebench.search.knee import Knee, Probe
@@ -49,7 +50,6 @@ from edgebench.search.space import peak_rate, world_toml
 from edgebench.simulate.command import simulate_all, simulate_one
 from edgebench.simulate.pool import Job, ProbePool, default_jobs
 from edgebench.warm import wants_warm
-from emulator import load_world
 
 LIMIT = "limit"
 MOST_HOSTS = 100_000
@@ -482,13 +482,8 @@ def _limit_from(advice: Advice, point: dict, answers: dict) -> int:
 
 
 def _drop_records(folder: Path, keep: bool) -> None:
-    from edgebench.records import RECORD_FILES
-
-    if keep:
-        return
-    for pattern in RECORD_FILES:
-        for path in folder.glob(pattern):
-            path.unlink()
+    if not keep:
+        drop_records(folder)
 
 
 def _limit_curve(demand, max_wait, least: int, formula: float, high: int) -> dict:
@@ -537,14 +532,8 @@ def _fleet(knob: str) -> str:
 
 def _sizing(advice: Advice, point: dict[str, float], fleets: list[str]) -> Sizing:
     """_sizing is the one pass of the probe at point: each varied fleet's curve."""
-    folder = advice.folder_of(point)
-    placed = OnePass.read(folder)
-    manifest = orjson.loads((folder / "manifest.json").read_bytes())
-    world = load_world(folder / "world.toml")  # the probe's: its fleets' hosts in order
-    curves = {_fleet(knob): placed.curve(world.fleet_hosts(_fleet(knob))) for knob in fleets}
-    summary = orjson.loads((folder / "summary.json").read_bytes())
     big = {_fleet(k): int(point[k]) for k in fleets}
-    sizing = Sizing(curves, big, summary, manifest.get("costs"))
+    sizing = Sizing.of_probe(advice.folder_of(point), big)
     if sizing.inexact:
         click.echo(f"  note: {sizing.inexact}", err=True)
     return sizing

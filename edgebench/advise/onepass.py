@@ -122,6 +122,19 @@ class Sizing:
     summary: dict
     basis: dict | None  # the manifest's costs (None: unpriced)
 
+    @classmethod
+    def of_probe(cls, folder: Path, big: dict[str, int]) -> Sizing:
+        """of_probe is the one pass of a probe's folder (its placements, world, summary and
+        prices): each fleet of `big` (its simulated host count) a curve over its hosts."""
+        from emulator import load_world
+
+        placed = OnePass.read(folder)
+        world = load_world(folder / "world.toml")  # the probe's: its fleets' hosts in order
+        curves = {fleet: placed.curve(world.fleet_hosts(fleet)) for fleet in big}
+        summary = orjson.loads((folder / "summary.json").read_bytes())
+        basis = orjson.loads((folder / "manifest.json").read_bytes()).get("costs")
+        return cls(curves, big, summary, basis)
+
     @functools.cached_property
     def _metrics(self) -> dict[str, float | None]:
         """_metrics are the summary's checks' figures, worked out once (every count reads

@@ -204,27 +204,22 @@ def _hosts_in_one_pass(plan, scenario, space, checks, folder, knee: Knee, pool) 
     --minimize cost, the cheapest over the whole range) from one simulation with the fleet
     large (edgebench.advise.onepass), confirmed by simulating it and one host fewer; None
     where that does not hold (the search then brackets and bisects as for any knob)."""
-    from edgebench.advise.onepass import OnePass, Sizing
+    from edgebench.advise.onepass import Sizing
     from edgebench.records import PLACEMENTS_FILE
-    from emulator import load_world
 
-    big = max(2 * int(space.start) + 4, 8)
+    fleet, big = space.name or "", max(2 * int(space.start) + 4, 8)
     for _ in range(3):  # more hosts while a deploy reached the last one
         [probe] = _probes(plan, scenario, space, checks, [float(big)], folder, knee, pool, True)
         knee.probes.append(probe)
         place = folder / probe.metrics["folder"]
-        hosts = load_world(place / "world.toml").fleet_hosts(space.name or "")
-        curve = OnePass.read(place).curve(hosts)
-        if not curve.reached_last:
+        sizing = Sizing.of_probe(place, {fleet: big})
+        if not sizing.curves[fleet].reached_last:
             break
         (place / PLACEMENTS_FILE).unlink(missing_ok=True)
         big *= 2
     if not plan.keep_records:  # read: a day's placements are a hundred MB
         (place / PLACEMENTS_FILE).unlink(missing_ok=True)
-    summary = orjson.loads((place / "summary.json").read_bytes())
-    basis = orjson.loads((place / "manifest.json").read_bytes()).get("costs")
-    sizing = Sizing({space.name or "": curve}, {space.name or "": big}, summary, basis)
-    count = sizing.count_for(checks, space.name or "", {}, bool(plan.minimize))
+    count = sizing.count_for(checks, fleet, {}, bool(plan.minimize))
     if count is None:
         return None
     click.echo(f"  one pass: {count} hosts (every count up to {big} from one simulation; "

@@ -32,10 +32,10 @@ from edgebench.records import (
     FLUSH_EVERY_S,
     PLACEMENTS_FILE,
     READINGS_FILE,
-    RECORD_FILES,
     REQUEST_FIELDS,
     ColumnarWriter,
     RecordWriter,
+    drop_records,
     log_name,
 )
 from edgebench.runfolder import default_results_dir, expected_bytes, prepare_results_dir
@@ -204,10 +204,8 @@ def simulate_one(job: Job) -> dict:
         orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY)
     )
     if not job.keep_records:  # a day's records are about 100 MB a probe: the summary is kept
-        kept = {PLACEMENTS_FILE} if job.placements else set()  # the one pass reads, then drops
-        for pattern in set(RECORD_FILES) - kept:
-            for path in job.folder.glob(pattern):
-                path.unlink()
+        # The one pass reads the placements, then drops them.
+        drop_records(job.folder, frozenset({PLACEMENTS_FILE} if job.placements else ()))
     return summary
 
 
