@@ -76,9 +76,9 @@ def _idle_share(
     slots = sum(f["slots"] for f in fleets.values())
     if not slots:
         return None
-    hosts: pd.DataFrame = run.hosts
-    if not hosts.empty and len(hosts.columns) > 1:
-        held = float(hosts.drop(columns=["t"]).fillna(0).sum(axis=1).mean())
+    by_fleet: pd.DataFrame = run.fleets
+    if not by_fleet.empty and len(by_fleet.columns) > 1:
+        held = float(by_fleet.drop(columns=["t"]).fillna(0).sum(axis=1).mean())
     else:
         held = private_deploys * hours_each * 3600 / duration_s
     return round(max(0.0, 1 - held / slots), 4)

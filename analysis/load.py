@@ -80,7 +80,8 @@ class Run:
     skipped_requests: int = 0  # of skipped_lines, the request records' (a start's fate lost)
     callbacks: dict = field(default_factory=dict)  # the webhook receivers' counts, added up
     foreign_files: list[str] = field(default_factory=list)  # another run's records: not read
-    hosts: pd.DataFrame = field(default_factory=pd.DataFrame)  # slots held per private host
+    fleets: pd.DataFrame = field(default_factory=pd.DataFrame)  # private slots held per fleet
+    host_cities: pd.DataFrame = field(default_factory=pd.DataFrame)  # private slots per city
     locations: pd.DataFrame = field(default_factory=pd.DataFrame)  # slots held per city
     derived: dict = field(default_factory=dict)  # made once from the records (analysis.metrics)
 
@@ -125,7 +126,7 @@ def load_run(
     run = Run(folder, requests, events, emulator, manifest, skipped, skipped_requests)
     run.callbacks = _callbacks(folder, manifest.get("run_id"))
     run.foreign_files = _foreign_files(folder, logs)
-    run.hosts, run.locations = _held_by(folder, ("by_private_host", "by_location"))
+    run.fleets, run.host_cities, run.locations = _held_by(folder, manifest)
     return run
 
 
@@ -158,29 +159,77 @@ def _return_freed_arrays() -> None:
         ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 
 
-def _held_by(folder: Path, keys: tuple[str, ...]) -> tuple[pd.DataFrame, ...]:
-    """_held_by are, for each key of the emulator's readings (`by_private_host`: the slots
-    each private host held; `by_location`: each city), a frame of t and a column a name.
+def _held_by(folder: Path, manifest: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """_held_by are, from the emulator's readings, the slots held over time (t, then a
+    column a name) by each fleet's private hosts (a host the manifest names no fleet of:
+    under "private hosts"), by the private hosts of each city (one the manifest does not
+    place: under its id), and in each city (`by_location`, private hosts included).
 
-    Their keys are the world's names, so they are read line by line (a reading a second).
+    Hosts are added up as they are read: a day of a second's readings of thousands of hosts
+    is never a frame of them. A reading names the hosts changed since the one before
+    (`private_host_changes`), or in earlier folders every busy host (`by_private_host`).
     """
-    path = folder / "emulator-metrics.jsonl"
-    rows: dict[str, list[dict]] = {key: [] for key in keys}
+    path = folder / READINGS_FILE
+    hosts = HostGroups(((manifest.get("emulator") or {}).get("world") or {}).get("private_hosts"))
+    cities: list[dict] = []
     if path.exists():
-        for line in path.read_bytes().splitlines():
-            try:
-                reading = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(reading, dict):
-                continue
-            for key in keys:
-                if isinstance(reading.get(key), dict):
-                    rows[key].append({"t": reading.get("t")} | reading[key])
-    return tuple(
-        pd.DataFrame(rows[key]).fillna(0) if rows[key] else pd.DataFrame(columns=["t"])
-        for key in keys
-    )
+        with path.open("rb") as lines:
+            for line in lines:
+                try:
+                    reading = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(reading, dict):
+                    hosts.read(reading)
+                    if isinstance(reading.get("by_location"), dict):
+                        cities.append({"t": reading.get("t")} | reading["by_location"])
+    held = pd.DataFrame(cities).fillna(0) if cities else pd.DataFrame(columns=["t"])
+    return hosts.frame(0), hosts.frame(1), held
+
+
+class HostGroups:
+    """HostGroups adds up the private hosts' slots held, reading by reading, by fleet and
+    by city (the manifest's world: each host's fleet and city)."""
+
+    def __init__(self, known: object) -> None:
+        self._known = known if isinstance(known, dict) else {}
+        self._held: dict[str, int] = {}  # each host's slots held now
+        self._groups: dict[str, tuple[str, str]] = {}  # host: (its fleet, its city)
+        self._now: tuple[dict[str, int], dict[str, int]] = ({}, {})
+        self._rows: tuple[list[dict], list[dict]] = ([], [])
+
+    def read(self, reading: dict) -> None:
+        """read takes one reading's hosts (none named: a reading of no hosts, not a row)."""
+        changes = reading.get("private_host_changes")
+        if not isinstance(changes, dict):
+            whole = reading.get("by_private_host")
+            if not isinstance(whole, dict):
+                return
+            changes = {host: 0 for host in self._held if host not in whole} | whole
+        for host, held in changes.items():
+            self._change(host, held if isinstance(held, int) else 0)
+        for rows, now in zip(self._rows, self._now, strict=True):
+            rows.append({"t": reading.get("t")} | now)
+
+    def _change(self, host: str, held: int) -> None:
+        change = held - self._held.get(host, 0)
+        self._held[host] = held
+        for group, now in zip(self._group(host), self._now, strict=True):
+            now[group] = now.get(group, 0) + change
+
+    def _group(self, host: str) -> tuple[str, str]:
+        if host not in self._groups:
+            told = self._known.get(host) or {}
+            self._groups[host] = (
+                told.get("fleet") or "private hosts",
+                told.get("location") or host,
+            )
+        return self._groups[host]
+
+    def frame(self, by: int) -> pd.DataFrame:
+        """frame is t, then a column a fleet (by 0) or a city (by 1)."""
+        rows = self._rows[by]
+        return pd.DataFrame(rows).fillna(0) if rows else pd.DataFrame(columns=["t"])
 
 
 def _foreign_files(folder: Path, logs: dict[str, list[Path]]) -> list[str]:

@@ -317,39 +317,31 @@ def _fleet_jobs(run: Run) -> list[tuple]:
     """_fleet_jobs draw where deployments landed, when the run's world has private hosts."""
     from analysis import plots
 
-    hosts = run.hosts
-    if hosts.empty or len(hosts.columns) < 2:
+    fleets, by_city = run.fleets, run.host_cities
+    if fleets.empty or len(fleets.columns) < 2:
         return []
     held = run.emulator.sort_values("t")["holding_capacity"].to_numpy()
-    private = hosts.drop(columns="t").sum(axis=1).to_numpy()
+    private = fleets.drop(columns="t").sum(axis=1).to_numpy()
     cloud = pd.Series((held[: len(private)] - private[: len(held)]).clip(min=0))
     world = (run.manifest.get("emulator") or {}).get("world") or {}
     hosts_of_world = world.get("private_hosts")
     known: dict = hosts_of_world if isinstance(hosts_of_world, dict) else {}
-    by_city = _hosts_by_city(hosts.iloc[: len(cloud)], known)
-    fleets = _fleets(hosts.iloc[: len(cloud)], known)
-    return [("Fleet", plots.fleet_plot, by_city, cloud, fleets, run.folder)]
+    held_by_fleet = _fleets(fleets.iloc[: len(cloud)], known)
+    return [
+        ("Fleet", plots.fleet_plot, by_city.iloc[: len(cloud)], cloud, held_by_fleet, run.folder)
+    ]
 
 
-def _fleets(hosts: pd.DataFrame, known: dict) -> dict[str, tuple[pd.Series, int]]:
-    """_fleets are each fleet's slots held over time and its active hosts' capacity (a host
-    the manifest names no fleet of: under "private hosts"), so a full fleet shows as full."""
-    fleets: dict[str, tuple[pd.Series, int]] = {}
-    for host in hosts.columns.drop("t"):
-        told = known.get(host) or {}
-        name = told.get("fleet") or "private hosts"
-        capacity = told.get("capacity", 0) if told.get("status", "ACTIVE") == "ACTIVE" else 0
-        held, total = fleets.get(name, (pd.Series(0.0, index=hosts.index), 0))
-        fleets[name] = (held + hosts[host], total + capacity)
-    return fleets
-
-
-def _hosts_by_city(hosts: pd.DataFrame, known: dict) -> pd.DataFrame:
-    """_hosts_by_city adds up the private hosts' slots held per city (a host the manifest
-    does not place: under its own id), so seventy hosts make a readable few bands."""
-    cities = {h: (known.get(h) or {}).get("location") or h for h in hosts.columns if h != "t"}
-    grouped = hosts.drop(columns="t").T.groupby(pd.Series(cities)).sum().T
-    return pd.concat([hosts[["t"]], grouped], axis=1)
+def _fleets(fleets: pd.DataFrame, known: dict) -> dict[str, tuple[pd.Series, int]]:
+    """_fleets are each fleet's slots held over time and its active hosts' capacity (hosts
+    the manifest names no fleet of: "private hosts", their capacity unknown), so a full
+    fleet shows as full."""
+    capacity: dict[str, int] = {}
+    for told in known.values():
+        if told.get("status", "ACTIVE") == "ACTIVE":
+            name = told.get("fleet") or "private hosts"
+            capacity[name] = capacity.get(name, 0) + told.get("capacity", 0)
+    return {name: (fleets[name], capacity.get(name, 0)) for name in fleets.columns.drop("t")}
 
 
 FIGURE_NAMES = {

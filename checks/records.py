@@ -47,7 +47,7 @@ READING_FIELDS = (
     Field("active", int, nullable=True),
     Field("holding_capacity", int, nullable=True),
     Field("deployments_created", int, nullable=True),
-    Field("by_private_host", dict),
+    Field("private_host_changes", dict),
     Field("by_location", dict),
     Field("fleet_private", int),
     Field("fleet_cloud", int),

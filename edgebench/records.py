@@ -71,6 +71,7 @@ __all__ = [
     "SERVED",
     "ColumnarWriter",
     "Field",
+    "HostChanges",
     "RecordWriter",
     "drop_records",
     "emulator_reading",
@@ -244,24 +245,45 @@ def emulator_reading(
     active: int | None,
     holding_capacity: int | None,
     deployments_created: int | None,
-    by_private_host: dict[str, int],
+    private_host_changes: dict[str, int],
     by_location: dict[str, int],
     fleet_private: int,
     fleet_cloud: int,
     allocation_failures: dict[str, int],
 ) -> Record:
-    """emulator_reading is one reading of the emulator's platform at unix time t."""
+    """emulator_reading is one reading of the emulator's platform at unix time t: of the
+    private hosts, those whose slots held changed since the reading before (HostChanges)."""
     return {
         "t": round(t, 3),
         "active": active,
         "holding_capacity": holding_capacity,
         "deployments_created": deployments_created,
-        "by_private_host": by_private_host,
+        "private_host_changes": private_host_changes,
         "by_location": by_location,
         "fleet_private": fleet_private,
         "fleet_cloud": fleet_cloud,
         "allocation_failures": allocation_failures,
     }
+
+
+class HostChanges:
+    """HostChanges turns each reading's slots held per private host into the hosts changed
+    since the reading before (0: idle now): a reading a second of a fleet of thousands of
+    hosts stays a line of the few that changed.
+
+    >>> changes = HostChanges()
+    >>> changes({"a": 2, "b": 1}), changes({"a": 2}), changes({"a": 3})
+    ({'a': 2, 'b': 1}, {'b': 0}, {'a': 3})
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[str, int] = {}
+
+    def __call__(self, held: dict[str, int]) -> dict[str, int]:
+        changed = {host: n for host, n in held.items() if self._held.get(host) != n}
+        changed |= {host: 0 for host in self._held if host not in held}
+        self._held = {host: n for host, n in held.items() if n}
+        return changed
 
 
 class RecordWriter:

@@ -221,6 +221,11 @@ class Platform:
         self._location_used = [0] * len(self.world.locations)
         self._host_used = dict.fromkeys(self.world.private_hosts, 0)
         self._hosts_in_use: dict[str, int] = {}  # the hosts holding a slot, and how many
+        # Kept as slots come and go: a reading a second of thousands of hosts adds them up
+        # in no time (the private slots held, per city; the hosts changed since last asked).
+        self._private_held = 0
+        self._city_held: Counter[str] = Counter()
+        self._hosts_changed: set[str] = set()
         self._host_lists: dict[tuple[str, ...], HostList] = {}  # by content
         self._recent: dict[int, tuple[tuple[str, ...], HostList]] = {}  # by identity: fast
         self._lists_of: dict[str, list[tuple[list[int], int]]] = {}
@@ -318,16 +323,22 @@ class Platform:
         for loc, used in zip(self.world.locations, self._location_used, strict=True):
             if used:
                 counts[loc.city] += used
-        for host_id, used in self._hosts_in_use.items():  # the busy ones: not thousands idle
-            counts[self.world.private_hosts[host_id].location.city] += used
+        counts.update(+self._city_held)
         return dict(counts)
 
     def holding_count(self) -> int:
         """holding_count is how many slots deployments hold, at locations and private hosts."""
-        return sum(self._location_used) + sum(self._hosts_in_use.values())
+        return sum(self._location_used) + self._private_held
 
     def active_by_host(self) -> dict[str, int]:
         return dict(self._hosts_in_use)
+
+    def drain_host_changes(self) -> dict[str, int]:
+        """drain_host_changes is each private host's slots held, for the hosts whose count
+        changed since the last call (0: idle now), the first call every busy one: a reading
+        of a simulation's (records.HostChanges for a live run's)."""
+        changed, self._hosts_changed = self._hosts_changed, set()
+        return {host: self._host_used[host] for host in changed}
 
     def drain_outbox(self) -> list[tuple[str, Deployment, float]]:
         """drain_outbox hands over webhook events: (event name, deployment as it was, when)."""
@@ -494,6 +505,7 @@ class Platform:
             dep.host, dep.location = target, target.location
             self._host_used[target.id] += 1
             self._hosts_in_use[target.id] = self._host_used[target.id]
+            self._held_at(target, 1)
         else:
             dep.location, dep.location_index = self.world.locations[target], target
             self._location_used[target] += 1
@@ -541,12 +553,18 @@ class Platform:
             if used == dep.host.capacity - 1:  # it was full: back
                 for heap, place in self._lists_of.get(dep.host.id, ()):
                     heapq.heappush(heap, place)
+            self._held_at(dep.host, -1)
         elif dep.location_index >= 0:
             self._location_used[dep.location_index] -= 1
         self._active.pop(dep.request_id, None)
         self._terminated.append(dep.request_id)
         while len(self._terminated) > self.retain_terminated:
             self._deployments.pop(self._terminated.popleft(), None)
+
+    def _held_at(self, host: PrivateHost, change: int) -> None:
+        self._private_held += change
+        self._city_held[host.location.city] += change
+        self._hosts_changed.add(host.id)
 
     def _schedule(self, dep: Deployment, kind: str, due: float) -> None:
         self._events.push(due, (due, dep, kind))

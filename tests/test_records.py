@@ -129,7 +129,7 @@ def documented_fields(heading: str) -> dict[str, tuple[type, bool]]:
             load.EMULATOR_SCHEMA,
             emulator_reading(
                 t=1.0, active=None, holding_capacity=None, deployments_created=None,
-                by_private_host={}, by_location={}, fleet_private=0, fleet_cloud=0,
+                private_host_changes={}, by_location={}, fleet_private=0, fleet_cloud=0,
                 allocation_failures={},
             ),
         ),

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import orjson
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -505,14 +506,20 @@ def test_an_older_folder_reads_whatever_fields_it_lacks(tmp_path):
     layouts = {
         "before-matches": ("match", "attempt", "queue_ms", "final", "cause"),
         "before-clients": ("match", "attempt", "queue_ms", "final"),
+        "before-host-changes": (),
         "current": (),
     }
     readings = {
         "before-matches": {"t": T0, "active": 3},
         "before-clients": {"t": T0, "active": 3, "holding_capacity": 3, "deployments_created": 9},
-        "current": {
+        "before-host-changes": {
             "t": T0, "active": 3, "holding_capacity": 3, "deployments_created": 9,
             "by_private_host": {"h1": 1}, "fleet_private": 2, "fleet_cloud": 1,
+            "allocation_failures": {"no_capacity": 1},
+        },
+        "current": {
+            "t": T0, "active": 3, "holding_capacity": 3, "deployments_created": 9,
+            "private_host_changes": {"h1": 1}, "fleet_private": 2, "fleet_cloud": 1,
             "allocation_failures": {"no_capacity": 1},
         },
     }  # fmt: skip
@@ -551,18 +558,47 @@ def test_a_long_run_is_drawn_in_windows_it_can_be_read_in(tmp_path):
     assert windows.readable_window(18 * 3600) == 60  # 1,080 points, not 64,800
 
 
-def test_seventy_private_hosts_are_drawn_as_their_cities_and_the_capacity_said_once():
-    import pandas as pd
+def test_seventy_private_hosts_are_read_as_their_cities_and_fleets_and_the_capacity_said_once(
+    tmp_path,
+):
+    from analysis.load import _held_by
+    from analysis.report import capacity_text
 
-    from analysis.report import _hosts_by_city, capacity_text
-
-    hosts = pd.DataFrame({"t": [1.0, 2.0]} | {f"h{k}": [1, 2] for k in range(70)})
-    known = {f"h{k}": {"location": "Paris" if k < 40 else "Tokyo"} for k in range(69)}
-    grouped = _hosts_by_city(hosts, known)
-    assert list(grouped.columns) == ["t", "Paris", "Tokyo", "h69"]  # one unplaced: its id
-    assert grouped["Paris"].tolist() == [40, 80]
+    known = {f"h{k}": {"location": "Paris" if k < 40 else "Tokyo", "fleet": "f", "capacity": 4,
+                       "status": "ACTIVE"} for k in range(69)}  # fmt: skip
+    manifest = {"emulator": {"world": {"private_hosts": known}}}
+    readings = [  # the changes since the reading before: every host busy, then every one more
+        {"t": 1.0, "private_host_changes": {f"h{k}": 1 for k in range(70)}},
+        {"t": 2.0, "private_host_changes": {f"h{k}": 2 for k in range(70)}},
+        {"t": 3.0, "private_host_changes": {"h0": 0}},
+    ]
+    write(tmp_path, "emulator-metrics.jsonl", readings)
+    fleets, cities, _ = _held_by(tmp_path, manifest)
+    assert list(cities.columns) == ["t", "Paris", "Tokyo", "h69"]  # one unplaced: its id
+    assert cities["Paris"].tolist() == [40, 80, 78]
+    assert fleets["f"].tolist() == [69, 138, 136]
+    assert fleets["private hosts"].tolist() == [1, 2, 2]  # a host no fleet of the manifest's
     world = {"capacity": 11200, "private_capacity": 70, "locations": 39}
     assert capacity_text(world) == "11,270 slots: 11,200 in 39 locations and 70 on private hosts"
+
+
+def test_an_earlier_folders_readings_of_every_busy_host_read_the_same(tmp_path):
+    from analysis.load import _held_by
+
+    manifest = {"emulator": {"world": {"private_hosts": {"a": {"fleet": "f", "location": "X"}}}}}
+    whole = [
+        {"t": 1.0, "by_private_host": {"a": 2, "b": 1}},
+        {"t": 2.0, "by_private_host": {"a": 1}},
+    ]
+    write(tmp_path / "whole", "emulator-metrics.jsonl", whole)
+    changes = [{"t": 1.0, "private_host_changes": {"a": 2, "b": 1}},
+               {"t": 2.0, "private_host_changes": {"a": 1, "b": 0}}]  # fmt: skip
+    write(tmp_path / "changes", "emulator-metrics.jsonl", changes)
+    read = [_held_by(tmp_path / name, manifest) for name in ("whole", "changes")]
+    for before, after in zip(*read, strict=True):
+        pd.testing.assert_frame_equal(before, after)
+    assert read[0][0]["f"].tolist() == [2, 1]
+    assert read[0][1]["X"].tolist() == [2, 1]
 
 
 @pytest.mark.parametrize(("completed", "unrecorded"), [(True, 5 + 12), (False, 5)])
@@ -784,17 +820,18 @@ def test_a_flat_curve_is_drawn_from_zero_and_each_fleet_against_its_own_capacity
     axes.plot([0, 1, 2], [0.0, 0.0, 0.0])
     plots._no_flat_axes(figure)
     assert axes.get_ylim() == (0.0, 1.0)
-    hosts = pd.DataFrame({"t": [1.0, 2.0], "a1": [20, 20], "a2": [20, 20], "b1": [3, 5]})
+    held = pd.DataFrame({"t": [1.0, 2.0], "fleet-na": [40, 40], "fleet-eu": [3, 5]})
     known = {
         "a1": {"capacity": 20, "status": "ACTIVE", "fleet": "fleet-na"},
         "a2": {"capacity": 20, "status": "ACTIVE", "fleet": "fleet-na"},
         "b1": {"capacity": 20, "status": "ACTIVE", "fleet": "fleet-eu"},
+        "b2": {"capacity": 20, "status": "MAINTENANCE", "fleet": "fleet-eu"},  # not counted
     }
-    fleets = _fleets(hosts, known)
+    fleets = _fleets(held, known)
     assert {name: (held.tolist(), cap) for name, (held, cap) in fleets.items()} == {
         "fleet-na": ([40, 40], 40),  # full: its line meets its capacity
         "fleet-eu": ([3, 5], 20),
     }
-    by_city = hosts.rename(columns={"a1": "Chicago", "a2": "Chicago2", "b1": "Frankfurt"})
+    by_city = pd.DataFrame({"t": [1.0, 2.0], "Chicago": [40, 40], "Frankfurt": [3, 5]})
     paths = plots.fleet_plot(by_city, pd.Series([0, 1]), fleets, tmp_path)
     assert paths[0].stat().st_size > 1000

@@ -25,7 +25,7 @@ from checks import Watch
 from edgebench._errors import EdgebenchError
 from edgebench.plan.overrides import RunSpec
 from edgebench.plan.scenario import Scenario
-from edgebench.records import READINGS_FILE, emulator_reading
+from edgebench.records import READINGS_FILE, HostChanges, emulator_reading
 from edgebench.runner.metrics import RunMetrics
 from edgebench.runner.progress import Progress
 from edgebench.runner.watch import Watcher
@@ -170,6 +170,7 @@ class EmulatorProcess:
         self.url = ""
         self._log: IO[bytes] | None = None
         self._readings: IO[bytes] | None = None
+        self._host_changes = HostChanges()
         self._client = httpx.Client(timeout=2.0)  # its base URL once the emulator said it
 
     def command(self) -> list[str]:
@@ -236,7 +237,7 @@ class EmulatorProcess:
             active=active.get("total"),
             holding_capacity=active.get("holding_capacity"),
             deployments_created=metrics.get("deployments_created"),
-            by_private_host=active.get("by_private_host") or {},
+            private_host_changes=self._host_changes(active.get("by_private_host") or {}),
             by_location=active.get("by_location") or {},
             fleet_private=placements.get("private", 0),
             fleet_cloud=placements.get("cloud", 0),

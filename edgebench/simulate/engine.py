@@ -233,7 +233,7 @@ class Simulation:
                 active=platform.active_count(),
                 holding_capacity=platform.holding_count(),
                 deployments_created=platform.created,
-                by_private_host=platform.active_by_host(),
+                private_host_changes=platform.drain_host_changes(),
                 by_location=platform.active_by_location(),
                 fleet_private=placements.get("private", 0),
                 fleet_cloud=placements.get("cloud", 0),
