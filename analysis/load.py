@@ -112,12 +112,7 @@ def load_run(
             f"{folder}: not a run folder (no manifest.json, no requests-*.jsonl or .arrow); "
             "pass a folder made by edgebench run"
         )
-    schema = REQUEST_SCHEMA
-    if lean:
-        unused = LEAN_LEAVES_OUT | (set() if logs["events"] else {"request_id"})
-        if (manifest.get("costs") or {}).get("egress_player_hour"):
-            unused -= {"players"}  # egress is billed per player-hour
-        schema = pa.schema([f for f in REQUEST_SCHEMA if f.name not in unused])
+    schema = _lean(manifest, bool(logs["events"])) if lean else REQUEST_SCHEMA
     requests, skipped_requests = _frame(logs["requests"], schema, progress)
     events, skipped_events = _frame(logs["events"], EVENT_SCHEMA, progress)
     emulator, skipped_readings = _frame(folder.glob(READINGS_FILE), EMULATOR_SCHEMA)
@@ -126,8 +121,36 @@ def load_run(
     run = Run(folder, requests, events, emulator, manifest, skipped, skipped_requests)
     run.callbacks = _callbacks(folder, manifest.get("run_id"))
     run.foreign_files = _foreign_files(folder, logs)
-    run.fleets, run.host_cities, run.locations = _held_by(folder, manifest)
+    run.fleets, run.host_cities, run.locations = _held_by(_readings(folder), manifest)
     return run
+
+
+def run_of_records(folder: Path, requests: list, events: list, readings: list[dict]) -> Run:
+    """run_of_records is a run whose records were never written, as load_run(lean=True)
+    reads them written: a simulation's held in memory (Arrow batches of the requests' and
+    the events' fields, as the Arrow log holds them; the readings' dicts). The folder holds
+    its manifest."""
+    manifest = _manifest(folder)
+    schema = _lean(manifest, bool(events))
+    frames = [
+        _joined_frame(_compact(_projected(batches, each), each), each)
+        for batches, each in ((requests, schema), (events, EVENT_SCHEMA))
+    ]
+    table = pa.Table.from_pylist(readings, schema=EMULATOR_SCHEMA)
+    emulator = _joined_frame(_compact(table.to_batches(), EMULATOR_SCHEMA), EMULATOR_SCHEMA)
+    _placed_by_events(*frames)
+    run = Run(folder, frames[0], frames[1], emulator, manifest)
+    run.fleets, run.host_cities, run.locations = _held_by(iter(readings), manifest)
+    return run
+
+
+def _lean(manifest: dict, events: bool) -> pa.Schema:
+    """_lean is the request columns the analysis uses (LEAN_LEAVES_OUT left out; request_id
+    too when there are no events to join it with; players where egress is billed by them)."""
+    unused = LEAN_LEAVES_OUT | (set() if events else {"request_id"})
+    if (manifest.get("costs") or {}).get("egress_player_hour"):
+        unused -= {"players"}  # egress is billed per player-hour
+    return pa.schema([f for f in REQUEST_SCHEMA if f.name not in unused])
 
 
 def _placed_by_events(requests: pd.DataFrame, events: pd.DataFrame) -> None:
@@ -159,7 +182,23 @@ def _return_freed_arrays() -> None:
         ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 
 
-def _held_by(folder: Path, manifest: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _readings(folder: Path):
+    """_readings are the emulator's readings of a folder, a line at a time (a torn or
+    foreign line: left out)."""
+    path = folder / READINGS_FILE
+    if not path.exists():
+        return
+    with path.open("rb") as lines:
+        for line in lines:
+            try:
+                reading = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(reading, dict):
+                yield reading
+
+
+def _held_by(readings, manifest: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """_held_by are, from the emulator's readings, the slots held over time (t, then a
     column a name) by each fleet's private hosts (a host the manifest names no fleet of:
     under "private hosts"), by the private hosts of each city (one the manifest does not
@@ -169,20 +208,12 @@ def _held_by(folder: Path, manifest: dict) -> tuple[pd.DataFrame, pd.DataFrame, 
     is never a frame of them. A reading names the hosts changed since the one before
     (`private_host_changes`), or in earlier folders every busy host (`by_private_host`).
     """
-    path = folder / READINGS_FILE
     hosts = HostGroups(((manifest.get("emulator") or {}).get("world") or {}).get("private_hosts"))
     cities: list[dict] = []
-    if path.exists():
-        with path.open("rb") as lines:
-            for line in lines:
-                try:
-                    reading = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(reading, dict):
-                    hosts.read(reading)
-                    if isinstance(reading.get("by_location"), dict):
-                        cities.append({"t": reading.get("t")} | reading["by_location"])
+    for reading in readings:
+        hosts.read(reading)
+        if isinstance(reading.get("by_location"), dict):
+            cities.append({"t": reading.get("t")} | reading["by_location"])
     held = pd.DataFrame(cities).fillna(0) if cities else pd.DataFrame(columns=["t"])
     return hosts.frame(0), hosts.frame(1), held
 
@@ -293,11 +324,16 @@ def _frame(paths, schema: pa.Schema, progress=None) -> tuple[pd.DataFrame, int]:
         skipped += bad
         if progress:
             progress(path.stat().st_size)
+    return _joined_frame(pieces, schema), skipped
+
+
+def _joined_frame(pieces: dict[str, list], schema: pa.Schema) -> pd.DataFrame:
+    """_joined_frame is each column's pieces joined, as one frame."""
     columns = {}
     for name in schema.names:
-        parts, pieces[name] = pieces[name], []  # each column's pieces go once joined
+        parts, pieces[name] = pieces.get(name, []), []  # each column's pieces go once joined
         columns[name] = _joined(name, parts, schema.field(name).type)
-    return pd.DataFrame(columns, copy=False), skipped  # no copy into 2-D blocks
+    return pd.DataFrame(columns, copy=False)  # no copy into 2-D blocks
 
 
 def _read_log(path: Path, schema: pa.Schema) -> tuple[dict[str, list], int]:
@@ -335,19 +371,20 @@ def _read_columnar(path: Path, schema: pa.Schema) -> tuple[dict[str, list], int]
     """_read_columnar reads an Arrow stream's columns of the schema, batch by batch (a column
     it lacks: nulls), and 1 when a killed writer's torn last batch was left out."""
     log = ArrowLog(path)
-
-    def batches():
-        for batch in log:
-            columns = [
-                batch.column(name)
-                if name in batch.schema.names
-                else pa.nulls(batch.num_rows, field.type)
-                for name, field in zip(schema.names, schema, strict=True)
-            ]
-            yield pa.RecordBatch.from_arrays(columns, names=schema.names)
-
-    pieces = _compact(batches(), schema)
+    pieces = _compact(_projected(log, schema), schema)
     return (pieces if log.schema is not None else {}), log.torn
+
+
+def _projected(batches, schema: pa.Schema):
+    """_projected are the batches' columns of the schema (a column one lacks: nulls)."""
+    for batch in batches:
+        columns = [
+            batch.column(name)
+            if name in batch.schema.names
+            else pa.nulls(batch.num_rows, field.type)
+            for name, field in zip(schema.names, schema, strict=True)
+        ]
+        yield pa.RecordBatch.from_arrays(columns, names=schema.names)
 
 
 def _compact(batches, schema: pa.Schema) -> dict[str, list]:

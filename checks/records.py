@@ -57,10 +57,13 @@ READINGS_FILE = "emulator-metrics.jsonl"
 # A simulation's fleet deploys, where each went and its draws (numpy columns): what sizes
 # every fleet from one simulation (edgebench.advise.onepass).
 PLACEMENTS_FILE = "fleet-placements.npz"
+# A simulation's matches as a queue meets them: each one's due time and the rest of its wait
+# once sent (edgebench.advise.limitpass: every limit from one simulation).
+DEMAND_FILE = "queued-demand.npz"
 # Every record file a run folder may hold: what `prune` removes, a probe does not keep.
 RECORD_FILES = (
     "requests-*.jsonl", "events-*.jsonl", "requests-*.arrow", "events-*.arrow", READINGS_FILE,
-    PLACEMENTS_FILE,
+    PLACEMENTS_FILE, DEMAND_FILE,
 )  # fmt: skip
 EVENT_FIELDS = (
     Field("t_received", float),

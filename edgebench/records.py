@@ -37,6 +37,7 @@ from checks.outcomes import (
 )
 from checks.records import (
     ARROW_TYPES,
+    DEMAND_FILE,
     DICTIONARY_FIELDS,
     EVENT_FIELDS,
     PLACEMENTS_FILE,
@@ -54,6 +55,7 @@ __all__ = [
     "ABANDONED",
     "BACKOFF",
     "CLOUD",
+    "DEMAND_FILE",
     "DROPPED",
     "EVENTS",
     "EVENT_FIELDS",
@@ -355,9 +357,12 @@ class ColumnarWriter:
     writer = ColumnarWriter(path, REQUEST_FIELDS)
     writer.add(record)   # held until a batch is full, or flushed
     writer.close()       # every row written
+
+    With no path, the batches are kept in memory (`batches`), never written: a simulation
+    that keeps only its summary (analysis.load.run_of_records reads them).
     """
 
-    def __init__(self, path: Path, fields: tuple[Field, ...]) -> None:
+    def __init__(self, path: Path | None, fields: tuple[Field, ...]) -> None:
         import pyarrow as pa
 
         self.path, self._pa = path, pa
@@ -368,6 +373,7 @@ class ColumnarWriter:
         self._rows: list[Record] = []
         self._file: Any = None
         self._writer: Any = None
+        self.batches: list[Any] = []
 
     def _type(self, field: Field) -> Any:
         kind = getattr(self._pa, ARROW_TYPES[field.kind])()
@@ -388,12 +394,16 @@ class ColumnarWriter:
         table = self._pa.Table.from_pylist(rows, schema=self._plain)
         columns = zip(table.columns, self._schema, strict=True)
         arrays = [self._column(column, f.type) for column, f in columns]
+        batch = self._pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+        if self.path is None:
+            self.batches.append(batch)
+            return
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self._pa.OSFile(str(self.path), "wb")
             options = self._pa.ipc.IpcWriteOptions(compression="zstd")
             self._writer = self._pa.ipc.new_stream(self._file, self._schema, options=options)
-        self._writer.write_batch(self._pa.RecordBatch.from_arrays(arrays, schema=self._schema))
+        self._writer.write_batch(batch)
 
     def close(self) -> None:
         self.flush()

@@ -214,7 +214,9 @@ def test_every_limits_waits_from_one_simulation(tmp_path):
         for value in limits
     ]
     summaries = simulate_all(jobs, 2)
-    demand = QueuedDemand.of_run(jobs[0].folder)
+    from analysis.load import load_run
+
+    demand = QueuedDemand.of(load_run(jobs[0].folder, lean=True))
     for limit, apart in zip(limits[1:], summaries[1:], strict=True):
         figures, values = demand.figures(limit, 8.0), metrics(apart)
         assert figures["share_abandoned"] == pytest.approx(values["share_abandoned"], abs=0.01)
@@ -350,3 +352,28 @@ def test_the_one_pass_says_when_its_figures_are_estimates():
     refused = Sizing({}, {}, {"allocation_failure_causes": {"no_capacity": 1234}}, None)
     assert "the cloud refused 1,234 deploys for no room" in (refused.inexact or "")
     assert Sizing({}, {}, {"allocation_failure_causes": {"out_of_range": 3}}, None).inexact is None
+
+
+def test_a_probe_that_keeps_no_records_writes_none_and_is_summarised_as_one_that_does(tmp_path):
+    import pandas as pd
+
+    from analysis.load import load_run
+    from edgebench.simulate.command import simulated_run, simulate_one
+
+    (tmp_path / "world.toml").write_text(WORLD.format(na=6, eu=2))
+    told = SCENARIO.format(world="world.toml").replace(
+        "[rate]", "[requests]\nwebhooks = true\n[rate]"
+    )
+    (tmp_path / "s.toml").write_text(told)  # fleets, the cloud, costs, webhooks' events
+    scenario = planned(tmp_path / "s.toml", Overrides())
+    kept, held = (
+        Job(scenario, tmp_path / name, keep_records=name == "kept") for name in ("kept", "held")
+    )
+    summaries = [simulate_one(job) for job in (kept, held)]
+    assert summaries[0] == summaries[1]
+    assert summaries[0]["placement"]["by_region"]["quebec"]["cloud"] > 0  # hosts ran out
+    assert sorted(p.name for p in held.folder.iterdir()) == ["manifest.json", "summary.json"]
+    written, in_memory = load_run(kept.folder, lean=True), simulated_run(held)
+    for name in ("requests", "events", "emulator", "fleets", "host_cities", "locations"):
+        pd.testing.assert_frame_equal(getattr(written, name), getattr(in_memory, name), obj=name)
+    assert len(written.events) > 0

@@ -561,7 +561,7 @@ def test_a_long_run_is_drawn_in_windows_it_can_be_read_in(tmp_path):
 def test_seventy_private_hosts_are_read_as_their_cities_and_fleets_and_the_capacity_said_once(
     tmp_path,
 ):
-    from analysis.load import _held_by
+    from analysis.load import _held_by, _readings
     from analysis.report import capacity_text
 
     known = {f"h{k}": {"location": "Paris" if k < 40 else "Tokyo", "fleet": "f", "capacity": 4,
@@ -573,7 +573,7 @@ def test_seventy_private_hosts_are_read_as_their_cities_and_fleets_and_the_capac
         {"t": 3.0, "private_host_changes": {"h0": 0}},
     ]
     write(tmp_path, "emulator-metrics.jsonl", readings)
-    fleets, cities, _ = _held_by(tmp_path, manifest)
+    fleets, cities, _ = _held_by(_readings(tmp_path), manifest)
     assert list(cities.columns) == ["t", "Paris", "Tokyo", "h69"]  # one unplaced: its id
     assert cities["Paris"].tolist() == [40, 80, 78]
     assert fleets["f"].tolist() == [69, 138, 136]
@@ -583,7 +583,7 @@ def test_seventy_private_hosts_are_read_as_their_cities_and_fleets_and_the_capac
 
 
 def test_an_earlier_folders_readings_of_every_busy_host_read_the_same(tmp_path):
-    from analysis.load import _held_by
+    from analysis.load import _held_by, _readings
 
     manifest = {"emulator": {"world": {"private_hosts": {"a": {"fleet": "f", "location": "X"}}}}}
     whole = [
@@ -594,7 +594,7 @@ def test_an_earlier_folders_readings_of_every_busy_host_read_the_same(tmp_path):
     changes = [{"t": 1.0, "private_host_changes": {"a": 2, "b": 1}},
                {"t": 2.0, "private_host_changes": {"a": 1, "b": 0}}]  # fmt: skip
     write(tmp_path / "changes", "emulator-metrics.jsonl", changes)
-    read = [_held_by(tmp_path / name, manifest) for name in ("whole", "changes")]
+    read = [_held_by(_readings(tmp_path / name), manifest) for name in ("whole", "changes")]
     for before, after in zip(*read, strict=True):
         pd.testing.assert_frame_equal(before, after)
     assert read[0][0]["f"].tolist() == [2, 1]

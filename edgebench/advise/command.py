@@ -47,7 +47,7 @@ from edgebench.runfolder import RESULTS, prepare_search_dir
 from edgebench.search.command import KEY_METRICS, parse_precision
 from edgebench.search.knee import Knee, Probe
 from edgebench.search.space import peak_rate, world_toml
-from edgebench.simulate.command import simulate_all, simulate_one
+from edgebench.simulate.command import simulate_all, simulated_run, summarized
 from edgebench.simulate.pool import Job, ProbePool, default_jobs
 from edgebench.warm import wants_warm
 
@@ -110,18 +110,18 @@ class Advice:
     curves: dict[str, dict] = field(default_factory=dict)  # each fleet's, from the one pass
     _seen: dict[tuple, Probe] = field(default_factory=dict)
 
-    def at(self, point: dict[str, float], placements: bool = False, records: bool = False):
+    def at(self, point: dict[str, float], placements: bool = False, waits: bool = False):
         """at is the probe of a point (every knob's value): simulated once, then remembered;
         with placements, keeping each fleet deploy's (edgebench.advise.onepass); with
-        records, its records (edgebench.advise.limitpass reads them)."""
-        return self.at_many([point], placements, records)[0]
+        waits, each match's (edgebench.advise.limitpass)."""
+        return self.at_many([point], placements, waits)[0]
 
     def folder_of(self, point: dict[str, float]) -> Path:
         """folder_of is the folder of the probe of a point."""
         return self.folder / next(p["folder"] for p in self.probes if p["point"] == point)
 
     def at_many(
-        self, points: list[dict[str, float]], placements: bool = False, records: bool = False
+        self, points: list[dict[str, float]], placements: bool = False, waits: bool = False
     ) -> list[Probe]:
         """at_many are the probes of several points, the new ones simulated `jobs` at once."""
         keys = [tuple(sorted(point.items())) for point in points]
@@ -134,13 +134,14 @@ class Advice:
                 self.scenario_at(point, place),
                 place,
                 self.warm,
-                self.keep_records or records,
+                self.keep_records,
                 placements=placements,
+                match_waits=waits,
             )
             for (_, point), place in zip(new, folders, strict=True)
         ]
         began = time.monotonic()
-        summaries = self.pool.run(jobs) if self.pool else simulate_all(jobs, self.jobs)
+        summaries = self.pool.run(jobs) if self.pool else [probe_one(job) for job in jobs]
         first = not self.probes
         for (key, point), place, summary in zip(new, folders, summaries, strict=True):
             self._seen[key] = self._judged(point, place, summary)
@@ -261,7 +262,7 @@ def advise(plan: AdvisePlan) -> int:
         scenario, raw_world, checks, folder, plan.max_probes, warm, plan.keep_records, jobs
     )
     began = time.monotonic()
-    with ProbePool(jobs, simulate_one) as advice.pool:
+    with ProbePool(jobs, probe_one) as advice.pool:
         final = _search(advice, knobs, start, plan.minimize == "cost")
     facts = _facts(plan, advice, instant, start, final, time.monotonic() - began, world_file)
     if plan.sensitivity and facts["final"]:
@@ -409,7 +410,7 @@ def _one_pass(advice: Advice, knobs: list[str], answers: dict, cheap: bool) -> d
         point[LIMIT] = float(max(2 * answers[LIMIT], math.ceil(2 * peak_rate(advice.scenario)), 2))
     point |= {knob: float(max(2 * int(answers[knob]) + 4, 8)) for knob in fleets}
     for _ in range(ONE_PASS_TRIES):
-        advice.at(point, placements=bool(fleets), records=queued)
+        advice.at(point, placements=bool(fleets), waits=queued)
         if not fleets:
             break
         sizing = _sizing(advice, point, fleets)
@@ -461,7 +462,7 @@ def _limit_from(advice: Advice, point: dict, answers: dict) -> int:
 
     checks = [c for c in advice.checks if c.metric in LIMIT_METRICS]
     high = int(point[LIMIT])
-    demand = QueuedDemand.of_run(advice.folder_of(point))
+    demand = QueuedDemand.load(advice.folder_of(point))
     policy = advice.scenario.client_policy
     max_wait = policy.max_queue_wait_s if policy else None
 
@@ -479,6 +480,17 @@ def _limit_from(advice: Advice, point: dict, answers: dict) -> int:
         )
     advice.curves["limit"] = _limit_curve(demand, max_wait, least, answers[LIMIT], high)
     return least
+
+
+def probe_one(job: Job) -> dict:
+    """probe_one simulates a probe (in a probe process) and is its summary; the one pass's
+    keeps each match's wait too (edgebench.advise.limitpass), from the run in memory."""
+    from edgebench.advise.limitpass import QueuedDemand
+
+    run = simulated_run(job)
+    if job.match_waits:
+        QueuedDemand.of(run).save(job.folder)
+    return summarized(job, run)
 
 
 def _drop_records(folder: Path, keep: bool) -> None:

@@ -8,7 +8,8 @@ chains n mod limit: d = j window + the running max of a - j window). A simulatio
 each match's due time and the rest of its wait once sent (the answer, retries, the boot:
 what the limit does not move), so every limit's players' waits and unserved share follow.
 
-    demand = QueuedDemand.of_run(folder)          # a simulation kept with its records
+    demand = QueuedDemand.of(run)                 # a simulation's run (analysis.load)
+    demand.save(folder); QueuedDemand.load(folder)   # what a probe process hands over
     demand.figures(limit=52, max_wait_s=30.0)     # wait_p99_s, share_unserved, ...
 
 Where matches give up (the client's max_queue_wait), the queue is walked match by match
@@ -21,10 +22,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgebench.plan.schedule import WINDOW_S
+from edgebench.records import DEMAND_FILE
+
+if TYPE_CHECKING:
+    from analysis.load import Run
 
 LIMIT_METRICS = ("wait_p50_s", "wait_p95_s", "wait_p99_s", "share_unserved", "share_abandoned")
 
@@ -38,13 +44,11 @@ class QueuedDemand:
     window_s: float
 
     @classmethod
-    def of_run(cls, folder: Path, window_s: float = WINDOW_S) -> QueuedDemand:
-        """of_run reads a simulated run's records: each match's due time, its first send,
-        when it was ready (or accepted) and its fate."""
-        from analysis.load import load_run
+    def of(cls, run: Run, window_s: float = WINDOW_S) -> QueuedDemand:
+        """of reads a simulated run's records: each match's due time, its first send, when
+        it was ready (or accepted) and its fate."""
         from analysis.metrics import attempts_of, served_waits
 
-        run = load_run(folder, lean=True)  # a day's millions of records: what it needs only
         order = attempts_of(run)
         requests = run.requests
         first = order.rows[order.first]
@@ -61,6 +65,16 @@ class QueuedDemand:
         rest[abandoned & np.isnan(rest)] = typical
         ordering = np.argsort(due, kind="stable")
         return cls(due[ordering], rest[ordering], window_s)
+
+    def save(self, folder: Path) -> None:
+        """save keeps the demand in the folder (DEMAND_FILE): a probe process hands it over."""
+        np.savez(folder / DEMAND_FILE, due=self.due, rest_s=self.rest_s, window_s=self.window_s)
+
+    @classmethod
+    def load(cls, folder: Path) -> QueuedDemand:
+        """load is the demand a probe saved in the folder."""
+        with np.load(folder / DEMAND_FILE) as saved:
+            return cls(saved["due"], saved["rest_s"], float(saved["window_s"]))
 
     def sends(self, limit: int) -> np.ndarray:
         """sends are the matches' send times under the limit (min-plus, by chain)."""

@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
@@ -35,7 +36,6 @@ from edgebench.records import (
     REQUEST_FIELDS,
     ColumnarWriter,
     RecordWriter,
-    drop_records,
     log_name,
 )
 from edgebench.runfolder import default_results_dir, expected_bytes, prepare_results_dir
@@ -52,6 +52,9 @@ from emulator import (
     distribution_option,
     parse_preload,
 )
+
+if TYPE_CHECKING:
+    from analysis.load import Run
 
 FLUSH_EVERY = 50_000  # records held before they are written (or a second's, if fewer)
 CHECK_EVERY = 1024  # records between two looks at the clock
@@ -132,6 +135,30 @@ class FileSink(Sink):
             writer.close()
 
 
+class HeldSink(Sink):
+    """HeldSink keeps a simulation's records in memory, never written: the request and event
+    records as the Arrow log's batches, the readings as their dicts (a probe that keeps only
+    its summary: analysis.load.run_of_records reads them as load_run reads them written)."""
+
+    def __init__(self) -> None:
+        self.requests = ColumnarWriter(None, REQUEST_FIELDS)
+        self.events = ColumnarWriter(None, EVENT_FIELDS)
+        self.readings: list[dict] = []
+
+    def request(self, record: dict) -> None:
+        self.requests.add(record)
+
+    def event(self, record: dict) -> None:
+        self.events.add(record)
+
+    def reading(self, record: dict) -> None:
+        self.readings.append(record)
+
+    def close(self) -> None:
+        self.requests.close()
+        self.events.close()
+
+
 def latency_distribution(text: str | None) -> Distribution:
     """latency_distribution reads --latency-ms: a number (fixed) or a TOML inline table."""
     if text is None:
@@ -189,6 +216,16 @@ def simulate_all(jobs: list[Job], workers: int) -> list[dict]:
 
 def simulate_one(job: Job) -> dict:
     """simulate_one simulates a job into its folder and is its summary (summary.json)."""
+    return summarized(job, simulated_run(job))
+
+
+def simulated_run(job: Job) -> Run:
+    """simulated_run simulates a job into its folder and is the run as the analysis reads
+    it: loaded from its records, or where the job keeps none, from the records held in
+    memory (never written: a day's are about 100 MB, and writing and reading them back
+    cost a sixth of a probe)."""
+    from analysis.load import load_run, run_of_records
+
     plan = SimulatePlan(
         Path(job.scenario.source),
         results_dir=job.folder,
@@ -198,14 +235,22 @@ def simulate_one(job: Job) -> dict:
         latency_ms=job.latency_ms,
         placements=job.placements,
     )
-    simulate_into(job.scenario, plan, echo=False)
-    summary = summary_of(job.folder)
+    if job.keep_records:
+        simulate_into(job.scenario, plan, echo=False)
+        return load_run(job.folder, lean=True)
+    held = HeldSink()
+    simulate_into(job.scenario, plan, echo=False, held=held)
+    return run_of_records(job.folder, held.requests.batches, held.events.batches, held.readings)
+
+
+def summarized(job: Job, run: Run) -> dict:
+    """summarized is a job's run's summary, written as its summary.json."""
+    from analysis.metrics import summarize
+
+    summary = summarize(run)
     (job.folder / "summary.json").write_bytes(
         orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY)
     )
-    if not job.keep_records:  # a day's records are about 100 MB a probe: the summary is kept
-        # The one pass reads the placements, then drops them.
-        drop_records(job.folder, frozenset({PLACEMENTS_FILE} if job.placements else ()))
     return summary
 
 
@@ -218,10 +263,15 @@ def summary_of(folder: Path) -> dict:
 
 
 def simulate_into(
-    scenario: Scenario, plan: SimulatePlan, echo=True, spec: RunSpec | None = None
+    scenario: Scenario,
+    plan: SimulatePlan,
+    echo=True,
+    spec: RunSpec | None = None,
+    held: HeldSink | None = None,
 ) -> Path:
     """simulate_into simulates scenario (spec resolved, where a command resolved it) into its
-    results folder and returns the folder."""
+    results folder and returns the folder; its records go to held where given (the folder
+    then holds its manifest, and its placements where asked)."""
     latency = latency_distribution(plan.latency_ms)
     config = model_config(scenario, plan.time_scale)
     schedule = Schedule.from_scenario(scenario)
@@ -239,13 +289,13 @@ def simulate_into(
         epoch_utc=utc(epoch),
         workers=1,
         simulated=True,
-        records=plan.records,
+        records="held" if held else plan.records,
         target={"host": "simulated", "token_set": False},
         # Under "emulator" as a live run's, so the report and compare read the world.
         emulator={"embedded": False, "simulated": True} | _model_facts(config, latency),
         costs=cost_basis(scenario, config.world),
     )
-    sink = FileSink(results, run_id, columnar=plan.records == "arrow")
+    sink = held or FileSink(results, run_id, columnar=plan.records == "arrow")
     simulation = Simulation(scenario, config, sink, epoch=epoch, latency_ms=latency)
     write_manifest(results, warm_start=_warm(simulation, scenario, config, plan.warm_start))
     if plan.placements:  # from the run's start: a warm start's preloaded matches are the past

@@ -32,6 +32,7 @@ class Job:
     time_scale: float = 1.0
     latency_ms: str | None = None  # simulate's --latency-ms (None: its default)
     placements: bool = False  # keep each fleet deploy's placement (a one-pass sizing)
+    match_waits: bool = False  # keep each match's due time and rest of wait (the limit's pass)
 
 
 def default_jobs() -> int:
