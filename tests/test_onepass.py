@@ -358,7 +358,7 @@ def test_a_probe_that_keeps_no_records_writes_none_and_is_summarised_as_one_that
     import pandas as pd
 
     from analysis.load import load_run
-    from edgebench.simulate.command import simulated_run, simulate_one
+    from edgebench.simulate.command import simulate_one, simulated_run
 
     (tmp_path / "world.toml").write_text(WORLD.format(na=6, eu=2))
     told = SCENARIO.format(world="world.toml").replace(
