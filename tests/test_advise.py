@@ -389,6 +389,24 @@ def test_a_limit_that_moves_no_failing_check_stops_and_says_what_would(tmp_path)
     assert "capacity would" in facts["stuck"]
 
 
+def test_a_client_that_does_not_queue_stops_raising_a_limit_that_makes_it_worse(tmp_path):
+    # A naive client: the limit caps what it sends, so a higher limit sends more into five
+    # slots, and more are refused for no room: the unserved share rises with the limit.
+    (tmp_path / "world.toml").write_text(TINY_WORLD)
+    scenario = tmp_path / "knob.toml"
+    told = LIMIT_KNOB.replace('version = "1.0.0"', 'version = "1.0.0"\nworld = "world.toml"')
+    scenario.write_text(told.replace('preset = "edgegap-sdk"', 'preset = "naive"'))
+    folder = tmp_path / "advice"
+    args = ("--check", "share_unserved < 0.01", "--jobs", "1", "--results-dir", folder)
+    done = advise(scenario, *args)
+    assert done.exit_code == 1, done.output
+    facts = orjson.loads((folder / "advice.json").read_bytes())
+    limits = [probe["point"]["limit"] for probe in facts["probes"]]
+    assert len(limits) <= 5, limits  # not 30 probes up to thousands a second
+    assert max(limits) >= 2 * min(limits)
+    assert "brought no failing check nearer (share_unserved 0.6533 -> 0.9958)" in facts["stuck"]
+
+
 def test_a_windows_formulas_size_the_window_not_the_days_busiest_hour():
     from edgebench.advise.instant import instant_answers
     from edgebench.platform import scenario_world

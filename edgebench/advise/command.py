@@ -623,32 +623,46 @@ def _least(advice: Advice, knob: str, answers: dict) -> float | None:
 
 def _stop_if_stuck(advice: Advice, failing: list[Probe]) -> None:
     """_stop_if_stuck raises Stuck once the limit has at least doubled over a few failing
-    probes and no checked figure moved: a check held back by capacity (422s for no room),
-    not by the limit, would have the walk raise the limit for ever."""
+    probes and no checked figure came nearer its bound: a check held back by capacity
+    (422s for no room), not by the limit, would have the walk raise the limit for ever. A
+    figure that got worse as the limit rose (a client that does not queue: what the limit
+    capped, now sent and refused for no room) did not come nearer."""
     if len(failing) < STUCK_PROBES:
         return
     low, high = min(failing, key=lambda p: p.value), max(failing, key=lambda p: p.value)
     if high.value < STUCK_SPAN * low.value:
         return
-    metrics = {check.metric for check in advice.checks}
-    moved = [m for m in metrics if _moved(low.metrics.get(m), high.metrics.get(m))]
-    if moved:
+    from analysis.thresholds import evaluate
+
+    failed = [r.check for r in evaluate(advice.checks, high.metrics) if not r.passed]
+    checks = {check.metric: check.op for check in failed}
+    if any(_nearer(low.metrics.get(m), high.metrics.get(m), op) for m, op in checks.items()):
         return
     figures = ", ".join(
-        f"{m} {low.metrics.get(m)} -> {high.metrics.get(m)}" for m in sorted(metrics)
+        f"{m} {_figure(low.metrics.get(m))} -> {_figure(high.metrics.get(m))}"
+        for m in sorted(checks)
     )
     raise Stuck(
-        f"raising the limit from {low.value:g}/s to {high.value:g}/s moved no failing check "
-        f"({figures}): the limit is not what holds it back; capacity would (private hosts: "
-        "--vary hosts:FLEET, or the world's locations), see the probes' 422 causes"
+        f"raising the limit from {low.value:g}/s to {high.value:g}/s brought no failing check "
+        f"nearer ({figures}): the limit is not what holds it back; capacity would (private "
+        "hosts: --vary hosts:FLEET, or the world's locations), see the probes' 422 causes"
     )
 
 
-def _moved(before: object, after: object) -> bool:
-    """_moved: a checked figure changed by STUCK_SHARE of itself or more (unknown: moved)."""
+def _figure(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _nearer(before: object, after: object, op: str) -> bool:
+    """_nearer: a checked figure moved towards its bound (a `<` check's down, a `>` one's up)
+    by STUCK_SHARE of itself or more (unknown: it may have)."""
     if not isinstance(before, int | float) or not isinstance(after, int | float):
         return before != after
-    return abs(after - before) > STUCK_SHARE * max(abs(before), abs(after), 1e-9)
+    if op in ("==", "!="):  # any move may be the one
+        gain = abs(after - before)
+    else:
+        gain = before - after if op.startswith("<") else after - before
+    return gain > STUCK_SHARE * max(abs(before), abs(after), 1e-9)
 
 
 def _valued(probe: Probe, value: float) -> Probe:
