@@ -17,7 +17,7 @@ from gevent.event import Event
 
 from edgebench.plan.payloads import DEPLOY
 from edgebench.plan.scenario import load_scenario
-from edgebench.records import read_records
+from edgebench.records import REQUEST_NAMES, read_records
 from edgebench.simulate.engine import Simulation, Sink
 from edgebench.traffic.run import TrafficRun, WorkerSlice
 from emulator import Distribution, EmulatorConfig, load_world
@@ -198,7 +198,8 @@ class Memory(Sink):
     def __init__(self) -> None:
         self.requests: list[dict] = []
 
-    def request(self, record: dict) -> None:
+    def request(self, row: tuple) -> None:
+        record = dict(zip(REQUEST_NAMES, row, strict=True))
         self.requests.append(record)
 
 

@@ -278,6 +278,7 @@ def test_a_bare_match_length_of_a_few_seconds_is_warned_about(tmp_path):
 def simulated_queue(scenario) -> tuple[int, float]:
     """simulated_queue is a simulation's most matches waiting for the limiter at once, and the
     longest wait of a sent one."""
+    from edgebench.records import REQUEST_NAMES
     from edgebench.simulate.command import model_config
     from edgebench.simulate.engine import Simulation, Sink
 
@@ -286,7 +287,8 @@ def simulated_queue(scenario) -> tuple[int, float]:
             self.moves: list[tuple[float, int]] = []
             self.longest = 0.0
 
-        def request(self, record: dict) -> None:
+        def request(self, row: tuple) -> None:
+            record = dict(zip(REQUEST_NAMES, row, strict=True))
             waited = record["queue_ms"]
             if waited and record["t_send"] is not None:
                 self.moves += [(record["t_send"] - waited / 1000, 1), (record["t_send"], -1)]

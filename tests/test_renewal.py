@@ -13,6 +13,7 @@ from edgebench.plan.forecast import Forecast, plan
 from edgebench.plan.renewal import Length, Renewal
 from edgebench.plan.scenario import load_scenario, with_duration
 from edgebench.plan.schedule import Schedule
+from edgebench.records import REQUEST_NAMES
 
 from .conftest import edgebench
 
@@ -169,7 +170,8 @@ class Collected:
         self.first: list[dict] = []
         self.readings: list[dict] = []
 
-    def request(self, record: dict) -> None:
+    def request(self, row: tuple) -> None:
+        record = dict(zip(REQUEST_NAMES, row, strict=True))
         if record["attempt"] == 1:
             self.first.append(record)
 

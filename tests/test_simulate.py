@@ -20,7 +20,7 @@ from edgebench.cli import main
 from edgebench.plan.overrides import OVERRIDDEN, override_words
 from edgebench.plan.scenario import load_scenario, with_duration
 from edgebench.plan.schedule import Schedule
-from edgebench.records import REQUEST_FIELDS, read_columnar, read_records
+from edgebench.records import REQUEST_FIELDS, REQUEST_NAMES, read_columnar, read_records
 from edgebench.simulate.command import SimulatePlan, latency_distribution, simulate_into
 from edgebench.simulate.engine import Simulation, Sink, VirtualGuard
 from emulator import ApiModel, EmulatorConfig, load_world
@@ -53,7 +53,8 @@ class Memory(Sink):
     def __init__(self) -> None:
         self.requests, self.events, self.readings = [], [], []
 
-    def request(self, record: dict) -> None:
+    def request(self, row: tuple) -> None:
+        record = dict(zip(REQUEST_NAMES, row, strict=True))
         self.requests.append(record)
 
     def event(self, record: dict) -> None:
@@ -343,13 +344,14 @@ def test_the_simulators_records_reach_the_disk_at_least_once_a_second(
         "index": 0, "t_sched": 1.0, "endpoint": "POST /v2/deployments", "worker": "sim",
         "stage": 0, "offered_rate": 1.0, "outcome": "accepted", "match": 0, "attempt": 1,
     }  # fmt: skip
+    row = tuple(record[name] for name in REQUEST_NAMES)
     for _ in range(command.CHECK_EVERY):
-        sink.request(record)
+        sink.request(row)
     written = next(tmp_path.glob("requests-*"), None)
     assert written is None or written.stat().st_size == 0  # within the second: held
     now[0] += 1.0
     for _ in range(command.CHECK_EVERY):
-        sink.request(record)
+        sink.request(row)
     written = next(tmp_path.glob("requests-*"))
     assert len(read_records(written)[0]) == 2 * command.CHECK_EVERY  # a second on: written
     sink.close()

@@ -30,10 +30,12 @@ from edgebench.plan.schedule import Schedule
 from edgebench.platform import scenario_warnings, scenario_world
 from edgebench.records import (
     EVENT_FIELDS,
+    EVENT_NAMES,
     FLUSH_EVERY_S,
     PLACEMENTS_FILE,
     READINGS_FILE,
     REQUEST_FIELDS,
+    REQUEST_NAMES,
     ColumnarWriter,
     RecordWriter,
     log_name,
@@ -89,6 +91,7 @@ class FileSink(Sink):
     """FileSink writes a simulation's records where a live run's would be."""
 
     def __init__(self, folder: Path, run_id: str, columnar: bool = False) -> None:
+        self.columnar = columnar
         self.requests: RecordWriter | ColumnarWriter
         self.events: RecordWriter | ColumnarWriter
         if columnar:  # Arrow: a fourteenth of the bytes (results/README.md, "Arrow records")
@@ -105,16 +108,18 @@ class FileSink(Sink):
         self._held = 0
         self._flushed = time.monotonic()
 
-    def request(self, record: dict) -> None:
-        self._counted(self.requests, record)
+    def request(self, row: tuple) -> None:
+        self._counted(
+            self.requests, row if self.columnar else dict(zip(REQUEST_NAMES, row, strict=True))
+        )
 
     def event(self, record: dict) -> None:
-        self._counted(self.events, record)
+        self._counted(self.events, _event_row(record) if self.columnar else record)
 
     def reading(self, record: dict) -> None:
         self.readings.add(record)
 
-    def _counted(self, writer: RecordWriter | ColumnarWriter, record: dict) -> None:
+    def _counted(self, writer, record) -> None:
         writer.add(record)
         self._held += 1
         # At least once a second, as every writer of a run (results/README.md): a killed
@@ -145,11 +150,11 @@ class HeldSink(Sink):
         self.events = ColumnarWriter(None, EVENT_FIELDS)
         self.readings: list[dict] = []
 
-    def request(self, record: dict) -> None:
-        self.requests.add(record)
+    def request(self, row: tuple) -> None:
+        self.requests.add(row)
 
     def event(self, record: dict) -> None:
-        self.events.add(record)
+        self.events.add(_event_row(record))
 
     def reading(self, record: dict) -> None:
         self.readings.append(record)
@@ -157,6 +162,10 @@ class HeldSink(Sink):
     def close(self) -> None:
         self.requests.close()
         self.events.close()
+
+
+def _event_row(record: dict) -> tuple:
+    return tuple(record[name] for name in EVENT_NAMES)
 
 
 def latency_distribution(text: str | None) -> Distribution:

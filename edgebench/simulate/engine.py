@@ -43,11 +43,11 @@ from edgebench.records import (
     BACKOFF,
     CLOUD,
     FAILED,
+    attempt_row,
     emulator_reading,
     event_record,
+    match_head,
     outcome_of,
-    request_record,
-    scheduled_fields,
 )
 from edgebench.simulate.batch import BatchParties, DrawnParty
 from emulator import (
@@ -72,9 +72,10 @@ SAMPLE_EVERY_S = 1.0  # the emulator's readings, as `edgebench run` takes them
 
 
 class Sink:
-    """Sink receives what a simulation writes: request and event records, emulator readings."""
+    """Sink receives what a simulation writes: request records (rows: records.attempt_row),
+    event records, emulator readings."""
 
-    def request(self, record: dict) -> None: ...
+    def request(self, row: tuple) -> None: ...
     def event(self, record: dict) -> None: ...
     def reading(self, record: dict) -> None: ...
 
@@ -90,7 +91,7 @@ class Match:
     players: int | None
     request: DeployRequest | None  # None: the body does not pass the API's check (a 400)
     deadline: float | None
-    scheduled: dict  # what each attempt's record says of the match (records.scheduled_fields)
+    head: tuple  # what each attempt's row says of the match (records.match_head)
 
     def checked(self) -> DeployRequest:
         """checked is the request as the API's body check passes it (raising: a 400)."""
@@ -269,8 +270,11 @@ class Simulation:
         else:
             request = self._request(party, arrival)
             endpoint, region, players = party.endpoint, party.region, party.players
-        scheduled = scheduled_fields(arrival, due, WORKER)
-        return Match(arrival, due, endpoint, region, players, request, deadline, scheduled)
+        head = match_head(
+            arrival.index, due, endpoint, region, players, WORKER, arrival.stage,
+            arrival.offered_rate,
+        )  # fmt: skip
+        return Match(arrival, due, endpoint, region, players, request, deadline, head)
 
     def _request(self, party: DrawnParty, arrival: Arrival) -> DeployRequest | None:
         """_request is the party's deploy as the API reads it: its kind's fields, checked once
@@ -326,23 +330,20 @@ class Simulation:
         if decision.pause_until is not None:
             self.pause_until = max(self.pause_until, decision.pause_until)
         self.sink.request(
-            request_record(
-                **match.scheduled,
-                endpoint=match.endpoint,
-                outcome=outcome_of(status),
-                region=match.region,
-                players=match.players,
-                t_send=_micro(send),
-                status=status,
-                latency_ms=_ms(answered - send),
-                latency_sched_ms=_ms(answered - match.due),
-                request_id=request_id,
-                cause=cause,
-                attempt=attempt,
-                queue_ms=_ms(send - entered) if self.guard else None,
-                final=decision.final,
-                location=location,
-                host=host,
+            attempt_row(
+                match.head,
+                outcome_of(status),
+                _micro(send),
+                status,
+                _ms(answered - send),
+                _ms(answered - match.due),
+                request_id,
+                cause,
+                attempt,
+                _ms(send - entered) if self.guard else None,
+                decision.final,
+                location,
+                host,
             )
         )
         if decision.retry_at is not None:
@@ -395,15 +396,10 @@ class Simulation:
 
     def _unsent(self, match, outcome, attempt, entered, final) -> None:
         queue_ms = None if entered is None else round((self.now - entered) * 1000, 3)
+        # Never sent: no body, so no region or players, as a live run's record of it.
+        head = (*match.head[:3], None, None, *match.head[5:])
         self.sink.request(
-            request_record(
-                **match.scheduled,
-                endpoint=match.endpoint,
-                outcome=outcome,
-                attempt=attempt,
-                queue_ms=queue_ms,
-                final=final,
-            )
+            attempt_row(head, outcome, attempt=attempt, queue_ms=queue_ms, final=final)
         )
 
 
