@@ -237,16 +237,18 @@ class HostGroups:
             if not isinstance(whole, dict):
                 return
             changes = {host: 0 for host in self._held if host not in whole} | whole
-        for host, held in changes.items():
-            self._change(host, held if isinstance(held, int) else 0)
-        for rows, now in zip(self._rows, self._now, strict=True):
-            rows.append({"t": reading.get("t")} | now)
-
-    def _change(self, host: str, held: int) -> None:
-        change = held - self._held.get(host, 0)
-        self._held[host] = held
-        for group, now in zip(self._group(host), self._now, strict=True):
-            now[group] = now.get(group, 0) + change
+        state, groups = self._held, self._groups
+        by_fleet, by_city = self._now
+        for host, told in changes.items():  # a day's millions: kept to the bone
+            held = told if isinstance(told, int) else 0
+            change = held - state.get(host, 0)
+            state[host] = held
+            fleet, city = groups.get(host) or self._group(host)
+            by_fleet[fleet] = by_fleet.get(fleet, 0) + change
+            by_city[city] = by_city.get(city, 0) + change
+        t = reading.get("t")
+        self._rows[0].append({"t": t} | by_fleet)
+        self._rows[1].append({"t": t} | by_city)
 
     def _group(self, host: str) -> tuple[str, str]:
         if host not in self._groups:

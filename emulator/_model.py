@@ -180,15 +180,17 @@ class ApiModel:
 
     def create(self, request: DeployRequest, now: float) -> Answer:
         """create places a checked deploy at platform time now."""
+        hosts = None
         if request.private_host_ids:
-            i = self.platform.host_list(request.private_host_ids).first_unknown
+            hosts = self.platform.host_list(request.private_host_ids)
+            i = hosts.first_unknown
             if i >= 0:
                 details = {"field": f"private_host_ids[{i}]", "reason": "unknown host"}
                 return Answer(400, None, UNKNOWN_HOST, details)
         if not self.config.world.knows(request.application, request.version):
             details = {"field": "application", "reason": "not registered"}
             return Answer(400, None, INVALID_APPLICATION, details)
-        dep = self.platform.deploy(request, now)
+        dep = self.platform.deploy(request, now, hosts)
         if dep.status is Status.ERROR:
             return Answer(422, dep, f"{ALLOCATION_FAILED}: {dep.error_detail}")
         return Answer(202, dep)

@@ -217,6 +217,11 @@ class Platform:
     def reset(self) -> None:
         """reset forgets every deployment and re-seeds every random draw."""
         self._rng = random.Random(self.seed)
+        lifecycle = self.world.lifecycle
+        self._match_draws = tuple(  # a match's own draws: boot where cached, where not, length
+            d.sampler(self._rng)
+            for d in (lifecycle.cached_boot_s, lifecycle.boot_s, lifecycle.lifetime_s)
+        )
         self._id_rng = random.Random(f"ids-{self.seed}")
         self._location_used = [0] * len(self.world.locations)
         self._host_used = dict.fromkeys(self.world.private_hosts, 0)
@@ -243,20 +248,21 @@ class Platform:
 
     # Requests -------------------------------------------------------------
 
-    def deploy(self, request: DeployRequest, now: float) -> Deployment:
-        """deploy places a request: SEEKING where it fits, ERROR (a 422) where nothing does."""
+    def deploy(
+        self, request: DeployRequest, now: float, hosts: HostList | None = None
+    ) -> Deployment:
+        """deploy places a request: SEEKING where it fits, ERROR (a 422) where nothing does
+        (hosts: its host list's record, where the caller has it: host_list's)."""
         dep = self._new_deployment(request, now)
         self.created += 1
         # The match's own draws, made whatever its placement: a deployment that lands on
         # another host, or on the cloud, leaves every later draw as it was (so one
         # simulation's placements answer for every fleet size: edgebench.advise.onepass).
-        lifecycle = self.world.lifecycle
-        draws = (
-            self._draw(lifecycle.cached_boot_s),
-            self._draw(lifecycle.boot_s),
-            self._draw(lifecycle.lifetime_s),
-        )
-        target, cause = self._place(request)
+        cached_boot, boot, lifetime = self._match_draws
+        draws = (cached_boot(), boot(), lifetime())
+        if request.private_host_ids and hosts is None:
+            hosts = self.host_list(request.private_host_ids)
+        target, cause = self._place(request, hosts)
         if target is None:  # _place says why whenever it finds no place
             self._fail(dep, cause or Cause.NO_CAPACITY, now)
         else:
@@ -264,11 +270,12 @@ class Platform:
         if request.private_host_ids is not None and cause is None:
             self.fleet_placements["private" if isinstance(target, PrivateHost) else "cloud"] += 1
             if self.fleet_log is not None:
-                self._log_fleet(request, target, now, draws)
+                assert hosts is not None  # a fleet deploy's: looked up above
+                self._log_fleet(request, hosts, target, now, draws)
         return dep
 
     def _log_fleet(
-        self, request: DeployRequest, target, now: float, draws: tuple[float, float, float]
+        self, request: DeployRequest, hosts: HostList, target, now: float, draws: tuple
     ) -> None:
         """_log_fleet keeps a fleet deploy's placement: the host's place in the request's
         list (0: the cloud), when, its draws, and whether the cloud location it went to, or
@@ -371,10 +378,12 @@ class Platform:
             if request_id not in self._deployments:
                 return request_id
 
-    def _place(self, request: DeployRequest) -> tuple[PrivateHost | int | None, Cause | None]:
+    def _place(
+        self, request: DeployRequest, hosts: HostList | None = None
+    ) -> tuple[PrivateHost | int | None, Cause | None]:
         """_place picks a private host, or the index of a location, or says why neither."""
         if request.private_host_ids:
-            host = self._first_with_room(request.private_host_ids)
+            host = self._first_with_room(hosts or self.host_list(request.private_host_ids))
             if host is not None:
                 return host, None
         players = request.centre
@@ -404,10 +413,10 @@ class Platform:
         self._recent[id(ids)] = (ids, hosts)
         return hosts
 
-    def _first_with_room(self, ids: tuple[str, ...]) -> PrivateHost | None:
+    def _first_with_room(self, listed: HostList) -> PrivateHost | None:
         """_first_with_room is the first host of the list (in its order) that is ACTIVE and
         has a free slot: ordered hunting, as Edgegap tries a fleet deploy's hosts."""
-        heap = self.host_list(ids).heap
+        heap, ids = listed.heap, listed.ids
         hosts, used = self.world.private_hosts, self._host_used
         while heap:
             host = hosts[ids[heap[0]]]
@@ -503,9 +512,11 @@ class Platform:
         """_occupy takes a slot of the private host or of the location (an index)."""
         if isinstance(target, PrivateHost):
             dep.host, dep.location = target, target.location
-            self._host_used[target.id] += 1
-            self._hosts_in_use[target.id] = self._host_used[target.id]
-            self._held_at(target, 1)
+            used = self._host_used[target.id] = self._host_used[target.id] + 1
+            self._hosts_in_use[target.id] = used
+            self._private_held += 1
+            self._city_held[target.location.city] += 1
+            self._hosts_changed.add(target.id)
         else:
             dep.location, dep.location_index = self.world.locations[target], target
             self._location_used[target] += 1
@@ -553,18 +564,15 @@ class Platform:
             if used == dep.host.capacity - 1:  # it was full: back
                 for heap, place in self._lists_of.get(dep.host.id, ()):
                     heapq.heappush(heap, place)
-            self._held_at(dep.host, -1)
+            self._private_held -= 1
+            self._city_held[dep.host.location.city] -= 1
+            self._hosts_changed.add(dep.host.id)
         elif dep.location_index >= 0:
             self._location_used[dep.location_index] -= 1
         self._active.pop(dep.request_id, None)
         self._terminated.append(dep.request_id)
         while len(self._terminated) > self.retain_terminated:
             self._deployments.pop(self._terminated.popleft(), None)
-
-    def _held_at(self, host: PrivateHost, change: int) -> None:
-        self._private_held += change
-        self._city_held[host.location.city] += change
-        self._hosts_changed.add(host.id)
 
     def _schedule(self, dep: Deployment, kind: str, due: float) -> None:
         self._events.push(due, (due, dep, kind))
