@@ -130,3 +130,18 @@ def test_the_count_is_every_arrival_the_schedule_makes(path):
     assert Schedule.from_scenario(scenario).count() == sum(
         1 for _ in Schedule.from_scenario(scenario).arrivals()
     )
+
+
+def test_due_blocks_are_the_arrivals_due_times_in_bulk():
+    import numpy as np
+
+    from edgebench.plan.queue import _per_window
+
+    stages = [("ramp", 30, 80), ("hold", 20, 80), ("spike", 5, 300)]
+    for plan in (schedule(stages), schedule(stages, limit=40, margin_s=0.015)):  # blocks, not
+        due = [a.due_s for block in plan.arrival_blocks(500) for a in block]
+        assert np.concatenate(list(plan.due_blocks(500))).tolist() == due
+        counts = [0] * (math.floor(max(due)) + 1)
+        for t in due:
+            counts[math.floor(t / 1.0 + 1e-9)] += 1
+        assert _per_window(plan) == counts  # the limit's windows: a second each

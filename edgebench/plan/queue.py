@@ -147,13 +147,16 @@ class Early:
 
 def _per_window(schedule: Schedule) -> list[int]:
     """_per_window counts the schedule's arrivals due in each window of the limit."""
-    counts: list[int] = []
-    for block in schedule.arrival_blocks(BLOCK):
-        for arrival in block:
-            window = math.floor(arrival.due_s / WINDOW_S + 1e-9)
-            counts.extend([0] * (window + 1 - len(counts)))
-            counts[window] += 1
-    return counts
+    import numpy as np
+
+    counts = np.zeros(0, dtype=np.int64)
+    for due in schedule.due_blocks(BLOCK):
+        windows = np.floor(due / WINDOW_S + 1e-9).astype(np.int64)
+        tally = np.bincount(windows)
+        if len(tally) > len(counts):
+            counts = np.concatenate([counts, np.zeros(len(tally) - len(counts), np.int64)])
+        counts[: len(tally)] += tally
+    return counts.tolist()
 
 
 def _give_up(
