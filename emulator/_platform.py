@@ -188,9 +188,10 @@ class FleetLog:
         self.origin.append(self.origins.setdefault(origin, len(self.origins)))
         self.place.append(place)
         self.at.append(at)
-        columns = (self.cached_boot_s, self.boot_s, self.lifetime_s)
-        for column, value in zip(columns, draws, strict=True):
-            column.append(value)
+        cached_boot_s, boot_s, lifetime_s = draws
+        self.cached_boot_s.append(cached_boot_s)
+        self.boot_s.append(boot_s)
+        self.lifetime_s.append(lifetime_s)
         self.cloud_cached.append(cached)
 
 
@@ -549,9 +550,10 @@ class Platform:
 
     def _set_status(self, dep: Deployment, status: Status, now: float) -> None:
         dep.last_status, dep.status = dep.status, status
-        event = WEBHOOK_EVENTS.get(status)
-        if event and event in dep.webhooks:
-            self.outbox.append((event, copy.copy(dep), now))
+        if dep.webhooks:  # most deployments ask for none
+            event = WEBHOOK_EVENTS.get(status)
+            if event and event in dep.webhooks:
+                self.outbox.append((event, copy.copy(dep), now))
 
     def _release(self, dep: Deployment, now: float) -> None:
         dep.removed_at = now

@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +54,7 @@ from edgebench.simulate.pool import Job, ProbePool, default_jobs
 from edgebench.warm import wants_warm
 
 LIMIT = "limit"
+_THREADS = ThreadPoolExecutor(1, thread_name_prefix="advice-curves")
 MOST_HOSTS = 100_000
 MOST_LIMIT = 100_000
 # An estimate of a probe's time, from the machine's simulation speed (bench/ figures): a
@@ -109,6 +112,17 @@ class Advice:
     answers: dict[str, float] = field(default_factory=dict)
     curves: dict[str, dict] = field(default_factory=dict)  # each fleet's, from the one pass
     _seen: dict[tuple, Probe] = field(default_factory=dict)
+    _drawing: dict[str, Future] = field(default_factory=dict)
+
+    def curve_later(self, name: str, work: Callable[..., dict], *args: object) -> None:
+        """curve_later works a curve out in a thread while the probes that confirm the answer
+        simulate (this process only waits for them then): curves_done collects it."""
+        self._drawing[name] = _THREADS.submit(work, *args)
+
+    def curves_done(self) -> None:
+        """curves_done waits for the curves worked out in a thread, into `curves`."""
+        drawing, self._drawing = self._drawing, {}
+        self.curves |= {name: future.result() for name, future in drawing.items()}
 
     def at(self, point: dict[str, float], placements: bool = False, waits: bool = False):
         """at is the probe of a point (every knob's value): simulated once, then remembered;
@@ -264,6 +278,7 @@ def advise(plan: AdvisePlan) -> int:
     began = time.monotonic()
     with ProbePool(jobs, probe_one) as advice.pool:
         final = _search(advice, knobs, start, plan.minimize == "cost")
+    advice.curves_done()
     facts = _facts(plan, advice, instant, start, final, time.monotonic() - began, world_file)
     if plan.sensitivity and facts["final"]:
         facts["sensitivity"] = _over_assumptions(advice, facts["final"], folder)
@@ -478,7 +493,7 @@ def _limit_from(advice: Advice, point: dict, answers: dict) -> int:
             "the limit is not what holds it back; capacity would (private hosts: --vary "
             "hosts:FLEET, or the world's locations), see the probe's 422 causes"
         )
-    advice.curves["limit"] = _limit_curve(demand, max_wait, least, answers[LIMIT], high)
+    advice.curve_later("limit", _limit_curve, demand, max_wait, least, answers[LIMIT], high)
     return least
 
 
