@@ -281,7 +281,6 @@ class Platform:
         """_log_fleet keeps a fleet deploy's placement: the host's place in the request's
         list (0: the cloud), when, its draws, and whether the cloud location it went to, or
         would go to first (the nearest), has the image cached (how it boots there)."""
-        hosts = self.host_list(request.private_host_ids or ())
         if isinstance(target, PrivateHost):
             place = hosts.place_of[target.id] + 1
             centre = request.centre  # None: players not located, a 422 on the cloud
