@@ -13,7 +13,7 @@ its processes); its answer's cost a day within 0.5% of the grid's cheapest passi
 the grid's figures equal to the separate simulations' (overflow shares exactly, the cost to
 the cent). Writes bench/out/advise_day.json; exit 1 when a target is missed.
 
-Usage: make bench-advise-day  (about 12 minutes: advise, then three separate days)
+Usage: make bench-advise-day  (about 13 minutes: advise, then three separate days)
 """
 
 from __future__ import annotations
