@@ -214,8 +214,7 @@ def _held_by(readings, manifest: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
         hosts.read(reading)
         if isinstance(reading.get("by_location"), dict):
             cities.append({"t": reading.get("t")} | reading["by_location"])
-    held = pd.DataFrame(cities).fillna(0) if cities else pd.DataFrame(columns=["t"])
-    return hosts.frame(0), hosts.frame(1), held
+    return *hosts.frames(), _held_frame(cities)
 
 
 class HostGroups:
@@ -226,8 +225,10 @@ class HostGroups:
         self._known = known if isinstance(known, dict) else {}
         self._held: dict[str, int] = {}  # each host's slots held now
         self._groups: dict[str, tuple[str, str]] = {}  # host: (its fleet, its city)
-        self._now: tuple[dict[str, int], dict[str, int]] = ({}, {})
-        self._rows: tuple[list[dict], list[dict]] = ([], [])
+        self._by_fleet: dict[str, int] = {}  # slots held now
+        self._by_city: dict[str, int] = {}
+        self._fleet_rows: list[dict] = []  # a row a reading
+        self._city_rows: list[dict] = []
 
     def read(self, reading: dict) -> None:
         """read takes one reading's hosts (none named: a reading of no hosts, not a row)."""
@@ -237,32 +238,31 @@ class HostGroups:
             if not isinstance(whole, dict):
                 return
             changes = {host: 0 for host in self._held if host not in whole} | whole
-        state, groups = self._held, self._groups
-        by_fleet, by_city = self._now
+        state, by_fleet, by_city = self._held, self._by_fleet, self._by_city
         for host, told in changes.items():  # a day's millions: kept to the bone
             held = told if isinstance(told, int) else 0
             change = held - state.get(host, 0)
             state[host] = held
-            fleet, city = groups.get(host) or self._group(host)
+            fleet, city = self._groups.get(host) or self._group(host)
             by_fleet[fleet] = by_fleet.get(fleet, 0) + change
             by_city[city] = by_city.get(city, 0) + change
         t = reading.get("t")
-        self._rows[0].append({"t": t} | by_fleet)
-        self._rows[1].append({"t": t} | by_city)
+        self._fleet_rows.append({"t": t} | by_fleet)
+        self._city_rows.append({"t": t} | by_city)
 
     def _group(self, host: str) -> tuple[str, str]:
-        if host not in self._groups:
-            told = self._known.get(host) or {}
-            self._groups[host] = (
-                told.get("fleet") or "private hosts",
-                told.get("location") or host,
-            )
-        return self._groups[host]
+        told = self._known.get(host) or {}
+        group = (told.get("fleet") or "private hosts", told.get("location") or host)
+        self._groups[host] = group
+        return group
 
-    def frame(self, by: int) -> pd.DataFrame:
-        """frame is t, then a column a fleet (by 0) or a city (by 1)."""
-        rows = self._rows[by]
-        return pd.DataFrame(rows).fillna(0) if rows else pd.DataFrame(columns=["t"])
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """frames are (by fleet, by city): t, then a column a fleet or a city."""
+        return _held_frame(self._fleet_rows), _held_frame(self._city_rows)
+
+
+def _held_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows).fillna(0) if rows else pd.DataFrame(columns=["t"])
 
 
 def _foreign_files(folder: Path, logs: dict[str, list[Path]]) -> list[str]:

@@ -226,7 +226,6 @@ class Platform:
         self._id_rng = random.Random(f"ids-{self.seed}")
         self._location_used = [0] * len(self.world.locations)
         self._host_used = dict.fromkeys(self.world.private_hosts, 0)
-        self._hosts_in_use: dict[str, int] = {}  # the hosts holding a slot, and how many
         # Kept as slots come and go: a reading a second of thousands of hosts adds them up
         # in no time (the private slots held, per city; the hosts changed since last asked).
         self._private_held = 0
@@ -338,7 +337,7 @@ class Platform:
         return sum(self._location_used) + self._private_held
 
     def active_by_host(self) -> dict[str, int]:
-        return dict(self._hosts_in_use)
+        return {host: used for host, used in self._host_used.items() if used}
 
     def drain_host_changes(self) -> dict[str, int]:
         """drain_host_changes is each private host's slots held, for the hosts whose count
@@ -512,8 +511,7 @@ class Platform:
         """_occupy takes a slot of the private host or of the location (an index)."""
         if isinstance(target, PrivateHost):
             dep.host, dep.location = target, target.location
-            used = self._host_used[target.id] = self._host_used[target.id] + 1
-            self._hosts_in_use[target.id] = used
+            self._host_used[target.id] += 1
             self._private_held += 1
             self._city_held[target.location.city] += 1
             self._hosts_changed.add(target.id)
@@ -558,10 +556,6 @@ class Platform:
         dep.removed_at = now
         if dep.host is not None:
             used = self._host_used[dep.host.id] = self._host_used[dep.host.id] - 1
-            if used:
-                self._hosts_in_use[dep.host.id] = used
-            else:
-                del self._hosts_in_use[dep.host.id]
             if used == dep.host.capacity - 1:  # it was full: back
                 for heap, place in self._lists_of.get(dep.host.id, ()):
                     heapq.heappush(heap, place)

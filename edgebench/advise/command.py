@@ -32,7 +32,7 @@ import orjson
 
 from edgebench._errors import EdgebenchError
 from edgebench.advise.instant import InstantAnswers, instant_answers, wait_bound
-from edgebench.advise.onepass import Sizing
+from edgebench.advise.onepass import PASS_TRIES, Sizing, pass_hosts
 from edgebench.costs import cost_basis, refuse_window_cost, slice_of_a_day
 from edgebench.plan.overrides import (
     Overrides,
@@ -423,8 +423,8 @@ def _one_pass(advice: Advice, knobs: list[str], answers: dict, cheap: bool) -> d
     point = dict(answers)
     if queued:
         point[LIMIT] = float(max(2 * answers[LIMIT], math.ceil(2 * peak_rate(advice.scenario)), 2))
-    point |= {knob: float(max(2 * int(answers[knob]) + 4, 8)) for knob in fleets}
-    for _ in range(ONE_PASS_TRIES):
+    point |= {knob: float(pass_hosts(answers[knob])) for knob in fleets}
+    for _ in range(PASS_TRIES):
         advice.at(point, placements=bool(fleets), waits=queued)
         if not fleets:
             break
@@ -443,7 +443,7 @@ def _one_pass(advice: Advice, knobs: list[str], answers: dict, cheap: bool) -> d
             if sized is None:
                 return None
             found |= sized
-    finally:  # what the pass read (a day's records, its placements) goes, unless kept
+    finally:  # what the pass read (its placements, its matches' waits) goes, unless kept
         _drop_records(advice.folder_of(point), advice.keep_records)
     click.echo(
         "  one pass: " + ", ".join(f"{k} {v:g}" for k, v in found.items())
@@ -528,7 +528,6 @@ def _limit_curve(demand, max_wait, least: int, formula: float, high: int) -> dic
     }
 
 
-ONE_PASS_TRIES = 3  # simulations with more hosts, while a fleet's last host was reached
 CURVE_POINTS = 30  # limits the advice page draws: each a queue over a day's matches
 
 

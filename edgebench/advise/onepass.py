@@ -27,6 +27,14 @@ import orjson
 
 from checks.records import PLACEMENTS_FILE
 
+PASS_TRIES = 3  # simulations of the pass, more hosts each, while a deploy reached the last
+
+
+def pass_hosts(start: float) -> int:
+    """pass_hosts is a fleet's host count for its one pass: twice its start and some, so no
+    deploy reaches its last host (where one does, the pass is simulated again, doubled)."""
+    return max(2 * int(start) + 4, 8)
+
 
 @dataclass(frozen=True)
 class FleetCurve:

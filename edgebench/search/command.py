@@ -204,11 +204,11 @@ def _hosts_in_one_pass(plan, scenario, space, checks, folder, knee: Knee, pool) 
     --minimize cost, the cheapest over the whole range) from one simulation with the fleet
     large (edgebench.advise.onepass), confirmed by simulating it and one host fewer; None
     where that does not hold (the search then brackets and bisects as for any knob)."""
-    from edgebench.advise.onepass import Sizing
+    from edgebench.advise.onepass import PASS_TRIES, Sizing, pass_hosts
     from edgebench.records import PLACEMENTS_FILE
 
-    fleet, big = space.name or "", max(2 * int(space.start) + 4, 8)
-    for _ in range(3):  # more hosts while a deploy reached the last one
+    fleet, big = space.name or "", pass_hosts(space.start)
+    for _ in range(PASS_TRIES):
         [probe] = _probes(plan, scenario, space, checks, [float(big)], folder, knee, pool, True)
         knee.probes.append(probe)
         place = folder / probe.metrics["folder"]

@@ -119,7 +119,7 @@ class FileSink(Sink):
     def reading(self, record: dict) -> None:
         self.readings.add(record)
 
-    def _counted(self, writer, record) -> None:
+    def _counted(self, writer: RecordWriter | ColumnarWriter, record) -> None:
         writer.add(record)
         self._held += 1
         # At least once a second, as every writer of a run (results/README.md): a killed

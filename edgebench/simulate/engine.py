@@ -87,8 +87,6 @@ class Match:
     arrival: Arrival
     due: float
     endpoint: str
-    region: str | None
-    players: int | None
     request: DeployRequest | None  # None: the body does not pass the API's check (a 400)
     deadline: float | None
     head: tuple  # what each attempt's row says of the match (records.match_head)
@@ -274,7 +272,7 @@ class Simulation:
             arrival.index, due, endpoint, region, players, WORKER, arrival.stage,
             arrival.offered_rate,
         )  # fmt: skip
-        return Match(arrival, due, endpoint, region, players, request, deadline, head)
+        return Match(arrival, due, endpoint, request, deadline, head)
 
     def _request(self, party: DrawnParty, arrival: Arrival) -> DeployRequest | None:
         """_request is the party's deploy as the API reads it: its kind's fields, checked once
@@ -396,8 +394,11 @@ class Simulation:
 
     def _unsent(self, match, outcome, attempt, entered, final) -> None:
         queue_ms = None if entered is None else round((self.now - entered) * 1000, 3)
-        # Never sent: no body, so no region or players, as a live run's record of it.
-        head = (*match.head[:3], None, None, *match.head[5:])
+        arrival = match.arrival  # never sent: no body, so no region or players, as live
+        head = match_head(
+            arrival.index, match.due, match.endpoint, None, None, WORKER, arrival.stage,
+            arrival.offered_rate,
+        )  # fmt: skip
         self.sink.request(
             attempt_row(head, outcome, attempt=attempt, queue_ms=queue_ms, final=final)
         )
